@@ -80,6 +80,8 @@ typedef struct {
     double ftol;                 /* > 0: also stop when (f_k - f_{k+1}) <= ftol max(|f_k|, |f_{k+1}|, 1) */
     double ls_tolerance_change;  /* bracket width test in the zoom (torch always passes 1e-9) */
     double c1, c2;               /* Wolfe constants (1e-4, 0.9) */
+    double curv_abs, curv_rel;   /* store a pair only if y.s > curv_abs and y.s > curv_rel y.y
+                                    (torch: 1e-10 and 0; scale-free choice: 0 and machine epsilon) */
     int64_t max_iter;            /* iterations per call sequence started from phase 0 */
     int64_t max_eval;            /* evaluations per call sequence started from phase 0 */
     int64_t max_ls;              /* cap on one line search's iterations (torch: unlimited = INT64_MAX) */

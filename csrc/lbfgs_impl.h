@@ -24,20 +24,25 @@ static double FO_FN(lb_dot)(const FO_T *FO_RESTRICT a, const FO_T *FO_RESTRICT b
     return (s0 + s1) + (s2 + s3);
 }
 
-/* ys = (g - prev_g) . (d * t), rounding y and s to FO_T first as torch does; nothing is written. */
-static double FO_FN(lb_ys)(const FO_T *g, const FO_T *pg, const FO_T *d, FO_T t, int64_t n) {
-    double s0 = 0.0, s1 = 0.0;
+/* ys = (g - prev_g) . (d * t) and yy = |g - prev_g|^2, rounding y and s to FO_T first as torch does;
+ * nothing is written. */
+static double FO_FN(lb_ys)(const FO_T *g, const FO_T *pg, const FO_T *d, FO_T t, int64_t n, double *yy) {
+    double s0 = 0.0, s1 = 0.0, q0 = 0.0, q1 = 0.0;
     int64_t i = 0;
     for (; i + 2 <= n; i += 2) {
         FO_T y0 = g[i] - pg[i], y1 = g[i + 1] - pg[i + 1];
         FO_T z0 = d[i] * t, z1 = d[i + 1] * t;
         s0 += (double)y0 * (double)z0;
         s1 += (double)y1 * (double)z1;
+        q0 += (double)y0 * (double)y0;
+        q1 += (double)y1 * (double)y1;
     }
     for (; i < n; ++i) {
         FO_T y0 = g[i] - pg[i], z0 = d[i] * t;
         s0 += (double)y0 * (double)z0;
+        q0 += (double)y0 * (double)y0;
     }
+    *yy = q0 + q1;
     return s0 + s1;
 }
 
@@ -188,8 +193,9 @@ iter_top:
     } else {
         /* memory update with y = g - prev_g, s = t d, only when the curvature y.s is positive enough */
         const FO_T tt = (FO_T)sc[FO_LBFGS_S_T];
-        const double ys = FO_FN(lb_ys)(g, pg, d, tt, n);
-        if (ys > 1e-10) {
+        double yy;
+        const double ys = FO_FN(lb_ys)(g, pg, d, tt, n, &yy);
+        if (ys > h->curv_abs && ys > h->curv_rel * yy) {
             int64_t len = iv[FO_LBFGS_I_HIST_LEN], st = iv[FO_LBFGS_I_HIST_START], k;
             if (len == m) { k = st; iv[FO_LBFGS_I_HIST_START] = (st + 1) % m; }
             else { k = len; iv[FO_LBFGS_I_HIST_LEN] = len + 1; }

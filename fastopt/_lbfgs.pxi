@@ -42,7 +42,7 @@ cdef extern from "fo_lbfgs.h" nogil:
         FO_LBFGS_I_RETRIED
         FO_LBFGS_I_STATUS
     ctypedef struct fo_lbfgs_hyper:
-        double lr, tolerance_grad, tolerance_change, ftol, ls_tolerance_change, c1, c2
+        double lr, tolerance_grad, tolerance_change, ftol, ls_tolerance_change, c1, c2, curv_abs, curv_rel
         int64_t max_iter, max_eval, max_ls, line_search, eval_last, report_iter, restart_bad_dir
     ctypedef struct fo_lbfgs_work:
         int64_t n, m
@@ -185,7 +185,8 @@ cdef class LBFGSCore:
         self.w.old_stps[k] = ps
 
     def set_hyper(self, double lr, double tolerance_grad, double tolerance_change, double ftol,
-                  double ls_tolerance_change, double c1, double c2, int64_t max_iter, int64_t max_eval,
+                  double ls_tolerance_change, double c1, double c2, double curv_abs, double curv_rel,
+                  int64_t max_iter, int64_t max_eval,
                   int64_t max_ls, bint line_search, bint eval_last, bint report_iter, bint restart_bad_dir):
         if not line_search and (self.w.xbest == NULL or self.w.gbest == NULL):
             raise ValueError("the fixed-step mode needs the xbest and gbest buffers")
@@ -196,6 +197,8 @@ cdef class LBFGSCore:
         self.h.ls_tolerance_change = ls_tolerance_change
         self.h.c1 = c1
         self.h.c2 = c2
+        self.h.curv_abs = curv_abs
+        self.h.curv_rel = curv_rel
         self.h.max_iter = max_iter
         self.h.max_eval = max_eval
         self.h.max_ls = max_ls

@@ -49,11 +49,12 @@ def minimize(fun: Callable, x0: Any, args: tuple = (), jac: bool | Callable | No
     r"""Minimise a smooth function of one vector by L-BFGS (fastopt's C core), scipy's way of calling.
 
     Each iteration computes the direction :math:`d_k = -H_k g_k` by the two-loop recursion over the last
-    ``history_size`` pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i` (pairs with
-    :math:`y_i^\top s_i \le 10^{-10}` are skipped), with :math:`H_k^0 = (y^\top s / y^\top y) I`, then
+    ``history_size`` pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`, with :math:`H_k^0 = (y^\top s / y^\top y) I`, then
     takes :math:`x_{k+1} = x_k + t_k d_k`, :math:`t_k` from a strong-Wolfe line search with cubic
     interpolation (:math:`c_1 = 10^{-4}`, :math:`c_2 = 0.9`; first trial :math:`t = 1`, or
-    :math:`\min(1, 1/\lVert g_0\rVert_1)` on the first iteration). It stops when
+    :math:`\min(1, 1/\lVert g_0\rVert_1)` on the first iteration).  Unlike torch (which skips pairs with
+    :math:`y^\top s \le 10^{-10}`), a pair is kept when :math:`y^\top s > \epsilon_{mach}\, y^\top y`, so the
+    memory keeps working when f and g are tiny near the minimum. It stops when
     :math:`\max_i |g_i| \le \text{gtol}` or :math:`(f_k - f_{k+1}) \le \text{ftol}\,\max(|f_k|, |f_{k+1}|, 1)`
     (scipy L-BFGS-B's tests and defaults), or when a budget runs out.
 
@@ -121,7 +122,7 @@ def minimize(fun: Callable, x0: Any, args: tuple = (), jac: bool | Callable | No
     mach = C.Machine(n, dtype, m, line_search)
     mach.x[...] = x_flat
     core, X, G, sc = mach.core, mach.x, mach.g, mach.sc
-    core.set_hyper(lr, gtol, 0.0, ftol, 1e-9, 1e-4, 0.9, maxiter, maxfun, maxls, line_search, True, True, True)
+    core.set_hyper(lr, gtol, 0.0, ftol, 1e-9, 1e-4, 0.9, 0.0, float(np.finfo(dtype).eps), maxiter, maxfun, maxls, line_search, True, True, True)
 
     counts = [0, 0]  # nfev, njev
 
