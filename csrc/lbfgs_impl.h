@@ -388,7 +388,12 @@ ls_end:
     {
         const int64_t lo = iv[FO_LBFGS_I_LOW];
         t = B[lo];
-        if (!(BF[lo] < sc[FO_LBFGS_S_F0])) { kind = FO_LBFGS_LS_FAILED; goto fail; }
+        /* no decrease: a failure, unless the step's evaluation budget (not the search's own cap) cut the
+         * search short — then, as torch does, the step ends on the best point (t may be 0) by max_eval */
+        if (!(BF[lo] < sc[FO_LBFGS_S_F0])
+            && !(iv[FO_LBFGS_I_LS_ITER] >= iv[FO_LBFGS_I_MAX_LS] && iv[FO_LBFGS_I_MAX_LS] < h->max_ls)) {
+            kind = FO_LBFGS_LS_FAILED; goto fail;
+        }
         sc[FO_LBFGS_S_T] = t;
         sc[FO_LBFGS_S_F] = BF[lo];
         FO_FN(lb_copy)(g, gb[lo], n);

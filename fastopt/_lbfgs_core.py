@@ -37,11 +37,11 @@ class Machine:
     allocated on demand by :meth:`add_slot`, so ``history_size`` costs memory only when it is used."""
 
     __slots__ = ("core", "x", "g", "d", "prev_g", "ro", "al", "sc", "iv", "old_dirs", "old_stps", "n", "m",
-                 "dtype")
+                 "dtype", "line_search")
 
     def __init__(self, n: int, dtype, m: int, line_search: bool, d=None, prev_g=None, ro=None, al=None):
         e = lambda: np.zeros(n, dtype)  # noqa: E731
-        self.n, self.m, self.dtype = n, m, np.dtype(dtype)
+        self.n, self.m, self.dtype, self.line_search = n, m, np.dtype(dtype), line_search
         self.x, self.g = e(), e()
         self.d = e() if d is None else d
         self.prev_g = e() if prev_g is None else prev_g
@@ -64,3 +64,15 @@ class Machine:
         self.core.set_slot(k, y, s)
         self.old_dirs.append(y)
         self.old_stps.append(s)
+
+    def rotate(self, start: int) -> None:
+        """Renumber the ring so that slot ``start`` (the oldest pair) becomes slot 0; no vector is copied."""
+        k = len(self.old_dirs)
+        if k != self.m:
+            raise RuntimeError("L-BFGS history ring rotated before it was full")
+        self.old_dirs = self.old_dirs[start:] + self.old_dirs[:start]
+        self.old_stps = self.old_stps[start:] + self.old_stps[:start]
+        self.ro[...] = np.roll(self.ro, -start)
+        for j, (y, s) in enumerate(zip(self.old_dirs, self.old_stps)):
+            self.core.set_slot(j, y, s)
+        self.iv[I_HIST_START] = 0
