@@ -123,6 +123,7 @@ static int FO_FN(lb_check)(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h) {
     if (h && !h->line_search && w->n > 0 && (!w->xbest || !w->gbest)) return FO_LBFGS_ERR_ARG;
     const int64_t len = w->iv[FO_LBFGS_I_HIST_LEN], start = w->iv[FO_LBFGS_I_HIST_START];
     if (len < 0 || len > w->m || start < 0 || start >= w->m || (len < w->m && start != 0)) return FO_LBFGS_ERR_STATE;
+    if (w->iv[FO_LBFGS_I_PHASE] < P_IDLE || w->iv[FO_LBFGS_I_PHASE] > P_AFTER) return FO_LBFGS_ERR_STATE;
     /* every live slot must exist, and the next one to fill before a step may need it */
     for (int64_t k = 0; k < len; ++k)
         if (!w->old_dirs[k] || !w->old_stps[k]) return FO_LBFGS_ERR_ARG;

@@ -37,7 +37,7 @@ class Machine:
     allocated on demand by :meth:`add_slot`, so ``history_size`` costs memory only when it is used."""
 
     __slots__ = ("core", "x", "g", "d", "prev_g", "ro", "al", "sc", "iv", "old_dirs", "old_stps", "n", "m",
-                 "dtype", "line_search")
+                 "dtype", "line_search", "_x0", "_gb0", "_gb1")
 
     def __init__(self, n: int, dtype, m: int, line_search: bool, d=None, prev_g=None, ro=None, al=None):
         e = lambda: np.zeros(n, dtype)  # noqa: E731
@@ -51,7 +51,9 @@ class Machine:
         self.iv = np.zeros(_k.LBFGS_NI, np.int64)
         self.iv[I_FRESH] = 1
         best = (None, None) if line_search else (e(), e())
-        self.core = _k.LBFGSCore(self.x, self.g, self.d, e(), self.prev_g, e(), e(), best[0], best[1],
+        self._x0, self._gb0, self._gb1 = e(), e(), e()      # line-search origin and bracket gradients
+        self.core = _k.LBFGSCore(self.x, self.g, self.d, self._x0, self.prev_g, self._gb0, self._gb1,
+                                 best[0], best[1],
                                  self.ro, self.al, self.sc, self.iv, m)
         self.old_dirs: list = []
         self.old_stps: list = []
