@@ -568,3 +568,20 @@ def test_initial_lr_and_base_lrs():
     sched2 = F.StepLR(opt, 2)                      # initial_lr is kept, not overwritten
     assert sched2.base_lrs == [0.1, 0.2]
     assert sched.last_epoch == 2 and math.isclose(opt.param_groups[0]["lr"], 0.025)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_resume_through_a_checkpoint_file(case, tmp_path):
+    """state_dict() -> fastopt.save -> fastopt.load -> load_state_dict resumes exactly."""
+    from fastopt.io import load, save
+
+    def through_file(sd):
+        path = tmp_path / "sched.npz"
+        save(sd, path)
+        back = load(path)
+        assert back == sd
+        return back
+
+    _, _, full = _ours(case)
+    for k in sorted({0, 1, case[4] // 2, case[4] - 1, case[4]}):
+        assert _resume(case, k, "scheduler-only", through_file) == full
