@@ -237,6 +237,8 @@ def _real_optimizers():
                                          ("SGD", {"lr": 1e-2, "momentum": 0.9, "nesterov": True})])
 def test_optimizer_state_round_trip_continues_bit_identically(tmp_path, name, kwargs):
     fo = _real_optimizers()
+    from fastopt import lr_scheduler
+
     rng = np.random.default_rng(3)
     init = [rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(7)]
     grads = [[rng.standard_normal(a.shape).astype(a.dtype) for a in init] for _ in range(12)]
@@ -250,35 +252,31 @@ def test_optimizer_state_round_trip_continues_bit_identically(tmp_path, name, kw
     def build():
         params = [fo.Parameter(a.copy()) for a in init]
         opt = getattr(fo, name)([{"params": [params[0]]}, {"params": [params[1]], "lr": 3e-3}], **kwargs)
-        sched = fo.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5) if hasattr(fo, "lr_scheduler") else None
+        sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
         return params, opt, sched
 
     ref_params, ref_opt, ref_sched = build()
     for i in range(12):
         run(ref_params, ref_opt, grads[i:i + 1])
-        if ref_sched is not None:
-            ref_sched.step()
+        ref_sched.step()
 
     params, opt, sched = build()
     for i in range(6):
         run(params, opt, grads[i:i + 1])
-        if sched is not None:
-            sched.step()
+        sched.step()
     path = tmp_path / "mid.npz"
     save({"params": [p.data for p in params], "optimizer": opt.state_dict(),
-          "scheduler": sched.state_dict() if sched is not None else None}, path)
+          "scheduler": sched.state_dict() }, path)
 
     ckpt = load(path)
     params2, opt2, sched2 = build()
     for p, a in zip(params2, ckpt["params"]):
         p.data[...] = a
     opt2.load_state_dict(ckpt["optimizer"])
-    if sched2 is not None:
-        sched2.load_state_dict(ckpt["scheduler"])
+    sched2.load_state_dict(ckpt["scheduler"])
     assert_identical(opt.state_dict()["param_groups"], opt2.state_dict()["param_groups"])
     for i in range(6, 12):
         run(params2, opt2, grads[i:i + 1])
-        if sched2 is not None:
-            sched2.step()
+        sched2.step()
     for p, q in zip(ref_params, params2):
         assert p.data.tobytes() == q.data.tobytes()

@@ -90,7 +90,7 @@ CASES = [
     ("onecycle", "sgd", [0.1], lambda M, o: M.OneCycleLR(o, max_lr=0.1, total_steps=20), 20, None),
     ("onecycle-3phase", "adam", [0.1, 0.1],
      lambda M, o: M.OneCycleLR(o, max_lr=[0.1, 0.3], epochs=4, steps_per_epoch=5, pct_start=0.25,
-                               anneal_strategy="linear", three_phase=True), 20, None),
+                               anneal_strategy="linear", three_phase=True), 19, None),
     ("onecycle-nomom", "sgd", [0.1],
      lambda M, o: M.OneCycleLR(o, 0.05, total_steps=13, cycle_momentum=False, div_factor=10.0,
                                final_div_factor=100.0), 13, None),
