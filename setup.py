@@ -58,6 +58,7 @@ ext = Extension(
     define_macros=macros,
     extra_compile_args=compile_args,
     extra_link_args=link_args,
+    libraries=["m"],
     depends=sorted(glob.glob("csrc/*.h")) + sorted(glob.glob("fastopt/*.pxi")) + ["fastopt/_kernels.pxd"],
 )
 

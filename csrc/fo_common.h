@@ -25,17 +25,66 @@
 #define FO_STR(x) FO_STR_(x)
 #define FO_PRAGMA(x) _Pragma(FO_STR(x))
 
-/* Runtime SIMD dispatch: one binary, the best of AVX-512 / AVX2 / baseline picked when the module loads. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(FO_NO_CLONES)
-#define FO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FO_CLONES
-#endif
-
 #if defined(__GNUC__)
 #define FO_INLINE static inline __attribute__((always_inline))
 #else
 #define FO_INLINE static inline
 #endif
+
+
+
+/* sqrt in the element type: sqrtf for float, sqrt for double (both vectorise with -fno-math-errno). */
+#include <math.h>
+#define FO_FMA(a, b, c) _Generic((a), float: fmaf, double: fma)(a, b, c)
+#define FO_SQRT(x) _Generic((x), float: sqrtf, double: sqrt)(x)
+
+/* torch.maximum: NaN if either side is NaN. */
+#define FO_MAX_NAN(a, b) (((a) != (a)) ? (a) : (((a) > (b)) ? (a) : (b)))
+
+/* Run item_fn(t, h, w) over every work item of t, on fo_threads_for(total, t->n_threads) threads.
+ * Static schedule over fixed items: which thread runs an item never changes any result. */
+#ifdef FO_HAVE_OPENMP
+#define FO_RUN_ITEMS(t, item_fn, h)                                                       \
+    do {                                                                                  \
+        const int fo_nt_ = fo_threads_for((t)->total, (t)->n_threads);                    \
+        const int64_t fo_nw_ = (t)->n_work;                                               \
+        __typeof__(item_fn) fo_fn_ = (item_fn);                                           \
+        FO_PRAGMA(omp parallel for schedule(static) num_threads(fo_nt_) if (fo_nt_ > 1))  \
+        for (int64_t fo_w_ = 0; fo_w_ < fo_nw_; ++fo_w_)                                  \
+            fo_fn_((t), (h), fo_w_);                                                      \
+    } while (0)
+#else
+#define FO_RUN_ITEMS(t, item_fn, h)                                                       \
+    do {                                                                                  \
+        for (int64_t fo_w_ = 0; fo_w_ < (t)->n_work; ++fo_w_)                             \
+            item_fn((t), (h), fo_w_);                                                     \
+    } while (0)
+#endif
+
+/* Pointer to buffer k of the tensor of work item `it`, offset to the item's first element. */
+#define FO_BUF(t, it, k, T) ((T *)(t)->bufs[(it)->tensor * (t)->n_bufs + (k)] + (it)->begin)
+/* Runtime ISA dispatch: each kernel's per-item function is compiled three times — AVX-512 + FMA, AVX2 + FMA,
+ * baseline x86-64 — and fo_isa() picks one when a kernel runs, so one portable binary uses what the CPU has.
+ * FMA is used exactly where torch's CPU kernels use it (add with alpha, lerp, addcmul), through fma(), which
+ * is correctly rounded everywhere: the baseline build calls libm's fma and gets the same bits, only slower. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
+#define FO_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define FO_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define FO_TARGET_AVX512
+#define FO_TARGET_AVX2
+#endif
+int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
+
+#define FO_DEFINE_VARIANTS(item, hyper_t)                                                                   \
+    static FO_TARGET_AVX512 void FO_FN(item##_avx512)(const fo_tensor_list *t, const hyper_t *h, int64_t w) \
+    { FO_FN(item)(t, h, w); }                                                                               \
+    static FO_TARGET_AVX2 void FO_FN(item##_avx2)(const fo_tensor_list *t, const hyper_t *h, int64_t w)     \
+    { FO_FN(item)(t, h, w); }                                                                               \
+    static void FO_FN(item##_base)(const fo_tensor_list *t, const hyper_t *h, int64_t w)                    \
+    { FO_FN(item)(t, h, w); }
+
+#define FO_SELECT(item) \
+    (fo_isa() == 2 ? FO_FN(item##_avx512) : fo_isa() == 1 ? FO_FN(item##_avx2) : FO_FN(item##_base))
 
 #endif /* FO_COMMON_H */

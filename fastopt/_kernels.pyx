@@ -1,1 +1,330 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The boundary between Python and the C kernels.
+
+``TensorTable`` checks every buffer of one parameter group (dtype, C-contiguity, alignment, equal sizes,
+writeability, no overlap between a written buffer and any other buffer) and builds the C pointer table with
+its fixed work items; it keeps a reference to every array it points into. One small wrapper per kernel fills
+the hyper-parameter struct, releases the GIL, calls the kernel and turns its status into an exception.
+These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
+No algorithm lives here.
+"""
+import os
+
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport free, malloc, qsort
+
+import numpy as np
+
+cnp.import_array()
+
+cdef int _n_threads = 1
+
+CHUNK = FO_CHUNK
+PARALLEL_MIN = FO_PARALLEL_MIN
+
+
+def have_openmp() -> bool:
+    """True if the extension was built with OpenMP (otherwise every kernel runs on one thread)."""
+    return fo_have_openmp() != 0
+
+
+def set_num_threads(int n) -> None:
+    """Set how many threads fastopt's kernels may use (at least 1). Results do not depend on it."""
+    global _n_threads
+    if n < 1:
+        raise ValueError(f"number of threads must be at least 1, got {n}")
+    _n_threads = n
+
+
+def get_num_threads() -> int:
+    """How many threads fastopt's kernels may use."""
+    return _n_threads
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, fo_max_threads())
+
+
+_n_threads = _default_threads()
+
+
+ctypedef struct _interval:
+    uintptr_t lo
+    uintptr_t hi
+    int64_t tensor
+    int64_t buf
+
+
+cdef int _cmp_interval(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const _interval *>a).lo
+    cdef uintptr_t y = (<const _interval *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef class TensorTable:
+    """C pointer table over ``rows``: one row per tensor, ``n_bufs`` arrays (or None) per row.
+
+    Args:
+        rows: list of lists of C-contiguous arrays of one dtype; row i, position k is buffer k of tensor i.
+            Position 0 is the parameter; all arrays of a row have its size.
+        names: name of each buffer position, for messages.
+        readonly: positions that the kernel only reads (the gradient); every other array must be writeable.
+        n_scalars: per-tensor float64 values the kernel reads (``self.scalars``, shape (n_tensors, n_scalars)).
+    """
+    cdef fo_tensor_list lst
+    cdef void **bufs
+    cdef int64_t *sizes
+    cdef fo_work *work
+    cdef _interval *written
+    cdef int64_t n_written
+    cdef list _rows
+    cdef tuple _names
+    cdef tuple _readonly
+    cdef readonly object scalars
+    cdef readonly int type_num
+    cdef readonly int64_t n_tensors
+    cdef readonly int64_t total
+
+    def __cinit__(self, list rows, tuple names, tuple readonly, int n_scalars):
+        cdef int64_t n = len(rows), nb = len(names), i, k, w
+        cdef cnp.ndarray a
+        self.bufs = NULL
+        self.sizes = NULL
+        self.work = NULL
+        self.written = NULL
+        self._rows = rows
+        self._names = names
+        self._readonly = readonly
+        self.n_tensors = n
+        self.type_num = -1
+        self.total = 0
+        self.scalars = np.zeros((n, max(n_scalars, 1)), dtype=np.float64)
+        self.bufs = <void **>malloc(max(n * nb, 1) * sizeof(void *))
+        self.sizes = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
+        self.written = <_interval *>malloc(max(n * nb, 1) * sizeof(_interval))
+        if self.bufs == NULL or self.sizes == NULL or self.written == NULL:
+            raise MemoryError()
+        self.n_written = 0
+        for i in range(n):
+            row = rows[i]
+            if len(row) != nb:
+                raise ValueError(f"tensor {i}: expected {nb} buffers, got {len(row)}")
+            first = row[0]
+            if not isinstance(first, np.ndarray):
+                raise TypeError(f"tensor {i}: '{names[0]}' must be a numpy.ndarray")
+            if self.type_num < 0:
+                self.type_num = cnp.PyArray_TYPE(<cnp.ndarray>first)
+                if self.type_num != cnp.NPY_FLOAT32 and self.type_num != cnp.NPY_FLOAT64:
+                    raise TypeError(f"tensor {i}: dtype must be float32 or float64, got {first.dtype}")
+            self.sizes[i] = cnp.PyArray_SIZE(<cnp.ndarray>first)
+            self.total += self.sizes[i]
+            for k in range(nb):
+                arr = row[k]
+                if arr is None:
+                    self.bufs[i * nb + k] = NULL
+                    continue
+                self.bufs[i * nb + k] = self._check(arr, i, k)
+                if not readonly[k]:
+                    self._add_written(<cnp.ndarray>arr, i, k)
+        self._check_overlaps()
+        self.lst.n_work = fo_count_work(self.sizes, n, FO_CHUNK)
+        self.work = <fo_work *>malloc(max(self.lst.n_work, 1) * sizeof(fo_work))
+        if self.work == NULL:
+            raise MemoryError()
+        fo_plan_work(self.sizes, n, FO_CHUNK, self.work)
+        self.lst.n_tensors = n
+        self.lst.n_bufs = nb
+        self.lst.n_scalars = self.scalars.shape[1]
+        self.lst.bufs = self.bufs
+        self.lst.sizes = self.sizes
+        self.lst.scalars = <const double *>cnp.PyArray_DATA(<cnp.ndarray>self.scalars)
+        self.lst.work = self.work
+        self.lst.total = self.total
+        self.lst.n_threads = 1
+
+    def __dealloc__(self):
+        free(self.bufs)
+        free(self.sizes)
+        free(self.work)
+        free(self.written)
+
+    cdef void *_check(self, object arr, int64_t i, int64_t k) except NULL:
+        cdef cnp.ndarray a
+        where = f"tensor {i}: '{self._names[k]}'"
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{where} must be a numpy.ndarray, got {type(arr).__name__}")
+        a = <cnp.ndarray>arr
+        if cnp.PyArray_TYPE(a) != self.type_num:
+            raise TypeError(f"{where} has dtype {a.dtype}, expected {np.dtype(self.type_num)}")
+        if cnp.PyArray_SIZE(a) != self.sizes[i]:
+            raise ValueError(f"{where} has {a.size} elements, expected {self.sizes[i]}")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
+            raise ValueError(f"{where} must be C-contiguous and aligned")
+        if not self._readonly[k] and not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError(f"{where} is read-only")
+        if self.sizes[i] == 0:
+            return <void *>1  # never dereferenced: the kernel skips empty tensors
+        return cnp.PyArray_DATA(a)
+
+    cdef int _add_written(self, cnp.ndarray a, int64_t i, int64_t k) except -1:
+        cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(a)
+        if cnp.PyArray_NBYTES(a) == 0:
+            return 0
+        self.written[self.n_written].lo = lo
+        self.written[self.n_written].hi = lo + <uintptr_t>cnp.PyArray_NBYTES(a)
+        self.written[self.n_written].tensor = i
+        self.written[self.n_written].buf = k
+        self.n_written += 1
+        return 0
+
+    cdef int _check_overlaps(self) except -1:
+        """No two written buffers overlap, and no read-only buffer overlaps a written one."""
+        cdef int64_t j, i, k, nb = len(self._names)
+        qsort(self.written, self.n_written, sizeof(_interval), _cmp_interval)
+        for j in range(1, self.n_written):
+            if self.written[j].lo < self.written[j - 1].hi:
+                raise ValueError(self._overlap_msg(j - 1, self.written[j].tensor, self.written[j].buf))
+        for i in range(self.n_tensors):
+            for k in range(nb):
+                if self._readonly[k] and self._rows[i][k] is not None:
+                    self._check_readonly(<cnp.ndarray>self._rows[i][k], i, k)
+        return 0
+
+    cdef int _check_readonly(self, cnp.ndarray a, int64_t i, int64_t k) except -1:
+        cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(a)
+        cdef uintptr_t hi = lo + <uintptr_t>cnp.PyArray_NBYTES(a)
+        cdef int64_t a_ = 0, b_ = self.n_written, m
+        if hi == lo:
+            return 0
+        # the last written interval starting below hi is the only candidate for overlap
+        while a_ < b_:
+            m = (a_ + b_) // 2
+            if self.written[m].lo < hi:
+                a_ = m + 1
+            else:
+                b_ = m
+        if a_ > 0 and self.written[a_ - 1].hi > lo:
+            raise ValueError(self._overlap_msg(a_ - 1, i, k))
+        return 0
+
+    def _overlap_msg(self, int64_t j, int64_t i, int64_t k):
+        return (f"tensor {i}: '{self._names[k]}' shares memory with tensor {self.written[j].tensor}: "
+                f"'{self._names[self.written[j].buf]}'; buffers a kernel writes must not overlap any other")
+
+    def set_row_buffer(self, int64_t i, int64_t k, object arr) -> None:
+        """Point buffer k of tensor i at ``arr`` (a read-only position only, e.g. a new gradient)."""
+        if not self._readonly[k]:
+            raise ValueError(f"buffer '{self._names[k]}' is written by the kernel and cannot be swapped")
+        if i < 0 or i >= self.n_tensors:
+            raise IndexError(i)
+        cdef void *ptr = self._check(arr, i, k)
+        self._check_readonly(<cnp.ndarray>arr, i, k)
+        self._rows[i][k] = arr
+        self.bufs[i * len(self._names) + k] = ptr
+
+    def set_grads(self, list grads, int64_t k=1) -> int:
+        """Swap the read-only buffer k of every tensor for ``grads[i]`` after checking each.
+
+        Returns -1 on success, or the index of the first array that fails the checks (nothing is changed then).
+        """
+        cdef int64_t i, n = self.n_tensors, nb = len(self._names)
+        cdef cnp.ndarray a
+        cdef uintptr_t lo, hi
+        if len(grads) != n or not self._readonly[k]:
+            return 0
+        for i in range(n):
+            g = grads[i]
+            if type(g) is not np.ndarray:
+                return i
+            a = <cnp.ndarray>g
+            if (cnp.PyArray_TYPE(a) != self.type_num or cnp.PyArray_SIZE(a) != self.sizes[i]
+                    or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)):
+                return i
+            try:
+                self._check_readonly(a, i, k)
+            except ValueError:
+                return i
+        for i in range(n):
+            a = <cnp.ndarray>grads[i]
+            self._rows[i][k] = a
+            self.bufs[i * nb + k] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else <void *>1
+        return -1
+
+    def release(self, int64_t k=1) -> None:
+        """Drop the references held at position k (the gradients) once a step is done."""
+        cdef int64_t i
+        for i in range(self.n_tensors):
+            self._rows[i][k] = None
+
+
+cdef _raise(int rc, str kernel):
+    if rc == FO_ERR_NULL:
+        raise RuntimeError(f"{kernel}: a required buffer is missing")
+    if rc == FO_ERR_LAYOUT:
+        raise RuntimeError(f"{kernel}: malformed tensor table")
+    raise RuntimeError(f"{kernel}: kernel failed with status {rc}")
+
+
+cdef inline int _prepare(TensorTable t) except -1:
+    t.lst.n_threads = _n_threads
+    return 0
+
+
+def sgd(TensorTable t, double lr, double momentum, double dampening, double weight_decay,
+        bint nesterov, bint maximize) -> None:
+    """Run the SGD kernel over table ``t`` (buffers: param, grad, momentum_buffer; scalars: first)."""
+    cdef fo_sgd_hyper h
+    cdef int rc
+    h.lr = lr; h.momentum = momentum; h.dampening = dampening; h.weight_decay = weight_decay
+    h.nesterov = nesterov; h.maximize = maximize
+    _prepare(t)
+    if t.type_num == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = fo_sgd_f32(&t.lst, &h)
+    else:
+        with nogil:
+            rc = fo_sgd_f64(&t.lst, &h)
+    if rc != FO_OK:
+        _raise(rc, "sgd")
+
+
+def adam(TensorTable t, double lr, double beta1, double beta2, double eps, double weight_decay,
+         bint amsgrad, bint maximize, bint decoupled_weight_decay) -> None:
+    """Run the Adam kernel (buffers: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq;
+    scalars: step_size, bias_correction2_sqrt)."""
+    cdef fo_adam_hyper h
+    cdef int rc
+    h.lr = lr; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps; h.weight_decay = weight_decay
+    h.amsgrad = amsgrad; h.maximize = maximize; h.decoupled_weight_decay = decoupled_weight_decay
+    _prepare(t)
+    if t.type_num == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = fo_adam_f32(&t.lst, &h)
+    else:
+        with nogil:
+            rc = fo_adam_f64(&t.lst, &h)
+    if rc != FO_OK:
+        _raise(rc, "adam")
+
+
+def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_decay, double momentum,
+            bint centered, bint maximize) -> None:
+    """Run the RMSprop kernel (buffers: param, grad, square_avg, grad_avg, momentum_buffer; no scalars)."""
+    cdef fo_rmsprop_hyper h
+    cdef int rc
+    h.lr = lr; h.alpha = alpha; h.eps = eps; h.weight_decay = weight_decay; h.momentum = momentum
+    h.centered = centered; h.maximize = maximize
+    _prepare(t)
+    if t.type_num == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = fo_rmsprop_f32(&t.lst, &h)
+    else:
+        with nogil:
+            rc = fo_rmsprop_f64(&t.lst, &h)
+    if rc != FO_OK:
+        _raise(rc, "rmsprop")
 include "_lbfgs.pxi"

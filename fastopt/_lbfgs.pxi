@@ -7,7 +7,6 @@ from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 import numpy as _np
 
-cnp.import_array()
 
 cdef extern from "fo_lbfgs.h" nogil:
     cdef enum:

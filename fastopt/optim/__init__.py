@@ -1,0 +1,1 @@
+"""One module per algorithm: its functional form and its optimizer class."""

@@ -1,0 +1,80 @@
+/* adam_impl.h — Adam and AdamW (Kingma & Ba, 2015; Loshchilov & Hutter, 2019), in torch's single-tensor order
+ * (torch/optim/adam.py, _single_tensor_adam), instantiated for float and double by fo_instantiate.h.
+ *
+ *   g  = -grad if maximize else grad                          grad            IN
+ *   g  = g + wd * p                 (L2 weight decay)         param           INOUT
+ *   p  = p * (1 - lr * wd)          (decoupled weight decay)  exp_avg         INOUT
+ *   m  = lerp(m, g, 1 - beta1)                                exp_avg_sq      INOUT
+ *   v  = v * beta2 + ((1 - beta2) * g) * g                    max_exp_avg_sq  INOUT (amsgrad only)
+ *   vh = max(vmax, v) -> vmax        (amsgrad; NaN wins, as torch.maximum)
+ *   p  = p + (-step_size * m) / (sqrt(vh) / bc2_sqrt + eps)   step_size = lr / (1 - beta1^t): per tensor
+ */
+FO_INLINE void FO_FN(adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
+                                FO_T *FO_RESTRICT v, FO_T *FO_RESTRICT vmax, const int64_t n,
+                                const FO_T wd, const FO_T decay, const FO_T w1, const FO_T b2, const FO_T w2,
+                                const FO_T bc2s, const FO_T eps, const FO_T neg_step,
+                                const int maximize, const int l2, const int amsgrad, const int small_w)
+{
+    const FO_T w1_minus_one = w1 - (FO_T)1;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        FO_T pi = p[i];
+        if (l2)
+            gi = FO_FMA(wd, pi, gi);
+        pi = pi * decay; /* decay is exactly 1 unless decoupled weight decay is on: p * 1 == p for every p */
+        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        FO_T vh = vi;
+        if (amsgrad) {
+            vh = FO_MAX_NAN(vmax[i], vi);
+            vmax[i] = vh;
+        }
+        const FO_T denom = FO_SQRT(vh) / bc2s + eps;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + (neg_step * mi) / denom;
+    }
+}
+
+FO_INLINE void FO_FN(adam_item)(const fo_tensor_list *t, const fo_adam_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const double *s = t->scalars + it->tensor * t->n_scalars;
+    const int64_t n = it->end - it->begin;
+    FO_T *p = FO_BUF(t, it, 0, FO_T);
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    FO_T *m = FO_BUF(t, it, 2, FO_T);
+    FO_T *v = FO_BUF(t, it, 3, FO_T);
+    FO_T *vmax = h->amsgrad ? FO_BUF(t, it, 4, FO_T) : NULL;
+    const int l2 = h->weight_decay != 0 && !h->decoupled_weight_decay;
+    const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
+                                                                            : (FO_T)1;
+    const FO_T w1 = (FO_T)(1 - h->beta1);
+    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2);
+    const FO_T bc2s = (FO_T)s[1], eps = (FO_T)h->eps, neg_step = (FO_T)(-s[0]);
+    /* Unswitch the flags so that each combination is its own vectorised loop. */
+    if (h->amsgrad) {
+        if (l2) FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, 1, 1, small_w);
+        else    FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, 0, 1, small_w);
+    } else if (small_w) {
+        if (l2) FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, 1, 0, 1);
+        else    FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, 0, 0, 1);
+    } else {
+        FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, l2, 0, 0);
+    }
+}
+
+FO_DEFINE_VARIANTS(adam_item, fo_adam_hyper)
+
+int FO_FN(fo_adam)(const fo_tensor_list *t, const fo_adam_hyper *h)
+{
+    const int rc = fo_check_list(t, h->amsgrad ? 5 : 4);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_scalars < 2)
+        return FO_ERR_LAYOUT;
+    FO_RUN_ITEMS(t, FO_SELECT(adam_item), h);
+    return FO_OK;
+}

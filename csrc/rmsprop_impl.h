@@ -1,0 +1,88 @@
+/* rmsprop_impl.h — RMSprop (Hinton, lecture 6e; centered form of Graves, 2013), in torch's single-tensor order
+ * (torch/optim/rmsprop.py, _single_tensor_rmsprop).
+ *
+ *   g   = -grad if maximize else grad                         grad             IN
+ *   g   = g + wd * p                  (weight_decay != 0)     param            INOUT
+ *   sq  = sq * alpha + ((1 - alpha) * g) * g                  square_avg       INOUT
+ *   ga  = lerp(ga, g, 1 - alpha)      (centered)              grad_avg         INOUT (centered only)
+ *   avg = sqrt(sq + (-ga) * ga) if centered else sqrt(sq);  avg = avg + eps
+ *   b   = b * momentum + g / avg;  p = p + (-lr) * b          momentum_buffer  INOUT (momentum > 0 only)
+ *   p   = p + (-lr * g) / avg         (momentum == 0)
+ */
+FO_INLINE void FO_FN(rmsprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT sq,
+                                   FO_T *FO_RESTRICT ga, FO_T *FO_RESTRICT b, const int64_t n, const FO_T wd,
+                                   const FO_T alpha, const FO_T w, const FO_T eps, const FO_T mom,
+                                   const FO_T neg_lr, const int maximize, const int l2, const int centered,
+                                   const int small_w, const int use_mom)
+{
+    const FO_T w_minus_one = w - (FO_T)1;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T pi = p[i];
+        if (l2)
+            gi = FO_FMA(wd, pi, gi);
+        const FO_T si = FO_FMA(w * gi, gi, sq[i] * alpha);
+        sq[i] = si;
+        FO_T avg;
+        if (centered) {
+            const FO_T gai = small_w ? FO_FMA(w, gi - ga[i], ga[i]) : FO_FMA(w_minus_one, gi - ga[i], gi);
+            ga[i] = gai;
+            avg = FO_SQRT(FO_FMA(-gai, gai, si));
+        } else {
+            avg = FO_SQRT(si);
+        }
+        avg = avg + eps;
+        if (use_mom) {
+            const FO_T bi = b[i] * mom + gi / avg;
+            b[i] = bi;
+            p[i] = FO_FMA(neg_lr, bi, pi);
+        } else {
+            p[i] = pi + (neg_lr * gi) / avg;
+        }
+    }
+}
+
+FO_INLINE void FO_FN(rmsprop_item)(const fo_tensor_list *t, const fo_rmsprop_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const int64_t n = it->end - it->begin;
+    FO_T *p = FO_BUF(t, it, 0, FO_T);
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    FO_T *sq = FO_BUF(t, it, 2, FO_T);
+    FO_T *ga = h->centered ? FO_BUF(t, it, 3, FO_T) : NULL;
+    const int use_mom = h->momentum > 0;
+    FO_T *b = use_mom ? FO_BUF(t, it, 4, FO_T) : NULL;
+    const int l2 = h->weight_decay != 0;
+    const FO_T wd = (FO_T)h->weight_decay, alpha = (FO_T)h->alpha, wa = (FO_T)(1 - h->alpha);
+    const int small_w = (wa < 0 ? -wa : wa) < (FO_T)0.5;
+    const FO_T eps = (FO_T)h->eps, mom = (FO_T)h->momentum, neg_lr = (FO_T)(-h->lr);
+    if (h->centered) {
+        if (use_mom) FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, l2, 1, small_w, 1);
+        else         FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, l2, 1, small_w, 0);
+    } else if (use_mom) {
+        FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, l2, 0, 1, 1);
+    } else {
+        if (l2) FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, 1, 0, 1, 0);
+        else    FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, 0, 0, 1, 0);
+    }
+}
+
+FO_DEFINE_VARIANTS(rmsprop_item, fo_rmsprop_hyper)
+
+int FO_FN(fo_rmsprop)(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
+{
+    int rc = fo_check_list(t, 3);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_bufs < 5)
+        return FO_ERR_LAYOUT;
+    for (int64_t i = 0; i < t->n_tensors; ++i) {
+        if (t->sizes[i] == 0)
+            continue;
+        if ((h->centered && t->bufs[i * t->n_bufs + 3] == NULL) || (h->momentum > 0 && t->bufs[i * t->n_bufs + 4] == NULL))
+            return FO_ERR_NULL;
+    }
+    FO_RUN_ITEMS(t, FO_SELECT(rmsprop_item), h);
+    return FO_OK;
+}

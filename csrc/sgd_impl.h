@@ -1,0 +1,67 @@
+/* sgd_impl.h — SGD with momentum, dampening, Nesterov and weight decay, in torch's single-tensor order
+ * (torch/optim/sgd.py, _single_tensor_sgd).
+ *
+ *   g = -grad if maximize else grad                                  grad             IN
+ *   g = g + wd * p                        (weight_decay != 0)        param            INOUT
+ *   b = g                                 (first step of a buffer)   momentum_buffer  INOUT (momentum != 0)
+ *   b = b * momentum + (1 - dampening) * g                (later steps)
+ *   g = g + momentum * b if nesterov else b               (momentum != 0)
+ *   p = p + (-lr) * g
+ */
+FO_INLINE void FO_FN(sgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT b, const int64_t n,
+                               const FO_T wd, const FO_T mom, const FO_T damp1, const FO_T neg_lr,
+                               const int maximize, const int l2, const int use_mom, const int first,
+                               const int nesterov)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T pi = p[i];
+        if (l2)
+            gi = FO_FMA(wd, pi, gi);
+        if (use_mom) {
+            const FO_T bi = first ? gi : FO_FMA(damp1, gi, b[i] * mom);
+            b[i] = bi;
+            gi = nesterov ? FO_FMA(mom, bi, gi) : bi;
+        }
+        p[i] = FO_FMA(neg_lr, gi, pi);
+    }
+}
+
+FO_INLINE void FO_FN(sgd_item)(const fo_tensor_list *t, const fo_sgd_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const double *s = t->scalars + it->tensor * t->n_scalars;
+    const int64_t n = it->end - it->begin;
+    FO_T *p = FO_BUF(t, it, 0, FO_T);
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    const int use_mom = h->momentum != 0;
+    FO_T *b = use_mom ? FO_BUF(t, it, 2, FO_T) : NULL;
+    const int l2 = h->weight_decay != 0, first = use_mom && s[0] != 0;
+    const FO_T wd = (FO_T)h->weight_decay, mom = (FO_T)h->momentum, damp1 = (FO_T)(1 - h->dampening);
+    const FO_T neg_lr = (FO_T)(-h->lr);
+    if (!use_mom) {
+        if (l2) FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 1, 0, 0, 0);
+        else    FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 0, 0, 0, 0);
+    } else if (first) {
+        FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, l2, 1, 1, h->nesterov);
+    } else if (h->nesterov) {
+        FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, l2, 1, 0, 1);
+    } else {
+        if (l2) FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 1, 1, 0, 0);
+        else    FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 0, 1, 0, 0);
+    }
+}
+
+FO_DEFINE_VARIANTS(sgd_item, fo_sgd_hyper)
+
+int FO_FN(fo_sgd)(const fo_tensor_list *t, const fo_sgd_hyper *h)
+{
+    const int rc = fo_check_list(t, h->momentum != 0 ? 3 : 2);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_scalars < 1)
+        return FO_ERR_LAYOUT;
+    FO_RUN_ITEMS(t, FO_SELECT(sgd_item), h);
+    return FO_OK;
+}

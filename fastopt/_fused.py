@@ -1,0 +1,217 @@
+"""The one-call-per-group machinery shared by every elementwise optimizer.
+
+``FusedOptimizer.step`` validates every group (options, params, grads, existing state) before anything is
+written, then creates missing state, advances step counters, fills the per-tensor scalars and runs the group's
+C kernel once over all its tensors. ``run_functional`` is the same path for the functional forms, over plain
+lists of arrays. A parameter or gradient that is not C-contiguous goes through a contiguous scratch copy, which
+is copied back into the parameter after the kernel (so strided views are updated in place, correctly).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as K
+from . import _validate as V
+from .optimizer import Optimizer
+
+__all__ = ["FusedOptimizer", "run_functional"]
+
+
+def _contiguous(a: np.ndarray) -> bool:
+    return a.flags.c_contiguous and a.flags.aligned
+
+
+class _Rows:
+    """Kernel rows for a list of tensors: param (or its scratch copy), grad, then state buffers."""
+
+    __slots__ = ("rows", "copy_back", "grads")
+
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+        self.copy_back: list[tuple[np.ndarray, np.ndarray]] = []
+        self.grads: list[np.ndarray] = []
+
+    def add(self, data: np.ndarray, grad: np.ndarray, buffers: Sequence[np.ndarray | None]) -> None:
+        if _contiguous(data):
+            target = data
+        else:
+            target = np.ascontiguousarray(data)
+            if target is data or np.shares_memory(target, data):
+                target = data.copy(order="C")
+            self.copy_back.append((data, target))
+        g = grad if _contiguous(grad) else np.ascontiguousarray(grad)
+        self.grads.append(g)
+        self.rows.append([target, g, *buffers])
+
+    def finish(self) -> None:
+        for data, scratch in self.copy_back:
+            np.copyto(data, scratch)
+
+
+def run_functional(kernel: Callable, names: tuple[str, ...], n_scalars: int, params: Sequence[np.ndarray],
+                   grads: Sequence[np.ndarray], buffers: Sequence[Sequence[np.ndarray] | None],
+                   fill_scalars: Callable[[np.ndarray], None], hyper: tuple) -> None:
+    """Run ``kernel`` once over lists of arrays: ``buffers`` holds one list per state buffer (or None if unused).
+
+    Every array is checked first (dtype, shapes, writeability, overlap); state buffers must be C-contiguous.
+    """
+    n = len(params)
+    if len(grads) != n:
+        raise ValueError(f"got {n} params but {len(grads)} grads")
+    for b, name in zip(buffers, names[2:]):
+        if b is not None and len(b) != n:
+            raise ValueError(f"got {n} params but {len(b)} {name} buffers")
+    rows = _Rows()
+    for i, (d, g) in enumerate(zip(params, grads)):
+        if not isinstance(d, np.ndarray) or d.dtype not in V.FLOAT_DTYPES:
+            raise TypeError(f"params[{i}] must be a float32 or float64 ndarray, got "
+                            f"{getattr(d, 'dtype', type(d).__name__)}")
+        if not d.flags.writeable:
+            raise ValueError(f"params[{i}] is read-only")
+        if not isinstance(g, np.ndarray) or g.dtype != d.dtype or g.shape != d.shape:
+            raise ValueError(f"grads[{i}] must be an ndarray of shape {d.shape} and dtype {d.dtype}")
+        if g.size and np.shares_memory(g, d):
+            raise ValueError(f"grads[{i}] shares memory with params[{i}]")
+        state = []
+        for b, name in zip(buffers, names[2:]):
+            if b is None:
+                state.append(None)
+                continue
+            arr = b[i]
+            if not isinstance(arr, np.ndarray) or arr.shape != d.shape or arr.dtype != d.dtype:
+                raise ValueError(f"{name}[{i}] must be an ndarray of shape {d.shape} and dtype {d.dtype}")
+            if not (_contiguous(arr) and arr.flags.writeable):
+                raise ValueError(f"{name}[{i}] must be a writeable C-contiguous array")
+            state.append(arr)
+        rows.add(d, g, state)
+    if n == 0:
+        return
+    if len({r[0].dtype for r in rows.rows}) != 1:
+        raise TypeError("all params of one call must share a dtype (float32 or float64)")
+    table = K.TensorTable(rows.rows, names, (False, True) + (False,) * (len(names) - 2), n_scalars)
+    fill_scalars(table.scalars)
+    kernel(table, *hyper)
+    rows.finish()
+
+
+class FusedOptimizer(Optimizer):
+    """An optimizer whose update is one C kernel per group (see the module docstring).
+
+    Subclasses set ``_kernel`` (a ``fastopt._kernels`` function), ``_buffers`` (state keys in kernel order) and
+    ``_n_scalars``, and implement ``_active`` (which buffers the group's options use), ``_hyper`` (the kernel's
+    arguments after the table) and ``_fill_scalars``. ``_has_step`` says whether state keeps a ``step`` count.
+    """
+
+    _kernel: Callable
+    _buffers: tuple[str, ...] = ()
+    _n_scalars: int = 0
+    _has_step: bool = True
+    _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        self._cache: dict[int, tuple[tuple, Any]] = {}
+        super().__init__(params, defaults)
+
+    def _groups_changed(self) -> None:
+        self._cache = {}
+
+    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (True,) * len(self._buffers)
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        raise NotImplementedError
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
+
+    def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        arrays = tuple(k for k, on in zip(self._buffers, self._active(group)) if on)
+        return arrays, (("step",) if self._has_step else ())
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        r"""Perform one step over every group (one kernel call per group). Returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            loss = closure()
+        plans = []
+        for gi, group in enumerate(self.param_groups):
+            try:
+                self._check_group(group)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"param_groups[{gi}]: {e}") from None
+            active = self._active(group)
+            items = []
+            for j, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                data = V.param_data(p, gi, j)
+                grad = V.grad(p, gi, j, data)
+                st = self.state.get(p)
+                if st:
+                    for key, on in zip(self._buffers, active):
+                        if on and key in st:
+                            V.state_buffer(st[key], key, data, gi, j)
+                    if self._has_step:
+                        V.step_count(st.get("step", 0), gi, j)
+                items.append((p, data, grad, st))
+            plans.append((gi, group, active, items))
+        # Pass 2: stage the new state and build (or reuse) the pointer tables; the tables check every buffer
+        # again, including overlaps between parameters. Nothing visible has changed yet.
+        launches = []
+        for gi, group, active, items in plans:
+            by_dtype: dict[np.dtype, list] = {}
+            for item in items:
+                by_dtype.setdefault(item[1].dtype, []).append(item)
+            for dtype, its in by_dtype.items():
+                launches.append(self._prepare(gi, group, active, dtype, its))
+        # Pass 3: commit state and step counts, run each kernel once, copy scratch back.
+        for group, active, table, rows, commits in launches:
+            steps: list[int] = []
+            fresh: list[bool] = []
+            for p, st, new_keys, is_fresh in commits:
+                live = self.state[p]
+                live.update(new_keys)
+                if self._has_step:
+                    live["step"] = int(live.get("step", 0)) + 1
+                    steps.append(live["step"])
+                fresh.append(is_fresh)
+            self._fill_scalars(group, table.scalars, steps, fresh)
+            type(self)._kernel(table, *self._hyper(group))
+            table.release(1)
+            rows.finish()
+        return loss
+
+    def _prepare(self, gi: int, group: dict[str, Any], active: tuple[bool, ...], dtype: np.dtype,
+                 items: list) -> tuple:
+        rows = _Rows()
+        commits = []
+        for p, data, grad, st in items:
+            st = st or {}
+            new_keys = {}
+            is_fresh = False
+            for key, on in zip(self._buffers, active):
+                if on and key not in st:
+                    new_keys[key] = np.zeros(data.shape, dtype=data.dtype)
+                    is_fresh = is_fresh or key in self._fresh_uses_grad
+            bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
+            rows.add(data, grad, bufs)
+            commits.append((p, st, new_keys, is_fresh))
+        table = self._table((gi, dtype.num), rows, active)
+        return group, active, table, rows, commits
+
+    def _table(self, key0: tuple, rows: _Rows, active: tuple[bool, ...]) -> Any:
+        """The pointer table for these rows, reused while the written arrays are the same objects."""
+        key = (active, tuple(id(a) for r in rows.rows for k, a in enumerate(r) if k != 1))
+        cached = self._cache.get(key0)
+        if cached is not None and cached[0] == key and not rows.copy_back:
+            table = cached[1]
+            if table.set_grads(rows.grads) < 0:
+                return table
+        names = ("param", "grad") + self._buffers
+        table = K.TensorTable(rows.rows, names, (False, True) + (False,) * len(self._buffers), self._n_scalars)
+        if not rows.copy_back:
+            self._cache[key0] = (key, table)
+        return table

@@ -1,0 +1,52 @@
+# Mirror of csrc/fastopt.h for Cython. Keep in the same order as the header.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastopt.h" nogil:
+    ctypedef enum fo_status:
+        FO_OK
+        FO_ERR_NULL
+        FO_ERR_LAYOUT
+        FO_ERR_ARG
+
+    ctypedef struct fo_work:
+        int64_t tensor
+        int64_t begin
+        int64_t end
+
+    ctypedef struct fo_tensor_list:
+        int64_t n_tensors
+        int64_t n_bufs
+        int64_t n_scalars
+        void **bufs
+        const int64_t *sizes
+        const double *scalars
+        const fo_work *work
+        int64_t n_work
+        int64_t total
+        int n_threads
+
+    int64_t FO_CHUNK
+    int64_t FO_PARALLEL_MIN
+    int64_t fo_count_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk)
+    void fo_plan_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk, fo_work *out)
+    int fo_threads_for(int64_t total, int allowed)
+    int fo_max_threads()
+    int fo_have_openmp()
+
+    ctypedef struct fo_sgd_hyper:
+        double lr, momentum, dampening, weight_decay
+        int nesterov, maximize
+    int fo_sgd_f32(const fo_tensor_list *t, const fo_sgd_hyper *h)
+    int fo_sgd_f64(const fo_tensor_list *t, const fo_sgd_hyper *h)
+
+    ctypedef struct fo_adam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int amsgrad, maximize, decoupled_weight_decay
+    int fo_adam_f32(const fo_tensor_list *t, const fo_adam_hyper *h)
+    int fo_adam_f64(const fo_tensor_list *t, const fo_adam_hyper *h)
+
+    ctypedef struct fo_rmsprop_hyper:
+        double lr, alpha, eps, weight_decay, momentum
+        int centered, maximize
+    int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
+    int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h)

@@ -1,0 +1,122 @@
+"""Every user-facing check, and the one place that formats messages naming a parameter.
+
+Checks raise before anything is written: optimizers call them for every group first, then create state, then
+run kernels. Messages follow torch's (``Invalid learning rate: -0.1``) and name the place
+(``param_groups[1]['params'][3]: grad is float64, param is float32``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def where(gi: int, j: int) -> str:
+    return f"param_groups[{gi}]['params'][{j}]"
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False, message: str | None = None) -> float:
+    """``value`` as a float, checked to lie in [low, high] (or open ends); ValueError otherwise."""
+    msg = message or f"Invalid {name} value: {value!r}"
+    if not _is_real(value):
+        raise TypeError(f"{msg} (expected a real number, got {type(value).__name__})")
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(msg)
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(msg)
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(msg)
+    return v
+
+
+def lr(value: Any) -> float:
+    v = number("lr", value, low=0.0, message=f"Invalid learning rate: {value}")
+    if math.isinf(v):
+        raise ValueError(f"Invalid learning rate: {value}")
+    return v
+
+
+def eps(value: Any) -> float:
+    return number("eps", value, low=0.0, message=f"Invalid epsilon value: {value}")
+
+
+def weight_decay(value: Any) -> float:
+    return number("weight_decay", value, low=0.0, message=f"Invalid weight_decay value: {value}")
+
+
+def betas(value: Any) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"betas must be a pair of floats, got {value!r}")
+    b0 = number("beta", value[0], low=0.0, high=1.0, high_open=True,
+                message=f"Invalid beta parameter at index 0: {value[0]}")
+    b1 = number("beta", value[1], low=0.0, high=1.0, high_open=True,
+                message=f"Invalid beta parameter at index 1: {value[1]}")
+    return b0, b1
+
+
+def flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def param_data(p: Any, gi: int, j: int) -> np.ndarray:
+    """The parameter's array, checked to be a writeable float32/float64 ndarray."""
+    data = p.data
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"{where(gi, j)}: data must be a numpy.ndarray, got {type(data).__name__}")
+    if data.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{where(gi, j)}: dtype {data.dtype} is not supported; expected float32 or float64")
+    if not data.flags.writeable:
+        raise ValueError(f"{where(gi, j)}: data is read-only; fastopt updates parameters in place")
+    return data
+
+
+def grad(p: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
+    """The parameter's gradient, checked against its data: ndarray, same shape and dtype, no shared memory."""
+    g = p.grad
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
+    if g.dtype != data.dtype:
+        raise TypeError(f"{where(gi, j)}: grad is {g.dtype}, param is {data.dtype}; they must match")
+    if g.shape != data.shape:
+        raise ValueError(f"{where(gi, j)}: grad has shape {g.shape}, param has shape {data.shape}")
+    if g.size and np.may_share_memory(g, data) and np.shares_memory(g, data):
+        raise ValueError(f"{where(gi, j)}: grad shares memory with the parameter's data; pass a separate array")
+    return g
+
+
+def state_buffer(value: Any, key: str, data: np.ndarray, gi: int, j: int) -> np.ndarray:
+    """A live state buffer: an ndarray of the parameter's shape and dtype that we can write."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{where(gi, j)}: state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
+    if value.shape != data.shape or value.dtype != data.dtype:
+        raise ValueError(f"{where(gi, j)}: state '{key}' is {value.dtype}{list(value.shape)}, "
+                         f"expected {data.dtype}{list(data.shape)} like the parameter")
+    if not value.flags.writeable:
+        raise ValueError(f"{where(gi, j)}: state '{key}' is read-only")
+    return value
+
+
+def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'step'") -> int:
+    """A step counter: a non-negative whole number (an int, or a 0-d array such as torch's float32 step)."""
+    place = f"{where(gi, j)}: " if gi is not None else ""
+    if isinstance(value, np.ndarray):
+        if value.shape != ():
+            raise ValueError(f"{place}{what} must be a scalar, got shape {value.shape}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{place}{what} must be a whole number, got {type(value).__name__}")
+    v = float(value)
+    if not (v >= 0 and math.isfinite(v) and v == int(v)):
+        raise ValueError(f"{place}{what} must be a non-negative whole number, got {value!r}")
+    return int(v)

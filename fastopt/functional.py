@@ -1,0 +1,10 @@
+"""The optimizers' updates as plain functions over lists of arrays, for code that keeps its own storage.
+
+Each takes the parameters, their gradients and the state buffers as lists of NumPy arrays (updated in place) and
+the options as keyword arguments, with torch.optim.functional's names.
+"""
+from .optim.adam import adam, adamw
+from .optim.rmsprop import rmsprop
+from .optim.sgd import sgd
+
+__all__ = ["adam", "adamw", "rmsprop", "sgd"]

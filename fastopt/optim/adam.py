@@ -1,0 +1,162 @@
+"""Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["Adam", "AdamW", "adam", "adamw"]
+
+_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, amsgrad: Any, maximize: Any, decoupled: Any) -> None:
+    V.lr(lr)
+    V.eps(eps)
+    V.betas(betas)
+    V.weight_decay(weight_decay)
+    V.flag("amsgrad", amsgrad)
+    V.flag("maximize", maximize)
+    V.flag("decoupled_weight_decay", decoupled)
+
+
+def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float, beta2: float) -> None:
+    """Per tensor: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
+    done: dict[int, tuple[float, float]] = {}
+    for i, t in enumerate(steps):
+        pair = done.get(t)
+        if pair is None:
+            bias_correction1 = 1 - beta1 ** t
+            bias_correction2 = 1 - beta2 ** t
+            pair = done[t] = (lr / bias_correction1, bias_correction2 ** 0.5)
+        scalars[i, 0], scalars[i, 1] = pair
+
+
+def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
+         exp_avg_sqs: list[np.ndarray], max_exp_avg_sqs: list[np.ndarray], state_steps: Any, *,
+         amsgrad: bool, beta1: float, beta2: float, lr: float, weight_decay: float, eps: float, maximize: bool,
+         decoupled_weight_decay: bool = False) -> None:
+    r"""Functional Adam over lists of arrays (see :class:`Adam` for the rule).
+
+    ``params`` and the state lists are updated in place; ``state_steps`` (a list of ints or an integer ndarray,
+    one count per parameter) is advanced by one before the update, as torch does. ``max_exp_avg_sqs`` is only
+    read when ``amsgrad`` is True (pass ``[]`` otherwise).
+    """
+    _check(lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    steps = advance(state_steps, len(params))
+    run_functional(K.adam, _NAMES, 2, params, grads,
+                   [exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None],
+                   lambda s: _fill(s, steps, float(lr), float(beta1), float(beta2)),
+                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
+                    bool(maximize), bool(decoupled_weight_decay)))
+
+
+def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
+          exp_avg_sqs: list[np.ndarray], max_exp_avg_sqs: list[np.ndarray], state_steps: Any, *,
+          amsgrad: bool, beta1: float, beta2: float, lr: float, weight_decay: float, eps: float,
+          maximize: bool) -> None:
+    r"""Functional AdamW: :func:`adam` with ``decoupled_weight_decay=True``."""
+    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad=amsgrad, beta1=beta1,
+         beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled_weight_decay=True)
+
+
+class Adam(FusedOptimizer):
+    r"""Adam (Kingma & Ba, 2015), in torch's order of operations (``torch.optim.Adam``).
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1}
+            \quad (\text{minus if maximize; the } \lambda \text{ term only without decoupled weight decay})\\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \quad (\text{decoupled weight decay only})\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if amsgrad, else } v_t\\
+        \theta_t &= \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
+        betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
+        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
+        amsgrad (bool, optional): use the AMSGrad maximum of second moments (default: False).
+        maximize (bool, optional): maximize the objective (default: False).
+        decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (default: False).
+
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
+
+    Notes:
+        As torch: the first moment is a lerp, the denominator divides :math:`\sqrt{v}` by
+        :math:`\sqrt{1-\beta_2^t}` before adding :math:`\epsilon` (the paper adds :math:`\epsilon` to the
+        corrected :math:`\sqrt{\hat v}` — the same thing), and AMSGrad keeps the maximum of the raw
+        :math:`v_t`.
+
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
+        Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018.
+
+    Example:
+        >>> opt = fastopt.Adam([w, b], lr=1e-3)
+        >>> opt.zero_grad(); w.grad, b.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.adam)
+    _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _n_scalars = 2
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
+        _check(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["amsgrad"],
+               group["maximize"], group["decoupled_weight_decay"])
+
+    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (True, True, bool(group["amsgrad"]))
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        b1, b2 = group["betas"]
+        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
+                bool(group["amsgrad"]), bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        _fill(scalars, steps, float(group["lr"]), float(group["betas"][0]), float(group["betas"][1]))
+
+
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay (``torch.optim.AdamW``).
+
+    The rule is :class:`Adam`'s with ``decoupled_weight_decay=True``: before the moment updates the parameter is
+    scaled by :math:`1 - \gamma\lambda`, and the gradient carries no :math:`\lambda\theta` term.
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
+        betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)` (default: (0.9, 0.999)).
+        eps (float, optional): :math:`\epsilon` (default: 1e-8).
+        weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 1e-2).
+        amsgrad (bool, optional): use AMSGrad (default: False).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+
+    Example:
+        >>> opt = fastopt.AdamW(model_params, lr=3e-4, weight_decay=0.1)
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, decoupled_weight_decay=True)

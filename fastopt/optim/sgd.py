@@ -1,0 +1,112 @@
+"""Stochastic gradient descent with momentum (torch.optim.SGD)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+
+__all__ = ["SGD", "sgd"]
+
+_NAMES = ("param", "grad", "momentum_buffer")
+
+
+def _check(lr: Any, momentum: Any, dampening: Any, weight_decay: Any, nesterov: Any, maximize: Any) -> None:
+    V.lr(lr)
+    V.number("momentum", momentum, low=0.0)
+    V.number("dampening", dampening)
+    V.weight_decay(weight_decay)
+    if V.flag("nesterov", nesterov) and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    V.flag("maximize", maximize)
+
+
+def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_list: list[np.ndarray | None], *,
+        weight_decay: float, momentum: float, lr: float, dampening: float, nesterov: bool,
+        maximize: bool) -> None:
+    r"""Functional SGD over lists of arrays (see :class:`SGD` for the rule).
+
+    ``params`` are updated in place. With ``momentum != 0``, a ``None`` entry of ``momentum_buffer_list`` is
+    replaced by a new buffer that starts at the gradient, as torch does; existing buffers are updated in place.
+    """
+    _check(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    n = len(params)
+    fresh = [False] * n
+    buffers = None
+    if momentum != 0:
+        if len(momentum_buffer_list) != n:
+            raise ValueError(f"got {n} params but {len(momentum_buffer_list)} momentum buffers")
+        buffers = [np.zeros(np.shape(p), np.asarray(p).dtype) if b is None else b
+                   for p, b in zip(params, momentum_buffer_list)]
+        fresh = [b is None for b in momentum_buffer_list]
+
+    def fill(scalars: np.ndarray) -> None:
+        scalars[:, 0] = fresh
+
+    run_functional(K.sgd, _NAMES, 1, params, d_p_list, [buffers], fill,
+                   (float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize)))
+    if buffers is not None:
+        momentum_buffer_list[:] = buffers
+
+
+class SGD(FusedOptimizer):
+    r"""Stochastic gradient descent, optionally with momentum, as ``torch.optim.SGD``.
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \quad (\text{minus if maximize})\\
+        b_t &= g_t \text{ at the first step, else } \mu b_{t-1} + (1-\tau) g_t\\
+        g_t &\leftarrow g_t + \mu b_t \text{ if nesterov, else } b_t \quad (\text{when } \mu \ne 0)\\
+        \theta_t &= \theta_{t-1} - \gamma g_t
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
+        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
+        dampening (float, optional): dampening :math:`\tau` for momentum (default: 0).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
+        maximize (bool, optional): maximize the objective instead of minimizing it (default: False).
+
+    State per parameter: ``momentum_buffer`` (only when momentum != 0), as in torch.
+
+    Notes:
+        As in torch (and unlike Sutskever et al.), the buffer starts at the first gradient, and Nesterov's
+        variant is written in terms of the gradient and the buffer, not a look-ahead point.
+
+    Example:
+        >>> opt = fastopt.SGD([w], lr=0.1, momentum=0.9)
+        >>> w.grad = compute_grad(w.data); opt.step()
+    """
+
+    _kernel = staticmethod(K.sgd)
+    _buffers = ("momentum_buffer",)
+    _n_scalars = 1
+    _has_step = False
+    _fresh_uses_grad = ("momentum_buffer",)
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        _check(lr, momentum, dampening, weight_decay, nesterov, maximize)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
+               group["maximize"])
+
+    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (group["momentum"] != 0,)
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        return (float(group["lr"]), float(group["momentum"]), float(group["dampening"]),
+                float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]))
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        scalars[:, 0] = fresh

@@ -1,0 +1,370 @@
+"""``Optimizer``: torch.optim's model (param_groups, defaults, state, state_dict) over NumPy parameters."""
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from . import _validate as V
+from .parameter import Parameter
+
+__all__ = ["Optimizer", "RemovableHandle"]
+
+# Group keys that torch.optim stores but fastopt has no use for; a torch state_dict carrying them loads as
+# long as they hold the value that means "nothing special" (any other value would change behaviour).
+_TORCH_ONLY_KEYS = {"foreach": (None, False, True), "capturable": (False,), "differentiable": (False,),
+                    "fused": (None, False)}
+
+
+class RemovableHandle:
+    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: OrderedDict) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _wrap_step(step: Callable) -> Callable:
+    """Run step pre/post hooks around a subclass's ``step`` and record that a step ran (for schedulers)."""
+
+    @functools.wraps(step)
+    def wrapper(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "_in_step", False):  # a subclass step calling super().step(): hooks run once
+            return step(self, *args, **kwargs)
+        self._in_step = True
+        try:
+            for hook in list(self._step_pre_hooks.values()):
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
+                    args, kwargs = res
+            out = step(self, *args, **kwargs)
+            self._opt_called = True
+            self._step_count += 1
+            for hook in list(self._step_post_hooks.values()):
+                hook(self, args, kwargs)
+            return out
+        finally:
+            self._in_step = False
+
+    wrapper._fastopt_wrapped = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+class Optimizer:
+    r"""Base class of every fastopt optimizer; the same model as ``torch.optim.Optimizer``.
+
+    Args:
+        params (iterable): Parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups
+            (``{'params': [...], 'lr': 1e-3}``); a group's missing options come from ``defaults``.
+        defaults (dict): default values of the optimization options.
+
+    Attributes:
+        param_groups (list[dict]): one dict per group: ``'params'`` (list of Parameters) and the options.
+        state (defaultdict[Parameter, dict]): per-parameter state (NumPy arrays and step counts).
+        defaults (dict): the default options.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self._step_pre_hooks: OrderedDict = OrderedDict()
+        self._step_post_hooks: OrderedDict = OrderedDict()
+        self._state_dict_pre_hooks: OrderedDict = OrderedDict()
+        self._state_dict_post_hooks: OrderedDict = OrderedDict()
+        self._load_state_dict_pre_hooks: OrderedDict = OrderedDict()
+        self._load_state_dict_post_hooks: OrderedDict = OrderedDict()
+        self._opt_called = False
+        self._step_count = 0
+        if isinstance(params, (Parameter, np.ndarray)):
+            raise TypeError("params argument given to the optimizer should be an iterable of Parameters or "
+                            f"dicts, but got {type(params).__module__}.{type(params).__name__}")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of parameters in sets will change between runs. Please use a list instead.")
+        if isinstance(params, dict):
+            params = [params]
+        self.state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_fastopt_wrapped", False):
+            cls.step = _wrap_step(step)
+
+    def __repr__(self) -> str:
+        lines = [self.__class__.__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k not in ("params", "param_names")):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    # ---- groups ------------------------------------------------------------------------------------------
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Check a group's options (ranges, types); subclasses raise ValueError/TypeError like torch."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters (a dict with ``'params'`` and optional options) to ``param_groups``.
+
+        The given dict is not modified: the group stored is a copy with the defaults filled in.
+        Raises TypeError for a non-dict, a set, or a non-Parameter; ValueError for an empty group, a
+        parameter already in another group, or a missing required option.
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Parameter):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of parameters in sets will change between runs. Please use a list instead.")
+        elif isinstance(params, np.ndarray):
+            raise TypeError("optimizer can only optimize Parameters, but the group's params is a numpy.ndarray "
+                            "(wrap it: fastopt.Parameter(array))")
+        else:
+            params = list(params)
+        names = []
+        tensors = []
+        for item in params:
+            if isinstance(item, tuple):
+                if len(item) != 2 or not isinstance(item[0], str):
+                    raise TypeError(f"named parameters must be (str, Parameter) pairs, got {item!r}")
+                names.append(item[0])
+                tensors.append(item[1])
+            else:
+                tensors.append(item)
+        if names and len(names) != len(tensors):
+            raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+        for p in tensors:
+            if not isinstance(p, Parameter):
+                hint = " (wrap it: fastopt.Parameter(array))" if isinstance(p, np.ndarray) else ""
+                raise TypeError("optimizer can only optimize Parameters, but one of the params is "
+                                f"{type(p).__module__}.{type(p).__name__}{hint}")
+        if len(tensors) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if len(set(map(id, tensors))) != len(tensors):
+            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+        group["params"] = tensors
+        if names:
+            group["param_names"] = names
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        self._check_group(group)
+        seen: set[int] = set()
+        for other in self.param_groups:
+            seen.update(id(p) for p in other["params"])
+            if ("param_names" in other) != ("param_names" in group):
+                txt = "with names" if "param_names" in group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {txt} to the optimizer")
+        if any(id(p) in seen for p in tensors):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+        self._groups_changed()
+
+    def _groups_changed(self) -> None:
+        """Called when groups are added or replaced; subclasses drop caches here."""
+
+    # ---- gradients ---------------------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters: to None (default, as torch), or to zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
+                    p.grad.fill(0)
+                else:
+                    p.grad = np.zeros_like(p.data)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; ``closure`` (re-evaluating the loss) runs first, its loss is returned."""
+        raise NotImplementedError
+
+    # ---- hooks -------------------------------------------------------------------------------------------
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs) -> None | (args, kwargs)`` runs before each ``step``."""
+        return self._register(self._step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs) -> None`` runs after each ``step``."""
+        return self._register(self._step_post_hooks, hook)
+
+    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer) -> None`` runs before ``state_dict()`` builds its result."""
+        return self._register(self._state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict) -> None | dict`` may edit or replace ``state_dict()``'s result."""
+        return self._register(self._state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer, state_dict) -> None | dict`` may edit or replace what ``load_state_dict`` loads."""
+        return self._register(self._load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(optimizer) -> None`` runs after ``load_state_dict`` succeeded."""
+        return self._register(self._load_state_dict_post_hooks, hook, prepend)
+
+    @staticmethod
+    def _register(hooks: OrderedDict, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    # ---- state dict --------------------------------------------------------------------------------------
+    def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(array keys, scalar step keys) a parameter's state holds under ``group``'s options."""
+        return (), ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state in torch's layout.
+
+        ``{'state': {index: {key: value}}, 'param_groups': [{option: value, 'params': [indices]}]}``, with
+        parameters numbered in group order. Arrays are the live state arrays (not copies), as in torch: copy the
+        result (or ``fastopt.save`` it) to keep a snapshot.
+        """
+        for hook in list(self._state_dict_pre_hooks.values()):
+            hook(self)
+        index: dict[int, int] = {}
+        groups = []
+        start = 0
+        for group in self.param_groups:
+            ids = list(range(start, start + len(group["params"])))
+            index.update((id(p), i) for p, i in zip(group["params"], ids))
+            start += len(ids)
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = ids
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index and s}
+        out = {"state": state, "param_groups": groups}
+        for hook in list(self._state_dict_post_hooks.values()):
+            res = hook(self, out)
+            if res is not None:
+                out = res
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state produced by ``state_dict()`` (or a torch optimizer's, converted with ``np.asarray``).
+
+        Everything is checked first — group count and sizes, option values, state keys, every array's shape and
+        dtype against its live parameter (no silent cast) — and arrays are copied; on any error nothing changes.
+        """
+        for hook in list(self._load_state_dict_pre_hooks.values()):
+            res = hook(self, state_dict)
+            if res is not None:
+                state_dict = res
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not isinstance(saved_state, dict):
+            raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)} saved, {len(self.param_groups)} here)")
+        new_groups = []
+        id_map: dict[Any, tuple[int, int, Parameter]] = {}
+        for gi, (live, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise ValueError(f"param_groups[{gi}] of the loaded state dict has no 'params'")
+            if len(saved["params"]) != len(live["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group ({gi}) that doesn't match the "
+                                 f"size of optimizer's group ({len(saved['params'])} saved, "
+                                 f"{len(live['params'])} here)")
+            group = {}
+            for key, value in saved.items():
+                if key in ("params", "param_names"):
+                    continue
+                if key in _TORCH_ONLY_KEYS and key not in self.defaults:
+                    if not any(value is ok or value == ok for ok in _TORCH_ONLY_KEYS[key]):
+                        raise ValueError(f"param_groups[{gi}]: option {key}={value!r} is not supported by fastopt")
+                    continue
+                group[key] = value
+            for key in self.defaults:
+                if key not in group:
+                    raise ValueError(f"param_groups[{gi}] of the loaded state dict lacks option '{key}'")
+            group["params"] = live["params"]
+            if "param_names" in live:
+                group["param_names"] = live["param_names"]
+            self._check_group(group)
+            new_groups.append(group)
+            for j, (sid, p) in enumerate(zip(saved["params"], live["params"])):
+                id_map[sid] = (gi, j, p)
+        new_state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
+        for sid, pstate in saved_state.items():
+            if sid not in id_map:
+                raise ValueError(f"loaded state refers to parameter {sid!r}, which no group lists")
+            gi, j, p = id_map[sid]
+            new_state[p] = self._load_param_state(pstate, new_groups[gi], p, gi, j)
+        # everything checked: commit
+        self.param_groups = new_groups
+        self.state = new_state
+        self._groups_changed()
+        for hook in list(self._load_state_dict_post_hooks.values()):
+            hook(self)
+
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
+        if not isinstance(pstate, dict):
+            raise TypeError(f"{V.where(gi, j)}: saved state must be a dict, got {type(pstate).__name__}")
+        arrays, steps = self._state_spec(group)
+        if not pstate:
+            return {}
+        expected = set(arrays) | set(steps)
+        extra = set(pstate) - expected
+        missing = expected - set(pstate)
+        if extra or missing:
+            raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)}, expected "
+                             f"{sorted(expected)} for this group's options")
+        data = p.data
+        out: dict[str, Any] = {}
+        for key in steps:
+            out[key] = V.step_count(pstate[key], gi, j, f"state '{key}'")
+        for key in arrays:
+            value = pstate[key]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{V.where(gi, j)}: saved state '{key}' must be a numpy.ndarray, "
+                                f"got {type(value).__name__}")
+            if value.shape != data.shape or value.dtype != data.dtype:
+                raise ValueError(f"{V.where(gi, j)}: saved state '{key}' is {value.dtype}{list(value.shape)}, "
+                                 f"the parameter is {data.dtype}{list(data.shape)}")
+            out[key] = np.array(value, dtype=data.dtype, order="C", copy=True)
+        return out
+
+    def _all_params(self) -> Iterable[Parameter]:
+        return chain.from_iterable(g["params"] for g in self.param_groups)

@@ -1,0 +1,66 @@
+"""The test registry: every optimizer configuration the generic tests run, and every constructor error.
+
+Adding an optimizer means adding its rows here (and its reference in reference.py); the kernel, torch parity,
+error, state_dict and determinism tests then cover it.
+"""
+from __future__ import annotations
+
+import fastopt as fo
+
+# (class name, kwargs): each row is run by every generic test.
+CASES: list[tuple[str, dict]] = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True)),
+    ("Adam", dict(lr=1e-2)),
+    ("Adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.05)),
+    ("Adam", dict(lr=1e-2, maximize=True, decoupled_weight_decay=True, weight_decay=0.1)),
+    ("Adam", dict(lr=1e-2, betas=(0.3, 0.9))),  # 1 - beta1 >= 0.5: torch's other lerp branch
+    ("AdamW", dict(lr=1e-2)),
+    ("AdamW", dict(lr=1e-2, amsgrad=True, weight_decay=0.3, maximize=True)),
+    ("RMSprop", dict(lr=1e-2)),
+    ("RMSprop", dict(lr=1e-2, alpha=0.9, weight_decay=0.1)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.7, centered=True)),
+    ("RMSprop", dict(lr=1e-2, centered=True, alpha=0.4, maximize=True)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.5)),
+]
+
+# (class name, kwargs, exception, message regex): the constructor must raise this.
+ERROR_CASES: list[tuple[str, dict, type, str]] = [
+    ("SGD", dict(lr=-0.1), ValueError, "Invalid learning rate: -0.1"),
+    ("SGD", dict(lr=0.1, momentum=-0.5), ValueError, "Invalid momentum value"),
+    ("SGD", dict(lr=0.1, weight_decay=-1), ValueError, "Invalid weight_decay value"),
+    ("SGD", dict(lr=0.1, nesterov=True), ValueError, "Nesterov momentum requires a momentum and zero dampening"),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "Nesterov"),
+    ("SGD", dict(lr=float("nan")), ValueError, "Invalid learning rate"),
+    ("SGD", dict(lr="0.1"), TypeError, "Invalid learning rate"),
+    ("Adam", dict(lr=-1e-3), ValueError, "Invalid learning rate"),
+    ("Adam", dict(eps=-1.0), ValueError, "Invalid epsilon value"),
+    ("Adam", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0"),
+    ("Adam", dict(betas=(0.9, -0.1)), ValueError, "Invalid beta parameter at index 1"),
+    ("Adam", dict(betas=(0.9,)), TypeError, "betas must be a pair"),
+    ("Adam", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value"),
+    ("Adam", dict(amsgrad=1), TypeError, "amsgrad must be a bool"),
+    ("AdamW", dict(betas=(0.9, 1.5)), ValueError, "Invalid beta parameter at index 1"),
+    ("AdamW", dict(weight_decay=-1e-2), ValueError, "Invalid weight_decay value"),
+    ("RMSprop", dict(lr=-1.0), ValueError, "Invalid learning rate"),
+    ("RMSprop", dict(alpha=-0.1), ValueError, "Invalid alpha value"),
+    ("RMSprop", dict(eps=-1e-8), ValueError, "Invalid epsilon value"),
+    ("RMSprop", dict(momentum=-0.5), ValueError, "Invalid momentum value"),
+    ("RMSprop", dict(weight_decay=-0.5), ValueError, "Invalid weight_decay value"),
+]
+
+
+def case_id(case: tuple[str, dict]) -> str:
+    name, kw = case
+    return name + "(" + ",".join(f"{k}={v}" for k, v in kw.items()) + ")"
+
+
+def make(name: str, params, **kwargs):
+    return getattr(fo, name)(params, **kwargs)
+
+# fastopt class name -> torch.optim class name for the parity tests (None: torch has no such optimizer).
+TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop"}

@@ -1,0 +1,104 @@
+"""Each algorithm written plainly in NumPy from its published rule, in torch's order of operations.
+
+A reference step takes one parameter's array ``p`` and gradient ``g`` (same dtype), its state dict (created
+empty by the caller, filled here as torch fills it) and the group's options, and updates ``p`` and the state in
+place. Arithmetic stays in the parameter's dtype: scalars are cast to it the way torch casts Python floats.
+These are the specification the C kernels are tested against: readable first, never fast.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _c(x: float, dtype: np.dtype) -> np.generic:
+    return np.asarray(x, dtype=dtype)[()]
+
+
+def ref_sgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float = 0, dampening: float = 0,
+            weight_decay: float = 0, nesterov: bool = False, maximize: bool = False) -> None:
+    dt = p.dtype
+    g = -g if maximize else g.copy()
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    if momentum != 0:
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = g.copy()
+        else:
+            buf = state["momentum_buffer"]
+            buf[...] = buf * _c(momentum, dt) + _c(1 - dampening, dt) * g
+        buf = state["momentum_buffer"]
+        g = g + _c(momentum, dt) * buf if nesterov else buf
+    p[...] = p + _c(-lr, dt) * g
+
+
+def ref_adam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tuple = (0.9, 0.999),
+             eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, maximize: bool = False,
+             decoupled_weight_decay: bool = False) -> None:
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            p[...] = p * _c(1 - lr * weight_decay, dt)
+        else:
+            g = g + _c(weight_decay, dt) * p
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m[...] = m + _c(1 - beta1, dt) * (g - m)                 # lerp(m, g, 1 - beta1)
+    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    step_size = lr / (1 - beta1 ** t)
+    bc2_sqrt = (1 - beta2 ** t) ** 0.5
+    if amsgrad:
+        vmax = state["max_exp_avg_sq"]
+        vmax[...] = np.maximum(vmax, v)
+        denom = np.sqrt(vmax) / _c(bc2_sqrt, dt) + _c(eps, dt)
+    else:
+        denom = np.sqrt(v) / _c(bc2_sqrt, dt) + _c(eps, dt)
+    p[...] = p + (_c(-step_size, dt) * m) / denom
+
+
+def ref_adamw(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tuple = (0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False) -> None:
+    ref_adam(p, g, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+             maximize=maximize, decoupled_weight_decay=True)
+
+
+def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: float = 0.99, eps: float = 1e-8,
+                weight_decay: float = 0, momentum: float = 0, centered: bool = False, maximize: bool = False) -> None:
+    dt = p.dtype
+    if not state:
+        state["step"] = 0
+        state["square_avg"] = np.zeros_like(p)
+        if momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(p)
+        if centered:
+            state["grad_avg"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    sq = state["square_avg"]
+    sq[...] = sq * _c(alpha, dt) + (_c(1 - alpha, dt) * g) * g
+    if centered:
+        ga = state["grad_avg"]
+        ga[...] = ga + _c(1 - alpha, dt) * (g - ga)
+        avg = np.sqrt(sq - ga * ga)
+    else:
+        avg = np.sqrt(sq)
+    avg = avg + _c(eps, dt)
+    if momentum > 0:
+        buf = state["momentum_buffer"]
+        buf[...] = buf * _c(momentum, dt) + g / avg
+        p[...] = p + _c(-lr, dt) * buf
+    else:
+        p[...] = p + (_c(-lr, dt) * g) / avg
+
+
+REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop}
