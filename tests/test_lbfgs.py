@@ -501,6 +501,64 @@ def test_lbfgs_state_dict_round_trip_continues_identically():
     np.testing.assert_array_equal(xa.data, xb.data)
 
 
+def _closure_for(p, x):
+    def closure():
+        f, g = p.fun(x.data)
+        x.grad = g
+        return f
+    return closure
+
+
+def test_lbfgs_checkpoint_through_fastopt_save(tmp_path):
+    import fastopt
+    p = PROBLEMS["rosenbrock_100"]
+    xa = Parameter(p.x0.copy())
+    a = LBFGS([xa], line_search_fn="strong_wolfe", history_size=3, max_iter=5)
+    for _ in range(3):
+        a.step(_closure_for(p, xa))
+    fastopt.save(a.state_dict(), tmp_path / "ckpt.npz")
+    xb = Parameter(xa.data.copy())
+    b = LBFGS([xb], line_search_fn="strong_wolfe", history_size=3, max_iter=5)
+    b.load_state_dict(fastopt.load(tmp_path / "ckpt.npz"))
+    for _ in range(2):
+        a.step(_closure_for(p, xa))
+        b.step(_closure_for(p, xb))
+    np.testing.assert_array_equal(xa.data, xb.data)
+
+
+def test_lbfgs_continues_from_a_torch_state_dict():
+    torch = pytest.importorskip("torch")
+    p = PROBLEMS["wood"]
+    kw = dict(line_search_fn="strong_wolfe", history_size=4, max_iter=4)
+    x = torch.tensor(p.x0.copy(), dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.LBFGS([x], **kw)
+
+    def tclosure():
+        f, g = p.fun(x.detach().numpy().copy())
+        x.grad = torch.from_numpy(g)
+        return torch.tensor(f, dtype=torch.float64)
+
+    for _ in range(2):
+        topt.step(tclosure)
+    sd = topt.state_dict()
+
+    def conv(v):
+        if isinstance(v, torch.Tensor):
+            return np.asarray(v)
+        if isinstance(v, list):
+            return [conv(u) for u in v]
+        return v
+
+    state = {k: {kk: conv(vv) for kk, vv in st.items()} for k, st in sd["state"].items()}
+    y = Parameter(x.detach().numpy().copy())
+    opt = LBFGS([y], **kw)
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+    for _ in range(2):
+        topt.step(tclosure)
+        opt.step(_closure_for(p, y))
+    assert _rel([x.detach().numpy()], [y.data]) <= 1e-10
+
+
 def test_lbfgs_returns_first_closure_value_and_counts():
     p = PROBLEMS["rosenbrock_2"]
     x = Parameter(p.x0.copy())

@@ -10,7 +10,21 @@ from .. import _lbfgs_core as C
 from .. import _validate as V
 from ..optimizer import Optimizer
 
-__all__ = ["LBFGS"]
+__all__ = ["LBFGS", "STATUS_MESSAGES"]
+
+#: why the last ``step`` ended, by the code stored in ``opt.state[first_param]['status']``
+STATUS_MESSAGES = {
+    C.CONV_GRAD: "max|g| <= tolerance_grad",
+    C.CONV_F: "|f_{k+1} - f_k| < tolerance_change",
+    C.CONV_X: "max|t d| <= tolerance_change",
+    C.CONV_GTD: "directional derivative g.d > -tolerance_change",
+    C.MAX_ITER: "max_iter iterations done",
+    C.MAX_EVAL: "max_eval evaluations done",
+    C.LS_FAILED: "the line search found no decrease, also after a steepest-descent restart; "
+                 "the parameters are the best point seen",
+    C.NONFINITE: "the closure returned NaN/Inf, also after a steepest-descent restart; "
+                 "the parameters are the best point seen",
+}
 
 _NO_LIMIT = 2 ** 62   # torch's line search is capped by the step's evaluation budget only
 
@@ -66,7 +80,8 @@ class LBFGS(Optimizer):
         float64 iterates agree with ``torch.optim.LBFGS`` to rounding. Where torch would go on with garbage,
         this one recovers: a NaN/Inf closure value, or a strong-Wolfe search that cannot decrease f, puts the
         parameters back on the best point seen, clears the memory and retries once from steepest descent;
-        if that fails too the step ends there (``state['status']`` names the reason). If the closure raises,
+        if that fails too the step ends there. ``state[params[0]]['status']`` holds the code of the last
+        stop, explained by ``fastopt.optim.lbfgs.STATUS_MESSAGES``. If the closure raises,
         the parameters are restored to their values at the start of the step and the memory is cleared.
 
     Example:
