@@ -9,7 +9,7 @@ the budget near f = 7300), so the large case is the extended (pairwise) Rosenbro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -22,7 +22,6 @@ class Problem:
     x0: np.ndarray
     f_star: float
     x_star: np.ndarray | None = None
-    torch_fun: Callable | None = field(default=None, repr=False)   # same f on torch tensors (autograd)
 
 
 def rosenbrock(n: int) -> Problem:
@@ -35,12 +34,10 @@ def rosenbrock(n: int) -> Problem:
         g[1:] += 200.0 * r
         return f, g
 
-    def tfun(x):
-        return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
 
     x0 = np.full(n, -1.2)
     x0[1::2] = 1.0
-    return Problem(f"rosenbrock_{n}", fun, x0, 0.0, np.ones(n), tfun)
+    return Problem(f"rosenbrock_{n}", fun, x0, 0.0, np.ones(n))
 
 
 def extended_rosenbrock(n: int) -> Problem:
@@ -74,11 +71,7 @@ def beale() -> Problem:
         gv = 2.0 * r @ (u * np.array([1.0, 2.0 * v, 3.0 * v * v]))
         return f, np.array([gu, gv])
 
-    def tfun(x):
-        u, v = x[0], x[1]
-        return ((1.5 - u + u * v) ** 2 + (2.25 - u + u * v ** 2) ** 2 + (2.625 - u + u * v ** 3) ** 2)
-
-    return Problem("beale", fun, np.array([1.0, 1.0]), 0.0, np.array([3.0, 0.5]), tfun)
+    return Problem("beale", fun, np.array([1.0, 1.0]), 0.0, np.array([3.0, 0.5]))
 
 
 def wood() -> Problem:
@@ -93,12 +86,7 @@ def wood() -> Problem:
             180 * (x4 - x3 ** 2) + 20.2 * (x4 - 1) + 19.8 * (x2 - 1)])
         return float(f), g
 
-    def tfun(x):
-        x1, x2, x3, x4 = x[0], x[1], x[2], x[3]
-        return (100 * (x2 - x1 ** 2) ** 2 + (1 - x1) ** 2 + 90 * (x4 - x3 ** 2) ** 2 + (1 - x3) ** 2
-                + 10.1 * ((x2 - 1) ** 2 + (x4 - 1) ** 2) + 19.8 * (x2 - 1) * (x4 - 1))
-
-    return Problem("wood", fun, np.array([-3.0, -1.0, -3.0, -1.0]), 0.0, np.ones(4), tfun)
+    return Problem("wood", fun, np.array([-3.0, -1.0, -3.0, -1.0]), 0.0, np.ones(4))
 
 
 def helical_valley() -> Problem:
@@ -119,13 +107,7 @@ def helical_valley() -> Problem:
                       200 * a + 2 * x3])
         return float(f), g
 
-    def tfun(x):
-        import torch
-        x1, x2, x3 = x[0], x[1], x[2]
-        th = torch.atan(x2 / x1) / (2 * np.pi) + (0.5 if float(x1) < 0 else 0.0)
-        return 100 * ((x3 - 10 * th) ** 2 + (torch.sqrt(x1 ** 2 + x2 ** 2) - 1) ** 2) + x3 ** 2
-
-    return Problem("helical_valley", fun, np.array([-1.0, 0.0, 0.0]), 0.0, np.array([1.0, 0.0, 0.0]), tfun)
+    return Problem("helical_valley", fun, np.array([-1.0, 0.0, 0.0]), 0.0, np.array([1.0, 0.0, 0.0]))
 
 
 def powell_singular() -> Problem:
@@ -139,11 +121,7 @@ def powell_singular() -> Problem:
                       -10 * b - 40 * d ** 3])
         return float(f), g
 
-    def tfun(x):
-        x1, x2, x3, x4 = x[0], x[1], x[2], x[3]
-        return (x1 + 10 * x2) ** 2 + 5 * (x3 - x4) ** 2 + (x2 - 2 * x3) ** 4 + 10 * (x1 - x4) ** 4
-
-    return Problem("powell_singular", fun, np.array([3.0, -1.0, 0.0, 1.0]), 0.0, np.zeros(4), tfun)
+    return Problem("powell_singular", fun, np.array([3.0, -1.0, 0.0, 1.0]), 0.0, np.zeros(4))
 
 
 def brown_badly_scaled() -> Problem:
@@ -152,10 +130,7 @@ def brown_badly_scaled() -> Problem:
         a, b, c = x1 - 1e6, x2 - 2e-6, x1 * x2 - 2
         return float(a * a + b * b + c * c), np.array([2 * a + 2 * c * x2, 2 * b + 2 * c * x1])
 
-    def tfun(x):
-        return (x[0] - 1e6) ** 2 + (x[1] - 2e-6) ** 2 + (x[0] * x[1] - 2) ** 2
-
-    return Problem("brown_badly_scaled", fun, np.array([1.0, 1.0]), 0.0, np.array([1e6, 2e-6]), tfun)
+    return Problem("brown_badly_scaled", fun, np.array([1.0, 1.0]), 0.0, np.array([1e6, 2e-6]))
 
 
 def ill_conditioned_quadratic(n: int = 1000, cond: float = 1e6) -> Problem:
@@ -167,12 +142,7 @@ def ill_conditioned_quadratic(n: int = 1000, cond: float = 1e6) -> Problem:
         lr = lam * r
         return 0.5 * float(r @ lr), lr
 
-    def tfun(x):
-        import torch
-        r = x - 1.0
-        return 0.5 * (torch.as_tensor(lam, dtype=x.dtype) * r * r).sum()
-
-    return Problem(f"quadratic_{n}_cond{cond:.0e}", fun, np.zeros(n), 0.0, np.ones(n), tfun)
+    return Problem(f"quadratic_{n}_cond{cond:.0e}", fun, np.zeros(n), 0.0, np.ones(n))
 
 
 def logistic_regression(n_samples: int = 500, n_features: int = 100, lam: float = 1e-2,
@@ -201,12 +171,7 @@ def logistic_regression(n_samples: int = 500, n_features: int = 100, lam: float 
             break
     f_star = fun(w)[0]
 
-    def tfun(x):
-        import torch
-        z = torch.as_tensor(Ay, dtype=x.dtype) @ x
-        return torch.nn.functional.softplus(-z).mean() + 0.5 * lam * (x @ x)
-
-    return Problem("logistic_l2", fun, np.zeros(n_features), f_star, w, tfun)
+    return Problem("logistic_l2", fun, np.zeros(n_features), f_star, w)
 
 
 def all_problems(large: bool = True) -> list[Problem]:
