@@ -7,13 +7,15 @@
 from . import functional, lr_scheduler
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .optim.adam import Adam, AdamW
+from .optim.lbfgs import LBFGS
 from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .io import load, save
+from .minimize import minimize, scipy_lbfgs
 from .optimizer import Optimizer
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "AdamW", "Optimizer", "Parameter", "RMSprop", "SGD", "functional", "get_num_threads",
-           "have_openmp", "load", "lr_scheduler", "save", "set_num_threads"]
+__all__ = ["Adam", "AdamW", "LBFGS", "Optimizer", "Parameter", "RMSprop", "SGD", "functional", "get_num_threads",
+           "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads"]
