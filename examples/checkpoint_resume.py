@@ -1,4 +1,4 @@
-"""Stop training, save a checkpoint, start a new process's worth of objects from it, and finish bit-identically.
+"""Stop training halfway, save a checkpoint, rebuild every object from it, and finish bit-identically.
 
 The model is the 1-20-1 ReLU network of the demo (fastopt.demo.MLP) fit to y = x^2 + noise with shuffled
 minibatches; the optimizer is fastopt.Adam with two parameter groups (weights and biases at different rates) and
