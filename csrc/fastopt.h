@@ -105,6 +105,18 @@ int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, doub
 int fo_grad_scale(const fo_grad_list *g, double coef);
 int fo_grad_clamp(const fo_grad_list *g, double lo, double hi);
 
+
+/* ---- Parameter averaging (averaging.c) ----  bufs: 0 averaged (INOUT), 1 current parameter (IN); no scalars.
+ * mode FO_AVG_SWA: a += (p - a) / weight (weight = n_averaged + 1); FO_AVG_LERP: a = lerp(a, p, weight);
+ * FO_AVG_EMA: a = weight * a + (1 - weight) * p (weight = decay). */
+enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
+typedef struct {
+    int mode;
+    double weight;
+} fo_avg_hyper;
+int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h);
+int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h);
+
 #ifdef __cplusplus
 }
 #endif

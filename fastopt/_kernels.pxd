@@ -68,3 +68,14 @@ cdef extern from "fastopt.h" nogil:
     int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, double *norms, double *total)
     int fo_grad_scale(const fo_grad_list *g, double coef)
     int fo_grad_clamp(const fo_grad_list *g, double lo, double hi)
+
+    # ---- Parameter averaging (averaging.c) ----
+    enum:
+        FO_AVG_SWA
+        FO_AVG_LERP
+        FO_AVG_EMA
+    ctypedef struct fo_avg_hyper:
+        int mode
+        double weight
+    int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h)
+    int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h)
