@@ -144,7 +144,10 @@ def _total_norm(grads: list[np.ndarray], names: list[str], p: float, error_if_no
 
 
 def _scale(grads: list[np.ndarray], names: list[str], coef: float) -> None:
-    if not grads or coef == 1.0:  # g * 1 == g for every g: nothing to write
+    if not grads:
+        return
+    if coef == 1.0:  # g * 1 == g for every g: nothing to write, but refuse what a write would refuse
+        K.GradTable([g for g in grads if _contiguous(g)], True, [n for g, n in zip(grads, names) if _contiguous(g)])
         return
     work, back = [], []
     for g in grads:

@@ -160,6 +160,8 @@ def test_shared_memory_grads_rejected(rng):
     before = g.copy()
     with pytest.raises(ValueError, match="share memory"):
         clip_grad_norm_([a, b], 0.1)
+    with pytest.raises(ValueError, match="share memory"):
+        clip_grad_norm_([a, b], 1e9)  # no scaling needed: refused all the same
     b.grad = np.zeros(8)[::2]
     a.grad = b.grad.base[:4]
     with pytest.raises(ValueError, match="share memory"):
