@@ -80,6 +80,43 @@ typedef struct {
 int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
 int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
 
+
+/* ---- Gradient clipping (clip.c) ----
+ * A list of gradients of mixed dtypes: one pointer, size and dtype per tensor, and the fixed work items.
+ * fo_grad_norm writes one partial per work item (partials[n_work], scratch owned by the caller), each tensor's
+ * norm (norms[n_tensors]) and the norm of those norms (*total), in double, for any norm_type: 2, 1, 0, +inf,
+ * -inf, or a general p; FO_ERR_ARG for a NaN norm_type, or for +inf, -inf or p < 0 with an empty tensor
+ * (torch raises: no identity). fo_grad_scale multiplies every gradient by coef (cast to its dtype);
+ * fo_grad_clamp clamps every gradient to [lo, hi] keeping NaN. */
+enum { FO_DTYPE_F32 = 0, FO_DTYPE_F64 = 1 };
+enum { FO_NORM_L2 = 0, FO_NORM_L1 = 1, FO_NORM_L0 = 2, FO_NORM_LINF = 3, FO_NORM_LNINF = 4, FO_NORM_LP = 5 };
+typedef struct {
+    int64_t n_tensors;
+    void **data;            /* [n_tensors] gradient buffers (C-contiguous) */
+    const int64_t *sizes;   /* [n_tensors] element counts */
+    const int *dtypes;      /* [n_tensors] FO_DTYPE_F32 or FO_DTYPE_F64 */
+    const fo_work *work;    /* [n_work], from fo_plan_work over sizes */
+    int64_t n_work;
+    int64_t total;          /* sum of sizes */
+    int n_threads;          /* threads the caller allows (>= 1) */
+} fo_grad_list;
+int fo_check_grad_list(const fo_grad_list *g);
+int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, double *norms, double *total);
+int fo_grad_scale(const fo_grad_list *g, double coef);
+int fo_grad_clamp(const fo_grad_list *g, double lo, double hi);
+
+
+/* ---- Parameter averaging (averaging.c) ----  bufs: 0 averaged (INOUT), 1 current parameter (IN); no scalars.
+ * mode FO_AVG_SWA: a += (p - a) / weight (weight = n_averaged + 1); FO_AVG_LERP: a = lerp(a, p, weight);
+ * FO_AVG_EMA: a = weight * a + (1 - weight) * p (weight = decay). */
+enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
+typedef struct {
+    int mode;
+    double weight;
+} fo_avg_hyper;
+int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h);
+int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h);
+
 #ifdef __cplusplus
 }
 #endif

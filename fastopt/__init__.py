@@ -4,8 +4,9 @@
 >>> w = fo.Parameter(np.zeros(3, np.float32))
 >>> opt = fo.Adam([w], lr=1e-3)
 """
-from . import functional, lr_scheduler
+from . import functional, lr_scheduler, swa_utils
 from ._kernels import get_num_threads, have_openmp, set_num_threads
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .optim.adam import Adam, AdamW
 from .optim.lbfgs import LBFGS
 from .optim.rmsprop import RMSprop
@@ -17,5 +18,8 @@ from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "AdamW", "LBFGS", "Optimizer", "Parameter", "RMSprop", "SGD", "functional", "get_num_threads",
-           "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads"]
+__all__ = [
+    "Adam", "AdamW", "LBFGS", "Optimizer", "Parameter", "RMSprop", "SGD", "clip_grad_norm_",
+    "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
+    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils"
+]

@@ -50,3 +50,32 @@ cdef extern from "fastopt.h" nogil:
         int centered, maximize
     int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
     int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
+
+    # ---- Gradient clipping (clip.c) ----
+    enum:
+        FO_DTYPE_F32
+        FO_DTYPE_F64
+    ctypedef struct fo_grad_list:
+        int64_t n_tensors
+        void **data
+        const int64_t *sizes
+        const int *dtypes
+        const fo_work *work
+        int64_t n_work
+        int64_t total
+        int n_threads
+    int fo_check_grad_list(const fo_grad_list *g)
+    int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, double *norms, double *total)
+    int fo_grad_scale(const fo_grad_list *g, double coef)
+    int fo_grad_clamp(const fo_grad_list *g, double lo, double hi)
+
+    # ---- Parameter averaging (averaging.c) ----
+    enum:
+        FO_AVG_SWA
+        FO_AVG_LERP
+        FO_AVG_EMA
+    ctypedef struct fo_avg_hyper:
+        int mode
+        double weight
+    int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h)
+    int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h)

@@ -328,3 +328,5 @@ def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_de
     if rc != FO_OK:
         _raise(rc, "rmsprop")
 include "_lbfgs.pxi"
+include "_clip.pxi"
+include "_averaging.pxi"

@@ -284,6 +284,10 @@ class Optimizer:
 
         Everything is checked first — group count and sizes, option values, state keys, every array's shape and
         dtype against its live parameter (no silent cast) — and arrays are copied; on any error nothing changes.
+
+        Parameters are matched by name within each group when both this optimizer (given ``(name, Parameter)``
+        pairs) and the saved groups carry ``'param_names'``: a missing or unknown name is a ValueError.
+        Otherwise they are matched by position, as in torch.
         """
         for hook in list(self._load_state_dict_pre_hooks.values()):
             res = hook(self, state_dict)
@@ -324,8 +328,8 @@ class Optimizer:
                 group["param_names"] = live["param_names"]
             self._check_group(group)
             new_groups.append(group)
-            for j, (sid, p) in enumerate(zip(saved["params"], live["params"])):
-                id_map[sid] = (gi, j, p)
+            for sid, j in zip(saved["params"], self._saved_order(gi, live, saved)):
+                id_map[sid] = (gi, j, live["params"][j])
         new_state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
         for sid, pstate in saved_state.items():
             if sid not in id_map:
@@ -338,6 +342,36 @@ class Optimizer:
         self._groups_changed()
         for hook in list(self._load_state_dict_post_hooks.values()):
             hook(self)
+
+    @staticmethod
+    def _saved_order(gi: int, live: dict[str, Any], saved: dict[str, Any]) -> list[int]:
+        """For each saved parameter of group ``gi``, the index of the live parameter it belongs to.
+
+        By name when both the live group and the saved group carry ``'param_names'`` (the optimizer was given
+        ``(name, Parameter)`` pairs), so a checkpoint loads even if the parameters were listed in another order;
+        otherwise by position, as torch does.
+        """
+        n = len(live["params"])
+        if "param_names" not in live or "param_names" not in saved:
+            return list(range(n))
+        names = saved["param_names"]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) for x in names):
+            raise TypeError(f"param_groups[{gi}]['param_names'] of the loaded state dict must be a list of str")
+        if len(names) != len(saved["params"]):
+            raise ValueError(f"param_groups[{gi}] of the loaded state dict has {len(saved['params'])} params but "
+                             f"{len(names)} param_names")
+        if len(set(names)) != len(names):
+            dup = sorted({x for x in names if names.count(x) > 1})
+            raise ValueError(f"param_groups[{gi}] of the loaded state dict repeats parameter names {dup}")
+        if len(set(live["param_names"])) != n:
+            raise ValueError(f"param_groups[{gi}] has repeated parameter names; cannot match saved state by name")
+        where = {name: j for j, name in enumerate(live["param_names"])}
+        unknown = [x for x in names if x not in where]
+        missing = [x for x in live["param_names"] if x not in set(names)]
+        if unknown or missing:
+            raise ValueError(f"param_groups[{gi}]: the loaded state dict's parameter names do not match this "
+                             f"group's: unknown {unknown}, missing {missing}")
+        return [where[x] for x in names]
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
         if not isinstance(pstate, dict):
