@@ -7,12 +7,14 @@
 from . import functional
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .optim.adam import Adam, AdamW
+from .optim.asgd import ASGD
 from .optim.rmsprop import RMSprop
+from .optim.rprop import Rprop
 from .optim.sgd import SGD
 from .optimizer import Optimizer
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "AdamW", "Optimizer", "Parameter", "RMSprop", "SGD", "functional", "get_num_threads",
+__all__ = ["ASGD", "Adam", "AdamW", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD", "functional", "get_num_threads",
            "have_openmp", "set_num_threads"]

@@ -101,4 +101,51 @@ def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: 
         p[...] = p + (_c(-lr, dt) * g) / avg
 
 
-REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop}
+def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lambd: float = 1e-4,
+             alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
+    dt = p.dtype
+    if not state:
+        state["step"] = 0
+        state["eta"] = float(np.float32(lr))   # torch: 0-d tensors of the default (float32) dtype
+        state["mu"] = 1.0
+        state["ax"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    eta, mu = float(state["eta"]), float(state["mu"])
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    p[...] = p * _c(1 - lambd * eta, dt)
+    p[...] = p + _c(-eta, dt) * g
+    ax = state["ax"]
+    if mu != 1:
+        ax[...] = ax + (p - ax) * _c(mu, dt)
+    else:
+        ax[...] = p
+    t = float(state["step"])
+    state["eta"] = float(np.float32(lr / ((1 + lambd * lr * t) ** alpha)))
+    state["mu"] = float(np.float32(1 / max(1, t - t0)))
+
+
+def ref_rprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, etas: tuple = (0.5, 1.2),
+              step_sizes: tuple = (1e-6, 50), maximize: bool = False) -> None:
+    dt = p.dtype
+    etaminus, etaplus = etas
+    if not state:
+        state["step"] = 0
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    prev, ss = state["prev"], state["step_size"]
+    with np.errstate(invalid="ignore"):
+        s = np.sign(g * prev)
+    s = np.where(np.isnan(s), 0, s).astype(dt)         # torch.sign(nan) is 0
+    factor = np.where(s > 0, _c(etaplus, dt), np.where(s < 0, _c(etaminus, dt), _c(1, dt)))
+    ss[...] = np.minimum(np.maximum(ss * factor, _c(step_sizes[0], dt)), _c(step_sizes[1], dt))
+    g[factor == _c(etaminus, dt)] = 0
+    p[...] = p - np.sign(g) * ss
+    prev[...] = g
+
+
+REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
+              "ASGD": ref_asgd, "Rprop": ref_rprop}
