@@ -98,7 +98,7 @@ int fo_rprop_f32(const fo_tensor_list *t, const fo_rprop_hyper *h);
 int fo_rprop_f64(const fo_tensor_list *t, const fo_rprop_hyper *h);
 
 /* ---- Muon (elementwise parts) ----
- * momentum: bufs 0 param (not touched), 1 grad, 2 momentum_buffer, 3 update (OUT); no scalars
+ * momentum: bufs 0 update (OUT), 1 grad, 2 momentum_buffer; no scalars
  * apply:    bufs 0 param, 1 update (IN, the orthogonalised update); scalars: 0 adjusted_lr */
 typedef struct {
     double lr, weight_decay, momentum;

@@ -2,9 +2,9 @@
  * (torch/optim/_muon.py, _single_tensor_muon). The Newton–Schulz orthogonalisation between the two kernels
  * runs in Python on NumPy's matrix product.
  *
- * fo_muon_momentum                                        grad             IN
- *   b = lerp(b, g, 1 - momentum)                          momentum_buffer  INOUT
- *   u = lerp(g, b, momentum) if nesterov else b           update           OUT   (param: not touched)
+ * fo_muon_momentum                                        update (pos. 0)  OUT
+ *   b = lerp(b, g, 1 - momentum)                          grad             IN
+ *   u = lerp(g, b, momentum) if nesterov else b           momentum_buffer  INOUT
  * fo_muon_apply                                           update (pos. 1)  IN
  *   p = p * (1 - lr * wd)            (always, as torch)   param            INOUT
  *   p = p + (-adjusted_lr) * u       (scalar 0, per tensor: the adjustment depends on the shape)
@@ -39,9 +39,9 @@ FO_INLINE void FO_FN(muon_momentum_item)(const fo_tensor_list *t, const fo_muon_
     const int64_t n = it->end - it->begin;
     const FO_T w1 = (FO_T)(1 - h->momentum), mom = (FO_T)h->momentum;
     const int s1 = FO_FN(muon_small)(w1), sm = FO_FN(muon_small)(mom);
+    FO_T *u = FO_BUF(t, it, 0, FO_T);
     const FO_T *g = FO_BUF(t, it, 1, const FO_T);
     FO_T *b = FO_BUF(t, it, 2, FO_T);
-    FO_T *u = FO_BUF(t, it, 3, FO_T);
     if (h->nesterov)
         FO_FN(muon_momentum_loop)(g, b, u, n, w1, s1, mom, sm, 1);
     else
@@ -66,7 +66,7 @@ FO_DEFINE_VARIANTS(muon_apply_item, fo_muon_hyper)
 
 int FO_FN(fo_muon_momentum)(const fo_tensor_list *t, const fo_muon_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
+    const int rc = fo_check_list(t, 3);
     if (rc != FO_OK)
         return rc;
     FO_RUN_ITEMS(t, FO_SELECT(muon_momentum_item), h);

@@ -8,6 +8,7 @@ from . import functional
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .optim.adam import Adam, AdamW
 from .optim.asgd import ASGD
+from .optim.muon import Muon
 from .optim.rmsprop import RMSprop
 from .optim.rprop import Rprop
 from .optim.sgd import SGD
@@ -16,5 +17,5 @@ from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["ASGD", "Adam", "AdamW", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD", "functional", "get_num_threads",
+__all__ = ["ASGD", "Adam", "AdamW", "Muon", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD", "functional", "get_num_threads",
            "have_openmp", "set_num_threads"]

@@ -36,7 +36,7 @@ def rprop(TensorTable t, double etaminus, double etaplus, double step_size_min, 
 
 
 def muon_momentum(TensorTable t, double momentum, bint nesterov) -> None:
-    """Run Muon's momentum kernel (buffers: param (untouched), grad, momentum_buffer, update (written))."""
+    """Run Muon's momentum kernel (buffers: update (written), grad, momentum_buffer; no scalars)."""
     cdef fo_muon_hyper h
     cdef int rc
     h.lr = 0; h.weight_decay = 0; h.momentum = momentum; h.nesterov = nesterov

@@ -5,8 +5,9 @@ the options as keyword arguments, with torch.optim.functional's names.
 """
 from .optim.adam import adam, adamw
 from .optim.asgd import asgd
+from .optim.muon import muon
 from .optim.rmsprop import rmsprop
 from .optim.rprop import rprop
 from .optim.sgd import sgd
 
-__all__ = ["adam", "adamw", "asgd", "rmsprop", "rprop", "sgd"]
+__all__ = ["adam", "adamw", "asgd", "muon", "rmsprop", "rprop", "sgd"]

@@ -164,3 +164,67 @@ def test_rprop_sign_changes_and_zero_grads():
                 g[::5] = 0
             pair.step(gs)
         assert pair.worst() <= TOL[dtype]
+
+
+# ---- Muon -------------------------------------------------------------------------------------------------------
+MUON_SHAPES = [(8, 5), (6, 6), (3, 17), (20, 4)]
+MUON_CASES = [
+    dict(),
+    dict(lr=2e-2, momentum=0.9, nesterov=False, weight_decay=0.0),
+    dict(lr=1e-2, adjust_lr_fn="match_rms_adamw", weight_decay=0.05),
+    dict(lr=1e-2, momentum=0.3, ns_steps=3, ns_coefficients=(2.0, -1.5, 0.5), eps=1e-5, adjust_lr_fn="original"),
+]
+
+
+def _ns_in_input_dtype(grad, ns_coefficients, ns_steps, eps):
+    """torch's _zeropower_via_newtonschulz without its cast to bfloat16 (same operations otherwise)."""
+    a, b, c = ns_coefficients
+    x = grad.clone()
+    if grad.size(0) > grad.size(1):
+        x = x.T
+    x.div_(x.norm().clamp(min=eps))
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        upd = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.addmm(x, upd, x, beta=a)
+    if grad.size(0) > grad.size(1):
+        x = x.T
+    return x
+
+
+@pytest.mark.parametrize("kwargs", MUON_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muon_parity_with_ns_in_param_dtype(kwargs, dtype, monkeypatch):
+    """torch runs Newton–Schulz in bfloat16; with that one cast removed, everything else must match."""
+    import torch.optim._muon as tm
+    monkeypatch.setattr(tm, "_zeropower_via_newtonschulz", _ns_in_input_dtype)
+    check_pair(Pair("Muon", kwargs, MUON_SHAPES, dtype, group2={"lr": kwargs.get("lr", 1e-3) * 0.5}))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_muon_close_to_unpatched_torch(dtype):
+    """Against torch as shipped (bfloat16 iteration), the parameters agree to bfloat16 precision of the updates."""
+    pair = Pair("Muon", dict(lr=2e-2), MUON_SHAPES, dtype)
+    start = [p.data.copy() for p in pair.fp]
+    for _ in range(10):
+        pair.step()
+    for p, t, s in zip(pair.fp, pair.tp, start):
+        moved = _np(t.detach()) - s
+        assert rel_err(p.data - s, moved) < 2e-2  # bfloat16 has 8 significant bits
+
+
+def test_muon_newton_schulz_orthogonalises():
+    """Run long enough, the iteration maps G to (approximately) U V^T: singular values near 1 (the quintic's
+    fixed band is roughly [0.7, 1.2])."""
+    g = np.random.default_rng(3).standard_normal((12, 7))
+    o = fo.optim.muon.newton_schulz(g, (3.4445, -4.7750, 2.0315), 10, 1e-7)
+    sv = np.linalg.svd(o, compute_uv=False)
+    assert o.shape == g.shape and np.all((sv > 0.6) & (sv < 1.3)), sv
+
+
+def test_muon_rejects_non_2d():
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        fo.Muon([fo.Parameter(np.zeros(3))])
+    opt = fo.Muon([fo.Parameter(np.zeros((2, 3)))])
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        opt.add_param_group({"params": [fo.Parameter(np.zeros((2, 3, 4)))]})
