@@ -12,10 +12,11 @@ from .optim.muon import Muon
 from .optim.rmsprop import RMSprop
 from .optim.rprop import Rprop
 from .optim.sgd import SGD
+from .optim.sparse_adam import SparseAdam, SparseGrad
 from .optimizer import Optimizer
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["ASGD", "Adam", "AdamW", "Muon", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD", "functional", "get_num_threads",
+__all__ = ["ASGD", "Adam", "AdamW", "Muon", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD", "SparseAdam", "SparseGrad", "functional", "get_num_threads",
            "have_openmp", "set_num_threads"]

@@ -9,5 +9,6 @@ from .optim.muon import muon
 from .optim.rmsprop import rmsprop
 from .optim.rprop import rprop
 from .optim.sgd import sgd
+from .optim.sparse_adam import sparse_adam
 
-__all__ = ["adam", "adamw", "asgd", "muon", "rmsprop", "rprop", "sgd"]
+__all__ = ["adam", "adamw", "asgd", "muon", "rmsprop", "rprop", "sgd", "sparse_adam"]

@@ -228,3 +228,73 @@ def test_muon_rejects_non_2d():
     opt = fo.Muon([fo.Parameter(np.zeros((2, 3)))])
     with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
         opt.add_param_group({"params": [fo.Parameter(np.zeros((2, 3, 4)))]})
+
+
+# ---- SparseAdam -------------------------------------------------------------------------------------------------
+SPARSE_SHAPES = [(50, 8), (30,), (20, 3, 2)]
+SPARSE_CASES = [dict(), dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6), dict(lr=5e-3, maximize=True),
+                dict(lr=1e-2, betas=(0.3, 0.5))]
+
+
+class SparsePair(Pair):
+    """Embedding-like parameters with row-sparse gradients: fastopt.SparseGrad vs torch.sparse_coo_tensor."""
+
+    def grads(self):
+        out = []
+        for p in self.fp:
+            n = p.data.shape[0]
+            k = int(self.rng.integers(0, 2 * n // 3))  # sometimes no row at all
+            rows = self.rng.integers(0, n, size=k)     # duplicates included: summed
+            vals = self.rng.standard_normal((k,) + p.data.shape[1:]).astype(self.dtype)
+            out.append((rows, vals))
+        return out
+
+    def step(self, grads=None):
+        grads = self.grads() if grads is None else grads
+        for p, t, (rows, vals) in zip(self.fp, self.tp, grads):
+            p.grad = fo.SparseGrad(rows, vals.copy())
+            t.grad = torch.sparse_coo_tensor(torch.tensor(rows[None, :], dtype=torch.int64),
+                                             torch.tensor(vals.copy()), tuple(p.data.shape), check_invariants=True)
+        self.fo_opt.step()
+        self.t_opt.step()
+
+
+@pytest.mark.parametrize("kwargs", SPARSE_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_adam_parity(kwargs, dtype):
+    pair = SparsePair("SparseAdam", kwargs, SPARSE_SHAPES, dtype, group2={"lr": kwargs.get("lr", 1e-3) * 2})
+    check_pair(pair)
+
+
+def test_sparse_adam_touches_only_given_rows():
+    data = np.random.default_rng(1).standard_normal((10, 4))
+    p = fo.Parameter(data.copy())
+    opt = fo.SparseAdam([p], lr=0.1)
+    p.grad = fo.SparseGrad([2, 7, 2], np.ones((3, 4)))
+    opt.step()
+    untouched = [i for i in range(10) if i not in (2, 7)]
+    np.testing.assert_array_equal(p.data[untouched], data[untouched])
+    assert np.all(p.data[[2, 7]] != data[[2, 7]])
+    assert np.all(opt.state[p]["exp_avg"][untouched] == 0)
+    np.testing.assert_allclose(opt.state[p]["exp_avg"][2], 0.2)  # duplicates summed: (1 - 0.9) * 2
+    np.testing.assert_allclose(opt.state[p]["exp_avg"][7], 0.1)
+
+
+def test_sparse_adam_rejects_dense_and_bad_sparse_grads():
+    p = fo.Parameter(np.zeros((5, 2)))
+    opt = fo.SparseAdam([p])
+    p.grad = np.ones((5, 2))
+    with pytest.raises(RuntimeError, match="does not support dense gradients"):
+        opt.step()
+    p.grad = fo.SparseGrad([5], np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 5\)"):
+        opt.step()
+    p.grad = fo.SparseGrad([1], np.ones((1, 3)))
+    with pytest.raises(ValueError, match="grad rows have shape"):
+        opt.step()
+    p.grad = fo.SparseGrad([1], np.ones((1, 2), np.float32))
+    with pytest.raises(TypeError, match="grad values are float32"):
+        opt.step()
+    assert not opt.state[p] and np.all(p.data == 0)
+    with pytest.raises(ValueError, match="2 indices but 1 value rows"):
+        fo.SparseGrad([1, 2], np.ones((1, 2)))
