@@ -106,8 +106,8 @@ def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lam
     dt = p.dtype
     if not state:
         state["step"] = 0
-        state["eta"] = float(np.float32(lr))   # torch: 0-d tensors of the default (float32) dtype
-        state["mu"] = 1.0
+        state["eta"] = np.array(lr, dtype=np.float32)   # torch: 0-d tensors of the default (float32) dtype
+        state["mu"] = np.array(1.0, dtype=np.float32)
         state["ax"] = np.zeros_like(p)
     g = -g if maximize else g.copy()
     state["step"] += 1
@@ -122,8 +122,8 @@ def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lam
     else:
         ax[...] = p
     t = float(state["step"])
-    state["eta"] = float(np.float32(lr / ((1 + lambd * lr * t) ** alpha)))
-    state["mu"] = float(np.float32(1 / max(1, t - t0)))
+    state["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), dtype=np.float32)
+    state["mu"] = np.array(1 / max(1, t - t0), dtype=np.float32)
 
 
 def ref_rprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, etas: tuple = (0.5, 1.2),

@@ -17,9 +17,10 @@ _NAMES = ("param", "grad", "ax")
 
 
 
-def _round(x: float) -> float:
-    """torch keeps eta and mu in 0-d tensors of its default scalar dtype (float32): store them rounded so."""
-    return float(np.float32(x))
+# torch keeps eta and mu in 0-d tensors of its default scalar dtype (float32 unless the default dtype is
+# float64); fastopt keeps them in 0-d arrays of that dtype, so that they round as torch's do and a torch
+# state_dict converted with np.asarray loads as it is.
+_SCALAR_DTYPE = np.float32
 
 
 def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize: Any) -> None:
@@ -31,16 +32,16 @@ def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize
     V.flag("maximize", maximize)
 
 
-def _scalar(value: Any, what: str, where: str) -> float:
-    """A saved eta or mu (a real number, or a 0-d array such as torch's converted 0-d tensor) as a float."""
+def _scalar(value: Any, what: str, where: str) -> np.ndarray:
+    """A saved eta or mu: a 0-d float array (kept in its dtype, copied) or a real number (stored as float32)."""
     if isinstance(value, np.ndarray):
-        if value.shape != () or value.dtype.kind != "f":
-            raise ValueError(f"{where}state '{what}' must be a real number or a 0-d float array, got "
+        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
+            raise ValueError(f"{where}state '{what}' must be a 0-d float32/float64 array or a real number, got "
                              f"{value.dtype}{list(value.shape)}")
-        value = value.item()
+        return np.array(value, copy=True)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}state '{what}' must be a real number, got {type(value).__name__}")
-    return float(value)
+    return np.array(value, dtype=_SCALAR_DTYPE)
 
 
 def _fill(scalars: np.ndarray, etas: list[float], mus: list[float], lambd: float) -> None:
@@ -51,40 +52,41 @@ def _fill(scalars: np.ndarray, etas: list[float], mus: list[float], lambd: float
         scalars[i, 3] = 1.0 if mu == 1 else 0.0
 
 
-def _next_eta_mu(step: int, lr: float, lambd: float, alpha: float, t0: float) -> tuple[float, float]:
-    """After the update, as torch: eta = lr / (1 + lambd lr t)^alpha, mu = 1 / max(1, t - t0), in double, then
-    rounded to float32."""
+def _advance_eta_mu(eta: np.ndarray, mu: np.ndarray, step: int, lr: float, lambd: float, alpha: float,
+                    t0: float) -> None:
+    """After the update, as torch: eta = lr / (1 + lambd lr t)^alpha and mu = 1 / max(1, t - t0), computed in
+    double, then stored (rounded) in the 0-d arrays' own dtype."""
     t = float(step)
-    return _round(lr / ((1 + lambd * lr * t) ** alpha)), _round(1 / max(1, t - t0))
+    eta[()] = lr / ((1 + lambd * lr * t) ** alpha)
+    mu[()] = 1 / max(1, t - t0)
 
 
-def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray], mus: list[float],
-         etas: list[float], state_steps: Any, *, lambd: float, lr: float, t0: float, alpha: float,
+def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray], mus: list[np.ndarray],
+         etas: list[np.ndarray], state_steps: Any, *, lambd: float, lr: float, t0: float, alpha: float,
          weight_decay: float, maximize: bool) -> None:
     r"""Functional ASGD over lists of arrays (see :class:`ASGD` for the rule).
 
-    ``params`` and ``axs`` are updated in place; ``etas`` and ``mus`` are lists of floats (one per parameter,
-    start values ``lr`` and 1), whose items are replaced by the next values after the update (rounded to float32,
-    as torch's 0-d tensors); ``state_steps`` (ints or an integer ndarray) is advanced by one before the update.
+    ``params`` and ``axs`` are updated in place; ``etas`` and ``mus`` are 0-d float arrays (one per parameter,
+    start values ``lr`` and 1, float32 as torch's 0-d tensors), rewritten in place after the update;
+    ``state_steps`` (ints or an integer ndarray) is advanced by one before the update.
     """
     _check(lr, lambd, alpha, t0, weight_decay, maximize)
     n = len(params)
     for name, lst in (("mus", mus), ("etas", etas)):
-        if not isinstance(lst, list) or len(lst) != n:
-            raise ValueError(f"{name} must be a list of {n} floats")
-        for i, v in enumerate(lst):
-            _scalar(v, f"{name}[{i}]", "")
+        if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES
+                                    and a.flags.writeable for a in lst):
+            raise ValueError(f"{name} must be a list of {n} writeable 0-d float arrays")
     steps_before = list(state_steps) if isinstance(state_steps, list) else np.array(state_steps)
     steps = advance(state_steps, n)
     try:
         run_functional(K.asgd, _NAMES, 4, params, grads, [axs],
-                       lambda s: _fill(s, [_scalar(e, "eta", "") for e in etas], [_scalar(m, "mu", "") for m in mus], float(lambd)),
+                       lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
                        (float(weight_decay), bool(maximize)))
     except (ValueError, TypeError):
         state_steps[:] = steps_before  # nothing was written: leave the counts as they were
         raise
-    for i, t in enumerate(steps):
-        etas[i], mus[i] = _next_eta_mu(t, float(lr), float(lambd), float(alpha), float(t0))
+    for eta, mu, t in zip(etas, mus, steps):
+        _advance_eta_mu(eta, mu, t, float(lr), float(lambd), float(alpha), float(t0))
 
 
 class ASGD(FusedOptimizer):
@@ -111,8 +113,8 @@ class ASGD(FusedOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).
 
-    State per parameter: ``step``, ``eta`` and ``mu`` (floats holding float32 values, as torch's 0-d float32
-    tensors; torch's converted with ``np.asarray`` load as they are) and ``ax``.
+    State per parameter: ``step``, ``eta`` and ``mu`` (0-d float32 arrays, as torch's 0-d tensors of its default
+    scalar dtype; a loaded float64 one stays float64) and ``ax``.
 
     Notes:
         As torch: :math:`\eta` and :math:`\mu` are rounded to float32 when stored and used at that precision
@@ -143,8 +145,8 @@ class ASGD(FusedOptimizer):
         return (float(group["weight_decay"]), bool(group["maximize"]))
 
     def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
-        new_keys["eta"] = _round(float(group["lr"]))
-        new_keys["mu"] = 1.0
+        new_keys["eta"] = np.array(float(group["lr"]), dtype=_SCALAR_DTYPE)
+        new_keys["mu"] = np.ones((), dtype=_SCALAR_DTYPE)
 
     def _fill_scalars_with_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
@@ -153,8 +155,8 @@ class ASGD(FusedOptimizer):
 
     def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
         for st, t in zip(states, steps):
-            st["eta"], st["mu"] = _next_eta_mu(t, float(group["lr"]), float(group["lambd"]),
-                                               float(group["alpha"]), float(group["t0"]))
+            _advance_eta_mu(st["eta"], st["mu"], t, float(group["lr"]), float(group["lambd"]),
+                            float(group["alpha"]), float(group["t0"]))
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if not isinstance(pstate, dict) or not pstate:
