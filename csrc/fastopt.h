@@ -116,6 +116,43 @@ typedef struct {
 } fo_avg_hyper;
 int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h);
 int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h);
+/* ---- ASGD ----  bufs: 0 param, 1 grad, 2 ax
+ *                 scalars: 0 decay = 1 - lambd * eta, 1 -eta, 2 mu, 3 1.0 if mu == 1 (ax = p) else 0.0 */
+typedef struct {
+    double weight_decay;
+    int maximize;
+} fo_asgd_hyper;
+int fo_asgd_f32(const fo_tensor_list *t, const fo_asgd_hyper *h);
+int fo_asgd_f64(const fo_tensor_list *t, const fo_asgd_hyper *h);
+
+/* ---- Rprop ----  bufs: 0 param, 1 grad, 2 prev, 3 step_size;  no scalars */
+typedef struct {
+    double etaminus, etaplus, step_size_min, step_size_max;
+    int maximize;
+} fo_rprop_hyper;
+int fo_rprop_f32(const fo_tensor_list *t, const fo_rprop_hyper *h);
+int fo_rprop_f64(const fo_tensor_list *t, const fo_rprop_hyper *h);
+
+/* ---- Muon (elementwise parts) ----
+ * momentum: bufs 0 update (OUT), 1 grad, 2 momentum_buffer; no scalars
+ * apply:    bufs 0 param, 1 update (IN, the orthogonalised update); scalars: 0 adjusted_lr */
+typedef struct {
+    double lr, weight_decay, momentum;
+    int nesterov;
+} fo_muon_hyper;
+int fo_muon_momentum_f32(const fo_tensor_list *t, const fo_muon_hyper *h);
+int fo_muon_momentum_f64(const fo_tensor_list *t, const fo_muon_hyper *h);
+int fo_muon_apply_f32(const fo_tensor_list *t, const fo_muon_hyper *h);
+int fo_muon_apply_f64(const fo_tensor_list *t, const fo_muon_hyper *h);
+
+/* ---- SparseAdam (over gathered rows) ----  bufs: 0 param rows, 1 gradient rows, 2 exp_avg rows,
+ *                                             3 exp_avg_sq rows;  scalars: 0 step_size */
+typedef struct {
+    double beta1, beta2, eps;
+    int maximize;
+} fo_sparse_adam_hyper;
+int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
+int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,12 @@ from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .optim.adam import Adam, AdamW
 from .optim.lbfgs import LBFGS
+from .optim.asgd import ASGD
+from .optim.muon import Muon
 from .optim.rmsprop import RMSprop
+from .optim.rprop import Rprop
 from .optim.sgd import SGD
+from .optim.sparse_adam import SparseAdam, SparseGrad
 from .io import load, save
 from .minimize import minimize, scipy_lbfgs
 from .optimizer import Optimizer
@@ -19,7 +23,8 @@ from .parameter import Parameter
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "AdamW", "LBFGS", "Optimizer", "Parameter", "RMSprop", "SGD", "clip_grad_norm_",
-    "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
-    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils"
+    "ASGD", "Adam", "AdamW", "LBFGS", "Muon", "Optimizer", "Parameter", "RMSprop", "Rprop", "SGD",
+    "SparseAdam", "SparseGrad", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "functional",
+    "get_num_threads", "get_total_norm", "have_openmp", "load", "lr_scheduler", "minimize", "save",
+    "scipy_lbfgs", "set_num_threads", "swa_utils"
 ]

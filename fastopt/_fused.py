@@ -127,6 +127,18 @@ class FusedOptimizer(Optimizer):
     def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
 
+    def _fill_scalars_with_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
+                                 fresh: list[bool], states: list[dict[str, Any]]) -> None:
+        """Like ``_fill_scalars``, for algorithms whose scalars come from per-parameter state (ASGD's eta, mu)."""
+        self._fill_scalars(group, scalars, steps, fresh)
+
+    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
+        """Adjust the state of a parameter seen for the first time (zero buffers in ``new_keys``): e.g. fill a
+        buffer with a non-zero start value or add per-parameter scalars. Called before anything is committed."""
+
+    def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
+        """Update per-parameter scalar state after the group's kernel ran (ASGD's eta and mu)."""
+
     def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         arrays = tuple(k for k, on in zip(self._buffers, self._active(group)) if on)
         return arrays, (("step",) if self._has_step else ())
@@ -171,6 +183,7 @@ class FusedOptimizer(Optimizer):
         for group, active, table, rows, commits in launches:
             steps: list[int] = []
             fresh: list[bool] = []
+            states: list[dict[str, Any]] = []
             for p, st, new_keys, is_fresh in commits:
                 live = self.state[p]
                 live.update(new_keys)
@@ -178,8 +191,10 @@ class FusedOptimizer(Optimizer):
                     live["step"] = int(live.get("step", 0)) + 1
                     steps.append(live["step"])
                 fresh.append(is_fresh)
-            self._fill_scalars(group, table.scalars, steps, fresh)
+                states.append(live)
+            self._fill_scalars_with_state(group, table.scalars, steps, fresh, states)
             type(self)._kernel(table, *self._hyper(group))
+            self._after_kernel(group, states, steps)
             table.release(1)
             rows.finish()
         return loss
@@ -196,6 +211,8 @@ class FusedOptimizer(Optimizer):
                 if on and key not in st:
                     new_keys[key] = np.zeros(data.shape, dtype=data.dtype)
                     is_fresh = is_fresh or key in self._fresh_uses_grad
+            if not st:
+                self._init_state(group, data, new_keys)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)
             commits.append((p, st, new_keys, is_fresh))

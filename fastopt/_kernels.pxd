@@ -79,3 +79,28 @@ cdef extern from "fastopt.h" nogil:
         double weight
     int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h)
     int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h)
+    ctypedef struct fo_asgd_hyper:
+        double weight_decay
+        int maximize
+    int fo_asgd_f32(const fo_tensor_list *t, const fo_asgd_hyper *h)
+    int fo_asgd_f64(const fo_tensor_list *t, const fo_asgd_hyper *h)
+
+    ctypedef struct fo_rprop_hyper:
+        double etaminus, etaplus, step_size_min, step_size_max
+        int maximize
+    int fo_rprop_f32(const fo_tensor_list *t, const fo_rprop_hyper *h)
+    int fo_rprop_f64(const fo_tensor_list *t, const fo_rprop_hyper *h)
+
+    ctypedef struct fo_muon_hyper:
+        double lr, weight_decay, momentum
+        int nesterov
+    int fo_muon_momentum_f32(const fo_tensor_list *t, const fo_muon_hyper *h)
+    int fo_muon_momentum_f64(const fo_tensor_list *t, const fo_muon_hyper *h)
+    int fo_muon_apply_f32(const fo_tensor_list *t, const fo_muon_hyper *h)
+    int fo_muon_apply_f64(const fo_tensor_list *t, const fo_muon_hyper *h)
+
+    ctypedef struct fo_sparse_adam_hyper:
+        double beta1, beta2, eps
+        int maximize
+    int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
+    int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)

@@ -330,3 +330,4 @@ def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_de
 include "_lbfgs.pxi"
 include "_clip.pxi"
 include "_averaging.pxi"
+include "_optim_b.pxi"

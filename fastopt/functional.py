@@ -4,7 +4,11 @@ Each takes the parameters, their gradients and the state buffers as lists of Num
 the options as keyword arguments, with torch.optim.functional's names.
 """
 from .optim.adam import adam, adamw
+from .optim.asgd import asgd
+from .optim.muon import muon
 from .optim.rmsprop import rmsprop
+from .optim.rprop import rprop
 from .optim.sgd import sgd
+from .optim.sparse_adam import sparse_adam
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adam", "adamw", "asgd", "muon", "rmsprop", "rprop", "sgd", "sparse_adam"]

@@ -26,6 +26,12 @@ CASES: list[tuple[str, dict]] = [
     ("RMSprop", dict(lr=1e-2, momentum=0.7, centered=True)),
     ("RMSprop", dict(lr=1e-2, centered=True, alpha=0.4, maximize=True)),
     ("RMSprop", dict(lr=1e-2, momentum=0.5)),
+    ("ASGD", dict(lr=1e-2)),
+    ("ASGD", dict(lr=5e-2, lambd=1e-2, alpha=0.5, t0=2, weight_decay=0.1)),  # averaging starts at step 3
+    ("ASGD", dict(lr=1e-2, t0=0, maximize=True)),
+    ("Rprop", dict(lr=1e-2)),
+    ("Rprop", dict(lr=1e-3, etas=(0.3, 1.5), step_sizes=(1e-4, 2e-3))),  # the clamp bites both ways
+    ("Rprop", dict(lr=1e-2, maximize=True)),
 ]
 
 # (class name, kwargs, exception, message regex): the constructor must raise this.
@@ -51,6 +57,16 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("RMSprop", dict(eps=-1e-8), ValueError, "Invalid epsilon value"),
     ("RMSprop", dict(momentum=-0.5), ValueError, "Invalid momentum value"),
     ("RMSprop", dict(weight_decay=-0.5), ValueError, "Invalid weight_decay value"),
+    ("ASGD", dict(lr=-1e-2), ValueError, "Invalid learning rate: -0.01"),
+    ("ASGD", dict(weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    ("ASGD", dict(t0="x"), TypeError, "Invalid t0 value"),
+    ("ASGD", dict(maximize=None), TypeError, "maximize must be a bool"),
+    ("Rprop", dict(lr=-1e-2), ValueError, "Invalid learning rate: -0.01"),
+    ("Rprop", dict(etas=(1.5, 1.2)), ValueError, r"Invalid eta values: 1.5, 1.2"),
+    ("Rprop", dict(etas=(0.5, 0.9)), ValueError, r"Invalid eta values: 0.5, 0.9"),
+    ("Rprop", dict(etas=(0.0, 1.2)), ValueError, r"Invalid eta values: 0.0, 1.2"),
+    ("Rprop", dict(etas=0.5), TypeError, "etas must be a pair"),
+    ("Rprop", dict(step_sizes=(1e-6,)), TypeError, "step_sizes must be a pair"),
 ]
 
 
@@ -63,4 +79,5 @@ def make(name: str, params, **kwargs):
     return getattr(fo, name)(params, **kwargs)
 
 # fastopt class name -> torch.optim class name for the parity tests (None: torch has no such optimizer).
-TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop"}
+TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
+                                     "ASGD": "ASGD", "Rprop": "Rprop"}

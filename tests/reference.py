@@ -101,4 +101,99 @@ def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: 
         p[...] = p + (_c(-lr, dt) * g) / avg
 
 
-REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop}
+def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lambd: float = 1e-4,
+             alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
+    dt = p.dtype
+    if not state:
+        state["step"] = 0
+        state["eta"] = np.array(lr, dtype=np.float32)   # torch: 0-d tensors of the default (float32) dtype
+        state["mu"] = np.array(1.0, dtype=np.float32)
+        state["ax"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    eta, mu = float(state["eta"]), float(state["mu"])
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    p[...] = p * _c(1 - lambd * eta, dt)
+    p[...] = p + _c(-eta, dt) * g
+    ax = state["ax"]
+    if mu != 1:
+        ax[...] = ax + (p - ax) * _c(mu, dt)
+    else:
+        ax[...] = p
+    t = float(state["step"])
+    state["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), dtype=np.float32)
+    state["mu"] = np.array(1 / max(1, t - t0), dtype=np.float32)
+
+
+def ref_rprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, etas: tuple = (0.5, 1.2),
+              step_sizes: tuple = (1e-6, 50), maximize: bool = False) -> None:
+    dt = p.dtype
+    etaminus, etaplus = etas
+    if not state:
+        state["step"] = 0
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    prev, ss = state["prev"], state["step_size"]
+    with np.errstate(invalid="ignore"):
+        s = np.sign(g * prev)
+    s = np.where(np.isnan(s), 0, s).astype(dt)         # torch.sign(nan) is 0
+    factor = np.where(s > 0, _c(etaplus, dt), np.where(s < 0, _c(etaminus, dt), _c(1, dt)))
+    ss[...] = np.minimum(np.maximum(ss * factor, _c(step_sizes[0], dt)), _c(step_sizes[1], dt))
+    g[factor == _c(etaminus, dt)] = 0
+    p[...] = p - np.sign(g) * ss
+    prev[...] = g
+
+
+def ref_muon(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, weight_decay: float = 0.1,
+             momentum: float = 0.95, nesterov: bool = True, ns_coefficients: tuple = (3.4445, -4.7750, 2.0315),
+             eps: float = 1e-7, ns_steps: int = 5, adjust_lr_fn: str | None = None) -> None:
+    """Muon on one 2-D parameter; the Newton-Schulz iteration in the parameter's dtype (torch uses bfloat16)."""
+    dt = p.dtype
+    if not state:
+        state["momentum_buffer"] = np.zeros_like(p)
+    b = state["momentum_buffer"]
+    b[...] = b + _c(1 - momentum, dt) * (g - b)           # lerp(b, g, 1 - momentum)
+    u = g + _c(momentum, dt) * (b - g) if nesterov else b.copy()
+    a_, b_, c_ = ns_coefficients
+    x = u.T if u.shape[0] > u.shape[1] else u
+    x = x / _c(max(float(np.sqrt(np.sum(x.astype(np.float64) ** 2))), eps), dt)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = _c(a_, dt) * x + (_c(b_, dt) * gram + _c(c_, dt) * (gram @ gram)) @ x
+    o = x.T if u.shape[0] > u.shape[1] else x
+    rows, cols = p.shape
+    ratio = 0.2 * max(rows, cols) ** 0.5 if adjust_lr_fn == "match_rms_adamw" else max(1, rows / cols) ** 0.5
+    p[...] = p * _c(1 - lr * weight_decay, dt)
+    p[...] = p + _c(-lr * ratio, dt) * o
+
+
+def ref_sparse_adam(p: np.ndarray, rows: np.ndarray, values: np.ndarray, state: dict, *, lr: float = 1e-3,
+                    betas: tuple = (0.9, 0.999), eps: float = 1e-8, maximize: bool = False) -> None:
+    """SparseAdam with a row-sparse gradient given as (rows, values); repeated rows are summed."""
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+    state["step"] += 1
+    t = state["step"]
+    touched = np.unique(rows)
+    if touched.size == 0:
+        return
+    dense = np.zeros_like(p)
+    np.add.at(dense, rows, values)
+    g = -dense[touched] if maximize else dense[touched]
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m_old, v_old = m[touched], v[touched]
+    m[touched] = m_old + (g - m_old) * _c(1 - beta1, dt)
+    v[touched] = v_old + (g * g - v_old) * _c(1 - beta2, dt)
+    step_size = lr * (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t)
+    p[touched] = p[touched] + _c(-step_size, dt) * (m[touched] / (np.sqrt(v[touched]) + _c(eps, dt)))
+
+
+REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
+              "ASGD": ref_asgd, "Rprop": ref_rprop}

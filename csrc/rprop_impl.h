@@ -1,0 +1,58 @@
+/* rprop_impl.h — Rprop (Riedmiller & Braun, 1993), in torch's single-tensor order
+ * (torch/optim/rprop.py, _single_tensor_rprop).
+ *
+ *   g  = -grad if maximize else grad                      grad       IN
+ *   s  = sign(g * prev)        (sign(NaN) = 0, as torch)  param      INOUT
+ *   f  = etaplus if s > 0, etaminus if s < 0, else 1      prev       INOUT
+ *   step_size = clamp(step_size * f, step_size_min, step_size_max)   step_size  INOUT
+ *   g  = 0 where f == etaminus
+ *   p  = p + (-sign(g)) * step_size
+ *   prev = g
+ */
+FO_INLINE FO_T FO_FN(rprop_sign)(const FO_T x)
+{
+    return (FO_T)((x > 0) - (x < 0));
+}
+
+FO_INLINE void FO_FN(rprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT prev,
+                                 FO_T *FO_RESTRICT ss, const int64_t n, const FO_T etaminus, const FO_T etaplus,
+                                 const FO_T lo, const FO_T hi, const int maximize)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T sg = FO_FN(rprop_sign)(gi * prev[i]);
+        /* torch writes etaplus where s > 0, then etaminus where s < 0, then 1 where the value is 0 */
+        FO_T f = sg > 0 ? etaplus : sg;
+        f = f < 0 ? etaminus : f;
+        f = f == 0 ? (FO_T)1 : f;
+        FO_T si = ss[i] * f;
+        /* clamp_(min, max): max(x, lo) then min(., hi); NaN stays NaN */
+        si = (si < lo) ? lo : si;
+        si = (si > hi) ? hi : si;
+        ss[i] = si;
+        gi = (f == etaminus) ? (FO_T)0 : gi;
+        p[i] = FO_FMA(-FO_FN(rprop_sign)(gi), si, p[i]);
+        prev[i] = gi;
+    }
+}
+
+FO_INLINE void FO_FN(rprop_item)(const fo_tensor_list *t, const fo_rprop_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const int64_t n = it->end - it->begin;
+    FO_FN(rprop_loop)(FO_BUF(t, it, 0, FO_T), FO_BUF(t, it, 1, const FO_T), FO_BUF(t, it, 2, FO_T),
+                      FO_BUF(t, it, 3, FO_T), n, (FO_T)h->etaminus, (FO_T)h->etaplus, (FO_T)h->step_size_min,
+                      (FO_T)h->step_size_max, h->maximize);
+}
+
+FO_DEFINE_VARIANTS(rprop_item, fo_rprop_hyper)
+
+int FO_FN(fo_rprop)(const fo_tensor_list *t, const fo_rprop_hyper *h)
+{
+    const int rc = fo_check_list(t, 4);
+    if (rc != FO_OK)
+        return rc;
+    FO_RUN_ITEMS(t, FO_SELECT(rprop_item), h);
+    return FO_OK;
+}

@@ -1,0 +1,49 @@
+/* sparse_adam_impl.h — SparseAdam over the touched rows only, in torch's order
+ * (torch/optim/_functional.py, sparse_adam). The caller gathers the rows a sparse gradient touches (indices
+ * unique, duplicates already summed) into compact arrays, runs this kernel, and scatters them back.
+ *
+ *   g  = -values if maximize else values                  values      IN    (the gradient's rows)
+ *   u1 = (g - m) * (1 - beta1);      m' = m + u1          param rows  INOUT
+ *   u2 = (g * g - v) * (1 - beta2);  v' = v + u2          exp_avg     INOUT
+ *   p  = p + (-step_size) * ((u1 + m) / (sqrt(u2 + v) + eps))         exp_avg_sq  INOUT
+ *   step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)    (scalar 0, per tensor)
+ */
+FO_INLINE void FO_FN(sparse_adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
+                                       FO_T *FO_RESTRICT v, const int64_t n, const FO_T w1, const FO_T w2,
+                                       const FO_T eps, const FO_T neg_step, const int maximize)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T mo = m[i], vo = v[i];
+        const FO_T u1 = (gi - mo) * w1;
+        const FO_T u2 = (gi * gi - vo) * w2;
+        m[i] = mo + u1;
+        v[i] = vo + u2;
+        const FO_T denom = FO_SQRT(u2 + vo) + eps;
+        p[i] = p[i] + neg_step * ((u1 + mo) / denom);
+    }
+}
+
+FO_INLINE void FO_FN(sparse_adam_item)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const double *s = t->scalars + it->tensor * t->n_scalars;
+    const int64_t n = it->end - it->begin;
+    FO_FN(sparse_adam_loop)(FO_BUF(t, it, 0, FO_T), FO_BUF(t, it, 1, const FO_T), FO_BUF(t, it, 2, FO_T),
+                            FO_BUF(t, it, 3, FO_T), n, (FO_T)(1 - h->beta1), (FO_T)(1 - h->beta2), (FO_T)h->eps,
+                            (FO_T)(-s[0]), h->maximize);
+}
+
+FO_DEFINE_VARIANTS(sparse_adam_item, fo_sparse_adam_hyper)
+
+int FO_FN(fo_sparse_adam)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
+{
+    const int rc = fo_check_list(t, 4);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_scalars < 1)
+        return FO_ERR_LAYOUT;
+    FO_RUN_ITEMS(t, FO_SELECT(sparse_adam_item), h);
+    return FO_OK;
+}

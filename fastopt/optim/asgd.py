@@ -1,0 +1,172 @@
+"""Averaged stochastic gradient descent (torch.optim.ASGD)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["ASGD", "asgd"]
+
+_NAMES = ("param", "grad", "ax")
+
+
+
+# torch keeps eta and mu in 0-d tensors of its default scalar dtype (float32 unless the default dtype is
+# float64); fastopt keeps them in 0-d arrays of that dtype, so that they round as torch's do and a torch
+# state_dict converted with np.asarray loads as it is.
+_SCALAR_DTYPE = np.float32
+
+
+def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize: Any) -> None:
+    V.lr(lr)
+    V.weight_decay(weight_decay)
+    V.number("lambd", lambd)
+    V.number("alpha", alpha)
+    V.number("t0", t0)
+    V.flag("maximize", maximize)
+
+
+def _scalar(value: Any, what: str, where: str) -> np.ndarray:
+    """A saved eta or mu: a 0-d float array (kept in its dtype, copied) or a real number (stored as float32)."""
+    if isinstance(value, np.ndarray):
+        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
+            raise ValueError(f"{where}state '{what}' must be a 0-d float32/float64 array or a real number, got "
+                             f"{value.dtype}{list(value.shape)}")
+        return np.array(value, copy=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}state '{what}' must be a real number, got {type(value).__name__}")
+    return np.array(value, dtype=_SCALAR_DTYPE)
+
+
+def _fill(scalars: np.ndarray, etas: list[float], mus: list[float], lambd: float) -> None:
+    for i, (eta, mu) in enumerate(zip(etas, mus)):
+        scalars[i, 0] = 1 - lambd * eta
+        scalars[i, 1] = -eta
+        scalars[i, 2] = mu
+        scalars[i, 3] = 1.0 if mu == 1 else 0.0
+
+
+def _advance_eta_mu(eta: np.ndarray, mu: np.ndarray, step: int, lr: float, lambd: float, alpha: float,
+                    t0: float) -> None:
+    """After the update, as torch: eta = lr / (1 + lambd lr t)^alpha and mu = 1 / max(1, t - t0), computed in
+    double, then stored (rounded) in the 0-d arrays' own dtype."""
+    t = float(step)
+    eta[()] = lr / ((1 + lambd * lr * t) ** alpha)
+    mu[()] = 1 / max(1, t - t0)
+
+
+def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray], mus: list[np.ndarray],
+         etas: list[np.ndarray], state_steps: Any, *, lambd: float, lr: float, t0: float, alpha: float,
+         weight_decay: float, maximize: bool) -> None:
+    r"""Functional ASGD over lists of arrays (see :class:`ASGD` for the rule).
+
+    ``params`` and ``axs`` are updated in place; ``etas`` and ``mus`` are 0-d float arrays (one per parameter,
+    start values ``lr`` and 1, float32 as torch's 0-d tensors), rewritten in place after the update;
+    ``state_steps`` (ints or an integer ndarray) is advanced by one before the update.
+    """
+    _check(lr, lambd, alpha, t0, weight_decay, maximize)
+    n = len(params)
+    for name, lst in (("mus", mus), ("etas", etas)):
+        if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES
+                                    and a.flags.writeable for a in lst):
+            raise ValueError(f"{name} must be a list of {n} writeable 0-d float arrays")
+    steps_before = list(state_steps) if isinstance(state_steps, list) else np.array(state_steps)
+    steps = advance(state_steps, n)
+    try:
+        run_functional(K.asgd, _NAMES, 4, params, grads, [axs],
+                       lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
+                       (float(weight_decay), bool(maximize)))
+    except (ValueError, TypeError):
+        state_steps[:] = steps_before  # nothing was written: leave the counts as they were
+        raise
+    for eta, mu, t in zip(etas, mus, steps):
+        _advance_eta_mu(eta, mu, t, float(lr), float(lambd), float(alpha), float(t0))
+
+
+class ASGD(FusedOptimizer):
+    r"""Averaged stochastic gradient descent (Polyak & Juditsky, 1992), as ``torch.optim.ASGD``.
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \quad (\text{minus if maximize})\\
+        \theta_t &= (1 - \lambda_d\,\eta_{t-1})\,\theta_{t-1} - \eta_{t-1}\, g_t\\
+        \bar\theta_t &= \bar\theta_{t-1} + \mu_{t-1}(\theta_t - \bar\theta_{t-1})
+            \quad (\bar\theta_t = \theta_t \text{ while } \mu_{t-1} = 1)\\
+        \eta_t &= \gamma / (1 + \lambda_d \gamma t)^{\alpha}, \qquad \mu_t = 1 / \max(1, t - t_0)
+        \end{aligned}
+
+    with :math:`\eta_0 = \gamma`, :math:`\mu_0 = 1`; :math:`\bar\theta` is the state ``ax`` (the average; the
+    parameter itself follows the plain SGD iterate).
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
+        lambd (float, optional): decay term :math:`\lambda_d` (default: 1e-4).
+        alpha (float, optional): power :math:`\alpha` of the eta schedule (default: 0.75).
+        t0 (float, optional): step :math:`t_0` at which averaging starts (default: 1e6).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``eta`` and ``mu`` (0-d float32 arrays, as torch's 0-d tensors of its default
+    scalar dtype; a loaded float64 one stays float64) and ``ax``.
+
+    Notes:
+        As torch: :math:`\eta` and :math:`\mu` are rounded to float32 when stored and used at that precision
+        (also for float64 parameters), the schedule uses the group's current ``lr``, and ``lambd``, ``alpha``
+        and ``t0`` are not range-checked.
+
+    References: Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging", SIAM J. Control
+        Optim. 1992.
+
+    Example:
+        >>> opt = fastopt.ASGD([w], lr=0.01, t0=100)
+    """
+
+    _kernel = staticmethod(K.asgd)
+    _buffers = ("ax",)
+    _n_scalars = 4
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
+                 t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
+        _check(lr, lambd, alpha, t0, weight_decay, maximize)
+        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"], group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        return (float(group["weight_decay"]), bool(group["maximize"]))
+
+    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
+        new_keys["eta"] = np.array(float(group["lr"]), dtype=_SCALAR_DTYPE)
+        new_keys["mu"] = np.ones((), dtype=_SCALAR_DTYPE)
+
+    def _fill_scalars_with_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
+                                 fresh: list[bool], states: list[dict[str, Any]]) -> None:
+        _fill(scalars, [float(st["eta"]) for st in states], [float(st["mu"]) for st in states],
+              float(group["lambd"]))
+
+    def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
+        for st, t in zip(states, steps):
+            _advance_eta_mu(st["eta"], st["mu"], t, float(group["lr"]), float(group["lambd"]),
+                            float(group["alpha"]), float(group["t0"]))
+
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if not isinstance(pstate, dict) or not pstate:
+            return super()._load_param_state(pstate, group, p, gi, j)
+        rest = {k: v for k, v in pstate.items() if k not in ("eta", "mu")}
+        missing = [k for k in ("eta", "mu") if k not in pstate]
+        if missing:
+            raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)}, expected "
+                             f"['ax', 'eta', 'mu', 'step']")
+        out = super()._load_param_state(rest, group, p, gi, j)
+        out["eta"] = _scalar(pstate["eta"], "eta", f"{V.where(gi, j)}: ")
+        out["mu"] = _scalar(pstate["mu"], "mu", f"{V.where(gi, j)}: ")
+        return out

@@ -1,0 +1,105 @@
+"""Resilient backpropagation (torch.optim.Rprop)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["Rprop", "rprop"]
+
+_NAMES = ("param", "grad", "prev", "step_size")
+
+
+def _pair(name: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair of floats, got {value!r}")
+    return V.number(name, value[0]), V.number(name, value[1])
+
+
+def _check(lr: Any, etas: Any, step_sizes: Any, maximize: Any) -> None:
+    V.lr(lr)
+    etaminus, etaplus = _pair("etas", etas)
+    if not 0.0 < etaminus < 1.0 < etaplus:
+        raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+    _pair("step_sizes", step_sizes)
+    V.flag("maximize", maximize)
+
+
+def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndarray],
+          step_sizes: list[np.ndarray], state_steps: Any, *, step_size_min: float, step_size_max: float,
+          etaminus: float, etaplus: float, maximize: bool) -> None:
+    r"""Functional Rprop over lists of arrays (see :class:`Rprop` for the rule).
+
+    ``params``, ``prevs`` (start: zeros) and ``step_sizes`` (start: filled with the learning rate) are updated in
+    place; ``state_steps`` is advanced by one, as torch does (the rule does not use it).
+    """
+    _check(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
+    advance(state_steps, len(params))
+    run_functional(K.rprop, _NAMES, 0, params, grads, [prevs, step_sizes], lambda s: None,
+                   (float(etaminus), float(etaplus), float(step_size_min), float(step_size_max), bool(maximize)))
+
+
+class Rprop(FusedOptimizer):
+    r"""Resilient backpropagation (Riedmiller & Braun, 1993), as ``torch.optim.Rprop``.
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) \quad (\text{minus if maximize})\\
+        \eta_t &= \begin{cases} \eta_+ & g_t\, g_{t-1} > 0\\ \eta_- & g_t\, g_{t-1} < 0\\
+            1 & \text{otherwise} \end{cases}\\
+        s_t &= \min(\max(\eta_t\, s_{t-1},\ \Gamma_{\min}),\ \Gamma_{\max})\\
+        g_t &\leftarrow 0 \quad \text{where } \eta_t = \eta_-\\
+        \theta_t &= \theta_{t-1} - \operatorname{sign}(g_t)\, s_t
+        \end{aligned}
+
+    with :math:`s_0 = \gamma` and :math:`g_0 = 0`; :math:`g_{t-1}` is the state ``prev`` (the gradient after the
+    zeroing) and :math:`s` the state ``step_size``.
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma`, the initial step size (default: 1e-2).
+        etas (tuple[float, float], optional): :math:`(\eta_-, \eta_+)`, with
+            :math:`0 < \eta_- < 1 < \eta_+` (default: (0.5, 1.2)).
+        step_sizes (tuple[float, float], optional): :math:`(\Gamma_{\min}, \Gamma_{\max})`
+            (default: (1e-6, 50)).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``prev``, ``step_size``.
+
+    Notes:
+        As torch: a NaN product :math:`g_t g_{t-1}` counts as zero (factor 1), the step size clamp lets a NaN
+        through, and ``lr`` only sets the initial step size of a parameter's state.
+
+    References: Riedmiller & Braun, "A Direct Adaptive Method for Faster Backpropagation Learning: The RPROP
+        Algorithm", ICNN 1993.
+
+    Example:
+        >>> opt = fastopt.Rprop([w], lr=0.01, etas=(0.5, 1.2))
+    """
+
+    _kernel = staticmethod(K.rprop)
+    _buffers = ("prev", "step_size")
+    _n_scalars = 0
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False) -> None:
+        _check(lr, etas, step_sizes, maximize)
+        defaults = dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["etas"], group["step_sizes"], group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        etaminus, etaplus = group["etas"]
+        lo, hi = group["step_sizes"]
+        return (float(etaminus), float(etaplus), float(lo), float(hi), bool(group["maximize"]))
+
+    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
+        new_keys["step_size"].fill(float(group["lr"]))
