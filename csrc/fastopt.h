@@ -80,6 +80,8 @@ typedef struct {
 int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
 int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
 
+#include "fo_optim_a.h" /* Adagrad, Adadelta, Adamax, NAdam, RAdam, Lion */
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,13 @@
 """
 from . import functional
 from ._kernels import get_num_threads, have_openmp, set_num_threads
+from .optim.adadelta import Adadelta
+from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
+from .optim.adamax import Adamax
+from .optim.lion import Lion
+from .optim.nadam import NAdam
+from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .optimizer import Optimizer
@@ -14,5 +20,5 @@ from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["Adam", "AdamW", "Optimizer", "Parameter", "RMSprop", "SGD", "functional", "get_num_threads",
-           "have_openmp", "set_num_threads"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "Parameter", "RAdam",
+           "RMSprop", "SGD", "functional", "get_num_threads", "have_openmp", "set_num_threads"]

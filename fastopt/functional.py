@@ -3,8 +3,14 @@
 Each takes the parameters, their gradients and the state buffers as lists of NumPy arrays (updated in place) and
 the options as keyword arguments, with torch.optim.functional's names.
 """
+from .optim.adadelta import adadelta
+from .optim.adagrad import adagrad
 from .optim.adam import adam, adamw
+from .optim.adamax import adamax
+from .optim.lion import lion
+from .optim.nadam import nadam
+from .optim.radam import radam
 from .optim.rmsprop import rmsprop
 from .optim.sgd import sgd
 
-__all__ = ["adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "lion", "nadam", "radam", "rmsprop", "sgd"]
