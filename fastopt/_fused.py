@@ -25,10 +25,12 @@ def _contiguous(a: np.ndarray) -> bool:
 
 
 def _scalar_value(value: Any, key: str, gi: int, j: int) -> float:
-    """A per-parameter float state value (a real number or a 0-d array, e.g. torch's tensor), checked finite."""
+    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
+    np.asarray, or a real number), checked finite; returned as a float."""
     if isinstance(value, np.ndarray):
-        if value.shape != ():
-            raise ValueError(f"{V.where(gi, j)}: state '{key}' must be a scalar, got shape {value.shape}")
+        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
+            raise ValueError(f"{V.where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
+                             f"{value.dtype}{list(value.shape)}")
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{V.where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
@@ -120,8 +122,8 @@ class FusedOptimizer(Optimizer):
 
     Optional hooks: ``_initial_buffer`` (a new state buffer's contents; zeros by default, Adagrad's start at
     ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's
-    ``mu_product``: ``(key, initial value)`` pairs, checked in the validation pass, created with the new state
-    and loadable from a state dict) and ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the
+    ``mu_product``: ``(key, initial value)`` pairs; 0-d arrays checked in the validation pass, created with the
+    new state and loadable from a state dict) and ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the
     live per-parameter state dicts, to advance such scalars as the step is committed).
     """
 
@@ -130,7 +132,9 @@ class FusedOptimizer(Optimizer):
     _n_scalars: int = 0
     _has_step: bool = True
     _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
-    _scalar_state: tuple[tuple[str, float], ...] = ()  # per-parameter float state: (key, initial value)
+    # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
+    # dtype for scalar state tensors) and, as torch does on load_state_dict, cast to the parameter's dtype on load.
+    _scalar_state: tuple[tuple[str, float], ...] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
@@ -166,7 +170,7 @@ class FusedOptimizer(Optimizer):
         for key, _ in self._scalar_state:
             if key not in rest:
                 raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
-            scalars[key] = _scalar_value(rest.pop(key), key, gi, j)
+            scalars[key] = np.array(_scalar_value(rest.pop(key), key, gi, j), dtype=p.data.dtype)
         out = super()._load_param_state(rest, group, p, gi, j)
         out.update(scalars)
         return out
@@ -247,7 +251,7 @@ class FusedOptimizer(Optimizer):
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             for key, init in self._scalar_state:
                 if key not in st:
-                    new_keys[key] = float(init)
+                    new_keys[key] = np.array(init, dtype=np.float32)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)
             commits.append((p, st, new_keys, is_fresh))

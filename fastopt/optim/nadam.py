@@ -114,12 +114,12 @@ class NAdam(FusedOptimizer):
         decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (NAdamW) (default: False).
         maximize (bool, optional): maximize the objective (default: False).
 
-    State per parameter: ``step``, ``mu_product`` (:math:`\Pi_t`, a float), ``exp_avg`` and ``exp_avg_sq``.
+    State per parameter: ``step``, ``mu_product`` (:math:`\Pi_t`, a 0-d array), ``exp_avg`` and ``exp_avg_sq``.
 
     Notes:
-        As torch, ``mu_product`` is kept in float32 (torch's default scalar tensor dtype) whatever the
-        parameter's dtype: each step rounds :math:`\Pi_{t-1}\mu_t` to float32, and the coefficients are then
-        computed in double from that value.
+        As torch, a new ``mu_product`` is a float32 scalar (torch's default dtype for scalar state) whatever the
+        parameter's dtype, and ``load_state_dict`` casts it to the parameter's dtype; each step rounds
+        :math:`\Pi_{t-1}\mu_t` to that dtype, and the coefficients are then computed in double from it.
 
     References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop;
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
@@ -156,7 +156,7 @@ class NAdam(FusedOptimizer):
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
         lr, md = float(group["lr"]), float(group["momentum_decay"])
         b1, b2 = float(group["betas"][0]), float(group["betas"][1])
-        f32 = np.dtype(np.float32)
         for i, (t, st) in enumerate(zip(steps, states)):
-            st["mu_product"] = _times_mu(st["mu_product"], _mu(b1, md, t), f32)
-            _coefficients(scalars, i, t, st["mu_product"], lr, b1, b2, md)
+            mp = st["mu_product"]  # a 0-d array, multiplied in its own dtype as torch's scalar tensor is
+            mp[()] = _times_mu(mp, _mu(b1, md, t), mp.dtype)
+            _coefficients(scalars, i, t, float(mp), lr, b1, b2, md)
