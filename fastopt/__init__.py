@@ -4,7 +4,7 @@
 >>> w = fo.Parameter(np.zeros(3, np.float32))
 >>> opt = fo.Adam([w], lr=1e-3)
 """
-from . import functional
+from . import functional, lr_scheduler
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
@@ -15,10 +15,12 @@ from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
+from .io import load, save
 from .optimizer import Optimizer
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
 __all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "Parameter", "RAdam",
-           "RMSprop", "SGD", "functional", "get_num_threads", "have_openmp", "set_num_threads"]
+           "RMSprop", "SGD", "functional", "get_num_threads", "have_openmp", "load", "lr_scheduler", "save",
+           "set_num_threads"]
