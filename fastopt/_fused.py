@@ -133,7 +133,8 @@ class FusedOptimizer(Optimizer):
     _has_step: bool = True
     _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
     # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
-    # dtype for scalar state tensors) and, as torch does on load_state_dict, cast to the parameter's dtype on load.
+    # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
+    # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
     _scalar_state: tuple[tuple[str, float], ...] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
@@ -170,7 +171,9 @@ class FusedOptimizer(Optimizer):
         for key, _ in self._scalar_state:
             if key not in rest:
                 raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
-            scalars[key] = np.array(_scalar_value(rest.pop(key), key, gi, j), dtype=p.data.dtype)
+            value = rest.pop(key)
+            dtype = value.dtype if isinstance(value, np.ndarray) and value.dtype in V.FLOAT_DTYPES else np.float64
+            scalars[key] = np.array(_scalar_value(value, key, gi, j), dtype=dtype)
         out = super()._load_param_state(rest, group, p, gi, j)
         out.update(scalars)
         return out

@@ -1,10 +1,10 @@
-"""Adagrad, Adadelta, Adamax, NAdam and RAdam against torch.optim (single-tensor path, foreach=False).
+"""Adagrad, Adadelta, Adamax, NAdam and RAdam against torch.optim: what the generic tests/test_torch_parity.py
+does not cover (it runs every registry row for 100 steps and loads torch's state_dict into fastopt).
 
-Every registry row of these algorithms runs 100 steps of random gradients on two parameter groups (the second
-with its own learning rate) in float64 and float32; parameters and every state value are compared after each
-run as max|a - b| / max|b| per tensor. Then a torch state_dict, converted with np.asarray only, is loaded into a
-fresh fastopt optimizer (and fastopt's back into torch) and both continue in lockstep. Lion has no torch
-counterpart: tests/test_kernels.py checks it against the paper's rule in tests/reference.py.
+Here: fastopt's state_dict loaded into torch, both continuing in lockstep (parameters and every state value
+compared as max|a - b| / max|b| per tensor); NAdam's float32 mu_product; Adagrad's eagerly created state.
+``Pair`` is also what produced the worst-error figures in the issue-4 report. Lion has no torch counterpart:
+tests/test_kernels.py checks it against the paper's rule in tests/reference.py.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Pair:
     def __init__(self, name: str, kw: dict, dtype, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
         self.dtype = dtype
+        self.cast_by_torch: tuple[str, ...] = ()  # scalar state keys torch's load_state_dict cast
         data = [self.rng.standard_normal(s).astype(dtype) for s in SHAPES]
         self.fp = [fo.Parameter(d.copy()) for d in data]
         self.tp = [torch.tensor(d.copy(), requires_grad=True) for d in data]
@@ -70,15 +71,10 @@ class Pair:
                     assert fst[key] == int(tv.item())
                     continue
                 assert np.shape(fst[key]) == tv.shape
-                if isinstance(fst[key], np.ndarray):
+                if isinstance(fst[key], np.ndarray) and key not in self.cast_by_torch:
                     assert fst[key].dtype == tv.dtype
                 worst[key] = max(worst.get(key, 0.0), rel_err(fst[key], tv))
         return worst
-
-
-def torch_state_to_numpy(sd: dict) -> dict:
-    state = {i: {k: np.asarray(v) for k, v in s.items()} for i, s in sd["state"].items()}
-    return {"state": state, "param_groups": [dict(g) for g in sd["param_groups"]]}
 
 
 def numpy_state_to_torch(sd: dict) -> dict:
@@ -99,33 +95,33 @@ def check(worst: dict[str, float], dtype, what: str) -> None:
 
 @pytest.mark.parametrize("case", ROWS, ids=case_id)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_trajectory_matches_torch(case, dtype):
-    name, kw = case
-    pair = Pair(name, kw, dtype)
-    pair.step(STEPS)
-    check(pair.errors(), dtype, f"{case_id(case)} {np.dtype(dtype).name}")
+def test_fastopt_state_dict_loads_into_torch(case, dtype):
+    """fastopt's state_dict, converted with torch.from_numpy, continues fastopt's trajectory in torch.
 
-
-@pytest.mark.parametrize("case", ROWS, ids=case_id)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_state_dict_round_trip_with_torch(case, dtype):
+    (torch -> fastopt and the 100-step trajectories are covered for every row by tests/test_torch_parity.py.)
+    """
     name, kw = case
     pair = Pair(name, kw, dtype, seed=1)
     pair.step(30)
-    # torch -> fastopt: a fresh fastopt optimizer on torch's current parameters, loaded from torch's state_dict.
-    fp = [fo.Parameter(t.detach().numpy().copy()) for t in pair.tp]
     half = len(SHAPES) // 2
-    opt = getattr(fo, name)([{"params": fp[:half]}, {"params": fp[half:]}], **kw)
-    opt.load_state_dict(torch_state_to_numpy(pair.to.state_dict()))
-    assert opt.param_groups[1]["lr"] == pair.to.param_groups[1]["lr"]
-    # fastopt -> torch: a fresh torch optimizer loaded from fastopt's state_dict.
     tp = [torch.tensor(f.data.copy(), requires_grad=True) for f in pair.fp]
     topt = getattr(torch.optim, TORCH_NAMES[name])([{"params": tp[:half]}, {"params": tp[half:]}], foreach=False,
                                                     **kw)
     topt.load_state_dict(numpy_state_to_torch(pair.fo.state_dict()))
-    pair.fp, pair.fo, pair.tp, pair.to = fp, opt, tp, topt
-    pair.step(30)
-    check(pair.errors(), dtype, f"{case_id(case)} {np.dtype(dtype).name} after state_dict round trip")
+    assert topt.param_groups[1]["lr"] == pair.fo.param_groups[1]["lr"]
+    pair.tp, pair.to = tp, topt
+    pair.cast_by_torch = ("mu_product",)
+    pair.step(70)
+    worst = pair.errors()
+    if "mu_product" in worst and dtype == np.float64:
+        # torch's load_state_dict casts mu_product to the parameter's dtype, so torch now multiplies in float64
+        # while fastopt goes on in float32 (as torch would have without the round trip): float32-close only
+        # (down to float32's underflow, which a float64 product passes).
+        worst.pop("mu_product")
+        for f, t in zip(pair.fp, pair.tp):
+            np.testing.assert_allclose(pair.fo.state[f]["mu_product"], pair.to.state[t]["mu_product"].item(),
+                                       rtol=1e-6, atol=float(np.finfo(np.float32).tiny))
+    check(worst, dtype, f"{case_id(case)} {np.dtype(dtype).name} after loading fastopt's state into torch")
 
 
 def test_nadam_mu_product_is_torch_float32():

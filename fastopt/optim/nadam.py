@@ -118,8 +118,10 @@ class NAdam(FusedOptimizer):
 
     Notes:
         As torch, a new ``mu_product`` is a float32 scalar (torch's default dtype for scalar state) whatever the
-        parameter's dtype, and ``load_state_dict`` casts it to the parameter's dtype; each step rounds
-        :math:`\Pi_{t-1}\mu_t` to that dtype, and the coefficients are then computed in double from it.
+        parameter's dtype; each step rounds :math:`\Pi_{t-1}\mu_t` to that dtype, and the coefficients are
+        then computed in double from it. ``load_state_dict`` keeps the dtype the value was saved with (torch
+        casts it to the parameter's dtype, so a float64 torch run resumed from a state dict continues with a
+        float64 product, which fastopt does too when given that state).
 
     References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop;
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
