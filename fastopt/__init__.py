@@ -10,17 +10,19 @@ from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
+from .optim.lbfgs import LBFGS
 from .optim.lion import Lion
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .io import load, save
+from .minimize import minimize, scipy_lbfgs
 from .optimizer import Optimizer
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
-__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "Parameter", "RAdam",
-           "RMSprop", "SGD", "functional", "get_num_threads", "have_openmp", "load", "lr_scheduler", "save",
-           "set_num_threads"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "NAdam", "Optimizer", "Parameter",
+           "RAdam", "RMSprop", "SGD", "functional", "get_num_threads", "have_openmp", "load", "lr_scheduler",
+           "minimize", "save", "scipy_lbfgs", "set_num_threads"]

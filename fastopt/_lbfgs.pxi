@@ -1,0 +1,232 @@
+# _lbfgs.pxi — Cython boundary of the L-BFGS core (csrc/lbfgs.c); included by _kernels.pyx.
+# It checks and pins the caller's NumPy buffers, fills the C work struct and advances the state machine.
+# No algorithm here: the Python driver (fastopt/_lbfgs_driver.py) owns the loop and the user's function.
+
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
+cimport numpy as cnp
+import numpy as _np
+
+
+cdef extern from "fo_lbfgs.h" nogil:
+    cdef enum:
+        FO_LBFGS_EVAL
+        FO_LBFGS_ITER
+        FO_LBFGS_NEED_SLOT
+        FO_LBFGS_STOP
+        FO_LBFGS_CONV_GRAD
+        FO_LBFGS_CONV_F
+        FO_LBFGS_CONV_X
+        FO_LBFGS_CONV_GTD
+        FO_LBFGS_MAX_ITER
+        FO_LBFGS_MAX_EVAL
+        FO_LBFGS_LS_FAILED
+        FO_LBFGS_NONFINITE
+        FO_LBFGS_ERR_ARG
+        FO_LBFGS_ERR_STATE
+        FO_LBFGS_NS
+        FO_LBFGS_NI
+        FO_LBFGS_S_F
+        FO_LBFGS_S_T
+        FO_LBFGS_S_H_DIAG
+        FO_LBFGS_S_PREV_LOSS
+        FO_LBFGS_I_PHASE
+        FO_LBFGS_I_N_ITER
+        FO_LBFGS_I_FUNC_EVALS
+        FO_LBFGS_I_CUR_EVALS
+        FO_LBFGS_I_LOC_ITER
+        FO_LBFGS_I_HIST_LEN
+        FO_LBFGS_I_HIST_START
+        FO_LBFGS_I_FRESH
+        FO_LBFGS_I_RETRIED
+        FO_LBFGS_I_STATUS
+    ctypedef struct fo_lbfgs_hyper:
+        double lr, tolerance_grad, tolerance_change, ftol, ls_tolerance_change, c1, c2, curv_abs, curv_rel
+        int64_t max_iter, max_eval, max_ls, line_search, eval_last, report_iter, restart_bad_dir
+    ctypedef struct fo_lbfgs_work:
+        int64_t n, m
+        void *x
+        void *g
+        void *d
+        void *x0
+        void *prev_g
+        void *gb0
+        void *gb1
+        void *xbest
+        void *gbest
+        void **old_dirs
+        void **old_stps
+        double *ro
+        double *al
+        double *sc
+        int64_t *iv
+    int fo_lbfgs_run_f32(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f)
+    int fo_lbfgs_run_f64(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f)
+    int fo_lbfgs_direction_f32(const fo_lbfgs_work *w)
+    int fo_lbfgs_direction_f64(const fo_lbfgs_work *w)
+    double fo_lbfgs_cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2,
+                                      int has_bounds, double lo, double hi)
+
+# task / stop codes and state sizes, from the C header (one source of truth)
+LBFGS_EVAL = FO_LBFGS_EVAL
+LBFGS_ITER = FO_LBFGS_ITER
+LBFGS_NEED_SLOT = FO_LBFGS_NEED_SLOT
+LBFGS_STOP = FO_LBFGS_STOP
+LBFGS_CONV_GRAD = FO_LBFGS_CONV_GRAD
+LBFGS_CONV_F = FO_LBFGS_CONV_F
+LBFGS_CONV_X = FO_LBFGS_CONV_X
+LBFGS_CONV_GTD = FO_LBFGS_CONV_GTD
+LBFGS_MAX_ITER = FO_LBFGS_MAX_ITER
+LBFGS_MAX_EVAL = FO_LBFGS_MAX_EVAL
+LBFGS_LS_FAILED = FO_LBFGS_LS_FAILED
+LBFGS_NONFINITE = FO_LBFGS_NONFINITE
+LBFGS_NS = FO_LBFGS_NS
+LBFGS_NI = FO_LBFGS_NI
+LBFGS_INDEX = dict(S_F=FO_LBFGS_S_F, S_T=FO_LBFGS_S_T, S_H_DIAG=FO_LBFGS_S_H_DIAG,
+                   S_PREV_LOSS=FO_LBFGS_S_PREV_LOSS, I_PHASE=FO_LBFGS_I_PHASE, I_N_ITER=FO_LBFGS_I_N_ITER,
+                   I_FUNC_EVALS=FO_LBFGS_I_FUNC_EVALS, I_CUR_EVALS=FO_LBFGS_I_CUR_EVALS,
+                   I_LOC_ITER=FO_LBFGS_I_LOC_ITER, I_HIST_LEN=FO_LBFGS_I_HIST_LEN,
+                   I_HIST_START=FO_LBFGS_I_HIST_START, I_FRESH=FO_LBFGS_I_FRESH,
+                   I_RETRIED=FO_LBFGS_I_RETRIED, I_STATUS=FO_LBFGS_I_STATUS)
+
+
+def lbfgs_cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2, bounds=None):
+    """The line search's cubic interpolation step (torch's _cubic_interpolate); for tests."""
+    if bounds is None:
+        return fo_lbfgs_cubic_interpolate(x1, f1, g1, x2, f2, g2, 0, 0.0, 0.0)
+    lo, hi = bounds
+    return fo_lbfgs_cubic_interpolate(x1, f1, g1, x2, f2, g2, 1, lo, hi)
+
+
+cdef inline void *_lb_vec(object a, str name, object dtype, int64_t n) except NULL:
+    if not isinstance(a, _np.ndarray):
+        raise TypeError(f"L-BFGS buffer {name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"L-BFGS buffer {name}: expected dtype {dtype}, got {a.dtype}")
+    if a.size != n:
+        raise ValueError(f"L-BFGS buffer {name}: expected {n} elements, got {a.size}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"L-BFGS buffer {name}: must be C-contiguous and writeable")
+    cdef cnp.ndarray arr = a
+    cdef void *p = cnp.PyArray_DATA(arr)
+    if p == NULL:   # a 0-element array may have no data: hand C a valid dummy address
+        return <void *>&_lb_dummy
+    return p
+
+cdef double _lb_dummy = 0.0
+
+
+cdef class LBFGSCore:
+    """Pins the NumPy buffers of one L-BFGS problem and runs the C state machine (see csrc/fo_lbfgs.h).
+
+    Vectors (x, g, d, x0, prev_g, gb0, gb1 and, for the fixed step, xbest/gbest) hold n elements of the
+    problem's dtype; ro and al hold m float64, sc/iv are the float64/int64 scalar state. History slots are
+    set one by one with set_slot() (the C core asks for slot HIST_LEN with LBFGS_NEED_SLOT)."""
+    cdef fo_lbfgs_work w
+    cdef fo_lbfgs_hyper h
+    cdef int is64
+    cdef object _keep
+    cdef list _dirs, _stps
+    cdef readonly object dtype
+    cdef readonly int64_t n, m
+
+    def __cinit__(self):
+        self.w.old_dirs = NULL
+        self.w.old_stps = NULL
+
+    def __init__(self, x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, sc, iv, int64_t m):
+        if not isinstance(x, _np.ndarray) or x.dtype not in (_np.float32, _np.float64):
+            raise TypeError("L-BFGS buffer x: expected a float32 or float64 numpy.ndarray")
+        if m < 1:
+            raise ValueError(f"history_size must be at least 1, got {m}")
+        dtype = x.dtype
+        cdef int64_t n = x.size
+        self.dtype = dtype
+        self.n = n
+        self.m = m
+        self.is64 = dtype == _np.float64
+        self.w.n = n
+        self.w.m = m
+        self.w.x = _lb_vec(x, "x", dtype, n)
+        self.w.g = _lb_vec(g, "g", dtype, n)
+        self.w.d = _lb_vec(d, "d", dtype, n)
+        self.w.x0 = _lb_vec(x0, "x0", dtype, n)
+        self.w.prev_g = _lb_vec(prev_g, "prev_g", dtype, n)
+        self.w.gb0 = _lb_vec(gb0, "gb0", dtype, n)
+        self.w.gb1 = _lb_vec(gb1, "gb1", dtype, n)
+        self.w.xbest = NULL if xbest is None else _lb_vec(xbest, "xbest", dtype, n)
+        self.w.gbest = NULL if gbest is None else _lb_vec(gbest, "gbest", dtype, n)
+        self.w.ro = <double *>_lb_vec(ro, "ro", _np.float64, m)
+        self.w.al = <double *>_lb_vec(al, "al", _np.float64, m)
+        self.w.sc = <double *>_lb_vec(sc, "sc", _np.float64, FO_LBFGS_NS)
+        self.w.iv = <int64_t *>_lb_vec(iv, "iv", _np.int64, FO_LBFGS_NI)
+        self._keep = (x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, sc, iv)
+        self.w.old_dirs = <void **>calloc(m, sizeof(void *))
+        self.w.old_stps = <void **>calloc(m, sizeof(void *))
+        if self.w.old_dirs == NULL or self.w.old_stps == NULL:
+            raise MemoryError()
+        self._dirs = [None] * m
+        self._stps = [None] * m
+
+    def __dealloc__(self):
+        free(self.w.old_dirs)
+        free(self.w.old_stps)
+
+    def set_slot(self, int64_t k, y, s):
+        """Use arrays y (a y_k = g_{k+1} - g_k slot) and s (an s_k = x_{k+1} - x_k slot) as ring slot k."""
+        if k < 0 or k >= self.m:
+            raise IndexError(f"history slot {k} out of range for history_size {self.m}")
+        py = _lb_vec(y, "old_dirs", self.dtype, self.n)
+        ps = _lb_vec(s, "old_stps", self.dtype, self.n)
+        self._dirs[k] = y
+        self._stps[k] = s
+        self.w.old_dirs[k] = py
+        self.w.old_stps[k] = ps
+
+    def set_hyper(self, double lr, double tolerance_grad, double tolerance_change, double ftol,
+                  double ls_tolerance_change, double c1, double c2, double curv_abs, double curv_rel,
+                  int64_t max_iter, int64_t max_eval,
+                  int64_t max_ls, bint line_search, bint eval_last, bint report_iter, bint restart_bad_dir):
+        if not line_search and (self.w.xbest == NULL or self.w.gbest == NULL):
+            raise ValueError("the fixed-step mode needs the xbest and gbest buffers")
+        self.h.lr = lr
+        self.h.tolerance_grad = tolerance_grad
+        self.h.tolerance_change = tolerance_change
+        self.h.ftol = ftol
+        self.h.ls_tolerance_change = ls_tolerance_change
+        self.h.c1 = c1
+        self.h.c2 = c2
+        self.h.curv_abs = curv_abs
+        self.h.curv_rel = curv_rel
+        self.h.max_iter = max_iter
+        self.h.max_eval = max_eval
+        self.h.max_ls = max_ls
+        self.h.line_search = line_search
+        self.h.eval_last = eval_last
+        self.h.report_iter = report_iter
+        self.h.restart_bad_dir = restart_bad_dir
+
+    cpdef int run(self, double f) except? -100:
+        """Advance the state machine; f is the value at x when the previous task was LBFGS_EVAL."""
+        cdef int rc
+        if self.is64:
+            with nogil:
+                rc = fo_lbfgs_run_f64(&self.w, &self.h, f)
+        else:
+            with nogil:
+                rc = fo_lbfgs_run_f32(&self.w, &self.h, f)
+        if rc == FO_LBFGS_ERR_ARG:
+            raise RuntimeError("L-BFGS core: invalid buffers or hyper-parameters")
+        if rc == FO_LBFGS_ERR_STATE:
+            raise RuntimeError("L-BFGS core: corrupted state (phase or history indices out of range)")
+        return rc
+
+    def direction(self):
+        """d = -H g by the two-loop recursion over the stored pairs (for tests)."""
+        cdef int rc
+        if self.is64:
+            rc = fo_lbfgs_direction_f64(&self.w)
+        else:
+            rc = fo_lbfgs_direction_f32(&self.w)
+        if rc != 0:
+            raise RuntimeError("L-BFGS core: invalid buffers or history state")
