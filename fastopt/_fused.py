@@ -24,6 +24,22 @@ def _contiguous(a: np.ndarray) -> bool:
     return a.flags.c_contiguous and a.flags.aligned
 
 
+def _scalar_value(value: Any, key: str, gi: int, j: int) -> float:
+    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
+    np.asarray, or a real number), checked finite; returned as a float."""
+    if isinstance(value, np.ndarray):
+        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
+            raise ValueError(f"{V.where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
+                             f"{value.dtype}{list(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{V.where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{V.where(gi, j)}: state '{key}' must be finite, got {value!r}")
+    return v
+
+
 class _Rows:
     """Kernel rows for a list of tensors: param (or its scratch copy), grad, then state buffers."""
 
@@ -103,6 +119,12 @@ class FusedOptimizer(Optimizer):
     Subclasses set ``_kernel`` (a ``fastopt._kernels`` function), ``_buffers`` (state keys in kernel order) and
     ``_n_scalars``, and implement ``_active`` (which buffers the group's options use), ``_hyper`` (the kernel's
     arguments after the table) and ``_fill_scalars``. ``_has_step`` says whether state keeps a ``step`` count.
+
+    Optional hooks: ``_initial_buffer`` (a new state buffer's contents; zeros by default, Adagrad's start at
+    ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's
+    ``mu_product``: ``(key, initial value)`` pairs; 0-d arrays checked in the validation pass, created with the
+    new state and loadable from a state dict) and ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the
+    live per-parameter state dicts, to advance such scalars as the step is committed).
     """
 
     _kernel: Callable
@@ -110,6 +132,10 @@ class FusedOptimizer(Optimizer):
     _n_scalars: int = 0
     _has_step: bool = True
     _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
+    # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
+    # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
+    # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
+    _scalar_state: tuple[tuple[str, float], ...] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
@@ -127,17 +153,37 @@ class FusedOptimizer(Optimizer):
     def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
 
-    def _fill_scalars_with_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
-                                 fresh: list[bool], states: list[dict[str, Any]]) -> None:
-        """Like ``_fill_scalars``, for algorithms whose scalars come from per-parameter state (ASGD's eta, mu)."""
-        self._fill_scalars(group, scalars, steps, fresh)
-
     def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
         """Adjust the state of a parameter seen for the first time (zero buffers in ``new_keys``): e.g. fill a
         buffer with a non-zero start value or add per-parameter scalars. Called before anything is committed."""
 
     def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
         """Update per-parameter scalar state after the group's kernel ran (ASGD's eta and mu)."""
+
+    def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
+                                 fresh: list[bool], states: list[dict[str, Any]]) -> None:
+        """As ``_fill_scalars``, also given each tensor's live state dict (step already advanced): the place to
+        advance ``_scalar_state`` values. Runs after validation, once per step, just before the kernel."""
+        self._fill_scalars(group, scalars, steps, fresh)
+
+    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
+        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden)."""
+        return np.zeros(data.shape, dtype=data.dtype)
+
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if not self._scalar_state or not isinstance(pstate, dict) or not pstate:
+            return super()._load_param_state(pstate, group, p, gi, j)
+        rest = dict(pstate)
+        scalars = {}
+        for key, _ in self._scalar_state:
+            if key not in rest:
+                raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
+            value = rest.pop(key)
+            dtype = value.dtype if isinstance(value, np.ndarray) and value.dtype in V.FLOAT_DTYPES else np.float64
+            scalars[key] = np.array(_scalar_value(value, key, gi, j), dtype=dtype)
+        out = super()._load_param_state(rest, group, p, gi, j)
+        out.update(scalars)
+        return out
 
     def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         arrays = tuple(k for k, on in zip(self._buffers, self._active(group)) if on)
@@ -168,6 +214,9 @@ class FusedOptimizer(Optimizer):
                             V.state_buffer(st[key], key, data, gi, j)
                     if self._has_step:
                         V.step_count(st.get("step", 0), gi, j)
+                    for key, _ in self._scalar_state:
+                        if key in st:
+                            _scalar_value(st[key], key, gi, j)
                 items.append((p, data, grad, st))
             plans.append((gi, group, active, items))
         # Pass 2: stage the new state and build (or reuse) the pointer tables; the tables check every buffer
@@ -192,7 +241,7 @@ class FusedOptimizer(Optimizer):
                     steps.append(live["step"])
                 fresh.append(is_fresh)
                 states.append(live)
-            self._fill_scalars_with_state(group, table.scalars, steps, fresh, states)
+            self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
             type(self)._kernel(table, *self._hyper(group))
             self._after_kernel(group, states, steps)
             table.release(1)
@@ -209,8 +258,11 @@ class FusedOptimizer(Optimizer):
             is_fresh = False
             for key, on in zip(self._buffers, active):
                 if on and key not in st:
-                    new_keys[key] = np.zeros(data.shape, dtype=data.dtype)
+                    new_keys[key] = self._initial_buffer(group, key, data)
                     is_fresh = is_fresh or key in self._fresh_uses_grad
+            for key, init in self._scalar_state:
+                if key not in st:
+                    new_keys[key] = np.array(init, dtype=np.float32)
             if not st:
                 self._init_state(group, data, new_keys)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]

@@ -104,3 +104,39 @@ cdef extern from "fastopt.h" nogil:
         int maximize
     int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
     int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
+    # fo_optim_a.h (included by fastopt.h): Adagrad, Adadelta, Adamax, NAdam, RAdam, Lion
+    ctypedef struct fo_adagrad_hyper:
+        double eps, weight_decay
+        int maximize
+    int fo_adagrad_f32(const fo_tensor_list *t, const fo_adagrad_hyper *h)
+    int fo_adagrad_f64(const fo_tensor_list *t, const fo_adagrad_hyper *h)
+
+    ctypedef struct fo_adadelta_hyper:
+        double lr, rho, eps, weight_decay
+        int maximize
+    int fo_adadelta_f32(const fo_tensor_list *t, const fo_adadelta_hyper *h)
+    int fo_adadelta_f64(const fo_tensor_list *t, const fo_adadelta_hyper *h)
+
+    ctypedef struct fo_adamax_hyper:
+        double beta1, beta2, eps, weight_decay
+        int maximize
+    int fo_adamax_f32(const fo_tensor_list *t, const fo_adamax_hyper *h)
+    int fo_adamax_f64(const fo_tensor_list *t, const fo_adamax_hyper *h)
+
+    ctypedef struct fo_nadam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize, decoupled_weight_decay
+    int fo_nadam_f32(const fo_tensor_list *t, const fo_nadam_hyper *h)
+    int fo_nadam_f64(const fo_tensor_list *t, const fo_nadam_hyper *h)
+
+    ctypedef struct fo_radam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int maximize, decoupled_weight_decay
+    int fo_radam_f32(const fo_tensor_list *t, const fo_radam_hyper *h)
+    int fo_radam_f64(const fo_tensor_list *t, const fo_radam_hyper *h)
+
+    ctypedef struct fo_lion_hyper:
+        double lr, beta1, beta2, weight_decay
+        int maximize
+    int fo_lion_f32(const fo_tensor_list *t, const fo_lion_hyper *h)
+    int fo_lion_f64(const fo_tensor_list *t, const fo_lion_hyper *h)

@@ -32,6 +32,26 @@ CASES: list[tuple[str, dict]] = [
     ("Rprop", dict(lr=1e-2)),
     ("Rprop", dict(lr=1e-3, etas=(0.3, 1.5), step_sizes=(1e-4, 2e-3))),  # the clamp bites both ways
     ("Rprop", dict(lr=1e-2, maximize=True)),
+    ("Adagrad", dict(lr=1e-2)),
+    ("Adagrad", dict(lr=5e-2, lr_decay=1e-2, weight_decay=0.1)),
+    ("Adagrad", dict(lr=5e-2, initial_accumulator_value=0.5, eps=1e-6, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.95, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=0.5, rho=0.3, maximize=True)),
+    ("Adamax", dict(lr=1e-2)),
+    ("Adamax", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    ("Adamax", dict(lr=1e-2, betas=(0.3, 0.9), maximize=True)),  # 1 - beta1 >= 0.5: the other lerp branch
+    ("NAdam", dict(lr=1e-2)),
+    ("NAdam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, momentum_decay=1e-2)),
+    ("NAdam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("NAdam", dict(lr=1e-2, betas=(0.3, 0.9), momentum_decay=0.0)),
+    ("RAdam", dict(lr=1e-2)),
+    ("RAdam", dict(lr=1e-2, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)),  # rectified from step 4 on
+    ("RAdam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict(lr=1e-2, betas=(0.3, 0.5))),  # never rectified (rho_inf = 3)
+    ("Lion", dict()),
+    ("Lion", dict(lr=1e-3, betas=(0.95, 0.98), weight_decay=0.1)),
+    ("Lion", dict(lr=1e-3, betas=(0.3, 0.9), maximize=True)),
 ]
 
 # (class name, kwargs, exception, message regex): the constructor must raise this.
@@ -67,6 +87,38 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("Rprop", dict(etas=(0.0, 1.2)), ValueError, r"Invalid eta values: 0.0, 1.2"),
     ("Rprop", dict(etas=0.5), TypeError, "etas must be a pair"),
     ("Rprop", dict(step_sizes=(1e-6,)), TypeError, "step_sizes must be a pair"),
+    ("Adagrad", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Adagrad", dict(lr_decay=-0.1), ValueError, "Invalid lr_decay value: -0.1"),
+    ("Adagrad", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Adagrad", dict(initial_accumulator_value=-1.0), ValueError, "Invalid initial_accumulator_value value: -1.0"),
+    ("Adagrad", dict(eps=-1e-10), ValueError, "Invalid epsilon value: -1e-10"),
+    ("Adagrad", dict(maximize=1), TypeError, "maximize must be a bool"),
+    ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Adadelta", dict(rho=1.5), ValueError, "Invalid rho value: 1.5"),
+    ("Adadelta", dict(rho=-0.1), ValueError, "Invalid rho value: -0.1"),
+    ("Adadelta", dict(eps=-1e-6), ValueError, "Invalid epsilon value: -1e-06"),
+    ("Adadelta", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Adamax", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Adamax", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("Adamax", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("Adamax", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("Adamax", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("NAdam", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("NAdam", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("NAdam", dict(betas=(-0.1, 0.999)), ValueError, "Invalid beta parameter at index 0: -0.1"),
+    ("NAdam", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("NAdam", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("NAdam", dict(momentum_decay=-1e-3), ValueError, "Invalid momentum_decay value: -0.001"),
+    ("NAdam", dict(decoupled_weight_decay=None), TypeError, "decoupled_weight_decay must be a bool"),
+    ("RAdam", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("RAdam", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("RAdam", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("RAdam", dict(betas=(0.9, -0.5)), ValueError, "Invalid beta parameter at index 1: -0.5"),
+    ("RAdam", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Lion", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Lion", dict(betas=(1.0, 0.99)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("Lion", dict(betas=(0.9, 1.5)), ValueError, "Invalid beta parameter at index 1: 1.5"),
+    ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
 ]
 
 
@@ -80,4 +132,6 @@ def make(name: str, params, **kwargs):
 
 # fastopt class name -> torch.optim class name for the parity tests (None: torch has no such optimizer).
 TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
-                                     "ASGD": "ASGD", "Rprop": "Rprop"}
+                                     "ASGD": "ASGD", "Rprop": "Rprop",
+                                     "Adagrad": "Adagrad", "Adadelta": "Adadelta", "Adamax": "Adamax",
+                                     "NAdam": "NAdam", "RAdam": "RAdam", "Lion": None}

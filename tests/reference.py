@@ -195,5 +195,142 @@ def ref_sparse_adam(p: np.ndarray, rows: np.ndarray, values: np.ndarray, state: 
     p[touched] = p[touched] + _c(-step_size, dt) * (m[touched] / (np.sqrt(v[touched]) + _c(eps, dt)))
 
 
+def ref_adagrad(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lr_decay: float = 0,
+                weight_decay: float = 0, initial_accumulator_value: float = 0, eps: float = 1e-10,
+                maximize: bool = False) -> None:
+    dt = p.dtype
+    if not state:
+        state["step"] = 0
+        state["sum"] = np.full_like(p, initial_accumulator_value)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    clr = lr / (1 + (t - 1) * lr_decay)
+    s = state["sum"]
+    s[...] = s + g * g
+    p[...] = p + (_c(-clr, dt) * g) / (np.sqrt(s) + _c(eps, dt))
+
+
+def ref_adadelta(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1.0, rho: float = 0.9,
+                 eps: float = 1e-6, weight_decay: float = 0, maximize: bool = False) -> None:
+    dt = p.dtype
+    if not state:
+        state["step"] = 0
+        state["square_avg"] = np.zeros_like(p)
+        state["acc_delta"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    sq, acc = state["square_avg"], state["acc_delta"]
+    sq[...] = sq * _c(rho, dt) + (_c(1 - rho, dt) * g) * g
+    std = np.sqrt(sq + _c(eps, dt))
+    delta = np.sqrt(acc + _c(eps, dt)) / std * g
+    acc[...] = acc * _c(rho, dt) + (_c(1 - rho, dt) * delta) * delta
+    p[...] = p + _c(-lr, dt) * delta
+
+
+def ref_adamax(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, betas: tuple = (0.9, 0.999),
+               eps: float = 1e-8, weight_decay: float = 0, maximize: bool = False) -> None:
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_inf"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay != 0:
+        g = g + _c(weight_decay, dt) * p
+    m, u = state["exp_avg"], state["exp_inf"]
+    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    u[...] = np.maximum(u * _c(beta2, dt), np.abs(g) + _c(eps, dt))
+    clr = lr / (1 - beta1 ** t)
+    p[...] = p + (_c(-clr, dt) * m) / u
+
+
+def ref_nadam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, betas: tuple = (0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
+              decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["step"] = 0
+        state["mu_product"] = 1.0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            p[...] = p * _c(1 - lr * weight_decay, dt)
+        else:
+            g = g + _c(weight_decay, dt) * p
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    # torch keeps mu_product as a float32 scalar tensor (its default scalar dtype)
+    state["mu_product"] = float(np.float32(state["mu_product"]) * np.float32(mu))
+    mu_product = state["mu_product"]
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    denom = np.sqrt(v / _c(1 - beta2 ** t, dt)) + _c(eps, dt)
+    p[...] = p + (_c(-lr * (1 - mu) / (1 - mu_product), dt) * g) / denom
+    p[...] = p + (_c(-lr * mu_next / (1 - mu_product * mu_next), dt) * m) / denom
+
+
+def ref_radam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False,
+              maximize: bool = False) -> None:
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p)
+        state["exp_avg_sq"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    t = state["step"]
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            p[...] = p * _c(1 - lr * weight_decay, dt)
+        else:
+            g = g + _c(weight_decay, dt) * p
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+    update = (m / _c(bc1, dt)) * _c(lr, dt)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2 ** t / bc2
+    if rho_t > 5:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        adaptive = _c(bc2 ** 0.5, dt) / (np.sqrt(v) + _c(eps, dt))
+        update = update * adaptive * _c(rect, dt)
+    p[...] = p - update
+
+
+def ref_lion(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-4, betas: tuple = (0.9, 0.99),
+             weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Chen et al. (2023), Algorithm 2: sign of the beta1 interpolation, momentum tracked with beta2."""
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["exp_avg"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    m = state["exp_avg"]
+    if weight_decay != 0:
+        p[...] = p * _c(1 - lr * weight_decay, dt)
+    c = m * _c(beta1, dt) + _c(1 - beta1, dt) * g
+    p[...] = p - _c(lr, dt) * np.sign(c)
+    m[...] = m * _c(beta2, dt) + _c(1 - beta2, dt) * g
+
+
 REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
-              "ASGD": ref_asgd, "Rprop": ref_rprop}
+              "ASGD": ref_asgd, "Rprop": ref_rprop,
+              "Adagrad": ref_adagrad, "Adadelta": ref_adadelta, "Adamax": ref_adamax, "NAdam": ref_nadam,
+              "RAdam": ref_radam, "Lion": ref_lion}

@@ -148,7 +148,7 @@ class ASGD(FusedOptimizer):
         new_keys["eta"] = np.array(float(group["lr"]), dtype=_SCALAR_DTYPE)
         new_keys["mu"] = np.ones((), dtype=_SCALAR_DTYPE)
 
-    def _fill_scalars_with_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
+    def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
         _fill(scalars, [float(st["eta"]) for st in states], [float(st["mu"]) for st in states],
               float(group["lambd"]))

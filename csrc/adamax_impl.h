@@ -1,0 +1,64 @@
+/* adamax_impl.h — Adamax (Kingma & Ba, 2015, section 7.1), in torch's single-tensor order
+ * (torch/optim/adamax.py, _single_tensor_adamax), instantiated by fo_instantiate.h.
+ *
+ *   g = -grad if maximize else grad                          grad     IN
+ *   g = g + wd * p                 (weight_decay != 0)       param    INOUT
+ *   m = lerp(m, g, 1 - beta1)                                exp_avg  INOUT
+ *   u = max(u * beta2, |g| + eps)  (NaN wins, as torch.maximum)   exp_inf  INOUT
+ *   p = p + (-clr * m) / u                                   clr = lr / (1 - beta1^t): per tensor
+ */
+FO_INLINE void FO_FN(adamax_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
+                                  FO_T *FO_RESTRICT u, const int64_t n, const FO_T wd, const FO_T w1,
+                                  const FO_T b2, const FO_T eps, const FO_T neg_clr, const int maximize,
+                                  const int l2, const int small_w)
+{
+    const FO_T w1_minus_one = w1 - (FO_T)1;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T pi = p[i];
+        if (l2)
+            gi = FO_FMA(wd, pi, gi);
+        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T a = u[i] * b2;
+        const FO_T b = _Generic((gi), float: fabsf, double: fabs)(gi) + eps;  /* grad.abs().add_(eps) */
+        const FO_T ui = FO_MAX_NAN(a, b);
+        m[i] = mi;
+        u[i] = ui;
+        p[i] = pi + (neg_clr * mi) / ui;
+    }
+}
+
+FO_INLINE void FO_FN(adamax_item)(const fo_tensor_list *t, const fo_adamax_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const double *s = t->scalars + it->tensor * t->n_scalars;
+    const int64_t n = it->end - it->begin;
+    FO_T *p = FO_BUF(t, it, 0, FO_T);
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    FO_T *m = FO_BUF(t, it, 2, FO_T);
+    FO_T *u = FO_BUF(t, it, 3, FO_T);
+    const FO_T wd = (FO_T)h->weight_decay, w1 = (FO_T)(1 - h->beta1), b2 = (FO_T)h->beta2;
+    const FO_T eps = (FO_T)h->eps, neg_clr = (FO_T)(-s[0]);
+    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const int l2 = h->weight_decay != 0;
+    if (small_w) {
+        if (l2) FO_FN(adamax_loop)(p, g, m, u, n, wd, w1, b2, eps, neg_clr, h->maximize, 1, 1);
+        else    FO_FN(adamax_loop)(p, g, m, u, n, wd, w1, b2, eps, neg_clr, h->maximize, 0, 1);
+    } else {
+        FO_FN(adamax_loop)(p, g, m, u, n, wd, w1, b2, eps, neg_clr, h->maximize, l2, 0);
+    }
+}
+
+FO_DEFINE_VARIANTS(adamax_item, fo_adamax_hyper)
+
+int FO_FN(fo_adamax)(const fo_tensor_list *t, const fo_adamax_hyper *h)
+{
+    const int rc = fo_check_list(t, 4);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_scalars < 1)
+        return FO_ERR_LAYOUT;
+    FO_RUN_ITEMS(t, FO_SELECT(adamax_item), h);
+    return FO_OK;
+}

@@ -1,0 +1,71 @@
+/* nadam_impl.h — NAdam (Dozat, 2016), in torch's single-tensor order (torch/optim/nadam.py,
+ * _single_tensor_nadam), instantiated by fo_instantiate.h. The momentum schedule mu_t and the running product
+ * of the mu's are per-parameter scalars kept in Python; they arrive folded into two coefficients per tensor.
+ *
+ *   g = -grad if maximize else grad                          grad        IN
+ *   g = g + wd * p                 (L2 weight decay)         param       INOUT
+ *   p = p * (1 - lr * wd)          (decoupled weight decay)  exp_avg     INOUT
+ *   m = lerp(m, g, 1 - beta1)                                exp_avg_sq  INOUT
+ *   v = v * beta2 + ((1 - beta2) * g) * g
+ *   d = sqrt(v / bc2) + eps                                  bc2 = 1 - beta2^t: per tensor
+ *   p = p + (cg * g) / d;  p = p + (cm * m) / d              cg, cm: the two coefficients, per tensor
+ */
+FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
+                                 FO_T *FO_RESTRICT v, const int64_t n, const FO_T wd, const FO_T decay,
+                                 const FO_T w1, const FO_T b2, const FO_T w2, const FO_T bc2, const FO_T eps,
+                                 const FO_T cg, const FO_T cm, const int maximize, const int l2, const int small_w)
+{
+    const FO_T w1_minus_one = w1 - (FO_T)1;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        FO_T gi = maximize ? -g[i] : g[i];
+        FO_T pi = p[i];
+        if (l2)
+            gi = FO_FMA(wd, pi, gi);
+        pi = pi * decay; /* exactly 1 unless decoupled weight decay is on */
+        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        const FO_T denom = FO_SQRT(vi / bc2) + eps;   /* exp_avg_sq.div(bc2).sqrt().add_(eps) */
+        m[i] = mi;
+        v[i] = vi;
+        pi = pi + (cg * gi) / denom;                  /* param.addcdiv_(grad, denom, value=cg) */
+        p[i] = pi + (cm * mi) / denom;                /* param.addcdiv_(exp_avg, denom, value=cm) */
+    }
+}
+
+FO_INLINE void FO_FN(nadam_item)(const fo_tensor_list *t, const fo_nadam_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const double *s = t->scalars + it->tensor * t->n_scalars;
+    const int64_t n = it->end - it->begin;
+    FO_T *p = FO_BUF(t, it, 0, FO_T);
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    FO_T *m = FO_BUF(t, it, 2, FO_T);
+    FO_T *v = FO_BUF(t, it, 3, FO_T);
+    const int l2 = h->weight_decay != 0 && !h->decoupled_weight_decay;
+    const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
+                                                                            : (FO_T)1;
+    const FO_T w1 = (FO_T)(1 - h->beta1);
+    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
+    const FO_T bc2 = (FO_T)s[0], cg = (FO_T)s[1], cm = (FO_T)s[2];
+    if (small_w) {
+        if (l2) FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, 1, 1);
+        else    FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, 0, 1);
+    } else {
+        FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, l2, 0);
+    }
+}
+
+FO_DEFINE_VARIANTS(nadam_item, fo_nadam_hyper)
+
+int FO_FN(fo_nadam)(const fo_tensor_list *t, const fo_nadam_hyper *h)
+{
+    const int rc = fo_check_list(t, 4);
+    if (rc != FO_OK)
+        return rc;
+    if (t->n_scalars < 3)
+        return FO_ERR_LAYOUT;
+    FO_RUN_ITEMS(t, FO_SELECT(nadam_item), h);
+    return FO_OK;
+}

@@ -1,0 +1,85 @@
+"""Adadelta (torch.optim.Adadelta)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["Adadelta", "adadelta"]
+
+_NAMES = ("param", "grad", "square_avg", "acc_delta")
+
+
+def _check(lr: Any, rho: Any, eps: Any, weight_decay: Any, maximize: Any) -> None:
+    V.lr(lr)
+    V.number("rho", rho, low=0.0, high=1.0, message=f"Invalid rho value: {rho}")
+    V.eps(eps)
+    V.weight_decay(weight_decay)
+    V.flag("maximize", maximize)
+
+
+def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list[np.ndarray],
+             acc_deltas: list[np.ndarray], state_steps: Any, *, lr: float, rho: float, eps: float,
+             weight_decay: float, maximize: bool) -> None:
+    r"""Functional Adadelta over lists of arrays (see :class:`Adadelta` for the rule).
+
+    ``params``, ``square_avgs`` and ``acc_deltas`` are updated in place; ``state_steps`` is advanced by one, as
+    torch does (the rule does not use it).
+    """
+    _check(lr, rho, eps, weight_decay, maximize)
+    advance(state_steps, len(params))
+    run_functional(K.adadelta, _NAMES, 0, params, grads, [square_avgs, acc_deltas], lambda s: None,
+                   (float(lr), float(rho), float(eps), float(weight_decay), bool(maximize)))
+
+
+class Adadelta(FusedOptimizer):
+    r"""Adadelta (Zeiler, 2012), in torch's order of operations (``torch.optim.Adadelta``).
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \quad (\text{minus if maximize})\\
+        v_t &= \rho v_{t-1} + (1-\rho) g_t^2\\
+        \Delta_t &= \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t\\
+        u_t &= \rho u_{t-1} + (1-\rho) \Delta_t^2\\
+        \theta_t &= \theta_{t-1} - \gamma \Delta_t
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): coefficient :math:`\gamma` that scales the delta (default: 1.0).
+        rho (float, optional): decay :math:`\rho` of the running averages, in [0, 1] (default: 0.9).
+        eps (float, optional): :math:`\epsilon` added inside both square roots (default: 1e-6).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``square_avg`` (:math:`v`) and ``acc_delta`` (:math:`u`).
+
+    References: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", arXiv:1212.5701, 2012.
+
+    Example:
+        >>> opt = fastopt.Adadelta([w], rho=0.95)
+        >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.adadelta)
+    _buffers = ("square_avg", "acc_delta")
+    _n_scalars = 0
+
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
+        _check(lr, rho, eps, weight_decay, maximize)
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        return (float(group["lr"]), float(group["rho"]), float(group["eps"]), float(group["weight_decay"]),
+                bool(group["maximize"]))

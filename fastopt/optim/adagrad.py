@@ -1,0 +1,115 @@
+"""Adagrad (torch.optim.Adagrad)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["Adagrad", "adagrad"]
+
+_NAMES = ("param", "grad", "sum")
+
+
+def _check(lr: Any, lr_decay: Any, weight_decay: Any, initial_accumulator_value: Any, eps: Any,
+           maximize: Any) -> None:
+    V.lr(lr)
+    V.number("lr_decay", lr_decay, low=0.0, message=f"Invalid lr_decay value: {lr_decay}")
+    V.weight_decay(weight_decay)
+    V.number("initial_accumulator_value", initial_accumulator_value, low=0.0,
+             message=f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+    V.eps(eps)
+    V.flag("maximize", maximize)
+
+
+def _fill(scalars: np.ndarray, steps: list[int], lr: float, lr_decay: float) -> None:
+    """Per tensor: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
+    for i, t in enumerate(steps):
+        scalars[i, 0] = lr / (1 + (t - 1) * lr_decay)
+
+
+def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[np.ndarray], state_steps: Any,
+            *, lr: float, weight_decay: float, lr_decay: float, eps: float, maximize: bool) -> None:
+    r"""Functional Adagrad over lists of arrays (see :class:`Adagrad` for the rule).
+
+    ``params`` and ``state_sums`` are updated in place (start the sums at ``initial_accumulator_value``);
+    ``state_steps`` (a list of ints or an integer ndarray) is advanced by one before the update, as torch does.
+    """
+    _check(lr, lr_decay, weight_decay, 0.0, eps, maximize)
+    steps = advance(state_steps, len(params))
+    run_functional(K.adagrad, _NAMES, 1, params, grads, [state_sums],
+                   lambda s: _fill(s, steps, float(lr), float(lr_decay)),
+                   (float(eps), float(weight_decay), bool(maximize)))
+
+
+class Adagrad(FusedOptimizer):
+    r"""Adagrad (Duchi, Hazan & Singer, 2011), in torch's order of operations (``torch.optim.Adagrad``).
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \quad (\text{minus if maximize})\\
+        \tilde\gamma_t &= \gamma / (1 + (t-1)\,\eta)\\
+        s_t &= s_{t-1} + g_t^2, \qquad s_0 = \tau\\
+        \theta_t &= \theta_{t-1} - \tilde\gamma_t\, \frac{g_t}{\sqrt{s_t} + \epsilon}
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
+        lr_decay (float, optional): learning rate decay :math:`\eta` (default: 0).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        initial_accumulator_value (float, optional): starting value :math:`\tau` of the sum of squared
+            gradients (default: 0).
+        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-10).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step`` and ``sum``. As in torch, the state of every parameter given to the
+    constructor is created at once (``step`` 0, ``sum`` filled with :math:`\tau`); parameters added later
+    with ``add_param_group`` get theirs at their first step.
+
+    Notes:
+        torch fills every new ``sum`` with the constructor's ``initial_accumulator_value`` even when a group
+        sets its own; fastopt uses the group's value (the same thing unless a group overrides it).
+        Sparse gradients are not supported.
+
+    References: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+        Optimization", JMLR 2011.
+
+    Example:
+        >>> opt = fastopt.Adagrad([w], lr=0.01, lr_decay=1e-4)
+        >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.adagrad)
+    _buffers = ("sum",)
+    _n_scalars = 1
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
+        _check(lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize)
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                data = np.asarray(p.data)
+                if isinstance(p.data, np.ndarray) and data.dtype in V.FLOAT_DTYPES:
+                    self.state[p] = {"step": 0, "sum": self._initial_buffer(group, "sum", data)}
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["lr_decay"], group["weight_decay"], group["initial_accumulator_value"],
+               group["eps"], group["maximize"])
+
+    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
+        return np.full(data.shape, group["initial_accumulator_value"], dtype=data.dtype)
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        return (float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        _fill(scalars, steps, float(group["lr"]), float(group["lr_decay"]))

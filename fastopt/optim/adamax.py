@@ -1,0 +1,98 @@
+"""Adamax (torch.optim.Adamax)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["Adamax", "adamax"]
+
+_NAMES = ("param", "grad", "exp_avg", "exp_inf")
+
+
+def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, maximize: Any) -> None:
+    V.lr(lr)
+    V.eps(eps)
+    V.betas(betas)
+    V.weight_decay(weight_decay)
+    V.flag("maximize", maximize)
+
+
+def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float) -> None:
+    """Per tensor: clr = lr / (1 - beta1^t), in double as torch computes it."""
+    for i, t in enumerate(steps):
+        scalars[i, 0] = lr / (1 - beta1 ** t)
+
+
+def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
+           exp_infs: list[np.ndarray], state_steps: Any, *, eps: float, beta1: float, beta2: float, lr: float,
+           weight_decay: float, maximize: bool) -> None:
+    r"""Functional Adamax over lists of arrays (see :class:`Adamax` for the rule).
+
+    ``params``, ``exp_avgs`` and ``exp_infs`` are updated in place; ``state_steps`` is advanced by one before
+    the update, as torch does.
+    """
+    _check(lr, (beta1, beta2), eps, weight_decay, maximize)
+    steps = advance(state_steps, len(params))
+    run_functional(K.adamax, _NAMES, 1, params, grads, [exp_avgs, exp_infs],
+                   lambda s: _fill(s, steps, float(lr), float(beta1)),
+                   (float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize)))
+
+
+class Adamax(FusedOptimizer):
+    r"""Adamax, Adam's infinity-norm variant (Kingma & Ba, 2015), as ``torch.optim.Adamax``.
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1} \quad (\text{minus if maximize})\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t\\
+        u_t &= \max(\beta_2 u_{t-1},\ |g_t| + \epsilon)\\
+        \theta_t &= \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,\frac{m_t}{u_t}
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 2e-3).
+        betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
+        eps (float, optional): :math:`\epsilon` (default: 1e-8).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``exp_avg`` (:math:`m`) and ``exp_inf`` (:math:`u`).
+
+    Notes:
+        As torch: :math:`\epsilon` is added to :math:`|g_t|` inside the maximum (the paper has no
+        :math:`\epsilon`), and the maximum propagates NaN.
+
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.1.
+
+    Example:
+        >>> opt = fastopt.Adamax([w], lr=2e-3)
+        >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.adamax)
+    _buffers = ("exp_avg", "exp_inf")
+    _n_scalars = 1
+
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, *, maximize: bool = False) -> None:
+        _check(lr, betas, eps, weight_decay, maximize)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        b1, b2 = group["betas"]
+        return (float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        _fill(scalars, steps, float(group["lr"]), float(group["betas"][0]))

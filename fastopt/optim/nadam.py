@@ -1,0 +1,164 @@
+"""NAdam (torch.optim.NAdam)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["NAdam", "nadam"]
+
+_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq")
+
+
+def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, momentum_decay: Any, decoupled: Any,
+           maximize: Any) -> None:
+    V.lr(lr)
+    V.eps(eps)
+    V.betas(betas)
+    V.weight_decay(weight_decay)
+    V.number("momentum_decay", momentum_decay, low=0.0, message=f"Invalid momentum_decay value: {momentum_decay}")
+    V.flag("decoupled_weight_decay", decoupled)
+    V.flag("maximize", maximize)
+
+
+def _mu(beta1: float, momentum_decay: float, t: int) -> float:
+    """The momentum schedule mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay)), in double."""
+    return beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay)))
+
+
+def _coefficients(scalars: np.ndarray, i: int, t: int, mu_product: float, lr: float, beta1: float, beta2: float,
+                  momentum_decay: float) -> None:
+    """Row i of the kernel's scalars, given step t and the product of mu_1..mu_t (double, as torch)."""
+    mu = _mu(beta1, momentum_decay, t)
+    mu_next = _mu(beta1, momentum_decay, t + 1)
+    scalars[i, 0] = 1 - beta2 ** t
+    scalars[i, 1] = -lr * (1.0 - mu) / (1.0 - mu_product)
+    scalars[i, 2] = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+
+
+def _times_mu(mu_product: Any, mu: float, dtype: np.dtype) -> float:
+    """``mu_product * mu`` rounded to ``dtype``, as torch multiplies its scalar ``mu_product`` tensor."""
+    return float(dtype.type(dtype.type(mu_product) * dtype.type(mu)))
+
+
+def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
+          exp_avg_sqs: list[np.ndarray], mu_products: Any, state_steps: Any, decoupled_weight_decay: bool = False,
+          *, beta1: float, beta2: float, lr: float, weight_decay: float, momentum_decay: float, eps: float,
+          maximize: bool) -> None:
+    r"""Functional NAdam over lists of arrays (see :class:`NAdam` for the rule).
+
+    ``params``, ``exp_avgs`` and ``exp_avg_sqs`` are updated in place; ``state_steps`` is advanced by one
+    before the update, as torch does. ``mu_products`` (start at 1.0) is a float ndarray, multiplied in its
+    own dtype, or a list of floats, multiplied in float32 as torch's default scalar tensors are; it is updated
+    in place.
+    """
+    _check(lr, (beta1, beta2), eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    n = len(params)
+    if isinstance(mu_products, np.ndarray):
+        if mu_products.shape != (n,) or mu_products.dtype.kind != "f" or not mu_products.flags.writeable:
+            raise ValueError(f"mu_products must be a writeable float array of shape ({n},)")
+        dtype = mu_products.dtype
+    elif isinstance(mu_products, list) and len(mu_products) == n:
+        dtype = np.dtype(np.float32)
+    else:
+        raise ValueError(f"mu_products must be a list of {n} floats (or a float ndarray)")
+    old = [float(m) for m in mu_products]
+    if not all(np.isfinite(old)):
+        raise ValueError("mu_products must be finite")
+    before = list(state_steps) if isinstance(state_steps, list) else np.array(state_steps, copy=True)
+    steps = advance(state_steps, n)
+    new = [_times_mu(m, _mu(float(beta1), float(momentum_decay), t), dtype) for m, t in zip(old, steps)]
+
+    def fill(s: np.ndarray) -> None:
+        for i, (t, mp) in enumerate(zip(steps, new)):
+            _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
+
+    try:
+        run_functional(K.nadam, _NAMES, 3, params, grads, [exp_avgs, exp_avg_sqs], fill,
+                       (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
+                        bool(decoupled_weight_decay)))
+    except (ValueError, TypeError):
+        state_steps[:] = before  # a rejected call changes nothing
+        raise
+    mu_products[:] = new
+
+
+class NAdam(FusedOptimizer):
+    r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), in torch's order of operations (``torch.optim.NAdam``).
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1}
+            \quad (\text{minus if maximize; the } \lambda \text{ term only without decoupled weight decay})\\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \quad (\text{decoupled weight decay only})\\
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\, 0.96^{t\psi}\bigr), \qquad \Pi_t = \prod_{i=1}^{t} \mu_i\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+        d_t &= \sqrt{v_t / (1-\beta_2^t)} + \epsilon\\
+        \theta_t &= \theta_{t-1} - \gamma\frac{1-\mu_t}{1-\Pi_t}\,\frac{g_t}{d_t}
+            - \gamma\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m_t}{d_t}
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 2e-3).
+        betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
+        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
+        momentum_decay (float, optional): momentum decay :math:`\psi` (default: 4e-3).
+        decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (NAdamW) (default: False).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``mu_product`` (:math:`\Pi_t`, a 0-d array), ``exp_avg`` and ``exp_avg_sq``.
+
+    Notes:
+        As torch, a new ``mu_product`` is a float32 scalar (torch's default dtype for scalar state) whatever the
+        parameter's dtype; each step rounds :math:`\Pi_{t-1}\mu_t` to that dtype, and the coefficients are
+        then computed in double from it. ``load_state_dict`` keeps the dtype the value was saved with (torch
+        casts it to the parameter's dtype, so a float64 torch run resumed from a state dict continues with a
+        float64 product, which fastopt does too when given that state).
+
+    References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop;
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+
+    Example:
+        >>> opt = fastopt.NAdam([w], lr=2e-3)
+        >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.nadam)
+    _buffers = ("exp_avg", "exp_avg_sq")
+    _n_scalars = 3
+    _scalar_state = (("mu_product", 1.0),)
+
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
+        _check(lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["momentum_decay"],
+               group["decoupled_weight_decay"], group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        b1, b2 = group["betas"]
+        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
+                bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+
+    def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
+                                 fresh: list[bool], states: list[dict[str, Any]]) -> None:
+        lr, md = float(group["lr"]), float(group["momentum_decay"])
+        b1, b2 = float(group["betas"][0]), float(group["betas"][1])
+        for i, (t, st) in enumerate(zip(steps, states)):
+            mp = st["mu_product"]  # a 0-d array, multiplied in its own dtype as torch's scalar tensor is
+            mp[()] = _times_mu(mp, _mu(b1, md, t), mp.dtype)
+            _coefficients(scalars, i, t, float(mp), lr, b1, b2, md)

@@ -1,0 +1,123 @@
+"""RAdam (torch.optim.RAdam)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _validate as V
+from .._fused import FusedOptimizer, run_functional
+from ._steps import advance
+
+__all__ = ["RAdam", "radam"]
+
+_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq")
+
+
+def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, decoupled: Any, maximize: Any) -> None:
+    V.lr(lr)
+    V.eps(eps)
+    V.betas(betas)
+    V.weight_decay(weight_decay)
+    V.flag("decoupled_weight_decay", decoupled)
+    V.flag("maximize", maximize)
+
+
+def _fill(scalars: np.ndarray, steps: list[int], beta1: float, beta2: float) -> None:
+    """Per tensor: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is rectified
+    (rho_t > 5), all in double as torch computes them."""
+    rho_inf = 2 / (1 - beta2) - 1
+    for i, t in enumerate(steps):
+        bias_correction1 = 1 - beta1 ** t
+        bias_correction2 = 1 - beta2 ** t
+        rho_t = rho_inf - 2 * t * (beta2 ** t) / bias_correction2
+        rectified = rho_t > 5.0
+        rect = (((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                if rectified else 1.0)
+        scalars[i, 0] = bias_correction1
+        scalars[i, 1] = bias_correction2 ** 0.5
+        scalars[i, 2] = rect
+        scalars[i, 3] = 1.0 if rectified else 0.0
+
+
+def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
+          exp_avg_sqs: list[np.ndarray], state_steps: Any, decoupled_weight_decay: bool = False, *,
+          beta1: float, beta2: float, lr: float, weight_decay: float, eps: float, maximize: bool) -> None:
+    r"""Functional RAdam over lists of arrays (see :class:`RAdam` for the rule).
+
+    ``params``, ``exp_avgs`` and ``exp_avg_sqs`` are updated in place; ``state_steps`` is advanced by one
+    before the update, as torch does.
+    """
+    _check(lr, (beta1, beta2), eps, weight_decay, decoupled_weight_decay, maximize)
+    steps = advance(state_steps, len(params))
+    run_functional(K.radam, _NAMES, 4, params, grads, [exp_avgs, exp_avg_sqs],
+                   lambda s: _fill(s, steps, float(beta1), float(beta2)),
+                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
+                    bool(decoupled_weight_decay)))
+
+
+class RAdam(FusedOptimizer):
+    r"""RAdam: Adam with a rectified adaptive learning rate (Liu et al., 2020), as ``torch.optim.RAdam``.
+
+    .. math::
+        \begin{aligned}
+        g_t &= \pm\nabla f(\theta_{t-1}) + \lambda\theta_{t-1}
+            \quad (\text{minus if maximize; the } \lambda \text{ term only without decoupled weight decay})\\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1} \quad (\text{decoupled weight decay only})\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+            \qquad \hat m_t = m_t / (1-\beta_1^t)\\
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
+            \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t}\\
+        \theta_t &= \theta_{t-1} - \gamma\,\hat m_t\, r_t\, \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon},
+            \quad r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+            \quad (\rho_t > 5)\\
+        \theta_t &= \theta_{t-1} - \gamma\,\hat m_t \quad (\rho_t \le 5:\ \text{the early steps})
+        \end{aligned}
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
+        betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
+        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
+        decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (default: False).
+        maximize (bool, optional): maximize the objective (default: False).
+
+    State per parameter: ``step``, ``exp_avg`` and ``exp_avg_sq``.
+
+    Notes:
+        The branch is taken per parameter, from its own step count; with the default :math:`\beta_2` the
+        first five steps are plain momentum SGD steps with the bias-corrected :math:`\hat m_t`.
+
+    References: Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
+
+    Example:
+        >>> opt = fastopt.RAdam([w], lr=1e-3)
+        >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
+    """
+
+    _kernel = staticmethod(K.radam)
+    _buffers = ("exp_avg", "exp_avg_sq")
+    _n_scalars = 4
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
+        _check(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["decoupled_weight_decay"],
+               group["maximize"])
+
+    def _hyper(self, group: dict[str, Any]) -> tuple:
+        b1, b2 = group["betas"]
+        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
+                bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+
+    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        _fill(scalars, steps, float(group["betas"][0]), float(group["betas"][1]))
