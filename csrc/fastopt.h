@@ -154,6 +154,7 @@ typedef struct {
 int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
 int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
 #include "fo_optim_a.h" /* Adagrad, Adadelta, Adamax, NAdam, RAdam, Lion */
+#include "fo_adafactor.h" /* Adafactor: per-tensor kernels over (batch, m, n) views */
 
 #ifdef __cplusplus
 }

@@ -140,3 +140,24 @@ cdef extern from "fastopt.h" nogil:
         int maximize
     int fo_lion_f32(const fo_tensor_list *t, const fo_lion_hyper *h)
     int fo_lion_f64(const fo_tensor_list *t, const fo_lion_hyper *h)
+    # fo_adafactor.h (included by fastopt.h): Adafactor, per-tensor kernels over (batch, m, n) views
+    ctypedef struct fo_adafactor_hyper:
+        double weight, eps1
+        int maximize, n_threads
+    int64_t fo_adafactor_n_chunks(int64_t n)
+    int fo_adafactor_sumsq_f32(const float *x, int64_t n, double *partials, int n_threads, double *out)
+    int fo_adafactor_sumsq_f64(const double *x, int64_t n, double *partials, int n_threads, double *out)
+    int fo_adafactor_factored_f32(const float *grad, float *row_var, float *col_var, float *update,
+                                  double *scratch, int64_t batch, int64_t m, int64_t n,
+                                  const fo_adafactor_hyper *h)
+    int fo_adafactor_factored_f64(const double *grad, double *row_var, double *col_var, double *update,
+                                  double *scratch, int64_t batch, int64_t m, int64_t n,
+                                  const fo_adafactor_hyper *h)
+    int fo_adafactor_vector_f32(const float *grad, float *variance, float *update, int64_t n,
+                                const fo_adafactor_hyper *h)
+    int fo_adafactor_vector_f64(const double *grad, double *variance, double *update, int64_t n,
+                                const fo_adafactor_hyper *h)
+    int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double decay, double step,
+                               int n_threads)
+    int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
+                               int n_threads)

@@ -4,6 +4,7 @@ Each takes the parameters, their gradients and the state buffers as lists of Num
 the options as keyword arguments, with torch.optim.functional's names.
 """
 from .optim.adadelta import adadelta
+from .optim.adafactor import adafactor
 from .optim.adagrad import adagrad
 from .optim.adam import adam, adamw
 from .optim.asgd import asgd
@@ -18,6 +19,6 @@ from .optim.sgd import sgd
 from .optim.sparse_adam import sparse_adam
 
 __all__ = [
-    "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lion", "muon", "nadam", "radam", "rmsprop",
+    "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "asgd", "lion", "muon", "nadam", "radam", "rmsprop",
     "rprop", "sgd", "sparse_adam"
 ]

@@ -52,6 +52,10 @@ CASES: list[tuple[str, dict]] = [
     ("Lion", dict()),
     ("Lion", dict(lr=1e-3, betas=(0.95, 0.98), weight_decay=0.1)),
     ("Lion", dict(lr=1e-3, betas=(0.3, 0.9), maximize=True)),
+    ("Adafactor", dict()),
+    ("Adafactor", dict(lr=5e-2, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1)),
+    ("Adafactor", dict(lr=1e-2, eps=(1e-3, 1e-3), maximize=True)),  # eps1 floors the estimate
+    ("Adafactor", dict(lr=1.0, beta2_decay=0.0, d=1.0)),  # weight 1: the averages are the last squares
 ]
 
 # (class name, kwargs, exception, message regex): the constructor must raise this.
@@ -119,6 +123,15 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("Lion", dict(betas=(1.0, 0.99)), ValueError, "Invalid beta parameter at index 0: 1.0"),
     ("Lion", dict(betas=(0.9, 1.5)), ValueError, "Invalid beta parameter at index 1: 1.5"),
     ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Adafactor", dict(lr=-1.0), ValueError, r"Learning rate should be >= 0 but is: -1.0"),
+    ("Adafactor", dict(beta2_decay=0.5), ValueError, r"beta2_decay should be <= 0 but is: 0.5"),
+    ("Adafactor", dict(eps=(-1e-3, 1e-3)), ValueError, r"epsilon1 should be >= 0 but is: -0.001"),
+    ("Adafactor", dict(eps=(None, -1.0)), ValueError, r"epsilon2 should be >= 0 but is: -1.0"),
+    ("Adafactor", dict(eps=1e-3), TypeError, r"eps must be a pair"),
+    ("Adafactor", dict(d=0.5), ValueError, r"Clipping threshold d should be >= 1 but is: 0.5"),
+    ("Adafactor", dict(weight_decay=-0.1), ValueError, r"weight_decay should be >= 0 but is: -0.1"),
+    ("Adafactor", dict(maximize=1), TypeError, "maximize must be a bool"),
+    ("Adafactor", dict(foreach=False), TypeError, "foreach"),
 ]
 
 
@@ -134,4 +147,5 @@ def make(name: str, params, **kwargs):
 TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
                                      "ASGD": "ASGD", "Rprop": "Rprop",
                                      "Adagrad": "Adagrad", "Adadelta": "Adadelta", "Adamax": "Adamax",
-                                     "NAdam": "NAdam", "RAdam": "RAdam", "Lion": None}
+                                     "NAdam": "NAdam", "RAdam": "RAdam", "Lion": None,
+                                     "Adafactor": "Adafactor"}

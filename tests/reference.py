@@ -330,7 +330,57 @@ def ref_lion(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-4, bet
     m[...] = m * _c(beta2, dt) + _c(1 - beta2, dt) * g
 
 
+def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, beta2_decay: float = -0.8,
+                  eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
+                  maximize: bool = False) -> None:
+    """Shazeer & Stern (2018) as torch.optim.Adafactor: second moment factored over the last two axes (rows and
+    columns) for tensors of 2 or more dims, relative step size, update clipped by its RMS. An empty tensor only
+    counts the step (torch divides by zero there)."""
+    dt = p.dtype
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = float(np.finfo(dt).eps)
+    if not state:
+        state["step"] = 0
+        if p.ndim > 1:
+            state["row_var"] = np.zeros(p.shape[:-1] + (1,), dt)
+            state["col_var"] = np.zeros(p.shape[:-2] + (1,) + p.shape[-1:], dt)
+        else:
+            state["variance"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    state["step"] += 1
+    if p.size == 0:
+        return
+    t = float(state["step"])
+
+    def norm(x: np.ndarray, **kw) -> np.ndarray:  # the 2-norm, summed in double, rounded to the dtype
+        return np.sqrt(np.sum(np.square(x, dtype=np.float64), **kw)).astype(dt)
+
+    def lerp(start: np.ndarray, end: np.ndarray, w: float) -> np.ndarray:
+        w = _c(w, dt)
+        return start + w * (end - start) if abs(w) < 0.5 else end - (end - start) * (_c(1, dt) - w)
+
+    weight = t ** beta2_decay                       # 1 - beta2_t
+    rho = min(lr, 1 / t ** 0.5)
+    alpha = max(eps2, float(norm(p)) / p.size ** 0.5) * rho
+    if weight_decay != 0:
+        p[...] = p * _c(1 - lr * weight_decay, dt)
+    if p.ndim > 1:
+        row_mean = np.square(norm(g, axis=-1, keepdims=True)) / _c(g.shape[-1], dt)
+        state["row_var"][...] = lerp(state["row_var"], row_mean, weight)
+        col_mean = np.square(norm(g, axis=-2, keepdims=True)) / _c(g.shape[-2], dt)
+        state["col_var"][...] = lerp(state["col_var"], col_mean, weight)
+        r = np.mean(state["row_var"], axis=-2, keepdims=True, dtype=np.float64).astype(dt)
+        var_estimate = (state["row_var"] * state["col_var"]) / np.maximum(r, _c(eps1, dt))
+    else:
+        state["variance"][...] = lerp(state["variance"], g * g, weight)
+        var_estimate = state["variance"].copy()
+    update = (_c(1, dt) / np.sqrt(np.maximum(var_estimate, _c(eps1 * eps1, dt)))) * g
+    denom = max(1.0, float(norm(update)) / (update.size ** 0.5 * d))
+    p[...] = p + _c(-alpha / denom, dt) * update
+
+
 REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
               "ASGD": ref_asgd, "Rprop": ref_rprop,
               "Adagrad": ref_adagrad, "Adadelta": ref_adadelta, "Adamax": ref_adamax, "NAdam": ref_nadam,
-              "RAdam": ref_radam, "Lion": ref_lion}
+              "RAdam": ref_radam, "Lion": ref_lion, "Adafactor": ref_adafactor}

@@ -1,0 +1,312 @@
+"""Adafactor (torch.optim.Adafactor): a second moment factored into row and column averages."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from numpy.lib.array_utils import byte_bounds
+
+from .. import _kernels as K
+from .. import _validate as V
+from ..optimizer import Optimizer
+from ..parameter import Parameter
+from ._steps import advance
+
+__all__ = ["Adafactor", "adafactor"]
+
+
+def _check(lr: Any, beta2_decay: Any, eps: Any, d: Any, weight_decay: Any, maximize: Any) -> None:
+    """torch's constructor checks and messages; TypeError for values that are not real numbers."""
+    V.number("lr", lr, low=0.0, message=f"Learning rate should be >= 0 but is: {lr}")
+    V.number("beta2_decay", beta2_decay, high=0.0, message=f"beta2_decay should be <= 0 but is: {beta2_decay}")
+    if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+        raise TypeError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
+    if eps[0] is not None:
+        V.number("eps1", eps[0], low=0.0, message=f"epsilon1 should be >= 0 but is: {eps[0]}")
+    V.number("eps2", eps[1], low=0.0, message=f"epsilon2 should be >= 0 but is: {eps[1]}")
+    V.number("d", d, low=1.0, message=f"Clipping threshold d should be >= 1 but is: {d}")
+    V.number("weight_decay", weight_decay, low=0.0, message=f"weight_decay should be >= 0 but is: {weight_decay}")
+    V.flag("maximize", maximize)
+
+
+def _factor_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shapes of row_var (last axis reduced to 1) and col_var (second-to-last axis reduced to 1), as torch."""
+    return shape[:-1] + (1,), shape[:-2] + (1,) + shape[-1:]
+
+
+def _expected_state(data: np.ndarray) -> dict[str, tuple[int, ...]]:
+    """State arrays a parameter of this shape holds, with their shapes."""
+    if data.ndim > 1:
+        row, col = _factor_shapes(data.shape)
+        return {"row_var": row, "col_var": col}
+    return {"variance": data.shape}
+
+
+def _check_buffer(value: Any, key: str, shape: tuple[int, ...], data: np.ndarray, where: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{where}: state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
+    if value.shape != shape or value.dtype != data.dtype:
+        raise ValueError(f"{where}: state '{key}' is {value.dtype}{list(value.shape)}, expected "
+                         f"{data.dtype}{list(shape)} for a parameter of shape {list(data.shape)}")
+    if not value.flags.writeable:
+        raise ValueError(f"{where}: state '{key}' is read-only")
+    if not (value.flags.c_contiguous and value.flags.aligned):
+        raise ValueError(f"{where}: state '{key}' must be C-contiguous")
+    if value.size and np.shares_memory(value, data):
+        raise ValueError(f"{where}: state '{key}' shares memory with the parameter")
+    return value
+
+
+def _check_items(params: list, grads: list, row_vars: list, col_vars: list, variances: list,
+                 where: Callable[[int], str]) -> None:
+    """Every array of a functional call, checked before anything is written."""
+    n = len(params)
+    for name, lst in (("grads", grads), ("row_vars", row_vars), ("col_vars", col_vars), ("variances", variances)):
+        if not isinstance(lst, (list, tuple)) or len(lst) != n:
+            raise ValueError(f"adafactor: got {n} params but {name} is not a list of {n} entries")
+    written: list[np.ndarray] = []
+    for i in range(n):
+        p, g = params[i], grads[i]
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"{where(i)}: param must be a numpy.ndarray, got {type(p).__name__}")
+        if p.dtype not in V.FLOAT_DTYPES:
+            raise TypeError(f"{where(i)}: dtype {p.dtype} is not supported; expected float32 or float64")
+        if not p.flags.writeable:
+            raise ValueError(f"{where(i)}: param is read-only; fastopt updates parameters in place")
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"{where(i)}: grad must be a numpy.ndarray, got {type(g).__name__}")
+        if g.dtype != p.dtype:
+            raise TypeError(f"{where(i)}: grad is {g.dtype}, param is {p.dtype}; they must match")
+        if g.shape != p.shape:
+            raise ValueError(f"{where(i)}: grad has shape {g.shape}, param has shape {p.shape}")
+        if g.size and np.shares_memory(g, p):
+            raise ValueError(f"{where(i)}: grad shares memory with the parameter; pass a separate array")
+        bufs = {"row_var": row_vars[i], "col_var": col_vars[i]} if p.ndim > 1 else {"variance": variances[i]}
+        for key, shape in _expected_state(p).items():
+            b = _check_buffer(bufs[key], key, shape, p, where(i))
+            if b.size and np.shares_memory(b, g):
+                raise ValueError(f"{where(i)}: state '{key}' shares memory with the gradient")
+            written.append(b)
+        written.append(p)
+    # no two written arrays (params, factors, variances) may overlap, or an update would see another's writes
+    spans = sorted(byte_bounds(a) for a in written if a.size)
+    for (_, hi0), (lo1, _) in zip(spans, spans[1:]):
+        if lo1 < hi0:
+            raise ValueError("adafactor: two of the arrays it writes (params, row_vars, col_vars, variances) share "
+                             "memory")
+
+
+def _one_step(p: np.ndarray, g: np.ndarray, row_var: np.ndarray | None, col_var: np.ndarray | None,
+              variance: np.ndarray | None, step: int, *, d: float, lr: float, beta2_decay: float,
+              weight_decay: float, eps1: float, eps2: float, maximize: bool) -> None:
+    """One tensor's update; arrays already checked. Scalars in double as torch computes them with .item()."""
+    if p.size == 0:
+        return  # torch divides by zero here (RMS of an empty tensor); the step count still advances
+    dt = p.dtype.type
+    work = p if p.flags.c_contiguous and p.flags.aligned else p.copy()  # (ascontiguousarray makes 0-D 1-D)
+    grad = g if g.flags.c_contiguous and g.flags.aligned else g.copy()
+    t = float(step)
+    weight = t ** beta2_decay                                   # torch's one_minus_beta2_t
+    rho = min(lr, 1 / (t ** 0.5))
+    param_rms = float(dt(math.sqrt(K.adafactor_sumsq(work)))) / (p.size ** 0.5)
+    alpha = max(eps2, param_rms) * rho
+    update = np.empty(p.shape, p.dtype)
+    if p.ndim > 1:
+        K.adafactor_factored(grad, row_var, col_var, update, weight, eps1, maximize)
+    else:
+        K.adafactor_vector(grad, variance, update, weight, eps1, maximize)
+    update_rms = float(dt(math.sqrt(K.adafactor_sumsq(update)))) / ((update.size ** 0.5) * d)
+    denom = max(1.0, update_rms)
+    decay = 1 - lr * weight_decay if weight_decay != 0 else 1.0
+    K.adafactor_apply(work, update, decay, -alpha / denom)
+    if work is not p:
+        np.copyto(p, work)
+
+
+def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[np.ndarray | None],
+              col_vars: list[np.ndarray | None], variances: list[np.ndarray | None], state_steps: Any, *,
+              d: float, lr: float, beta2_decay: float, weight_decay: float, eps1: float | None, eps2: float,
+              maximize: bool) -> None:
+    r"""Functional Adafactor over lists of arrays (see :class:`Adafactor` for the rule).
+
+    For a parameter of 2 or more dimensions, ``row_vars[i]`` (shape ``p.shape[:-1] + (1,)``) and ``col_vars[i]``
+    (shape ``p.shape[:-2] + (1, p.shape[-1])``) hold the factored second moment and ``variances[i]`` is ignored
+    (pass None); for a 0-D or 1-D parameter ``variances[i]`` (the parameter's shape) holds it and the factors are
+    ignored. All start as zeros, are C-contiguous arrays of the parameter's dtype and are updated in place, as
+    are ``params``; ``state_steps`` (a list of ints or an integer ndarray) is advanced by one first, as torch
+    does. ``eps1=None`` means the machine epsilon of the **first** parameter's dtype, used for the whole call
+    (torch's rule). Every array is checked before anything is written.
+    """
+    _check(lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize)
+    params, grads = list(params), list(grads)
+    _check_items(params, grads, list(row_vars), list(col_vars), list(variances), lambda i: f"params[{i}]")
+    steps = advance(state_steps, len(params))
+    if not params:
+        return
+    if eps1 is None:
+        eps1 = float(np.finfo(params[0].dtype).eps)
+    for i, p in enumerate(params):
+        _one_step(p, grads[i], row_vars[i], col_vars[i], variances[i], steps[i], d=float(d), lr=float(lr),
+                  beta2_decay=float(beta2_decay), weight_decay=float(weight_decay), eps1=float(eps1),
+                  eps2=float(eps2), maximize=bool(maximize))
+
+
+class Adafactor(Optimizer):
+    r"""Adafactor (Shazeer & Stern, 2018) in torch's order of operations (``torch.optim.Adafactor``).
+
+    At step :math:`t`, for a gradient :math:`G_t` (negated if maximize) of a parameter :math:`\theta` with
+    :math:`N` elements:
+
+    .. math::
+        \begin{aligned}
+        \hat\beta_{2,t} &= 1 - t^{\tau}, \qquad \rho_t = \min(\gamma, 1/\sqrt t), \qquad
+            \alpha_t = \max\bigl(\epsilon_2, \lVert\theta_{t-1}\rVert_2/\sqrt N\bigr)\,\rho_t\\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1}\\
+        \text{2+ dims:}\quad R_t &= \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,
+            \operatorname{mean}_{j}(G_t^2), \qquad
+            C_t = \hat\beta_{2,t} C_{t-1} + (1-\hat\beta_{2,t})\,\operatorname{mean}_{i}(G_t^2)\\
+        \hat V_t &= \frac{R_t C_t}{\max(\operatorname{mean}_i R_t,\ \epsilon_1)}
+            \quad (\text{outer product over the last two axes, per leading index})\\
+        \text{0/1 dims:}\quad \hat V_t &= \hat\beta_{2,t}\hat V_{t-1} + (1-\hat\beta_{2,t})\,G_t^2\\
+        U_t &= G_t / \sqrt{\max(\hat V_t, \epsilon_1^2)}, \qquad
+            \theta_t = \theta_{t-1} - \frac{\alpha_t}{\max\bigl(1, \lVert U_t\rVert_2 / (\sqrt N\, d)\bigr)}\,U_t
+        \end{aligned}
+
+    :math:`i` runs over the second-to-last axis (rows) and :math:`j` over the last (columns); the averages are
+    torch's ``lerp`` with weight :math:`t^{\tau}`. The averages, the estimate and the update are C kernels; the
+    sums of squares (row, column, RMS norms) are accumulated in double in a fixed order, so results do not depend
+    on the thread count.
+
+    Args:
+        params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
+        lr (float, optional): :math:`\gamma`, the cap of the relative step size :math:`\rho_t` and the
+            weight-decay scale (default: 1e-2).
+        beta2_decay (float, optional): :math:`\tau \le 0`, decay exponent of the second-moment weight
+            (default: -0.8).
+        eps (tuple[float | None, float], optional): :math:`(\epsilon_1, \epsilon_2)`: floor of the second-moment
+            estimate (squared) and of the row mean, None meaning the machine epsilon of the dtype; floor of the
+            parameter RMS in :math:`\alpha_t` (default: (None, 1e-3)).
+        d (float, optional): clipping threshold :math:`d \ge 1` of the update RMS (default: 1.0).
+        weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 0.0).
+        maximize (bool, optional, keyword-only): maximize the objective (default: False).
+
+    State per parameter: ``step``, and ``row_var`` (shape ``p.shape[:-1] + (1,)``) and ``col_var`` (shape
+    ``p.shape[:-2] + (1, p.shape[-1])``) for 2+ dimensions, or ``variance`` (the parameter's shape) otherwise —
+    torch's keys and shapes, so a torch state_dict converted with ``np.asarray`` loads.
+
+    Notes:
+        As torch, :math:`\epsilon_1 =` None resolves to the machine epsilon of the dtype of the **first** parameter
+        with a gradient in the group, used for the whole group in that step. torch's ``foreach`` argument is not
+        accepted (there is one implementation). A parameter with no elements only advances its step (torch raises
+        ZeroDivisionError computing its RMS). torch computes the float32 norms in float32; fastopt sums in double
+        and rounds, so float32 results differ from torch's by a few ulps per step.
+
+    References: N. Shazeer, M. Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost", ICML 2018
+        (https://arxiv.org/abs/1804.04235).
+
+    Example:
+        >>> w = fastopt.Parameter(np.random.randn(64, 32))
+        >>> opt = fastopt.Adafactor([w], lr=1e-2)
+        >>> w.grad = np.random.randn(64, 32); opt.step()
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta2_decay: float = -0.8,
+                 eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
+                 maximize: bool = False) -> None:
+        _check(lr, beta2_decay, eps, d, weight_decay, maximize)
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d, weight_decay=weight_decay,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check(group["lr"], group["beta2_decay"], group["eps"], group["d"], group["weight_decay"],
+               group["maximize"])
+        group["eps"] = tuple(group["eps"])
+
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
+        """Check a saved state against the live parameter (keys, shapes and dtypes by its dimensions); copy it."""
+        where = V.where(gi, j)
+        if not isinstance(pstate, dict):
+            raise TypeError(f"{where}: saved state must be a dict, got {type(pstate).__name__}")
+        if not pstate:
+            return {}
+        data = p.data
+        shapes = _expected_state(data)
+        expected = {"step"} | set(shapes)
+        if set(pstate) != expected:
+            raise ValueError(f"{where}: saved state has keys {sorted(pstate)}, expected {sorted(expected)} for "
+                             f"a parameter of shape {list(np.shape(data))}")
+        out: dict[str, Any] = {"step": V.step_count(pstate["step"], gi, j)}
+        for key, shape in shapes.items():
+            value = pstate[key]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{where}: saved state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
+            if value.shape != shape or value.dtype != data.dtype:
+                raise ValueError(f"{where}: saved state '{key}' is {value.dtype}{list(value.shape)}, expected "
+                                 f"{data.dtype}{list(shape)} for a parameter of shape {list(data.shape)}")
+            out[key] = np.array(value, dtype=data.dtype, order="C", copy=True)
+        return out
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        r"""Perform one step over every group. Returns the closure's loss.
+
+        Every group, gradient and state buffer is checked before anything is written.
+        """
+        loss = None
+        if closure is not None:
+            loss = closure()
+        plans = []
+        for gi, group in enumerate(self.param_groups):
+            try:
+                self._check_group(group)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"param_groups[{gi}]: {e}") from None
+            items = []
+            for j, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                data = V.param_data(p, gi, j)
+                grad = V.grad(p, gi, j, data)
+                st = self.state.get(p)
+                if st:
+                    shapes = _expected_state(data)
+                    if set(st) != {"step"} | set(shapes):
+                        raise ValueError(f"{V.where(gi, j)}: state has keys {sorted(st)}, expected "
+                                         f"{sorted({'step'} | set(shapes))}")
+                    V.step_count(st["step"], gi, j)
+                    for key, shape in shapes.items():
+                        _check_buffer(st[key], key, shape, data, V.where(gi, j))
+                items.append((j, p, data, grad, st))
+            names = {k: j for k, (j, *_) in enumerate(items)}
+            _check_items([it[2] for it in items], [it[3] for it in items], *self._buffers(items),
+                         lambda k: V.where(gi, names[k]))
+            plans.append((group, items))
+        for group, items in plans:
+            if not items:
+                continue
+            for _, p, data, _, st in items:
+                if not st:
+                    new = {"step": 0}
+                    new.update({k: np.zeros(s, data.dtype) for k, s in _expected_state(data).items()})
+                    self.state[p] = new
+            rows, cols, variances = self._buffers(items)
+            steps = [V.step_count(self.state[p]["step"], None, None) for _, p, *_ in items]
+            eps1, eps2 = group["eps"]
+            adafactor([it[2] for it in items], [it[3] for it in items], rows, cols, variances, steps,
+                      d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
+                      weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
+            for (_, p, *_), s in zip(items, steps):
+                self.state[p]["step"] = s
+        return loss
+
+    def _buffers(self, items: list) -> tuple[list, list, list]:
+        """row_vars, col_vars, variances of the items (zeros of the right shapes where no state exists yet)."""
+        rows, cols, variances = [], [], []
+        for _, p, data, _, st in items:
+            st = st or self.state.get(p) or {k: np.zeros(s, data.dtype) for k, s in _expected_state(data).items()}
+            rows.append(st.get("row_var"))
+            cols.append(st.get("col_var"))
+            variances.append(st.get("variance"))
+        return rows, cols, variances
