@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validate as V
+from ._memory import zeros_like_aligned
 from .optimizer import Optimizer
 
 __all__ = ["FusedOptimizer", "run_functional"]
@@ -194,7 +195,7 @@ class FusedOptimizer(Optimizer):
             is_fresh = False
             for key, on in zip(self._buffers, active):
                 if on and key not in st:
-                    new_keys[key] = np.zeros(data.shape, dtype=data.dtype)
+                    new_keys[key] = zeros_like_aligned(data)
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._memory import copy_aligned
 from .parameter import Parameter
 
 __all__ = ["Optimizer", "RemovableHandle"]
@@ -363,7 +364,7 @@ class Optimizer:
             if value.shape != data.shape or value.dtype != data.dtype:
                 raise ValueError(f"{V.where(gi, j)}: saved state '{key}' is {value.dtype}{list(value.shape)}, "
                                  f"the parameter is {data.dtype}{list(data.shape)}")
-            out[key] = np.array(value, dtype=data.dtype, order="C", copy=True)
+            out[key] = copy_aligned(value, data)
         return out
 
     def _all_params(self) -> Iterable[Parameter]:
