@@ -49,6 +49,9 @@ void fo_plan_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk, fo_wor
 /* How many threads a call over `total` elements should use, given what the caller allows. */
 int fo_threads_for(int64_t total, int allowed);
 int fo_max_threads(void);
+/* Run fn(t, h, w) for every work item w of t on up to n_threads threads (FO_RUN_ITEMS in fo_common.h). */
+typedef void (*fo_item_fn)(const fo_tensor_list *t, const void *h, int64_t w);
+void fo_run_items(const fo_tensor_list *t, const void *h, fo_item_fn fn, int n_threads);
 int fo_have_openmp(void);
 /* Check the list's shape and that buffers [0, n_required) are non-NULL for every tensor. */
 int fo_check_list(const fo_tensor_list *t, int64_t n_required);

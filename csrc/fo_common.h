@@ -41,25 +41,14 @@
 /* torch.maximum: NaN if either side is NaN. */
 #define FO_MAX_NAN(a, b) (((a) != (a)) ? (a) : (((a) > (b)) ? (a) : (b)))
 
-/* Run item_fn(t, h, w) over every work item of t, on fo_threads_for(total, t->n_threads) threads.
- * Static schedule over fixed items: which thread runs an item never changes any result. */
-#ifdef FO_HAVE_OPENMP
-#define FO_RUN_ITEMS(t, item_fn, h)                                                       \
-    do {                                                                                  \
-        const int fo_nt_ = fo_threads_for((t)->total, (t)->n_threads);                    \
-        const int64_t fo_nw_ = (t)->n_work;                                               \
-        __typeof__(item_fn) fo_fn_ = (item_fn);                                           \
-        FO_PRAGMA(omp parallel for schedule(static) num_threads(fo_nt_) if (fo_nt_ > 1))  \
-        for (int64_t fo_w_ = 0; fo_w_ < fo_nw_; ++fo_w_)                                  \
-            fo_fn_((t), (h), fo_w_);                                                      \
-    } while (0)
-#else
-#define FO_RUN_ITEMS(t, item_fn, h)                                                       \
-    do {                                                                                  \
-        for (int64_t fo_w_ = 0; fo_w_ < (t)->n_work; ++fo_w_)                             \
-            item_fn((t), (h), fo_w_);                                                     \
-    } while (0)
-#endif
+/* Run item_fn(t, h, w) over every work item of t, on up to fo_threads_for(total, t->n_threads) threads.
+ * The calling thread claims items one by one from a shared counter and helper threads (a small pool, see
+ * fo_run_items in table.c) claim from the same counter when they are awake: the caller never waits for a
+ * helper that has not started, only for items a helper has claimed, so more threads are never slower than one
+ * on a busy machine. Which thread runs an item never changes any result: items are fixed by the plan.
+ * item_fn is called through a generic pointer type (every item function takes (list, hyper pointer, index)). */
+#define FO_RUN_ITEMS(t, item_fn, h)                                                                          \
+    fo_run_items((t), (const void *)(h), (fo_item_fn)(item_fn), fo_threads_for((t)->total, (t)->n_threads))
 
 /* How many leading elements of an n-element run starting at p to process before p sits on a 64-byte (cache
  * line, AVX-512 vector) boundary: elementwise kernels run [0, head) then [head, n) so that the vector loop's

@@ -327,3 +327,6 @@ def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_de
             rc = fo_rmsprop_f64(&t.lst, &h)
     if rc != FO_OK:
         _raise(rc, "rmsprop")
+
+
+include "_probe.pxi"
