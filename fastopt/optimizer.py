@@ -50,17 +50,19 @@ def _wrap_step(step: Callable) -> Callable:
             return step(self, *args, **kwargs)
         self._in_step = True
         try:
-            for hook in list(self._step_pre_hooks.values()):
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
-                    args, kwargs = res
+            if self._step_pre_hooks:
+                for hook in list(self._step_pre_hooks.values()):
+                    res = hook(self, args, kwargs)
+                    if res is not None:
+                        if not (isinstance(res, tuple) and len(res) == 2):
+                            raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
+                        args, kwargs = res
             out = step(self, *args, **kwargs)
             self._opt_called = True
             self._step_count += 1
-            for hook in list(self._step_post_hooks.values()):
-                hook(self, args, kwargs)
+            if self._step_post_hooks:
+                for hook in list(self._step_post_hooks.values()):
+                    hook(self, args, kwargs)
             return out
         finally:
             self._in_step = False
