@@ -282,14 +282,17 @@ cdef class TensorTable:
         """
         cdef int64_t i, k, n = self.n_tensors, nb = len(self._names)
         cdef cnp.ndarray d
-        if len(params) != n:
+        cdef dict sd, st
+        cdef list row
+        if len(params) != n or not isinstance(state, dict):
             return None
+        sd = <dict>state  # a defaultdict: plain lookups below never insert
         states = []
         steps = []
         grads = []
         for i in range(n):
             p = params[i]
-            row = self._rows[i]
+            row = <list>self._rows[i]
             data = p.data
             if data is not row[0]:
                 return None
@@ -299,9 +302,10 @@ cdef class TensorTable:
             g = p.grad
             if type(g) is not np.ndarray or not self._same_buffer(g, i, 1, d):
                 return None
-            st = state.get(p)
-            if type(st) is not dict:
+            s = sd.get(p)
+            if type(s) is not dict:
                 return None
+            st = <dict>s
             for k in range(2, nb):
                 buf = row[k]
                 if buf is None:

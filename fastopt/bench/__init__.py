@@ -23,14 +23,14 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fastopt bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="float32 only, sizes up to 1e6 and both models, 3 rounds (under a minute)")
+                    help="float32 only, sizes up to 1e6 and both models, 5 rounds (under a minute)")
     ap.add_argument("--algos", default=None, help=f"comma-separated subset of {','.join(ALGOS)} (default: all)")
     ap.add_argument("--dtypes", default=None, help="comma-separated subset of float32,float64")
     ap.add_argument("--cases", default=None, help=f"comma-separated subset of {','.join(CASES)}")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: 1,2)")
     ap.add_argument("--impls", default=None, help=f"comma-separated subset of {','.join(IMPLS)}")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="rounds per case (default: 11 up to 1e6 elements, 5 at 1e7, 3 at 5e7; --quick: 3)")
+                    help="rounds per case (default: 11 up to 1e6 elements, 5 at 1e7, 3 at 5e7; --quick: 5)")
     ap.add_argument("--batch-ms", type=float, default=None,
                     help="target milliseconds per timed batch (default: 10; --quick: 2)")
     ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
@@ -51,7 +51,7 @@ def _rounds(case: str, quick: bool, given: int | None) -> int:
     if given is not None:
         return max(1, given)
     if quick:
-        return 3
+        return 5
     n = SIZE_CASES.get(case, 0)
     return 3 if n >= 50_000_000 else 5 if n >= 10_000_000 else 11
 

@@ -117,16 +117,21 @@ def summary_rows(ms: list[Measurement]) -> list[tuple[str, str, str]]:
                          f"{_fmt_time(fast)} (torch fused {_fmt_time(m.median('torch fused'))})",
                          verdict(fast is not None and fast <= 5e-6)))
     if len(threads) > 1 and 1 in threads:
-        worst, where = 0.0, ""
-        for (a, d, c, t), m in idx.items():
-            if t == 1:
-                continue
-            one = idx.get((a, d, c, 1))
-            r = _ratio(m.median("fastopt"), one.median("fastopt") if one else None)
-            if r is not None and r > worst:
-                worst, where = r, f"{ALGOS[a].label} {d} {c} {t} thr"
-        rows.append(("fastopt: more threads never slower than 1 (time ratio ≤ 1.05, noise allowance)",
-                     f"worst {worst:.2f}× ({where})", verdict(worst <= 1.05)))
+        # Below K.PARALLEL_MIN elements a call runs on one thread whatever the setting (the same code runs for
+        # both counts), so only larger cases test the thread policy; the others are listed for the noise level.
+        for label, pick in (("cases that use threads (≥ PARALLEL_MIN elements)", lambda m: m.elements >= K.PARALLEL_MIN),
+                            ("all cases (single-threaded below PARALLEL_MIN: differences are noise)", lambda m: True)):
+            worst, where = 0.0, ""
+            for (a, d, c, t), m in idx.items():
+                if t == 1 or not pick(m):
+                    continue
+                one = idx.get((a, d, c, 1))
+                r = _ratio(m.median("fastopt"), one.median("fastopt") if one else None)
+                if r is not None and r > worst:
+                    worst, where = r, f"{ALGOS[a].label} {d} {c} {t} thr"
+            if where:
+                rows.append((f"fastopt: more threads never slower than 1 (time ratio ≤ 1.05), {label}",
+                             f"worst {worst:.2f}× ({where})", verdict(worst <= 1.05)))
     for a in ALGOS:
         for d in ("float32", "float64"):
             if a == "adam" and d == "float32":
