@@ -4,8 +4,8 @@ over the same memory, interleaved round by round, and keep every per-step time.
 All implementations share the parameter, gradient and state arrays (torch's tensors are ``torch.from_numpy``
 views of fastopt's arrays, its state buffers are replaced by views of fastopt's after the first step), so the
 comparison is over identical memory, alignment included, and the process holds one copy of the data.
-Within a round each implementation runs a batch of steps sized to last about ``batch_seconds``; a short pause
-between batches lets idle OpenMP workers (torch's and fastopt's) stop spinning before the next one runs.
+Within a round each implementation, in a shuffled order, runs a batch of steps sized to last about
+``batch_seconds``; a pause between batches lets idle OpenMP workers (torch's) stop spinning before the next runs.
 """
 from __future__ import annotations
 
@@ -162,8 +162,14 @@ def _estimate(fn: Callable[[], None]) -> float:
 
 
 def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, batch_seconds: float,
-             impls: list[str] | None = None, pause: float = 0.002) -> Measurement:
-    """Measure every implementation on one case; returns the per-round per-step times."""
+             impls: list[str] | None = None, pause: float | None = None) -> Measurement:
+    """Measure every implementation on one case; returns the per-round per-step times.
+
+    The order of the implementations is shuffled every round (fixed seed) and each batch starts after
+    ``pause`` seconds (default 2 ms, 10 ms with several threads: libgomp's idle workers, torch's included, spin
+    for several milliseconds after a parallel region and would otherwise slow whichever batch runs next)."""
+    if pause is None:
+        pause = 0.010 if threads > 1 else 0.002
     algo = ALGOS[algo_name]
     dt = np.dtype(dtype)
     shapes = case_shapes(case)
@@ -177,9 +183,10 @@ def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, b
     batch = {name: max(1, min(100_000, round(batch_seconds / _estimate(fn)))) for name, fn in steps.items()}
     for name in order:
         m.times[name] = []
-    for r in range(rounds):
-        rot = order[r % len(order):] + order[:r % len(order)]  # rotate so no implementation always runs first
-        for name in rot:
+    shuffle = np.random.default_rng(12345)
+    for _ in range(rounds):
+        for j in shuffle.permutation(len(order)):
+            name = order[j]
             fn, k = steps[name], batch[name]
             time.sleep(pause)
             t0 = time.perf_counter()
