@@ -338,6 +338,27 @@ cdef class TensorTable:
             self._rows[i][k] = None
 
 
+def fill_columns(cnp.ndarray scalars, tuple values) -> None:
+    """Set column k of ``scalars`` (a writeable C-contiguous float64 2-D array, e.g. ``TensorTable.scalars``)
+    to ``values[k]`` in every row: the per-step scalars of a group whose tensors share a step count, without
+    NumPy's indexing overhead (which dominates a tiny model's step)."""
+    cdef int64_t i, k, rows, cols, nv = len(values)
+    cdef double *d
+    cdef double v
+    if (cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(scalars) != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(scalars) or not cnp.PyArray_ISWRITEABLE(scalars)):
+        raise ValueError("scalars must be a writeable C-contiguous 2-D float64 array")
+    rows = cnp.PyArray_DIMS(scalars)[0]
+    cols = cnp.PyArray_DIMS(scalars)[1]
+    if nv > cols:
+        raise ValueError(f"got {nv} values for {cols} columns")
+    d = <double *>cnp.PyArray_DATA(scalars)
+    for k in range(nv):
+        v = values[k]
+        for i in range(rows):
+            d[i * cols + k] = v
+
+
 cdef _raise(int rc, str kernel):
     if rc == FO_ERR_NULL:
         raise RuntimeError(f"{kernel}: a required buffer is missing")

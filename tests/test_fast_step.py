@@ -116,3 +116,18 @@ def test_new_step_count_type_goes_through_validation(rng):
     opt.state[ps[0]]["step"] = np.float32(2.0)  # torch-style step: accepted, converted by the full path
     opt.step()
     assert opt.state[ps[0]]["step"] == 3
+
+
+def test_fill_columns_checks_its_array():
+    from fastopt import _kernels as K
+    s = np.zeros((3, 2))
+    K.fill_columns(s, (1.5, -2.0))
+    np.testing.assert_array_equal(s, [[1.5, -2.0]] * 3)
+    with pytest.raises(ValueError):
+        K.fill_columns(np.zeros((3, 2), np.float32), (1.0,))
+    with pytest.raises(ValueError):
+        K.fill_columns(s, (1.0, 2.0, 3.0))
+    ro = np.zeros((2, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        K.fill_columns(ro, (1.0,))

@@ -30,9 +30,7 @@ def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float, beta2:
     """Per tensor: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
     if steps and steps.count(steps[0]) == len(steps):  # the usual case: one step count for the whole group
         t = steps[0]
-        cols = scalars.T  # column views; .fill is the cheapest way to set them (matters for tiny models)
-        cols[0].fill(lr / (1 - beta1 ** t))
-        cols[1].fill((1 - beta2 ** t) ** 0.5)
+        K.fill_columns(scalars, (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5))
         return
     done: dict[int, tuple[float, float]] = {}
     for i, t in enumerate(steps):
