@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_markdown(md, results, command, started, elapsed, (load0, load1), chart)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"command": command, "date": started.isoformat(),
-                   "results": [m.__dict__ for m in results]}, f, indent=1)
+                   "results": [m.__dict__ for m in results]}, f, separators=(",", ":"))
     print(f"fastopt bench: wrote {md}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     for target, fig, ok in summary_rows(results):
         print(f"  {ok:>11}  {target}: {fig}", file=sys.stderr)
