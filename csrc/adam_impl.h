@@ -37,16 +37,17 @@ FO_INLINE void FO_FN(adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
     }
 }
 
-FO_INLINE void FO_FN(adam_item)(const fo_tensor_list *t, const fo_adam_hyper *h, int64_t w)
+/* Elements [lo, hi) of work item `it`. */
+FO_INLINE void FO_FN(adam_range)(const fo_tensor_list *t, const fo_adam_hyper *h, const fo_work *it,
+                                 const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *m = FO_BUF(t, it, 2, FO_T);
-    FO_T *v = FO_BUF(t, it, 3, FO_T);
-    FO_T *vmax = h->amsgrad ? FO_BUF(t, it, 4, FO_T) : NULL;
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *m = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *v = FO_BUF(t, it, 3, FO_T) + lo;
+    FO_T *vmax = h->amsgrad ? FO_BUF(t, it, 4, FO_T) + lo : NULL;
     const int l2 = h->weight_decay != 0 && !h->decoupled_weight_decay;
     const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
                                                                             : (FO_T)1;
@@ -64,6 +65,16 @@ FO_INLINE void FO_FN(adam_item)(const fo_tensor_list *t, const fo_adam_hyper *h,
     } else {
         FO_FN(adam_loop)(p, g, m, v, vmax, n, wd, decay, w1, b2, w2, bc2s, eps, neg_step, h->maximize, l2, 0, 0);
     }
+}
+
+FO_INLINE void FO_FN(adam_item)(const fo_tensor_list *t, const fo_adam_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const int64_t n = it->end - it->begin;
+    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
+    if (head > 0)
+        FO_FN(adam_range)(t, h, it, 0, head);
+    FO_FN(adam_range)(t, h, it, head, n);
 }
 
 FO_DEFINE_VARIANTS(adam_item, fo_adam_hyper)

@@ -49,6 +49,10 @@ void fo_plan_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk, fo_wor
 /* How many threads a call over `total` elements should use, given what the caller allows. */
 int fo_threads_for(int64_t total, int allowed);
 int fo_max_threads(void);
+/* Run fn(t, h, w) for w in [0, n_work) on up to n_threads threads (FO_RUN_ITEMS in fo_common.h). `t` is the
+ * kernel's list (an fo_tensor_list, or another list type such as clipping's fo_grad_list), passed through. */
+typedef void (*fo_item_fn)(const void *t, const void *h, int64_t w);
+void fo_run_items(const void *t, int64_t n_work, const void *h, fo_item_fn fn, int n_threads);
 int fo_have_openmp(void);
 /* Check the list's shape and that buffers [0, n_required) are non-NULL for every tensor. */
 int fo_check_list(const fo_tensor_list *t, int64_t n_required);

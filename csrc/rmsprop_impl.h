@@ -43,16 +43,17 @@ FO_INLINE void FO_FN(rmsprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
     }
 }
 
-FO_INLINE void FO_FN(rmsprop_item)(const fo_tensor_list *t, const fo_rmsprop_hyper *h, int64_t w)
+/* Elements [lo, hi) of work item `it`. */
+FO_INLINE void FO_FN(rmsprop_range)(const fo_tensor_list *t, const fo_rmsprop_hyper *h, const fo_work *it,
+                                    const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *sq = FO_BUF(t, it, 2, FO_T);
-    FO_T *ga = h->centered ? FO_BUF(t, it, 3, FO_T) : NULL;
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *sq = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *ga = h->centered ? FO_BUF(t, it, 3, FO_T) + lo : NULL;
     const int use_mom = h->momentum > 0;
-    FO_T *b = use_mom ? FO_BUF(t, it, 4, FO_T) : NULL;
+    FO_T *b = use_mom ? FO_BUF(t, it, 4, FO_T) + lo : NULL;
     const int l2 = h->weight_decay != 0;
     const FO_T wd = (FO_T)h->weight_decay, alpha = (FO_T)h->alpha, wa = (FO_T)(1 - h->alpha);
     const int small_w = (wa < 0 ? -wa : wa) < (FO_T)0.5;
@@ -66,6 +67,16 @@ FO_INLINE void FO_FN(rmsprop_item)(const fo_tensor_list *t, const fo_rmsprop_hyp
         if (l2) FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, 1, 0, 1, 0);
         else    FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, 0, 0, 1, 0);
     }
+}
+
+FO_INLINE void FO_FN(rmsprop_item)(const fo_tensor_list *t, const fo_rmsprop_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const int64_t n = it->end - it->begin;
+    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
+    if (head > 0)
+        FO_FN(rmsprop_range)(t, h, it, 0, head);
+    FO_FN(rmsprop_range)(t, h, it, head, n);
 }
 
 FO_DEFINE_VARIANTS(rmsprop_item, fo_rmsprop_hyper)

@@ -28,15 +28,16 @@ FO_INLINE void FO_FN(sgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, F
     }
 }
 
-FO_INLINE void FO_FN(sgd_item)(const fo_tensor_list *t, const fo_sgd_hyper *h, int64_t w)
+/* Elements [lo, hi) of work item `it`. */
+FO_INLINE void FO_FN(sgd_range)(const fo_tensor_list *t, const fo_sgd_hyper *h, const fo_work *it,
+                                const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
     const int use_mom = h->momentum != 0;
-    FO_T *b = use_mom ? FO_BUF(t, it, 2, FO_T) : NULL;
+    FO_T *b = use_mom ? FO_BUF(t, it, 2, FO_T) + lo : NULL;
     const int l2 = h->weight_decay != 0, first = use_mom && s[0] != 0;
     const FO_T wd = (FO_T)h->weight_decay, mom = (FO_T)h->momentum, damp1 = (FO_T)(1 - h->dampening);
     const FO_T neg_lr = (FO_T)(-h->lr);
@@ -51,6 +52,16 @@ FO_INLINE void FO_FN(sgd_item)(const fo_tensor_list *t, const fo_sgd_hyper *h, i
         if (l2) FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 1, 1, 0, 0);
         else    FO_FN(sgd_loop)(p, g, b, n, wd, mom, damp1, neg_lr, h->maximize, 0, 1, 0, 0);
     }
+}
+
+FO_INLINE void FO_FN(sgd_item)(const fo_tensor_list *t, const fo_sgd_hyper *h, int64_t w)
+{
+    const fo_work *it = &t->work[w];
+    const int64_t n = it->end - it->begin;
+    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
+    if (head > 0)
+        FO_FN(sgd_range)(t, h, it, 0, head);
+    FO_FN(sgd_range)(t, h, it, head, n);
 }
 
 FO_DEFINE_VARIANTS(sgd_item, fo_sgd_hyper)

@@ -8,6 +8,7 @@ is copied back into the parameter after the kernel (so strided views are updated
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,9 +16,70 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validate as V
+from ._memory import zeros_like_aligned
 from .optimizer import Optimizer
 
 __all__ = ["FusedOptimizer", "run_functional"]
+
+
+# Option values whose equality and type pin down validity: a group whose options all have these types (or are
+# tuples of them) can skip re-validation while its options are unchanged. Anything else is re-checked every step.
+_IMMUTABLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
+_NOT_OPTIONS = ("params", "param_names")
+
+
+class _Plan:
+    """What a repeated step of one group reuses: its validated options and the kernel's pointer table.
+
+    Valid while the group has the same parameters and option values (same types; tuples by identity), every
+    parameter has a gradient, and ``TensorTable.rebind`` finds the same data and state arrays, unchanged.
+    """
+
+    __slots__ = ("params", "keys", "getter", "values", "types", "tuples", "hyper", "table", "fresh")
+
+    def __init__(self, group: dict[str, Any], hyper: tuple, table: Any) -> None:
+        self.params = tuple(group["params"])
+        self.keys = tuple(k for k in group if k not in _NOT_OPTIONS)
+        self.getter = operator.itemgetter(*self.keys) if self.keys else (lambda g: ())
+        values = self.getter(group)
+        self.values = values if len(self.keys) != 1 else (values,)
+        self.types = tuple(map(type, self.values))
+        self.tuples = tuple(i for i, v in enumerate(self.values) if type(v) is tuple)
+        self.hyper = hyper
+        self.table = table
+        self.fresh = [False] * len(self.params)
+
+    @staticmethod
+    def cacheable(group: dict[str, Any]) -> bool:
+        for k, v in group.items():
+            if k in _NOT_OPTIONS:
+                continue
+            if type(v) is tuple:
+                if not all(isinstance(x, _IMMUTABLE) for x in v):
+                    return False
+            elif not isinstance(v, _IMMUTABLE):
+                return False
+        return True
+
+    def same_options(self, group: dict[str, Any]) -> bool:
+        # The hooks (_check_group, _active, _hyper) read only keys present when the plan was made (a missing key
+        # would have failed that step), so equal values of equal types — tuples by identity — suffice.
+        if tuple(group["params"]) != self.params:
+            return False
+        try:
+            values = self.getter(group)
+            if len(self.keys) == 1:
+                values = (values,)
+            if not (values == self.values):
+                return False
+        except (KeyError, ValueError, TypeError):
+            return False
+        if tuple(map(type, values)) != self.types:
+            return False
+        for i in self.tuples:
+            if values[i] is not self.values[i]:
+                return False
+        return True
 
 
 def _contiguous(a: np.ndarray) -> bool:
@@ -139,10 +201,12 @@ class FusedOptimizer(Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
+        self._plans: list[_Plan] | None = None
         super().__init__(params, defaults)
 
     def _groups_changed(self) -> None:
         self._cache = {}
+        self._plans = None
 
     def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
         return (True,) * len(self._buffers)
@@ -167,8 +231,9 @@ class FusedOptimizer(Optimizer):
         self._fill_scalars(group, scalars, steps, fresh)
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden)."""
-        return np.zeros(data.shape, dtype=data.dtype)
+        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at
+        the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
+        return zeros_like_aligned(data)
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if not self._scalar_state or not isinstance(pstate, dict) or not pstate:
@@ -194,6 +259,8 @@ class FusedOptimizer(Optimizer):
         loss = None
         if closure is not None:
             loss = closure()
+        if self._plans is not None and self._fast_step():
+            return loss
         plans = []
         for gi, group in enumerate(self.param_groups):
             try:
@@ -229,6 +296,7 @@ class FusedOptimizer(Optimizer):
             for dtype, its in by_dtype.items():
                 launches.append(self._prepare(gi, group, active, dtype, its))
         # Pass 3: commit state and step counts, run each kernel once, copy scratch back.
+        fast: list[_Plan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
         for group, active, table, rows, commits in launches:
             steps: list[int] = []
             fresh: list[bool] = []
@@ -242,11 +310,54 @@ class FusedOptimizer(Optimizer):
                 fresh.append(is_fresh)
                 states.append(live)
             self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
-            type(self)._kernel(table, *self._hyper(group))
+            hyper = self._hyper(group)
+            type(self)._kernel(table, *hyper)
             self._after_kernel(group, states, steps)
             table.release(1)
             rows.finish()
+            if fast is not None:
+                if (rows.copy_back or len(commits) != len(group["params"]) or group is not launches[len(fast)][0]
+                        or not _Plan.cacheable(group)):
+                    fast = None
+                else:
+                    fast.append(_Plan(group, hyper, table))
+        self._plans = fast
         return loss
+
+    def _fast_path_ok(self) -> bool:
+        """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
+        or per-step state hooks (ASGD, NAdam) always take the full path."""
+        cls = type(self)
+        return (not self._scalar_state and cls._after_kernel is FusedOptimizer._after_kernel
+                and cls._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state)
+
+    def _fast_step(self) -> bool:
+        """Repeat the last step's plan if nothing it relied on changed; False (nothing done) otherwise."""
+        plans = self._plans
+        groups = self.param_groups
+        if len(plans) != len(groups):
+            return False
+        state = self.state
+        has_step = self._has_step
+        bound = []
+        for plan, group in zip(plans, groups):
+            if not plan.same_options(group):
+                return False
+            got = plan.table.rebind(group["params"], state, has_step)
+            if got is None:
+                return False
+            bound.append(got)
+        kernel = type(self)._kernel
+        for plan, group, (states, steps) in zip(plans, groups, bound):
+            if has_step:
+                steps = [s + 1 for s in steps]
+                for st, s in zip(states, steps):
+                    st["step"] = s
+            table = plan.table
+            self._fill_scalars(group, table.scalars, steps, plan.fresh)
+            kernel(table, *plan.hyper)
+            table.release(1)
+        return True
 
     def _prepare(self, gi: int, group: dict[str, Any], active: tuple[bool, ...], dtype: np.dtype,
                  items: list) -> tuple:

@@ -254,11 +254,109 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else <void *>1
         return -1
 
+    cdef bint _same_buffer(self, object arr, int64_t i, int64_t k, cnp.ndarray data):
+        """``arr`` still has the dtype, size, shape (``data``'s), layout and, if written, the address and
+        writeability it had when the table was built (arrays can be reshaped or made read-only in place)."""
+        cdef cnp.ndarray a = <cnp.ndarray>arr
+        cdef int nd = cnp.PyArray_NDIM(a), j
+        if (cnp.PyArray_TYPE(a) != self.type_num or cnp.PyArray_SIZE(a) != self.sizes[i]
+                or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
+                or nd != cnp.PyArray_NDIM(data)):
+            return False
+        for j in range(nd):
+            if cnp.PyArray_DIMS(a)[j] != cnp.PyArray_DIMS(data)[j]:
+                return False
+        if not self._readonly[k]:
+            if not cnp.PyArray_ISWRITEABLE(a):
+                return False
+            if self.sizes[i] > 0 and cnp.PyArray_DATA(a) != self.bufs[i * len(self._names) + k]:
+                return False
+        return True
+
+    def rebind(self, list params, object state, bint has_step):
+        """Fast path of a repeated step: check that ``params`` (objects with ``.data`` and ``.grad``) and their
+        ``state[p]`` dicts still hold exactly the arrays this table was built from, unchanged in dtype, shape,
+        layout and writeability, that every gradient passes the checks of ``set_grads``, and (``has_step``)
+        that every ``state[p]['step']`` is a non-negative int. Then point the table at the gradients and return
+        ``(states, steps)``; return None, changing nothing, if anything differs (the caller takes the full path).
+        """
+        cdef int64_t i, k, n = self.n_tensors, nb = len(self._names)
+        cdef cnp.ndarray d
+        cdef dict sd, st
+        cdef list row
+        if len(params) != n or not isinstance(state, dict):
+            return None
+        sd = <dict>state  # a defaultdict: plain lookups below never insert
+        states = []
+        steps = []
+        grads = []
+        for i in range(n):
+            p = params[i]
+            row = <list>self._rows[i]
+            data = p.data
+            if data is not row[0]:
+                return None
+            d = <cnp.ndarray>data
+            if not self._same_buffer(data, i, 0, d):
+                return None
+            g = p.grad
+            if type(g) is not np.ndarray or not self._same_buffer(g, i, 1, d):
+                return None
+            s = sd.get(p)
+            if type(s) is not dict:
+                return None
+            st = <dict>s
+            for k in range(2, nb):
+                buf = row[k]
+                if buf is None:
+                    continue
+                if st.get(self._names[k]) is not buf or not self._same_buffer(buf, i, k, d):
+                    return None
+            if has_step:
+                s = st.get("step")
+                if type(s) is not int or s < 0:
+                    return None
+                steps.append(s)
+            states.append(st)
+            grads.append(g)
+        try:
+            for i in range(n):
+                self._check_readonly(<cnp.ndarray>grads[i], i, 1)
+        except ValueError:
+            return None
+        for i in range(n):
+            d = <cnp.ndarray>grads[i]
+            row = self._rows[i]
+            row[1] = d
+            self.bufs[i * nb + 1] = cnp.PyArray_DATA(d) if self.sizes[i] > 0 else <void *>1
+        return states, steps
+
     def release(self, int64_t k=1) -> None:
         """Drop the references held at position k (the gradients) once a step is done."""
         cdef int64_t i
         for i in range(self.n_tensors):
             self._rows[i][k] = None
+
+
+def fill_columns(cnp.ndarray scalars, tuple values) -> None:
+    """Set column k of ``scalars`` (a writeable C-contiguous float64 2-D array, e.g. ``TensorTable.scalars``)
+    to ``values[k]`` in every row: the per-step scalars of a group whose tensors share a step count, without
+    NumPy's indexing overhead (which dominates a tiny model's step)."""
+    cdef int64_t i, k, rows, cols, nv = len(values)
+    cdef double *d
+    cdef double v
+    if (cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64 or cnp.PyArray_NDIM(scalars) != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(scalars) or not cnp.PyArray_ISWRITEABLE(scalars)):
+        raise ValueError("scalars must be a writeable C-contiguous 2-D float64 array")
+    rows = cnp.PyArray_DIMS(scalars)[0]
+    cols = cnp.PyArray_DIMS(scalars)[1]
+    if nv > cols:
+        raise ValueError(f"got {nv} values for {cols} columns")
+    d = <double *>cnp.PyArray_DATA(scalars)
+    for k in range(nv):
+        v = values[k]
+        for i in range(rows):
+            d[i * cols + k] = v
 
 
 cdef _raise(int rc, str kernel):
@@ -333,3 +431,6 @@ include "_averaging.pxi"
 include "_optim_b.pxi"
 include "_optim_a.pxi"
 include "_adafactor.pxi"
+
+
+include "_probe.pxi"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._memory import copy_aligned
 from .parameter import Parameter
 
 __all__ = ["Optimizer", "RemovableHandle"]
@@ -49,17 +50,19 @@ def _wrap_step(step: Callable) -> Callable:
             return step(self, *args, **kwargs)
         self._in_step = True
         try:
-            for hook in list(self._step_pre_hooks.values()):
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
-                    args, kwargs = res
+            if self._step_pre_hooks:
+                for hook in list(self._step_pre_hooks.values()):
+                    res = hook(self, args, kwargs)
+                    if res is not None:
+                        if not (isinstance(res, tuple) and len(res) == 2):
+                            raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
+                        args, kwargs = res
             out = step(self, *args, **kwargs)
             self._opt_called = True
             self._step_count += 1
-            for hook in list(self._step_post_hooks.values()):
-                hook(self, args, kwargs)
+            if self._step_post_hooks:
+                for hook in list(self._step_post_hooks.values()):
+                    hook(self, args, kwargs)
             return out
         finally:
             self._in_step = False
@@ -397,7 +400,7 @@ class Optimizer:
             if value.shape != data.shape or value.dtype != data.dtype:
                 raise ValueError(f"{V.where(gi, j)}: saved state '{key}' is {value.dtype}{list(value.shape)}, "
                                  f"the parameter is {data.dtype}{list(data.shape)}")
-            out[key] = np.array(value, dtype=data.dtype, order="C", copy=True)
+            out[key] = copy_aligned(value, data)
         return out
 
     def _all_params(self) -> Iterable[Parameter]:

@@ -28,6 +28,10 @@ def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, amsgrad: Any, maxim
 
 def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float, beta2: float) -> None:
     """Per tensor: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
+    if steps and steps.count(steps[0]) == len(steps):  # the usual case: one step count for the whole group
+        t = steps[0]
+        K.fill_columns(scalars, (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5))
+        return
     done: dict[int, tuple[float, float]] = {}
     for i, t in enumerate(steps):
         pair = done.get(t)

@@ -1,0 +1,105 @@
+"""``fastopt bench``: fastopt against NumPy in place, torch.optim (for-loop, foreach, fused) and the memory ceiling.
+
+Run ``fastopt bench`` (or ``python -m fastopt bench``); ``--quick`` takes under a minute. Progress goes to
+stderr; the table goes to ``OUT/RESULTS.md`` (default ``bench/RESULTS.md``), the chart to ``OUT/bench_step.png``
+and the raw per-round times to ``OUT/results.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from .report import summary_rows, write_chart, write_markdown
+from .step import ALGOS, CASES, IMPLS, SIZE_CASES, Measurement, run_case
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fastopt bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="float32 only, sizes up to 1e6 and both models, 5 rounds (under a minute)")
+    ap.add_argument("--algos", default=None, help=f"comma-separated subset of {','.join(ALGOS)} (default: all)")
+    ap.add_argument("--dtypes", default=None, help="comma-separated subset of float32,float64")
+    ap.add_argument("--cases", default=None, help=f"comma-separated subset of {','.join(CASES)}")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: 1,2)")
+    ap.add_argument("--impls", default=None, help=f"comma-separated subset of {','.join(IMPLS)}")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds per case (default: 11 up to 1e6 elements, 5 at 1e7, 3 at 5e7; --quick: 5)")
+    ap.add_argument("--batch-ms", type=float, default=None,
+                    help="target milliseconds per timed batch (default: 10; --quick: 2)")
+    ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
+    return ap
+
+
+def _pick(value: str | None, allowed: Sequence[str], default: Sequence[str], what: str) -> list[str]:
+    if value is None:
+        return list(default)
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise SystemExit(f"fastopt bench: unknown {what} {bad or value!r}; expected some of {', '.join(allowed)}")
+    return items
+
+
+def _rounds(case: str, quick: bool, given: int | None) -> int:
+    if given is not None:
+        return max(1, given)
+    if quick:
+        return 5
+    n = SIZE_CASES.get(case, 0)
+    return 3 if n >= 50_000_000 else 5 if n >= 10_000_000 else 11
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark with command-line arguments ``argv`` (without the program name); returns 0."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    algos = _pick(args.algos, list(ALGOS), list(ALGOS), "algorithm")
+    dtypes = _pick(args.dtypes, ["float32", "float64"], ["float32"] if args.quick else ["float32", "float64"],
+                   "dtype")
+    quick_cases = ["1e4", "1e5", "1e6", "model200", "mlp"]
+    cases = _pick(args.cases, CASES, quick_cases if args.quick else CASES, "case")
+    impls = _pick(args.impls, IMPLS, IMPLS, "implementation")
+    if "fastopt" not in impls:
+        impls = ["fastopt"] + impls
+    try:
+        threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
+    except ValueError:
+        raise SystemExit(f"fastopt bench: --threads must be integers, got {args.threads!r}") from None
+    if not threads or threads[0] < 1:
+        raise SystemExit("fastopt bench: --threads must be positive")
+    batch = (args.batch_ms if args.batch_ms is not None else 2.0 if args.quick else 10.0) / 1e3
+    os.makedirs(args.out, exist_ok=True)
+    command = "fastopt bench" + ("" if not (argv if argv is not None else sys.argv[1:]) else
+                                 " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    started = datetime.datetime.now().astimezone()
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    t_start = time.perf_counter()
+    # Big cases last: a run cut short still has every small case.
+    order = sorted(cases, key=lambda c: SIZE_CASES.get(c, 0))
+    jobs = [(c, a, d, t) for c in order for a in algos for d in dtypes for t in threads]
+    results: list[Measurement] = []
+    for i, (case, a, d, t) in enumerate(jobs, 1):
+        m = run_case(a, d, case, t, _rounds(case, args.quick, args.rounds), batch, impls)
+        results.append(m)
+        fast = m.median("fastopt")
+        others = ", ".join(f"{k} {m.median(k) * 1e6:.1f}" for k in m.times if k != "fastopt")
+        print(f"[{i}/{len(jobs)}] {ALGOS[a].label} {d} {case} {t} thr: fastopt {fast * 1e6:.1f} µs; {others} µs "
+              f"({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - t_start
+    load1 = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    chart = write_chart(os.path.join(args.out, "bench_step.png"), results)
+    md = os.path.join(args.out, "RESULTS.md")
+    write_markdown(md, results, command, started, elapsed, (load0, load1), chart)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"command": command, "date": started.isoformat(),
+                   "results": [m.__dict__ for m in results]}, f, separators=(",", ":"))
+    print(f"fastopt bench: wrote {md}" + (f" and {chart}" if chart else ""), file=sys.stderr)
+    for target, fig, ok in summary_rows(results):
+        print(f"  {ok:>11}  {target}: {fig}", file=sys.stderr)
+    return 0

@@ -1,0 +1,196 @@
+"""The measurement engine: build one problem per (algorithm, dtype, case, threads), run every implementation
+over the same memory, interleaved round by round, and keep every per-step time.
+
+All implementations share the parameter, gradient and state arrays (torch's tensors are ``torch.from_numpy``
+views of fastopt's arrays, its state buffers are replaced by views of fastopt's after the first step), so the
+comparison is over identical memory, alignment included, and the process holds one copy of the data.
+Within a round each implementation, in a shuffled order, runs a batch of steps sized to last about
+``batch_seconds``; a pause between batches lets idle OpenMP workers (torch's) stop spinning before the next runs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import fastopt as fo
+from fastopt import _kernels as K
+
+from .numpy_impl import NUMPY_OPTIMIZERS
+
+try:  # torch is optional: its columns are skipped without it
+    import torch
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+
+__all__ = ["ALGOS", "CASES", "IMPLS", "Algo", "Measurement", "case_shapes", "run_case"]
+
+
+@dataclass(frozen=True)
+class Algo:
+    label: str
+    make_fastopt: Callable[[list], Any]
+    torch_name: str
+    torch_kwargs: dict
+    numpy_kwargs: dict
+    keys: tuple[str, ...]  # state buffers, in the order the probe and the NumPy version use them
+
+    def bytes_per_element(self, itemsize: int) -> int:
+        """Minimum traffic: read param, grad and each state buffer; write param and each state buffer."""
+        return (3 + 2 * len(self.keys)) * itemsize
+
+
+ALGOS: dict[str, Algo] = {
+    "sgd": Algo("SGD-momentum", lambda ps: fo.SGD(ps, lr=1e-2, momentum=0.9), "SGD",
+                dict(lr=1e-2, momentum=0.9), dict(lr=1e-2, momentum=0.9), ("momentum_buffer",)),
+    "adam": Algo("Adam", lambda ps: fo.Adam(ps, lr=1e-3), "Adam", dict(lr=1e-3), dict(lr=1e-3),
+                 ("exp_avg", "exp_avg_sq")),
+    "adamw": Algo("AdamW", lambda ps: fo.AdamW(ps, lr=1e-3, weight_decay=1e-2), "AdamW",
+                  dict(lr=1e-3, weight_decay=1e-2), dict(lr=1e-3, weight_decay=1e-2, decoupled=True),
+                  ("exp_avg", "exp_avg_sq")),
+    "rmsprop": Algo("RMSprop", lambda ps: fo.RMSprop(ps, lr=1e-2), "RMSprop", dict(lr=1e-2), dict(lr=1e-2),
+                    ("square_avg",)),
+}
+
+# Single-tensor sizes, then the two models.
+SIZE_CASES = {"1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000, "5e7": 50_000_000}
+CASES = list(SIZE_CASES) + ["model200", "mlp"]
+CASE_LABELS = {"model200": "200-tensor model", "mlp": "MLP 1-20-1"}
+
+IMPLS = ["fastopt", "probe", "numpy", "torch loop", "torch foreach", "torch fused"]
+_TORCH_VARIANTS = {"torch loop": dict(foreach=False), "torch foreach": dict(foreach=True),
+                   "torch fused": dict(fused=True)}
+
+
+def case_shapes(case: str) -> list[tuple[int, ...]]:
+    """Tensor shapes of a case: one tensor, 200 tensors of log-uniform size in [100, 1e5] (seed 0), or the MLP."""
+    if case in SIZE_CASES:
+        return [(SIZE_CASES[case],)]
+    if case == "model200":
+        rng = np.random.default_rng(0)
+        sizes = np.exp(rng.uniform(math.log(100), math.log(100_000), 200)).astype(np.int64)
+        return [(int(s),) for s in sizes]
+    if case == "mlp":  # the tutorial's 1-20-1 network: W1, b1, W2, b2
+        return [(20, 1), (20,), (1, 20), (1,)]
+    raise ValueError(f"unknown case {case!r}; expected one of {CASES}")
+
+
+@dataclass
+class Measurement:
+    algo: str
+    dtype: str
+    case: str
+    threads: int
+    elements: int
+    bytes_per_step: int
+    times: dict[str, list[float]] = field(default_factory=dict)  # per-step seconds, one value per round
+    skipped: dict[str, str] = field(default_factory=dict)       # implementation -> reason
+
+    def median(self, impl: str) -> float | None:
+        t = self.times.get(impl)
+        return float(np.median(t)) if t else None
+
+
+def _random(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    a = rng.random(int(np.prod(shape)), dtype=dtype).reshape(shape)
+    a -= 0.5
+    return a
+
+
+def _build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list[str],
+           skipped: dict[str, str]) -> dict[str, Callable[[], None]]:
+    rng = np.random.default_rng(1)
+    params = [_random(rng, s, dtype) for s in shapes]
+    grads = [_random(rng, s, dtype) for s in shapes]
+    fparams = [fo.Parameter(p) for p in params]
+    for p, g in zip(fparams, grads):
+        p.grad = g
+    opt = algo.make_fastopt(fparams)
+    opt.step()  # creates the state every implementation shares
+    state = [[opt.state[p][k] for k in algo.keys] for p in fparams]
+    steps: dict[str, Callable[[], None]] = {}
+    if "fastopt" in want:
+        steps["fastopt"] = opt.step
+    if "probe" in want:
+        names = ("param", "grad") + tuple(f"state{k}" for k in range(len(algo.keys)))
+        table = K.TensorTable([[p, g, *st] for p, g, st in zip(params, grads, state)], names,
+                              (False, True) + (False,) * len(algo.keys), 0)
+        n_state = len(algo.keys)
+        steps["probe"] = lambda: K.probe(table, n_state, 0.0)  # scale 0: shared state keeps its values
+    if "numpy" in want:
+        steps["numpy"] = NUMPY_OPTIMIZERS[_algo_key(algo)](params, grads, state, **algo.numpy_kwargs).step
+    torch_wanted = [v for v in _TORCH_VARIANTS if v in want]
+    if torch_wanted and torch is None:
+        for v in torch_wanted:
+            skipped[v] = "torch not installed"
+    elif torch_wanted:
+        tparams = [torch.from_numpy(p) for p in params]
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.from_numpy(g)
+        cls = getattr(torch.optim, algo.torch_name)
+        for v in torch_wanted:
+            try:
+                topt = cls(tparams, **algo.torch_kwargs, **_TORCH_VARIANTS[v])
+                topt.step()
+            except (RuntimeError, TypeError, ValueError) as e:
+                skipped[v] = f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
+                continue
+            for tp, st in zip(tparams, state):
+                for k, arr in zip(algo.keys, st):
+                    topt.state[tp][k] = torch.from_numpy(arr)
+            steps[v] = topt.step
+    return steps
+
+
+def _algo_key(algo: Algo) -> str:
+    return next(k for k, a in ALGOS.items() if a is algo)
+
+
+def _estimate(fn: Callable[[], None]) -> float:
+    """Seconds per step: median of a few single steps (after one warm-up)."""
+    fn()
+    ts = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return max(float(np.median(ts)), 1e-7)
+
+
+def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, batch_seconds: float,
+             impls: list[str] | None = None, pause: float | None = None) -> Measurement:
+    """Measure every implementation on one case; returns the per-round per-step times.
+
+    The order of the implementations is shuffled every round (fixed seed) and each batch starts after
+    ``pause`` seconds (default 2 ms, 10 ms with several threads: libgomp's idle workers, torch's included, spin
+    for several milliseconds after a parallel region and would otherwise slow whichever batch runs next)."""
+    if pause is None:
+        pause = 0.010 if threads > 1 else 0.002
+    algo = ALGOS[algo_name]
+    dt = np.dtype(dtype)
+    shapes = case_shapes(case)
+    elements = int(sum(int(np.prod(s)) for s in shapes))
+    m = Measurement(algo_name, dt.name, case, threads, elements, elements * algo.bytes_per_element(dt.itemsize))
+    fo.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    steps = _build(algo, dt, shapes, impls or IMPLS, m.skipped)
+    order = list(steps)
+    batch = {name: max(1, min(100_000, round(batch_seconds / _estimate(fn)))) for name, fn in steps.items()}
+    for name in order:
+        m.times[name] = []
+    shuffle = np.random.default_rng(12345)
+    for _ in range(rounds):
+        for j in shuffle.permutation(len(order)):
+            name = order[j]
+            fn, k = steps[name], batch[name]
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            m.times[name].append((time.perf_counter() - t0) / k)
+    return m

@@ -1,0 +1,133 @@
+"""The repeated-step fast path (cached plans and pointer tables) keeps every guarantee of the full step:
+same results, every change noticed, rejected steps change nothing and name the parameter."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+from conftest import snapshot
+
+SHAPES = [(20, 1), (20,), (1, 20), (1,)]
+
+
+def _mlp(rng, dtype=np.float32):
+    ps = [fo.Parameter(rng.standard_normal(s).astype(dtype)) for s in SHAPES]
+    for p in ps:
+        p.grad = rng.standard_normal(p.shape).astype(dtype)
+    return ps
+
+
+def _warm(opt):
+    opt.step()
+    opt.step()
+    assert opt._plans is not None  # the fast path is armed
+
+
+@pytest.mark.parametrize("make", [lambda ps: fo.Adam(ps, lr=1e-2, weight_decay=0.1),
+                                  lambda ps: fo.AdamW(ps, lr=1e-2, amsgrad=True),
+                                  lambda ps: fo.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+                                  lambda ps: fo.RMSprop(ps, lr=1e-2, centered=True, momentum=0.5)])
+def test_fast_path_matches_full_path(make, rng):
+    a, b = _mlp(rng), None
+    b = [fo.Parameter(p.data.copy()) for p in a]
+    oa, ob = make(a), make(b)
+    for k in range(12):
+        for pa, pb in zip(a, b):
+            g = rng.standard_normal(pa.shape).astype(np.float32)
+            pa.grad, pb.grad = g, g.copy()
+        if k == 5:  # a scheduler-style change of a hyper-parameter
+            for o in (oa, ob):
+                o.param_groups[0]["lr"] = o.param_groups[0]["lr"] * 0.5
+        oa.step()
+        ob._plans = None  # always the full path
+        ob.step()
+    for pa, pb in zip(a, b):
+        np.testing.assert_array_equal(pa.data, pb.data)
+        for key, value in oa.state[pa].items():
+            np.testing.assert_array_equal(value, ob.state[pb][key])
+
+
+def _rejects(opt, exc, match):
+    before = snapshot(opt)
+    with pytest.raises(exc, match=match):
+        opt.step()
+    assert snapshot(opt) == before
+
+
+def test_bad_grad_after_caching_is_rejected(rng):
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    ps[2].grad = np.ones((1, 20), np.float64)
+    _rejects(opt, TypeError, r"param_groups\[0\]\['params'\]\[2\]: grad is float64")
+    ps[2].grad = np.ones((20, 1), np.float32)
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[2\]: grad has shape")
+    ps[2].grad = ps[2].data
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[2\]: grad shares memory")
+
+
+def test_changed_arrays_after_caching_are_rejected(rng):
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    ps[1].data.flags.writeable = False
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[1\]: data is read-only")
+    ps[1].data.flags.writeable = True
+    opt.state[ps[3]]["exp_avg_sq"].flags.writeable = False
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[3\]: state 'exp_avg_sq' is read-only")
+    opt.state[ps[3]]["exp_avg_sq"].flags.writeable = True
+    ps[0].data.shape = (1, 20)  # reshaped in place: the old-shaped gradient no longer fits
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[0\]: grad has shape")
+    ps[0].data.shape = (20, 1)
+    opt.state[ps[0]]["step"] = -1
+    _rejects(opt, ValueError, r"param_groups\[0\]\['params'\]\[0\]: state 'step'")
+    opt.state[ps[0]]["step"] = 2
+    opt.param_groups[0]["lr"] = -1.0
+    _rejects(opt, ValueError, "Invalid learning rate")
+    opt.param_groups[0]["lr"] = 1e-3
+    opt.param_groups[0]["amsgrad"] = 1  # equal to True but not a bool: must still be checked
+    _rejects(opt, TypeError, "amsgrad must be a bool")
+    opt.param_groups[0]["amsgrad"] = False
+    opt.step()  # and everything works again
+
+
+def test_replaced_state_and_data_are_used(rng):
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    old = opt.state[ps[1]]["exp_avg"]
+    new = np.zeros_like(old)
+    opt.state[ps[1]]["exp_avg"] = new
+    kept = old.copy()
+    opt.step()
+    np.testing.assert_array_equal(old, kept)  # the replaced buffer is no longer written
+    assert np.any(new != 0)
+    fresh = np.ones(20, np.float32)
+    ps[1].data = fresh
+    opt.step()
+    assert np.any(fresh != 1)
+
+
+def test_new_step_count_type_goes_through_validation(rng):
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    opt.state[ps[0]]["step"] = np.float32(2.0)  # torch-style step: accepted, converted by the full path
+    opt.step()
+    assert opt.state[ps[0]]["step"] == 3
+
+
+def test_fill_columns_checks_its_array():
+    from fastopt import _kernels as K
+    s = np.zeros((3, 2))
+    K.fill_columns(s, (1.5, -2.0))
+    np.testing.assert_array_equal(s, [[1.5, -2.0]] * 3)
+    with pytest.raises(ValueError):
+        K.fill_columns(np.zeros((3, 2), np.float32), (1.0,))
+    with pytest.raises(ValueError):
+        K.fill_columns(s, (1.0, 2.0, 3.0))
+    ro = np.zeros((2, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        K.fill_columns(ro, (1.0,))
