@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fastopt bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="float32 only, sizes up to 1e6 and both models, 5 rounds (under a minute)")
-    ap.add_argument("--algos", default=None, help=f"comma-separated subset of {','.join(ALGOS)} (default: all)")
+    ap.add_argument("--algos", default=None, help=f"comma-separated subset of {','.join(ALGOS)} "
+                    f"(default: {','.join(k for k, a in ALGOS.items() if a.default)})")
     ap.add_argument("--dtypes", default=None, help="comma-separated subset of float32,float64")
     ap.add_argument("--cases", default=None, help=f"comma-separated subset of {','.join(CASES)}")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default: 1,2)")
@@ -59,7 +60,7 @@ def _rounds(case: str, quick: bool, given: int | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark with command-line arguments ``argv`` (without the program name); returns 0."""
     args = _parser().parse_args(list(argv) if argv is not None else None)
-    algos = _pick(args.algos, list(ALGOS), list(ALGOS), "algorithm")
+    algos = _pick(args.algos, list(ALGOS), [k for k, a in ALGOS.items() if a.default], "algorithm")
     dtypes = _pick(args.dtypes, ["float32", "float64"], ["float32"] if args.quick else ["float32", "float64"],
                    "dtype")
     quick_cases = ["1e4", "1e5", "1e6", "model200", "mlp"]

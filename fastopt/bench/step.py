@@ -34,10 +34,11 @@ __all__ = ["ALGOS", "CASES", "IMPLS", "Algo", "Measurement", "case_shapes", "run
 class Algo:
     label: str
     make_fastopt: Callable[[list], Any]
-    torch_name: str
+    torch_name: str | None
     torch_kwargs: dict
     numpy_kwargs: dict
     keys: tuple[str, ...]  # state buffers, in the order the probe and the NumPy version use them
+    default: bool = True   # measured by a plain `fastopt bench`; the others with --algos (issue 4's family)
 
     def bytes_per_element(self, itemsize: int) -> int:
         """Minimum traffic: read param, grad and each state buffer; write param and each state buffer."""
@@ -54,6 +55,21 @@ ALGOS: dict[str, Algo] = {
                   ("exp_avg", "exp_avg_sq")),
     "rmsprop": Algo("RMSprop", lambda ps: fo.RMSprop(ps, lr=1e-2), "RMSprop", dict(lr=1e-2), dict(lr=1e-2),
                     ("square_avg",)),
+    # The rest of the family: fastopt against torch and the probe (no hand-written NumPy version).
+    "adagrad": Algo("Adagrad", lambda ps: fo.Adagrad(ps, lr=1e-2), "Adagrad", dict(lr=1e-2), {}, ("sum",),
+                    False),
+    "adadelta": Algo("Adadelta", lambda ps: fo.Adadelta(ps, lr=1.0, rho=0.9), "Adadelta", dict(lr=1.0, rho=0.9),
+                     {}, ("square_avg", "acc_delta"), False),
+    "adamax": Algo("Adamax", lambda ps: fo.Adamax(ps, lr=2e-3), "Adamax", dict(lr=2e-3), {},
+                   ("exp_avg", "exp_inf"), False),
+    "nadam": Algo("NAdam", lambda ps: fo.NAdam(ps, lr=2e-3), "NAdam", dict(lr=2e-3), {},
+                  ("exp_avg", "exp_avg_sq"), False),
+    "radam": Algo("RAdam", lambda ps: fo.RAdam(ps, lr=1e-3), "RAdam", dict(lr=1e-3), {},
+                  ("exp_avg", "exp_avg_sq"), False),
+    "asgd": Algo("ASGD", lambda ps: fo.ASGD(ps, lr=1e-2, t0=0), "ASGD", dict(lr=1e-2, t0=0), {}, ("ax",), False),
+    "rprop": Algo("Rprop", lambda ps: fo.Rprop(ps, lr=1e-2), "Rprop", dict(lr=1e-2), {},
+                  ("prev", "step_size"), False),
+    "lion": Algo("Lion", lambda ps: fo.Lion(ps, lr=1e-4, weight_decay=0.1), None, {}, {}, ("exp_avg",), False),
 }
 
 # Single-tensor sizes, then the two models.
@@ -122,11 +138,14 @@ def _build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: lis
         n_state = len(algo.keys)
         steps["probe"] = lambda: K.probe(table, n_state, 0.0)  # scale 0: shared state keeps its values
     if "numpy" in want:
-        steps["numpy"] = NUMPY_OPTIMIZERS[_algo_key(algo)](params, grads, state, **algo.numpy_kwargs).step
+        if _algo_key(algo) in NUMPY_OPTIMIZERS:
+            steps["numpy"] = NUMPY_OPTIMIZERS[_algo_key(algo)](params, grads, state, **algo.numpy_kwargs).step
+        else:
+            skipped["numpy"] = "no hand-written NumPy version"
     torch_wanted = [v for v in _TORCH_VARIANTS if v in want]
-    if torch_wanted and torch is None:
+    if torch_wanted and (torch is None or algo.torch_name is None):
         for v in torch_wanted:
-            skipped[v] = "torch not installed"
+            skipped[v] = "torch not installed" if torch is None else "torch has no such optimizer"
     elif torch_wanted:
         tparams = [torch.from_numpy(p) for p in params]
         for tp, g in zip(tparams, grads):
