@@ -18,21 +18,24 @@ FO_INLINE void FO_FN(rprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
                                  FO_T *FO_RESTRICT ss, const int64_t n, const FO_T etaminus, const FO_T etaplus,
                                  const FO_T lo, const FO_T hi, const int maximize)
 {
+const FO_T gsign = maximize ? (FO_T)-1 : (FO_T)1; /* -g == (-1) * g exactly, NaN included */
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        FO_T gi = maximize ? -g[i] : g[i];
-        const FO_T sg = FO_FN(rprop_sign)(gi * prev[i]);
-        /* torch writes etaplus where s > 0, then etaminus where s < 0, then 1 where the value is 0 */
-        FO_T f = sg > 0 ? etaplus : sg;
-        f = f < 0 ? etaminus : f;
-        f = f == 0 ? (FO_T)1 : f;
+        FO_T gi = gsign * g[i];
+        const FO_T prod = gi * prev[i];
+        /* torch: etaplus where sign > 0, etaminus where sign < 0, 1 where sign is 0 (sign(NaN) = 0); written
+         * as a sum of exclusive terms so that the loop has no branches (each term is exactly 0 or the factor) */
+        const FO_T up = (FO_T)(prod > 0), down = (FO_T)(prod < 0);
+        const FO_T f = up * etaplus + down * etaminus + ((FO_T)1 - up - down);
         FO_T si = ss[i] * f;
         /* clamp_(min, max): max(x, lo) then min(., hi); NaN stays NaN */
         si = (si < lo) ? lo : si;
         si = (si > hi) ? hi : si;
         ss[i] = si;
-        gi = (f == etaminus) ? (FO_T)0 : gi;
-        p[i] = FO_FMA(-FO_FN(rprop_sign)(gi), si, p[i]);
+        /* where the sign flipped the gradient is dropped (torch: grad[sign.eq(etaminus)] = 0) */
+        gi = (down != 0) ? (FO_T)0 : gi;
+        const FO_T sgn = (FO_T)(gi > 0) - (FO_T)(gi < 0);
+        p[i] = FO_FMA(-sgn, si, p[i]);
         prev[i] = gi;
     }
 }

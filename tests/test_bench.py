@@ -51,7 +51,7 @@ def test_probe_adds_grad_to_every_written_buffer(dtype, n_state, rng):
         np.testing.assert_array_equal(arrs[k], before[k] + before[1])
 
 
-@pytest.mark.parametrize("algo", list(ALGOS))
+@pytest.mark.parametrize("algo", list(NUMPY_OPTIMIZERS))
 def test_numpy_baseline_matches_fastopt(algo, rng):
     spec = ALGOS[algo]
     shapes = [(7,), (65,), (3, 5)]
