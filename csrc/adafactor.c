@@ -1,4 +1,7 @@
-/* Adafactor kernels: the body is adafactor_impl.h, compiled for float and double. */
+/* Adafactor kernels: the body is adafactor_impl.h, compiled for float and double and, since these kernels take
+ * plain arrays rather than an fo_tensor_list (so FO_DEFINE_VARIANTS does not apply), once per instruction set:
+ * AVX-512 + FMA, AVX2 + FMA and baseline x86-64, with fo_isa() choosing per call as for the other kernels.
+ * Without this the baseline build calls libm's fma for every element. */
 #include "fastopt.h"
 
 int64_t fo_adafactor_n_chunks(int64_t n)
@@ -7,4 +10,56 @@ int64_t fo_adafactor_n_chunks(int64_t n)
 }
 
 #define FO_IMPL "adafactor_impl.h"
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
+#define FO_AF_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#define FO_VARIANT avx512
 #include "fo_instantiate.h"
+#undef FO_VARIANT
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define FO_VARIANT avx2
+#include "fo_instantiate.h"
+#undef FO_VARIANT
+#pragma GCC pop_options
+#endif
+
+#define FO_VARIANT base
+#include "fo_instantiate.h"
+#undef FO_VARIANT
+
+#ifdef FO_AF_DISPATCH
+#define FO_AF_PICK(name, args) \
+    return fo_isa() == 2 ? name##_avx512 args : fo_isa() == 1 ? name##_avx2 args : name##_base args
+#else
+#define FO_AF_PICK(name, args) return name##_base args
+#endif
+
+int fo_adafactor_sumsq_f32(const float *x, int64_t n, double *partials, int n_threads, double *out)
+{ FO_AF_PICK(fo_adafactor_sumsq_f32, (x, n, partials, n_threads, out)); }
+int fo_adafactor_sumsq_f64(const double *x, int64_t n, double *partials, int n_threads, double *out)
+{ FO_AF_PICK(fo_adafactor_sumsq_f64, (x, n, partials, n_threads, out)); }
+
+int fo_adafactor_factored_f32(const float *grad, float *row_var, float *col_var, float *update, double *scratch,
+                              int64_t batch, int64_t m, int64_t n, const fo_adafactor_hyper *h)
+{ FO_AF_PICK(fo_adafactor_factored_f32, (grad, row_var, col_var, update, scratch, batch, m, n, h)); }
+int fo_adafactor_factored_f64(const double *grad, double *row_var, double *col_var, double *update,
+                              double *scratch, int64_t batch, int64_t m, int64_t n, const fo_adafactor_hyper *h)
+{ FO_AF_PICK(fo_adafactor_factored_f64, (grad, row_var, col_var, update, scratch, batch, m, n, h)); }
+
+int fo_adafactor_vector_f32(const float *grad, float *variance, float *update, int64_t n,
+                            const fo_adafactor_hyper *h)
+{ FO_AF_PICK(fo_adafactor_vector_f32, (grad, variance, update, n, h)); }
+int fo_adafactor_vector_f64(const double *grad, double *variance, double *update, int64_t n,
+                            const fo_adafactor_hyper *h)
+{ FO_AF_PICK(fo_adafactor_vector_f64, (grad, variance, update, n, h)); }
+
+int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double decay, double step, int n_threads)
+{ FO_AF_PICK(fo_adafactor_apply_f32, (param, update, n, decay, step, n_threads)); }
+int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
+                           int n_threads)
+{ FO_AF_PICK(fo_adafactor_apply_f64, (param, update, n, decay, step, n_threads)); }

@@ -6,7 +6,11 @@
 
 #define FO_CAT3_(a, b, c) a##b##c
 #define FO_CAT3(a, b, c) FO_CAT3_(a, b, c)
+#ifdef FO_VARIANT /* an extra suffix, for files that build their bodies once per instruction set (adafactor.c) */
+#define FO_FN(name) FO_CAT3(FO_CAT3(name, _, FO_SFX), _, FO_VARIANT)
+#else
 #define FO_FN(name) FO_CAT3(name, _, FO_SFX)
+#endif
 
 #define FO_T float
 #define FO_SFX f32
@@ -19,3 +23,5 @@
 #include FO_IMPL
 #undef FO_T
 #undef FO_SFX
+
+#undef FO_FN

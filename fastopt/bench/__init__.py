@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-ms", type=float, default=None,
                     help="target milliseconds per timed batch (default: 10; --quick: 2)")
     ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
+    ap.add_argument("--special", action="store_true",
+                    help="instead: Adafactor, Muon and SparseAdam against torch (OUT/RESULTS_special.md)")
     return ap
 
 
@@ -78,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     command = "fastopt bench" + ("" if not (argv if argv is not None else sys.argv[1:]) else
                                  " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    if args.special:
+        from .special import run_special, write_special
+        res = run_special(dtypes, args.rounds or (3 if args.quick else 9), batch)
+        path = os.path.join(args.out, "RESULTS_special.md")
+        write_special(path, res, command)
+        print(f"fastopt bench: wrote {path}", file=sys.stderr)
+        return 0
     started = datetime.datetime.now().astimezone()
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else ()
     t_start = time.perf_counter()
