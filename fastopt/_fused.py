@@ -262,16 +262,10 @@ class FusedOptimizer(Optimizer):
         if self._plans is not None and self._fast_step():
             return loss
         plans = []
-        for gi, group in enumerate(self.param_groups):
-            try:
-                self._check_group(group)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"param_groups[{gi}]: {e}") from None
+        for gi, group, with_grads in self._groups_with_grads():
             active = self._active(group)
             items = []
-            for j, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
+            for j, p in with_grads:
                 data = V.param_data(p, gi, j)
                 grad = V.grad(p, gi, j, data)
                 st = self.state.get(p)

@@ -194,6 +194,16 @@ class Optimizer:
         self.param_groups.append(group)
         self._groups_changed()
 
+    def _groups_with_grads(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter]]]]:
+        """Each group after its options are checked (errors name the group), with its (index, Parameter) pairs
+        that have a gradient: the first pass of every ``step``, which validates before anything is written."""
+        for gi, group in enumerate(self.param_groups):
+            try:
+                self._check_group(group)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"param_groups[{gi}]: {e}") from None
+            yield gi, group, [(j, p) for j, p in enumerate(group["params"]) if p.grad is not None]
+
     def _groups_changed(self) -> None:
         """Called when groups are added or replaced; subclasses drop caches here."""
 

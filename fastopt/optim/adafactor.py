@@ -258,15 +258,9 @@ class Adafactor(Optimizer):
         if closure is not None:
             loss = closure()
         plans = []
-        for gi, group in enumerate(self.param_groups):
-            try:
-                self._check_group(group)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"param_groups[{gi}]: {e}") from None
+        for gi, group, with_grads in self._groups_with_grads():
             items = []
-            for j, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
+            for j, p in with_grads:
                 data = V.param_data(p, gi, j)
                 grad = V.grad(p, gi, j, data)
                 st = self.state.get(p)

@@ -203,15 +203,9 @@ class SparseAdam(Optimizer):
         if closure is not None:
             loss = closure()
         plans = []
-        for gi, group in enumerate(self.param_groups):  # validate everything before writing anything
-            try:
-                self._check_group(group)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"param_groups[{gi}]: {e}") from None
+        for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
             items = []
-            for j, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
+            for j, p in with_grads:
                 data = V.param_data(p, gi, j)
                 _check_grad(p.grad, data, V.where(gi, j))
                 st = self.state.get(p)
