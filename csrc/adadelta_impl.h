@@ -49,9 +49,5 @@ FO_DEFINE_VARIANTS(adadelta_item, fo_adadelta_hyper)
 
 int FO_FN(fo_adadelta)(const fo_tensor_list *t, const fo_adadelta_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    FO_RUN_ITEMS(t, FO_SELECT(adadelta_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, adadelta_item, 4, 0);
 }

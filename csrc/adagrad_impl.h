@@ -41,11 +41,5 @@ FO_DEFINE_VARIANTS(adagrad_item, fo_adagrad_hyper)
 
 int FO_FN(fo_adagrad)(const fo_tensor_list *t, const fo_adagrad_hyper *h)
 {
-    const int rc = fo_check_list(t, 3);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 1)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(adagrad_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, adagrad_item, 3, 1);
 }

@@ -81,11 +81,5 @@ FO_DEFINE_VARIANTS(adam_item, fo_adam_hyper)
 
 int FO_FN(fo_adam)(const fo_tensor_list *t, const fo_adam_hyper *h)
 {
-    const int rc = fo_check_list(t, h->amsgrad ? 5 : 4);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 2)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(adam_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, adam_item, h->amsgrad ? 5 : 4, 2);
 }

@@ -54,11 +54,5 @@ FO_DEFINE_VARIANTS(adamax_item, fo_adamax_hyper)
 
 int FO_FN(fo_adamax)(const fo_tensor_list *t, const fo_adamax_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 1)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(adamax_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, adamax_item, 4, 1);
 }

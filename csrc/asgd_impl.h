@@ -49,11 +49,5 @@ FO_DEFINE_VARIANTS(asgd_item, fo_asgd_hyper)
 
 int FO_FN(fo_asgd)(const fo_tensor_list *t, const fo_asgd_hyper *h)
 {
-    const int rc = fo_check_list(t, 3);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 4)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(asgd_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, asgd_item, 3, 4);
 }

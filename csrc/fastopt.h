@@ -56,6 +56,8 @@ void fo_run_items(const void *t, int64_t n_work, const void *h, fo_item_fn fn, i
 int fo_have_openmp(void);
 /* Check the list's shape and that buffers [0, n_required) are non-NULL for every tensor. */
 int fo_check_list(const fo_tensor_list *t, int64_t n_required);
+/* fo_check_list, and at least n_scalars per-tensor scalars: the check every elementwise kernel makes first. */
+int fo_kernel_check(const fo_tensor_list *t, int64_t n_required, int64_t n_scalars);
 
 /* ---- SGD ----  bufs: 0 param (INOUT), 1 grad (IN), 2 momentum_buffer (INOUT, NULL iff momentum == 0)
  *                scalars: 0 first (1.0 when the momentum buffer is new: it is set to the gradient) */

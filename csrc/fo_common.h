@@ -89,4 +89,16 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
 #define FO_SELECT(item) \
     (fo_isa() == 2 ? FO_FN(item##_avx512) : fo_isa() == 1 ? FO_FN(item##_avx2) : FO_FN(item##_base))
 
+/* The whole body of an elementwise kernel's entry point: return the first problem fo_kernel_check finds (a missing
+ * buffer among [0, n_required), a malformed list, fewer than n_scalars per-tensor scalars), else run item (its ISA
+ * variant) over every work item and return FO_OK. */
+#define FO_KERNEL_BODY(t, h, item, n_required, n_scalars)                                                  \
+    do {                                                                                                    \
+        const int fo_rc_ = fo_kernel_check((t), (n_required), (n_scalars));                                \
+        if (fo_rc_ != FO_OK)                                                                                \
+            return fo_rc_;                                                                                  \
+        FO_RUN_ITEMS((t), FO_SELECT(item), (h));                                                            \
+        return FO_OK;                                                                                       \
+    } while (0)
+
 #endif /* FO_COMMON_H */

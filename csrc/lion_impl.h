@@ -39,9 +39,5 @@ FO_DEFINE_VARIANTS(lion_item, fo_lion_hyper)
 
 int FO_FN(fo_lion)(const fo_tensor_list *t, const fo_lion_hyper *h)
 {
-    const int rc = fo_check_list(t, 3);
-    if (rc != FO_OK)
-        return rc;
-    FO_RUN_ITEMS(t, FO_SELECT(lion_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, lion_item, 3, 0);
 }

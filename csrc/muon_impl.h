@@ -66,20 +66,10 @@ FO_DEFINE_VARIANTS(muon_apply_item, fo_muon_hyper)
 
 int FO_FN(fo_muon_momentum)(const fo_tensor_list *t, const fo_muon_hyper *h)
 {
-    const int rc = fo_check_list(t, 3);
-    if (rc != FO_OK)
-        return rc;
-    FO_RUN_ITEMS(t, FO_SELECT(muon_momentum_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, muon_momentum_item, 3, 0);
 }
 
 int FO_FN(fo_muon_apply)(const fo_tensor_list *t, const fo_muon_hyper *h)
 {
-    const int rc = fo_check_list(t, 2);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 1)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(muon_apply_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, muon_apply_item, 2, 1);
 }

@@ -61,11 +61,5 @@ FO_DEFINE_VARIANTS(nadam_item, fo_nadam_hyper)
 
 int FO_FN(fo_nadam)(const fo_tensor_list *t, const fo_nadam_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 3)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(nadam_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, nadam_item, 4, 3);
 }

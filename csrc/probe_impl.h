@@ -56,9 +56,5 @@ int FO_FN(fo_probe)(const fo_tensor_list *t, const fo_probe_hyper *h)
 {
     if (h == NULL || h->n_state < 0 || h->n_state > 3)
         return FO_ERR_ARG;
-    const int rc = fo_check_list(t, 2 + h->n_state);
-    if (rc != FO_OK)
-        return rc;
-    FO_RUN_ITEMS(t, FO_SELECT(probe_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, probe_item, 2 + h->n_state, 0);
 }

@@ -68,11 +68,5 @@ FO_DEFINE_VARIANTS(radam_item, fo_radam_hyper)
 
 int FO_FN(fo_radam)(const fo_tensor_list *t, const fo_radam_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 4)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(radam_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, radam_item, 4, 4);
 }

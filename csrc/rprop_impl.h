@@ -53,9 +53,5 @@ FO_DEFINE_VARIANTS(rprop_item, fo_rprop_hyper)
 
 int FO_FN(fo_rprop)(const fo_tensor_list *t, const fo_rprop_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    FO_RUN_ITEMS(t, FO_SELECT(rprop_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, rprop_item, 4, 0);
 }

@@ -68,11 +68,5 @@ FO_DEFINE_VARIANTS(sgd_item, fo_sgd_hyper)
 
 int FO_FN(fo_sgd)(const fo_tensor_list *t, const fo_sgd_hyper *h)
 {
-    const int rc = fo_check_list(t, h->momentum != 0 ? 3 : 2);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 1)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(sgd_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, sgd_item, h->momentum != 0 ? 3 : 2, 1);
 }

@@ -39,11 +39,5 @@ FO_DEFINE_VARIANTS(sparse_adam_item, fo_sparse_adam_hyper)
 
 int FO_FN(fo_sparse_adam)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
 {
-    const int rc = fo_check_list(t, 4);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_scalars < 1)
-        return FO_ERR_LAYOUT;
-    FO_RUN_ITEMS(t, FO_SELECT(sparse_adam_item), h);
-    return FO_OK;
+    FO_KERNEL_BODY(t, h, sparse_adam_item, 4, 1);
 }

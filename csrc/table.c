@@ -59,6 +59,14 @@ int fo_have_openmp(void)
 #endif
 }
 
+int fo_kernel_check(const fo_tensor_list *t, int64_t n_required, int64_t n_scalars)
+{
+    const int rc = fo_check_list(t, n_required);
+    if (rc != FO_OK)
+        return rc;
+    return t->n_scalars < n_scalars ? FO_ERR_LAYOUT : FO_OK;
+}
+
 int fo_check_list(const fo_tensor_list *t, int64_t n_required)
 {
     if (t == NULL || t->n_tensors < 0 || t->n_bufs < n_required || t->n_work < 0 || t->n_threads < 1)
