@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="rounds per case (default: 11 up to 1e6 elements, 5 at 1e7, 3 at 5e7; --quick: 5)")
     ap.add_argument("--batch-ms", type=float, default=None,
                     help="target milliseconds per timed batch (default: 10; --quick: 2)")
+    ap.add_argument("--pause-ms", type=float, default=None,
+                    help="idle time before each timed batch (default: 2; 10 with several threads, so that "
+                         "idle OpenMP workers of the previous batch — torch's — stop spinning first)")
     ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
     ap.add_argument("--special", action="store_true",
                     help="instead: Adafactor, Muon and SparseAdam against torch (OUT/RESULTS_special.md)")
@@ -95,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(c, a, d, t) for c in order for a in algos for d in dtypes for t in threads]
     results: list[Measurement] = []
     for i, (case, a, d, t) in enumerate(jobs, 1):
-        m = run_case(a, d, case, t, _rounds(case, args.quick, args.rounds), batch, impls)
+        pause = None if args.pause_ms is None else args.pause_ms / 1e3
+        m = run_case(a, d, case, t, _rounds(case, args.quick, args.rounds), batch, impls, pause)
         results.append(m)
         fast = m.median("fastopt")
         others = ", ".join(f"{k} {m.median(k) * 1e6:.1f}" for k in m.times if k != "fastopt")
