@@ -25,12 +25,25 @@ PARALLEL_MIN = FO_PARALLEL_MIN
 
 
 def have_openmp() -> bool:
-    """True if the extension was built with OpenMP (otherwise every kernel runs on one thread)."""
+    """True if the extension was built with OpenMP (otherwise every kernel runs on one thread).
+
+    Example:
+        >>> isinstance(fastopt.have_openmp(), bool)
+        True
+    """
     return fo_have_openmp() != 0
 
 
 def set_num_threads(int n) -> None:
-    """Set how many threads fastopt's kernels may use (at least 1). Results do not depend on it."""
+    """Set how many threads fastopt's kernels may use (at least 1). Results do not depend on it.
+
+    Example:
+        >>> old = fastopt.get_num_threads()
+        >>> fastopt.set_num_threads(2)
+        >>> fastopt.get_num_threads()
+        2
+        >>> fastopt.set_num_threads(old)
+    """
     global _n_threads
     if n < 1:
         raise ValueError(f"number of threads must be at least 1, got {n}")
@@ -38,7 +51,12 @@ def set_num_threads(int n) -> None:
 
 
 def get_num_threads() -> int:
-    """How many threads fastopt's kernels may use."""
+    """How many threads fastopt's kernels may use.
+
+    Example:
+        >>> fastopt.get_num_threads() >= 1
+        True
+    """
     return _n_threads
 
 

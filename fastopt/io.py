@@ -118,6 +118,14 @@ def save(obj: Any, f: PathOrFile) -> None:
     Raises:
         TypeError: ``obj`` contains anything else (the message gives its path in ``obj``, e.g.
             ``obj['state'][0]['exp_avg']``); nothing is written then.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO()  # a path such as "ckpt.npz" works the same
+        >>> fastopt.save({"epoch": 7, "w": np.arange(3.0)}, buf)
+        >>> _ = buf.seek(0)
+        >>> fastopt.load(buf)
+        {'epoch': 7, 'w': array([0., 1., 2.])}
     """
     arrays: list = []
     root = _encode(obj, arrays, "obj")
@@ -252,6 +260,15 @@ def load(f: PathOrFile) -> Any:
         FileNotFoundError: ``f`` does not exist.
         CheckpointError: (a ``ValueError``) the file is not a fastopt checkpoint, or is truncated
             or corrupted; the message names the file and the problem.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO()
+        >>> fastopt.save({"state": {0: {"step": 3}}, "lr": (0.1, np.float32(0.5))}, buf)
+        >>> _ = buf.seek(0)
+        >>> ckpt = fastopt.load(buf)
+        >>> ckpt["state"][0]["step"], type(ckpt["lr"]).__name__, type(ckpt["lr"][1]).__name__
+        (3, 'tuple', 'float32')
     """
     if hasattr(f, "read"):
         name = getattr(f, "name", None) or "<file object>"

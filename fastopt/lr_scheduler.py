@@ -194,6 +194,24 @@ class LRScheduler:
     Raises:
         TypeError: ``optimizer`` has no ``param_groups`` list of dicts.
         KeyError: ``last_epoch != -1`` and a group has no ``'initial_lr'``.
+
+    Example:
+        A subclass halving the rate each epoch, in chainable form:
+
+        >>> class Halve(fastopt.lr_scheduler.LRScheduler):
+        ...     def get_lr(self):
+        ...         if self.last_epoch == 0:
+        ...             return [group["lr"] for group in self.optimizer.param_groups]
+        ...         return [group["lr"] / 2 for group in self.optimizer.param_groups]
+        >>> opt = fastopt.SGD([fastopt.Parameter(np.zeros(2))], lr=0.8)
+        >>> sched = Halve(opt)
+        >>> for epoch in range(3):
+        ...     opt.step()  # the training steps of one epoch
+        ...     sched.step()
+        ...     print(sched.get_last_lr())
+        [0.4]
+        [0.2]
+        [0.1]
     """
 
     _get_lr_called_within_step: bool = False

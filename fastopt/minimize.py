@@ -85,6 +85,14 @@ def minimize(fun: Callable, x0: Any, args: tuple = (), jac: bool | Callable | No
         scipy.optimize.OptimizeResult: ``x``, ``fun``, ``jac``, ``nit``, ``nfev``, ``njev``, ``status``
         (0 converged, 1 budget exhausted, 2 line search failed / non-finite values, 99 stopped by the
         callback), ``success`` (True only for status 0) and ``message``.
+
+    Example:
+        >>> def f(x):  # a quadratic with its minimum at (1, -2); returns (f, g) since jac=True
+        ...     d = x - np.array([1.0, -2.0])
+        ...     return float(d @ d), 2 * d
+        >>> res = fastopt.minimize(f, np.zeros(2))
+        >>> res.success, np.round(res.x, 6)
+        (True, array([ 1., -2.]))
     """
     if not isinstance(method, str) or method.replace("-", "").replace("_", "").lower() != "lbfgs":
         raise ValueError(f"method must be 'L-BFGS', got {method!r}")
@@ -207,6 +215,16 @@ def scipy_lbfgs(fun: Callable, x0: Any, args: tuple = (), jac: Any = None, hess:
         bounds: must be None (default: None).
         constraints: must be empty (default: ``()``).
         **options: ``tol`` and the options of :func:`fastopt.minimize`.
+
+    Example:
+        >>> import scipy.optimize
+        >>> def f(x):
+        ...     d = x - np.array([1.0, -2.0])
+        ...     return float(d @ d), 2 * d
+        >>> res = scipy.optimize.minimize(f, np.zeros(2), jac=True, method=fastopt.scipy_lbfgs,
+        ...                               options={"gtol": 1e-8})
+        >>> res.success, np.round(res.x, 6)
+        (True, array([ 1., -2.]))
     """
     if constraints:
         raise ValueError("constraints are not supported by fastopt's L-BFGS")

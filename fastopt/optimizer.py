@@ -83,6 +83,24 @@ class Optimizer:
         param_groups (list[dict]): one dict per group: ``'params'`` (list of Parameters) and the options.
         state (defaultdict[Parameter, dict]): per-parameter state (NumPy arrays and step counts).
         defaults (dict): the default options.
+
+    Example:
+        A subclass passes its default options to ``__init__`` and defines ``step``:
+
+        >>> class PlainSGD(fastopt.Optimizer):
+        ...     def __init__(self, params, lr=0.1):
+        ...         super().__init__(params, dict(lr=lr))
+        ...     def step(self, closure=None):
+        ...         for group in self.param_groups:
+        ...             for p in group["params"]:
+        ...                 if p.grad is not None:
+        ...                     p.data -= group["lr"] * p.grad
+        >>> w = fastopt.Parameter(np.array([1.0, 2.0]))
+        >>> opt = PlainSGD([w], lr=0.5)
+        >>> w.grad = np.array([1.0, -1.0])
+        >>> opt.step()
+        >>> w.data
+        array([0.5, 2.5])
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:

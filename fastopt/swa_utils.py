@@ -39,6 +39,13 @@ class AvgRule:
 
     Made by the ``get_*_avg_fn`` functions; ``kind`` is ``'swa'`` or ``'ema'``, ``multi`` tells the multi-tensor
     (lerp) form from the single-tensor one, ``decay`` is the EMA decay (None for SWA).
+
+    Example:
+        >>> rule = fastopt.swa_utils.get_ema_multi_avg_fn(0.99)
+        >>> rule
+        get_ema_multi_avg_fn(0.99)
+        >>> rule.kind, rule.multi, rule.decay
+        ('ema', True, 0.99)
     """
 
     __slots__ = ("kind", "multi", "decay")
@@ -82,6 +89,16 @@ def get_ema_multi_avg_fn(decay: float = 0.999) -> AvgRule:
 
     Args:
         decay (float, optional): the decay, in [0, 1] (default: 0.999).
+
+    Example:
+        >>> w = fastopt.Parameter(np.zeros(2))
+        >>> from fastopt.swa_utils import AveragedParameters, get_ema_multi_avg_fn
+        >>> ema = AveragedParameters([w], multi_avg_fn=get_ema_multi_avg_fn(0.9))
+        >>> ema.update_parameters([w])  # the first update copies w
+        >>> w.data[:] = 1.0
+        >>> ema.update_parameters([w])
+        >>> print(np.round(ema.params[0].data, 4))
+        [0.1 0.1]
     """
     return AvgRule("ema", True, _decay(decay))
 
@@ -91,18 +108,50 @@ def get_ema_avg_fn(decay: float = 0.999) -> AvgRule:
 
     Args:
         decay (float, optional): the decay, in [0, 1] (default: 0.999).
+
+    Example:
+        >>> w = fastopt.Parameter(np.zeros(2))
+        >>> from fastopt.swa_utils import AveragedParameters, get_ema_avg_fn
+        >>> ema = AveragedParameters([w], avg_fn=get_ema_avg_fn(0.9))
+        >>> ema.update_parameters([w])  # the first update copies w
+        >>> w.data[:] = 1.0
+        >>> ema.update_parameters([w])
+        >>> print(np.round(ema.params[0].data, 4))
+        [0.1 0.1]
     """
     return AvgRule("ema", False, _decay(decay))
 
 
 def get_swa_multi_avg_fn() -> AvgRule:
     r"""SWA in torch's multi-tensor form: :math:`a \leftarrow \mathrm{lerp}(a, p, 1/(n+1))`, the weight rounded
-    to float32 as torch's tensor weight is."""
+    to float32 as torch's tensor weight is.
+
+    Example:
+        >>> w = fastopt.Parameter(np.zeros(2))
+        >>> from fastopt.swa_utils import AveragedParameters, get_swa_multi_avg_fn
+        >>> swa = AveragedParameters([w], multi_avg_fn=get_swa_multi_avg_fn())
+        >>> for value in (1.0, 2.0, 6.0):
+        ...     w.data[:] = value
+        ...     swa.update_parameters([w])
+        >>> print(np.round(swa.params[0].data, 4), swa.n_averaged)
+        [3. 3.] 3
+    """
     return AvgRule("swa", True)
 
 
 def get_swa_avg_fn() -> AvgRule:
-    r"""SWA in torch's single-tensor form, the default on CPU: :math:`a \leftarrow a + (p - a)/(n+1)`."""
+    r"""SWA in torch's single-tensor form, the default on CPU: :math:`a \leftarrow a + (p - a)/(n+1)`.
+
+    Example:
+        >>> w = fastopt.Parameter(np.zeros(2))
+        >>> from fastopt.swa_utils import AveragedParameters, get_swa_avg_fn
+        >>> swa = AveragedParameters([w], avg_fn=get_swa_avg_fn())
+        >>> for value in (1.0, 2.0, 6.0):
+        ...     w.data[:] = value
+        ...     swa.update_parameters([w])
+        >>> print(np.round(swa.params[0].data, 4), swa.n_averaged)
+        [3. 3.] 3
+    """
     return AvgRule("swa", False)
 
 

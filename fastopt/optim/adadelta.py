@@ -31,6 +31,14 @@ def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: lis
 
     ``params``, ``square_avgs`` and ``acc_deltas`` are updated in place; ``state_steps`` is advanced by one, as
     torch does (the rule does not use it).
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> square_avgs, acc_deltas, steps = [np.zeros(2)], [np.zeros(2)], [0]
+        >>> fastopt.functional.adadelta([p], [g], square_avgs, acc_deltas, steps, lr=1.0, rho=0.9, eps=1e-6,
+        ...                             weight_decay=0.0, maximize=False)
+        >>> print(np.round(p, 4), steps)
+        [0.9968 2.0032] [1]
     """
     _check(lr, rho, eps, weight_decay, maximize)
     advance(state_steps, len(params))

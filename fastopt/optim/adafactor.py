@@ -138,6 +138,15 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
     are ``params``; ``state_steps`` (a list of ints or an integer ndarray) is advanced by one first, as torch
     does. ``eps1=None`` means the machine epsilon of the **first** parameter's dtype, used for the whole call
     (torch's rule). Every array is checked before anything is written.
+
+    Example:
+        >>> p, g = np.ones((2, 3)), np.full((2, 3), 0.5)
+        >>> row_vars, col_vars, steps = [np.zeros((2, 1))], [np.zeros((1, 3))], [0]
+        >>> fastopt.functional.adafactor([p], [g], row_vars, col_vars, [None], steps, d=1.0, lr=1e-2,
+        ...                              beta2_decay=-0.8, weight_decay=0.0, eps1=None, eps2=1e-3, maximize=False)
+        >>> print(np.round(p, 4))
+        [[0.99 0.99 0.99]
+         [0.99 0.99 0.99]]
     """
     _check(lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize)
     params, grads = list(params), list(grads)

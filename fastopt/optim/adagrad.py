@@ -39,6 +39,14 @@ def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[
 
     ``params`` and ``state_sums`` are updated in place (start the sums at ``initial_accumulator_value``);
     ``state_steps`` (a list of ints or an integer ndarray) is advanced by one before the update, as torch does.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> state_sums, steps = [np.zeros(2)], [0]
+        >>> fastopt.functional.adagrad([p], [g], state_sums, steps, lr=0.1, weight_decay=0.0, lr_decay=0.0,
+        ...                            eps=1e-10, maximize=False)
+        >>> print(np.round(p, 4), state_sums[0], steps)
+        [0.9 2.1] [1. 1.] [1]
     """
     _check(lr, lr_decay, weight_decay, 0.0, eps, maximize)
     steps = advance(state_steps, len(params))

@@ -51,6 +51,14 @@ def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
     ``params`` and the state lists are updated in place; ``state_steps`` (a list of ints or an integer ndarray,
     one count per parameter) is advanced by one before the update, as torch does. ``max_exp_avg_sqs`` is only
     read when ``amsgrad`` is True (pass ``[]`` otherwise).
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs, exp_avg_sqs, steps = [np.zeros(2)], [np.zeros(2)], [0]
+        >>> fastopt.functional.adam([p], [g], exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, beta1=0.9,
+        ...                         beta2=0.999, lr=0.1, weight_decay=0.0, eps=1e-8, maximize=False)
+        >>> print(np.round(p, 4), steps)  # the first step moves each entry by lr against its gradient's sign
+        [0.9 2.1] [1]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
     steps = advance(state_steps, len(params))
@@ -65,7 +73,16 @@ def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
           exp_avg_sqs: list[np.ndarray], max_exp_avg_sqs: list[np.ndarray], state_steps: Any, *,
           amsgrad: bool, beta1: float, beta2: float, lr: float, weight_decay: float, eps: float,
           maximize: bool) -> None:
-    r"""Functional AdamW: :func:`adam` with ``decoupled_weight_decay=True``."""
+    r"""Functional AdamW: :func:`adam` with ``decoupled_weight_decay=True`` (see :class:`AdamW` for the rule).
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs, exp_avg_sqs, steps = [np.zeros(2)], [np.zeros(2)], [0]
+        >>> fastopt.functional.adamw([p], [g], exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, beta1=0.9,
+        ...                          beta2=0.999, lr=0.1, weight_decay=0.5, eps=1e-8, maximize=False)
+        >>> print(np.round(p, 4))  # p * (1 - lr * weight_decay), then the Adam step of 0.1
+        [0.85 2.  ]
+    """
     adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad=amsgrad, beta1=beta1,
          beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled_weight_decay=True)
 

@@ -37,6 +37,14 @@ def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.
 
     ``params``, ``exp_avgs`` and ``exp_infs`` are updated in place; ``state_steps`` is advanced by one before
     the update, as torch does.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs, exp_infs, steps = [np.zeros(2)], [np.zeros(2)], [0]
+        >>> fastopt.functional.adamax([p], [g], exp_avgs, exp_infs, steps, eps=1e-8, beta1=0.9, beta2=0.999, lr=0.1,
+        ...                           weight_decay=0.0, maximize=False)
+        >>> print(np.round(p, 4), np.round(exp_infs[0], 4))
+        [0.9 2.1] [1. 1.]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, maximize)
     steps = advance(state_steps, len(params))

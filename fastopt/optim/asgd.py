@@ -69,6 +69,15 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
     ``params`` and ``axs`` are updated in place; ``etas`` and ``mus`` are 0-d float arrays (one per parameter,
     start values ``lr`` and 1, float32 as torch's 0-d tensors), rewritten in place after the update;
     ``state_steps`` (ints or an integer ndarray) is advanced by one before the update.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> axs, steps = [np.zeros(2)], [0]
+        >>> mus, etas = [np.array(1.0, np.float32)], [np.array(0.1, np.float32)]
+        >>> fastopt.functional.asgd([p], [g], axs, mus, etas, steps, lambd=1e-4, lr=0.1, t0=1e6, alpha=0.75,
+        ...                         weight_decay=0.0, maximize=False)
+        >>> print(np.round(p, 4), np.round(axs[0], 4), steps)
+        [0.9 2.1] [0.9 2.1] [1]
     """
     _check(lr, lambd, alpha, t0, weight_decay, maximize)
     n = len(params)

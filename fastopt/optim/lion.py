@@ -27,6 +27,14 @@ def lion(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
     r"""Functional Lion over lists of arrays (see :class:`Lion` for the rule).
 
     ``params`` and ``exp_avgs`` (start at zeros) are updated in place. Lion keeps no step count.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs = [np.zeros(2)]
+        >>> fastopt.functional.lion([p], [g], exp_avgs, lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0,
+        ...                         maximize=False)
+        >>> print(np.round(p, 4), np.round(exp_avgs[0], 4))  # a signed step of lr; m = beta2 * m + (1 - beta2) * g
+        [0.9 2.1] [ 0.01 -0.01]
     """
     _check(lr, (beta1, beta2), weight_decay, maximize)
     run_functional(K.lion, _NAMES, 0, params, grads, [exp_avgs], lambda s: None,

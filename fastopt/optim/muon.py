@@ -78,6 +78,16 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
     r"""Functional Muon over lists of 2-D arrays (see :class:`Muon` for the rule).
 
     ``params`` and ``muon_momentum_bufs`` (start: zeros) are updated in place.
+
+    Example:
+        >>> p, g = np.zeros((2, 2)), np.diag([1.0, 4.0])
+        >>> bufs = [np.zeros((2, 2))]
+        >>> fastopt.functional.muon([p], [g], bufs, lr=0.1, weight_decay=0.0, momentum=0.95, nesterov=True,
+        ...                         ns_coefficients=(3.4445, -4.775, 2.0315), ns_steps=5, eps=1e-7,
+        ...                         adjust_lr_fn=None)
+        >>> print(np.round(p, 2))  # orthogonalised: the direction with 4x the gradient moves about as far
+        [[-0.07  0.  ]
+         [ 0.   -0.07]]
     """
     _check(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
     for i, p in enumerate(params):

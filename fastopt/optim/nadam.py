@@ -57,6 +57,14 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     before the update, as torch does. ``mu_products`` (start at 1.0) is a float ndarray, multiplied in its
     own dtype, or a list of floats, multiplied in float32 as torch's default scalar tensors are; it is updated
     in place.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs, exp_avg_sqs, mu_products, steps = [np.zeros(2)], [np.zeros(2)], [1.0], [0]
+        >>> fastopt.functional.nadam([p], [g], exp_avgs, exp_avg_sqs, mu_products, steps, beta1=0.9, beta2=0.999,
+        ...                          lr=0.1, weight_decay=0.0, momentum_decay=4e-3, eps=1e-8, maximize=False)
+        >>> print(np.round(p, 4), round(mu_products[0], 4), steps)
+        [0.8944 2.1056] 0.4501 [1]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
     n = len(params)

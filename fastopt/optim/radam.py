@@ -49,6 +49,14 @@ def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
 
     ``params``, ``exp_avgs`` and ``exp_avg_sqs`` are updated in place; ``state_steps`` is advanced by one
     before the update, as torch does.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> exp_avgs, exp_avg_sqs, steps = [np.zeros(2)], [np.zeros(2)], [0]
+        >>> fastopt.functional.radam([p], [g], exp_avgs, exp_avg_sqs, steps, beta1=0.9, beta2=0.999, lr=0.1,
+        ...                          weight_decay=0.0, eps=1e-8, maximize=False)
+        >>> print(np.round(p, 4))  # early steps are un-adapted SGD with momentum (rho_t <= 5)
+        [0.9 2.1]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, decoupled_weight_decay, maximize)
     steps = advance(state_steps, len(params))

@@ -34,6 +34,14 @@ def rmsprop(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list
 
     ``grad_avgs`` is read only when ``centered``, ``momentum_buffer_list`` only when ``momentum > 0`` (pass
     ``[]`` otherwise). ``state_steps`` is advanced by one, as torch does (RMSprop's rule does not use it).
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> square_avgs, steps = [np.zeros(2)], [0]
+        >>> fastopt.functional.rmsprop([p], [g], square_avgs, [], [], steps, lr=0.01, alpha=0.99, eps=1e-8,
+        ...                            weight_decay=0.0, momentum=0.0, centered=False, maximize=False)
+        >>> print(np.round(p, 4), np.round(square_avgs[0], 4))  # step lr * g / sqrt(0.01 * g**2) = 10 * lr
+        [0.9 2.1] [0.01 0.01]
     """
     _check(lr, alpha, eps, weight_decay, momentum, centered, maximize)
     advance(state_steps, len(params))

@@ -38,6 +38,15 @@ def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndar
 
     ``params``, ``prevs`` (start: zeros) and ``step_sizes`` (start: filled with the learning rate) are updated in
     place; ``state_steps`` is advanced by one, as torch does (the rule does not use it).
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> prevs, step_sizes, steps = [np.zeros(2)], [np.full(2, 0.1)], [0]
+        >>> for _ in range(2):  # the same gradient sign twice: the second step grows by etaplus
+        ...     fastopt.functional.rprop([p], [g], prevs, step_sizes, steps, step_size_min=1e-6, step_size_max=50.0,
+        ...                              etaminus=0.5, etaplus=1.2, maximize=False)
+        >>> print(np.round(p, 4), np.round(step_sizes[0], 4), steps)
+        [0.78 2.22] [0.12 0.12] [2]
     """
     _check(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
     advance(state_steps, len(params))

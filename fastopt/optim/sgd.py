@@ -32,6 +32,14 @@ def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_li
 
     ``params`` are updated in place. With ``momentum != 0``, a ``None`` entry of ``momentum_buffer_list`` is
     replaced by a new buffer that starts at the gradient, as torch does; existing buffers are updated in place.
+
+    Example:
+        >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
+        >>> bufs = [None]  # a new momentum buffer is made on the first step
+        >>> fastopt.functional.sgd([p], [g], bufs, weight_decay=0.0, momentum=0.9, lr=0.1, dampening=0.0,
+        ...                        nesterov=False, maximize=False)
+        >>> print(np.round(p, 4), bufs[0])
+        [0.9 2.1] [ 1. -1.]
     """
     _check(lr, momentum, dampening, weight_decay, nesterov, maximize)
     n = len(params)

@@ -130,6 +130,17 @@ def sparse_adam(params: list[np.ndarray], grads: list[SparseGrad], exp_avgs: lis
 
     ``params``, ``exp_avgs`` and ``exp_avg_sqs`` are updated in place, only in the rows the gradients touch.
     ``state_steps`` are the step counts *of this step* (already advanced by the caller, as torch's class does).
+
+    Example:
+        >>> p = np.ones((3, 2))
+        >>> g = fastopt.SparseGrad([2], np.ones((1, 2)))  # touches row 2 only
+        >>> exp_avgs, exp_avg_sqs = [np.zeros((3, 2))], [np.zeros((3, 2))]
+        >>> fastopt.functional.sparse_adam([p], [g], exp_avgs, exp_avg_sqs, [1], eps=1e-8, beta1=0.9, beta2=0.999,
+        ...                                lr=0.1, maximize=False)
+        >>> print(np.round(p, 4))
+        [[1.  1. ]
+         [1.  1. ]
+         [0.9 0.9]]
     """
     _check(lr, (beta1, beta2), eps, maximize)
     n = len(params)
