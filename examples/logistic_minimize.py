@@ -67,10 +67,6 @@ def solve(name: str, minimize, X, s, lam, options: dict):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__).parse_args(argv)
-    if not hasattr(fo, "minimize"):
-        print("fastopt.minimize is not available in this build of fastopt (it comes with the L-BFGS core); "
-              "nothing to compare, so this example does nothing.")
-        return 0
     from scipy.optimize import minimize as scipy_minimize
 
     n, d = (2000, 20) if args.quick else (20000, 200)

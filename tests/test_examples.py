@@ -27,7 +27,7 @@ CASES = {
     "digits_classifier.py": (r"test accuracy: (9\d|100)\.\d\d%", "digits_classifier.png",
                              None if importlib.util.find_spec("sklearn") else "scikit-learn is not installed"),
     "logistic_minimize.py": (r"solutions: max \|x_fastopt - x_scipy\| = ", "logistic_minimize.png",
-                             None if hasattr(fastopt, "minimize") else "fastopt.minimize is not in this build"),
+                             None),
     "checkpoint_resume.py": (r"resumed run is bit-identical to the uninterrupted run", None, None),
 }
 
@@ -53,13 +53,6 @@ def test_example_runs_quick(name, tmp_path):
     if png and HAVE_MPL:
         assert (out_dir / png).stat().st_size > 1000, f"{name} did not write {png}"
     assert not (tmp_path / "examples").exists()          # nothing written outside --out-dir
-
-
-def test_logistic_example_without_minimize_says_so(tmp_path):
-    if hasattr(fastopt, "minimize"):
-        pytest.skip("fastopt.minimize exists; the comparison itself is run above")
-    proc = run_example("logistic_minimize.py", tmp_path, "--out-dir", str(tmp_path))
-    assert proc.returncode == 0 and "fastopt.minimize is not available" in proc.stdout
 
 
 def test_every_example_is_tested_and_documented():
