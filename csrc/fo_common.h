@@ -94,6 +94,8 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
  * variant) over every work item and return FO_OK. */
 #define FO_KERNEL_BODY(t, h, item, n_required, n_scalars)                                                  \
     do {                                                                                                    \
+        if ((t) == NULL || (h) == NULL)                                                                     \
+            return FO_ERR_ARG;                                                                              \
         const int fo_rc_ = fo_kernel_check((t), (n_required), (n_scalars));                                \
         if (fo_rc_ != FO_OK)                                                                                \
             return fo_rc_;                                                                                  \

@@ -75,6 +75,8 @@ int fo_check_list(const fo_tensor_list *t, int64_t n_required)
         return FO_ERR_LAYOUT;
     if (t->n_scalars > 0 && t->n_tensors > 0 && t->scalars == NULL)
         return FO_ERR_LAYOUT;
+    if (t->n_work > 0 && t->work == NULL)
+        return FO_ERR_LAYOUT;
     for (int64_t i = 0; i < t->n_tensors; ++i) {
         if (t->sizes[i] < 0)
             return FO_ERR_LAYOUT;

@@ -184,7 +184,7 @@ class FusedOptimizer(Optimizer):
 
     Optional hooks: ``_initial_buffer`` (a new state buffer's contents; zeros by default, Adagrad's start at
     ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's
-    ``mu_product``: ``(key, initial value)`` pairs; 0-d arrays checked in the validation pass, created with the
+    ``mu_product``, ASGD's ``eta`` and ``mu``: ``(key, initial value or function of the group)`` pairs; 0-d arrays checked in the validation pass, created with the
     new state and loadable from a state dict) and ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the
     live per-parameter state dicts, to advance such scalars as the step is committed).
     """
@@ -197,7 +197,7 @@ class FusedOptimizer(Optimizer):
     # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
     # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
     # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
-    _scalar_state: tuple[tuple[str, float], ...] = ()
+    _scalar_state: tuple[tuple[str, Any], ...] = ()
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
@@ -216,13 +216,6 @@ class FusedOptimizer(Optimizer):
 
     def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
-
-    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
-        """Adjust the state of a parameter seen for the first time (zero buffers in ``new_keys``): e.g. fill a
-        buffer with a non-zero start value or add per-parameter scalars. Called before anything is committed."""
-
-    def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
-        """Update per-parameter scalar state after the group's kernel ran (ASGD's eta and mu)."""
 
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
@@ -306,7 +299,6 @@ class FusedOptimizer(Optimizer):
             self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
             hyper = self._hyper(group)
             type(self)._kernel(table, *hyper)
-            self._after_kernel(group, states, steps)
             table.release(1)
             rows.finish()
             if fast is not None:
@@ -320,10 +312,8 @@ class FusedOptimizer(Optimizer):
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
-        or per-step state hooks (ASGD, NAdam) always take the full path."""
-        cls = type(self)
-        return (not self._scalar_state and cls._after_kernel is FusedOptimizer._after_kernel
-                and cls._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state)
+        (ASGD, NAdam) always take the full path, which checks and advances it."""
+        return not self._scalar_state and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state
 
     def _fast_step(self) -> bool:
         """Repeat the last step's plan if nothing it relied on changed; False (nothing done) otherwise."""
@@ -367,9 +357,7 @@ class FusedOptimizer(Optimizer):
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             for key, init in self._scalar_state:
                 if key not in st:
-                    new_keys[key] = np.array(init, dtype=np.float32)
-            if not st:
-                self._init_state(group, data, new_keys)
+                    new_keys[key] = np.array(init(group) if callable(init) else init, dtype=np.float32)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)
             commits.append((p, st, new_keys, is_fresh))

@@ -114,7 +114,10 @@ cdef class TensorTable:
         self.sizes = NULL
         self.work = NULL
         self.written = NULL
-        self._rows = rows
+        if len(readonly) != nb:
+            raise ValueError(f"got {nb} buffer names but {len(readonly)} read-only flags")
+        self._rows = [list(r) for r in rows]  # our own lists: what keeps the arrays alive cannot change under us
+        rows = self._rows
         self._names = names
         self._readonly = readonly
         self.n_tensors = n
@@ -233,17 +236,6 @@ cdef class TensorTable:
         return (f"tensor {i}: '{self._names[k]}' shares memory with tensor {self.written[j].tensor}: "
                 f"'{self._names[self.written[j].buf]}'; buffers a kernel writes must not overlap any other")
 
-    def set_row_buffer(self, int64_t i, int64_t k, object arr) -> None:
-        """Point buffer k of tensor i at ``arr`` (a read-only position only, e.g. a new gradient)."""
-        if not self._readonly[k]:
-            raise ValueError(f"buffer '{self._names[k]}' is written by the kernel and cannot be swapped")
-        if i < 0 or i >= self.n_tensors:
-            raise IndexError(i)
-        cdef void *ptr = self._check(arr, i, k)
-        self._check_readonly(<cnp.ndarray>arr, i, k)
-        self._rows[i][k] = arr
-        self.bufs[i * len(self._names) + k] = ptr
-
     def set_grads(self, list grads, int64_t k=1) -> int:
         """Swap the read-only buffer k of every tensor for ``grads[i]`` after checking each.
 
@@ -252,8 +244,10 @@ cdef class TensorTable:
         cdef int64_t i, n = self.n_tensors, nb = len(self._names)
         cdef cnp.ndarray a
         cdef uintptr_t lo, hi
-        if len(grads) != n or not self._readonly[k]:
-            return 0
+        if not 0 <= k < nb or not self._readonly[k]:
+            raise IndexError(f"buffer {k} is not a read-only position of this table")
+        if len(grads) != n:
+            raise ValueError(f"got {len(grads)} arrays for {n} tensors")
         for i in range(n):
             g = grads[i]
             if type(g) is not np.ndarray:
@@ -350,10 +344,14 @@ cdef class TensorTable:
         return states, steps
 
     def release(self, int64_t k=1) -> None:
-        """Drop the references held at position k (the gradients) once a step is done."""
-        cdef int64_t i
+        """Drop the references held at position k (the gradients) once a step is done; the pointers become NULL,
+        so a kernel run before the next ``set_grads``/``rebind`` fails its check instead of reading freed memory."""
+        cdef int64_t i, nb = len(self._names)
+        if not 0 <= k < nb or not self._readonly[k]:
+            raise IndexError(f"buffer {k} is not a read-only position of this table")
         for i in range(self.n_tensors):
             self._rows[i][k] = None
+            self.bufs[i * nb + k] = NULL
 
 
 def fill_columns(cnp.ndarray scalars, tuple values) -> None:

@@ -105,8 +105,8 @@ cdef inline void *_lb_vec(object a, str name, object dtype, int64_t n) except NU
         raise TypeError(f"L-BFGS buffer {name}: expected dtype {dtype}, got {a.dtype}")
     if a.size != n:
         raise ValueError(f"L-BFGS buffer {name}: expected {n} elements, got {a.size}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"L-BFGS buffer {name}: must be C-contiguous and writeable")
+    if not a.flags.c_contiguous or not a.flags.aligned or not a.flags.writeable:
+        raise ValueError(f"L-BFGS buffer {name}: must be C-contiguous, aligned and writeable")
     cdef cnp.ndarray arr = a
     cdef void *p = cnp.PyArray_DATA(arr)
     if p == NULL:   # a 0-element array may have no data: hand C a valid dummy address
@@ -114,6 +114,24 @@ cdef inline void *_lb_vec(object a, str name, object dtype, int64_t n) except NU
     return p
 
 cdef double _lb_dummy = 0.0
+
+
+cdef int _lb_disjoint(list arrays, str where) except -1:
+    """The C core writes its buffers through restrict pointers and memcpy: no two may share memory."""
+    cdef Py_ssize_t i, j
+    cdef uintptr_t lo_i, hi_i, lo_j, hi_j
+    cdef cnp.ndarray a, b
+    for i in range(len(arrays)):
+        a = arrays[i]
+        lo_i = <uintptr_t>cnp.PyArray_DATA(a)
+        hi_i = lo_i + <uintptr_t>cnp.PyArray_NBYTES(a)
+        for j in range(i + 1, len(arrays)):
+            b = arrays[j]
+            lo_j = <uintptr_t>cnp.PyArray_DATA(b)
+            hi_j = lo_j + <uintptr_t>cnp.PyArray_NBYTES(b)
+            if hi_i > lo_i and hi_j > lo_j and lo_i < hi_j and lo_j < hi_i:
+                raise ValueError(f"L-BFGS buffers {i} and {j}{where} share memory; each must be its own array")
+    return 0
 
 
 cdef class LBFGSCore:
@@ -161,6 +179,9 @@ cdef class LBFGSCore:
         self.w.sc = <double *>_lb_vec(sc, "sc", _np.float64, FO_LBFGS_NS)
         self.w.iv = <int64_t *>_lb_vec(iv, "iv", _np.int64, FO_LBFGS_NI)
         self._keep = (x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, sc, iv)
+        _lb_disjoint([a for a in self._keep if a is not None], "")
+        free(self.w.old_dirs)   # a second __init__ on the same object must not leak the first ring
+        free(self.w.old_stps)
         self.w.old_dirs = <void **>calloc(m, sizeof(void *))
         self.w.old_stps = <void **>calloc(m, sizeof(void *))
         if self.w.old_dirs == NULL or self.w.old_stps == NULL:
@@ -178,6 +199,7 @@ cdef class LBFGSCore:
             raise IndexError(f"history slot {k} out of range for history_size {self.m}")
         py = _lb_vec(y, "old_dirs", self.dtype, self.n)
         ps = _lb_vec(s, "old_stps", self.dtype, self.n)
+        _lb_disjoint([a for a in self._keep if a is not None] + [y, s], f" (history slot {k})")
         self._dirs[k] = y
         self._stps[k] = s
         self.w.old_dirs[k] = py

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from . import _lbfgs_core as C
+from .optim.lbfgs import _whole
 
 __all__ = ["minimize", "scipy_lbfgs"]
 
@@ -107,13 +108,12 @@ def minimize(fun: Callable, x0: Any, args: tuple = (), jac: bool | Callable | No
         opts.setdefault("gtol", tol)
         opts.setdefault("ftol", tol)
     o = {**_DEFAULTS, **opts}
-    maxiter, maxfun, maxls, m = (int(o["maxiter"]), int(o["maxfun"]), int(o["maxls"]), int(o["history_size"]))
+    # whole numbers >= 1, refused rather than truncated (2.7 or True are errors, as in fastopt.LBFGS)
+    maxiter, maxfun, maxls, m = (_whole(f"options['{k}']", o[k], 1) for k in ("maxiter", "maxfun", "maxls",
+                                                                              "history_size"))
     gtol, ftol, lr = float(o["gtol"]), float(o["ftol"]), float(o["lr"])
     if o["line_search"] not in C.LINE_SEARCHES:
         raise ValueError(f"options['line_search'] must be 'strong_wolfe' or None, got {o['line_search']!r}")
-    for name, v in (("maxiter", maxiter), ("maxfun", maxfun), ("maxls", maxls), ("history_size", m)):
-        if v < 1:
-            raise ValueError(f"options['{name}'] must be a positive integer, got {v}")
     for name, v in (("gtol", gtol), ("ftol", ftol), ("lr", lr)):
         if not (v >= 0.0 and np.isfinite(v)):
             raise ValueError(f"options['{name}'] must be a finite number >= 0, got {v}")
@@ -229,5 +229,5 @@ def scipy_lbfgs(fun: Callable, x0: Any, args: tuple = (), jac: Any = None, hess:
     if constraints:
         raise ValueError("constraints are not supported by fastopt's L-BFGS")
     tol = options.pop("tol", None)
-    return minimize(fun, x0, args=args, jac=True if jac is True else jac, bounds=bounds, tol=tol,
+    return minimize(fun, x0, args=args, jac=jac, bounds=bounds, tol=tol,
                     callback=callback, options=options)

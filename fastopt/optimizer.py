@@ -59,7 +59,6 @@ def _wrap_step(step: Callable) -> Callable:
                         args, kwargs = res
             out = step(self, *args, **kwargs)
             self._opt_called = True
-            self._step_count += 1
             if self._step_post_hooks:
                 for hook in list(self._step_post_hooks.values()):
                     hook(self, args, kwargs)
@@ -112,7 +111,6 @@ class Optimizer:
         self._load_state_dict_pre_hooks: OrderedDict = OrderedDict()
         self._load_state_dict_post_hooks: OrderedDict = OrderedDict()
         self._opt_called = False
-        self._step_count = 0
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError("params argument given to the optimizer should be an iterable of Parameters or "
                             f"dicts, but got {type(params).__module__}.{type(params).__name__}")
@@ -199,7 +197,7 @@ class Optimizer:
             group["param_names"] = names
         for key, default in self.defaults.items():
             group.setdefault(key, default)
-        self._check_group(group)
+        self._check_group_at(len(self.param_groups), group)
         seen: set[int] = set()
         for other in self.param_groups:
             seen.update(id(p) for p in other["params"])
@@ -212,14 +210,18 @@ class Optimizer:
         self.param_groups.append(group)
         self._groups_changed()
 
+    def _check_group_at(self, gi: int, group: dict[str, Any]) -> None:
+        """``_check_group``, with the group's place in front of any error: ``param_groups[1]: Invalid ...``."""
+        try:
+            self._check_group(group)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"param_groups[{gi}]: {e}") from None
+
     def _groups_with_grads(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter]]]]:
         """Each group after its options are checked (errors name the group), with its (index, Parameter) pairs
         that have a gradient: the first pass of every ``step``, which validates before anything is written."""
         for gi, group in enumerate(self.param_groups):
-            try:
-                self._check_group(group)
-            except (ValueError, TypeError) as e:
-                raise type(e)(f"param_groups[{gi}]: {e}") from None
+            self._check_group_at(gi, group)
             yield gi, group, [(j, p) for j, p in enumerate(group["params"]) if p.grad is not None]
 
     def _groups_changed(self) -> None:
@@ -357,7 +359,7 @@ class Optimizer:
             group["params"] = live["params"]
             if "param_names" in live:
                 group["param_names"] = live["param_names"]
-            self._check_group(group)
+            self._check_group_at(gi, group)
             new_groups.append(group)
             for sid, j in zip(saved["params"], self._saved_order(gi, live, saved)):
                 id_map[sid] = (gi, j, live["params"][j])
@@ -430,6 +432,3 @@ class Optimizer:
                                  f"the parameter is {data.dtype}{list(data.shape)}")
             out[key] = copy_aligned(value, data)
         return out
-
-    def _all_params(self) -> Iterable[Parameter]:
-        return chain.from_iterable(g["params"] for g in self.param_groups)

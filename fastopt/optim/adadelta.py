@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Adadelta", "adadelta"]
 
@@ -41,9 +41,10 @@ def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: lis
         [0.9968 2.0032] [1]
     """
     _check(lr, rho, eps, weight_decay, maximize)
-    advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.adadelta, _NAMES, 0, params, grads, [square_avgs, acc_deltas], lambda s: None,
                    (float(lr), float(rho), float(eps), float(weight_decay), bool(maximize)))
+    store_steps(state_steps, steps)
 
 
 class Adadelta(FusedOptimizer):

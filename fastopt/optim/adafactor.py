@@ -12,7 +12,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from ..optimizer import Optimizer
 from ..parameter import Parameter
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Adafactor", "adafactor"]
 
@@ -151,7 +151,8 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
     _check(lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize)
     params, grads = list(params), list(grads)
     _check_items(params, grads, list(row_vars), list(col_vars), list(variances), lambda i: f"params[{i}]")
-    steps = advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
+    store_steps(state_steps, steps)  # every array was checked above: nothing below raises
     if not params:
         return
     if eps1 is None:
@@ -232,7 +233,6 @@ class Adafactor(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         _check(group["lr"], group["beta2_decay"], group["eps"], group["d"], group["weight_decay"],
                group["maximize"])
-        group["eps"] = tuple(group["eps"])
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
         """Check a saved state against the live parameter (keys, shapes and dtypes by its dimensions); copy it."""

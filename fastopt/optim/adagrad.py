@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Adagrad", "adagrad"]
 
@@ -49,10 +49,11 @@ def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[
         [0.9 2.1] [1. 1.] [1]
     """
     _check(lr, lr_decay, weight_decay, 0.0, eps, maximize)
-    steps = advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.adagrad, _NAMES, 1, params, grads, [state_sums],
                    lambda s: _fill(s, steps, float(lr), float(lr_decay)),
                    (float(eps), float(weight_decay), bool(maximize)))
+    store_steps(state_steps, steps)
 
 
 class Adagrad(FusedOptimizer):
@@ -114,7 +115,9 @@ class Adagrad(FusedOptimizer):
                group["eps"], group["maximize"])
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        return np.full(data.shape, group["initial_accumulator_value"], dtype=data.dtype)
+        buf = super()._initial_buffer(group, key, data)  # co-aligned with the parameter
+        buf.fill(group["initial_accumulator_value"])
+        return buf
 
     def _hyper(self, group: dict[str, Any]) -> tuple:
         return (float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
@@ -61,12 +61,13 @@ def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
         [0.9 2.1] [1]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
-    steps = advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.adam, _NAMES, 2, params, grads,
                    [exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None],
                    lambda s: _fill(s, steps, float(lr), float(beta1), float(beta2)),
                    (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
                     bool(maximize), bool(decoupled_weight_decay)))
+    store_steps(state_steps, steps)
 
 
 def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Adamax", "adamax"]
 
@@ -47,10 +47,11 @@ def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.
         [0.9 2.1] [1. 1.]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, maximize)
-    steps = advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.adamax, _NAMES, 1, params, grads, [exp_avgs, exp_infs],
                    lambda s: _fill(s, steps, float(lr), float(beta1)),
                    (float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize)))
+    store_steps(state_steps, steps)
 
 
 class Adamax(FusedOptimizer):

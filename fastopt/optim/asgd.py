@@ -9,18 +9,13 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["ASGD", "asgd"]
 
 _NAMES = ("param", "grad", "ax")
 
 
-
-# torch keeps eta and mu in 0-d tensors of its default scalar dtype (float32 unless the default dtype is
-# float64); fastopt keeps them in 0-d arrays of that dtype, so that they round as torch's do and a torch
-# state_dict converted with np.asarray loads as it is.
-_SCALAR_DTYPE = np.float32
 
 
 def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize: Any) -> None:
@@ -30,18 +25,6 @@ def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize
     V.number("alpha", alpha)
     V.number("t0", t0)
     V.flag("maximize", maximize)
-
-
-def _scalar(value: Any, what: str, where: str) -> np.ndarray:
-    """A saved eta or mu: a 0-d float array (kept in its dtype, copied) or a real number (stored as float32)."""
-    if isinstance(value, np.ndarray):
-        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
-            raise ValueError(f"{where}state '{what}' must be a 0-d float32/float64 array or a real number, got "
-                             f"{value.dtype}{list(value.shape)}")
-        return np.array(value, copy=True)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where}state '{what}' must be a real number, got {type(value).__name__}")
-    return np.array(value, dtype=_SCALAR_DTYPE)
 
 
 def _fill(scalars: np.ndarray, etas: list[float], mus: list[float], lambd: float) -> None:
@@ -85,15 +68,11 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
         if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES
                                     and a.flags.writeable for a in lst):
             raise ValueError(f"{name} must be a list of {n} writeable 0-d float arrays")
-    steps_before = list(state_steps) if isinstance(state_steps, list) else np.array(state_steps)
-    steps = advance(state_steps, n)
-    try:
-        run_functional(K.asgd, _NAMES, 4, params, grads, [axs],
-                       lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
-                       (float(weight_decay), bool(maximize)))
-    except (ValueError, TypeError):
-        state_steps[:] = steps_before  # nothing was written: leave the counts as they were
-        raise
+    steps = next_steps(state_steps, n)
+    run_functional(K.asgd, _NAMES, 4, params, grads, [axs],
+                   lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
+                   (float(weight_decay), bool(maximize)))
+    store_steps(state_steps, steps)
     for eta, mu, t in zip(etas, mus, steps):
         _advance_eta_mu(eta, mu, t, float(lr), float(lambd), float(alpha), float(t0))
 
@@ -140,6 +119,7 @@ class ASGD(FusedOptimizer):
     _kernel = staticmethod(K.asgd)
     _buffers = ("ax",)
     _n_scalars = 4
+    _scalar_state = (("eta", lambda group: float(group["lr"])), ("mu", 1.0))
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
                  t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
@@ -153,29 +133,11 @@ class ASGD(FusedOptimizer):
     def _hyper(self, group: dict[str, Any]) -> tuple:
         return (float(group["weight_decay"]), bool(group["maximize"]))
 
-    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
-        new_keys["eta"] = np.array(float(group["lr"]), dtype=_SCALAR_DTYPE)
-        new_keys["mu"] = np.ones((), dtype=_SCALAR_DTYPE)
-
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
-        _fill(scalars, [float(st["eta"]) for st in states], [float(st["mu"]) for st in states],
-              float(group["lambd"]))
-
-    def _after_kernel(self, group: dict[str, Any], states: list[dict[str, Any]], steps: list[int]) -> None:
+        # this step uses the current eta and mu; then, as torch does after its update, they advance (the kernel
+        # reads only the scalars written here, so advancing before it runs is the same)
+        lr, lambd = float(group["lr"]), float(group["lambd"])
+        _fill(scalars, [float(st["eta"]) for st in states], [float(st["mu"]) for st in states], lambd)
         for st, t in zip(states, steps):
-            _advance_eta_mu(st["eta"], st["mu"], t, float(group["lr"]), float(group["lambd"]),
-                            float(group["alpha"]), float(group["t0"]))
-
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if not isinstance(pstate, dict) or not pstate:
-            return super()._load_param_state(pstate, group, p, gi, j)
-        rest = {k: v for k, v in pstate.items() if k not in ("eta", "mu")}
-        missing = [k for k in ("eta", "mu") if k not in pstate]
-        if missing:
-            raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)}, expected "
-                             f"['ax', 'eta', 'mu', 'step']")
-        out = super()._load_param_state(rest, group, p, gi, j)
-        out["eta"] = _scalar(pstate["eta"], "eta", f"{V.where(gi, j)}: ")
-        out["mu"] = _scalar(pstate["mu"], "mu", f"{V.where(gi, j)}: ")
-        return out
+            _advance_eta_mu(st["eta"], st["mu"], t, lr, lambd, float(group["alpha"]), float(group["t0"]))

@@ -218,35 +218,43 @@ class LBFGS(Optimizer):
         missing = [k for k in _ARRAY_KEYS + _FLOAT_KEYS + _LIST_KEYS if k not in pstate]
         if missing:
             raise ValueError(f"{V.where(gi, j)}: saved LBFGS state lacks {missing}")
+        def array(key: str, a: Any) -> np.ndarray:
+            a = np.asarray(a)
+            if a.dtype != dtype:
+                raise ValueError(f"{V.where(gi, j)}: state '{key}' is {a.dtype}, the parameters are {dtype}")
+            return a
+
         for key in ("d", "prev_flat_grad"):
-            a = np.asarray(pstate[key])
+            a = array(key, pstate[key])
             if a.size != n:
                 raise ValueError(f"{V.where(gi, j)}: state '{key}' has {a.size} elements, the parameters {n}")
             out[key] = np.array(a, dtype, copy=True).reshape(n)
         for key in ("old_dirs", "old_stps"):
-            lst = list(pstate[key])
+            lst = [array(key, a) for a in pstate[key]]
             for a in lst:
                 if np.asarray(a).size != n:
                     raise ValueError(f"{V.where(gi, j)}: an entry of state '{key}' has {np.asarray(a).size} "
                                      f"elements, the parameters {n}")
             out[key] = [np.array(a, dtype, copy=True).reshape(n) for a in lst]
-        ro = np.array([float(np.asarray(r)) for r in pstate["ro"]], np.float64)
+        try:
+            ro = np.array([float(np.asarray(r)) for r in pstate["ro"]], np.float64)
+            al = [0.0 if a is None else float(np.asarray(a)) for a in pstate["al"]]
+            floats = {key: V.number(key, float(np.asarray(pstate[key]))) for key in _FLOAT_KEYS}
+            status = int(pstate["status"]) if "status" in pstate else None
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{V.where(gi, j)}: {e}") from None
         if not (len(out["old_dirs"]) == len(out["old_stps"]) == ro.size):
             raise ValueError(f"{V.where(gi, j)}: state 'old_dirs', 'old_stps' and 'ro' differ in length")
         out["ro"] = ro
-        al = pstate["al"]
-        out["al"] = np.array([0.0 if a is None else float(np.asarray(a)) for a in al], np.float64)
-        for key in _FLOAT_KEYS:
-            out[key] = V.number(key, float(np.asarray(pstate[key])))
+        out["al"] = np.array(al, np.float64)
+        out.update(floats)
         out["restart"] = bool(pstate.get("restart", False))
-        if "status" in pstate:
-            out["status"] = int(pstate["status"])
+        if status is not None:
+            out["status"] = status
         return out
 
     def _groups_changed(self) -> None:
-        super_hook = getattr(super(), "_groups_changed", None)
-        if super_hook is not None:
-            super_hook()
+        super()._groups_changed()
         self._params = self.param_groups[0]["params"]
         self._mach = None
 

@@ -96,7 +96,16 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
     n = len(params)
     if len(grads) != n:
         raise ValueError(f"got {n} params but {len(grads)} grads")
-    updates = [np.empty(np.shape(g), dtype=getattr(g, "dtype", None)) for g in grads]
+    # The first kernel writes the momentum buffers; the params are only read by the second, so check them here
+    # (the rest — grads, buffers, overlaps — the first call checks before it writes anything).
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if p.dtype not in V.FLOAT_DTYPES or not p.flags.writeable:
+            raise ValueError(f"params[{i}] must be a writeable float32 or float64 array")
+        if not isinstance(g, np.ndarray) or g.dtype != p.dtype or g.shape != p.shape:
+            raise ValueError(f"grads[{i}] must be an ndarray of shape {p.shape} and dtype {p.dtype}")
+        if g.size and np.shares_memory(g, p):
+            raise ValueError(f"grads[{i}] shares memory with params[{i}]")
+    updates = [np.empty(g.shape, dtype=g.dtype) for g in grads]
     # 1. momentum (C): b = lerp(b, g, 1 - mu); u = lerp(g, b, mu) or b. Checks every array before writing.
     run_functional(K.muon_momentum, ("update", "grad", "momentum_buffer"), 0, updates, grads,
                    [muon_momentum_bufs], lambda s: None, (float(momentum), bool(nesterov)))

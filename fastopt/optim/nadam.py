@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["NAdam", "nadam"]
 
@@ -79,21 +79,17 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     old = [float(m) for m in mu_products]
     if not all(np.isfinite(old)):
         raise ValueError("mu_products must be finite")
-    before = list(state_steps) if isinstance(state_steps, list) else np.array(state_steps, copy=True)
-    steps = advance(state_steps, n)
+    steps = next_steps(state_steps, n)
     new = [_times_mu(m, _mu(float(beta1), float(momentum_decay), t), dtype) for m, t in zip(old, steps)]
 
     def fill(s: np.ndarray) -> None:
         for i, (t, mp) in enumerate(zip(steps, new)):
             _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
 
-    try:
-        run_functional(K.nadam, _NAMES, 3, params, grads, [exp_avgs, exp_avg_sqs], fill,
-                       (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
-                        bool(decoupled_weight_decay)))
-    except (ValueError, TypeError):
-        state_steps[:] = before  # a rejected call changes nothing
-        raise
+    run_functional(K.nadam, _NAMES, 3, params, grads, [exp_avgs, exp_avg_sqs], fill,
+                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
+                    bool(decoupled_weight_decay)))
+    store_steps(state_steps, steps)
     mu_products[:] = new
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["RAdam", "radam"]
 
@@ -59,11 +59,12 @@ def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
         [0.9 2.1]
     """
     _check(lr, (beta1, beta2), eps, weight_decay, decoupled_weight_decay, maximize)
-    steps = advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.radam, _NAMES, 4, params, grads, [exp_avgs, exp_avg_sqs],
                    lambda s: _fill(s, steps, float(beta1), float(beta2)),
                    (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
                     bool(decoupled_weight_decay)))
+    store_steps(state_steps, steps)
 
 
 class RAdam(FusedOptimizer):

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["RMSprop", "rmsprop"]
 
@@ -44,12 +44,13 @@ def rmsprop(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list
         [0.9 2.1] [0.01 0.01]
     """
     _check(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.rmsprop, _NAMES, 0, params, grads,
                    [square_avgs, grad_avgs if centered else None, momentum_buffer_list if momentum > 0 else None],
                    lambda s: None,
                    (float(lr), float(alpha), float(eps), float(weight_decay), float(momentum), bool(centered),
                     bool(maximize)))
+    store_steps(state_steps, steps)
 
 
 class RMSprop(FusedOptimizer):

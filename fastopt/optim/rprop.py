@@ -9,7 +9,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from ._steps import advance
+from ._steps import next_steps, store_steps
 
 __all__ = ["Rprop", "rprop"]
 
@@ -49,9 +49,10 @@ def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndar
         [0.78 2.22] [0.12 0.12] [2]
     """
     _check(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
-    advance(state_steps, len(params))
+    steps = next_steps(state_steps, len(params))
     run_functional(K.rprop, _NAMES, 0, params, grads, [prevs, step_sizes], lambda s: None,
                    (float(etaminus), float(etaplus), float(step_size_min), float(step_size_max), bool(maximize)))
+    store_steps(state_steps, steps)
 
 
 class Rprop(FusedOptimizer):
@@ -110,5 +111,8 @@ class Rprop(FusedOptimizer):
         lo, hi = group["step_sizes"]
         return (float(etaminus), float(etaplus), float(lo), float(hi), bool(group["maximize"]))
 
-    def _init_state(self, group: dict[str, Any], data: np.ndarray, new_keys: dict[str, Any]) -> None:
-        new_keys["step_size"].fill(float(group["lr"]))
+    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
+        buf = super()._initial_buffer(group, key, data)
+        if key == "step_size":  # torch starts every step size at the learning rate
+            buf.fill(float(group["lr"]))
+        return buf

@@ -1,0 +1,72 @@
+"""The Cython boundary's own guards: malformed tables, swapped buffers, released gradients, aliased L-BFGS buffers.
+
+These are the last line of defence behind the Python checks, so they are exercised directly on fastopt._kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastopt import _kernels as K
+
+NAMES = ("param", "grad", "momentum_buffer")
+
+
+def _table(n=5):
+    p, g, b = np.ones(n), np.ones(n), np.zeros(n)
+    return K.TensorTable([[p, g, b]], NAMES, (False, True, False), 1), p, g, b
+
+
+def test_readonly_flags_must_match_the_names():
+    p, g = np.ones(3), np.ones(3)
+    with pytest.raises(ValueError, match="read-only flags"):
+        K.TensorTable([[p, g]], ("param", "grad"), (False,), 0)
+
+
+def test_only_read_only_positions_can_be_swapped_or_released():
+    t, p, g, b = _table()
+    for k in (0, 2, 3, -1):
+        with pytest.raises(IndexError):
+            t.set_grads([np.ones(5)], k)
+        with pytest.raises(IndexError):
+            t.release(k)
+    with pytest.raises(ValueError, match="2 arrays for 1 tensors"):
+        t.set_grads([np.ones(5), np.ones(5)])
+
+
+def test_a_released_table_refuses_to_run_until_it_has_gradients_again():
+    t, p, g, b = _table()
+    t.release(1)
+    before = p.copy()
+    with pytest.raises(RuntimeError, match="required buffer is missing"):
+        K.sgd(t, 0.1, 0.0, 0.0, 0.0, False, False)
+    np.testing.assert_array_equal(p, before)
+    assert t.set_grads([np.full(5, 2.0)]) == -1
+    K.sgd(t, 0.5, 0.0, 0.0, 0.0, False, False)
+    np.testing.assert_array_equal(p, before - 1.0)
+
+
+def test_the_table_keeps_its_own_rows():
+    p, g, b = np.ones(4), np.ones(4), np.zeros(4)
+    rows = [[p, g, b]]
+    t = K.TensorTable(rows, NAMES, (False, True, False), 1)
+    rows[0][0] = None  # the caller's list changing must not drop the array the table points into
+    del p
+    K.sgd(t, 0.5, 0.0, 0.0, 0.0, False, False)
+
+
+def _lbfgs_buffers(n=3, m=2):
+    vec = [np.zeros(n) for _ in range(9)]
+    return vec + [np.zeros(m), np.zeros(m), np.zeros(K.LBFGS_NS), np.zeros(K.LBFGS_NI, np.int64)]
+
+
+def test_lbfgs_buffers_must_not_share_memory():
+    bufs = _lbfgs_buffers()
+    K.LBFGSCore(*bufs, 2)  # separate arrays are fine
+    bufs[1] = bufs[0]      # g is x
+    with pytest.raises(ValueError, match="share memory"):
+        K.LBFGSCore(*bufs, 2)
+    core = K.LBFGSCore(*_lbfgs_buffers(), 2)
+    y = np.zeros(3)
+    with pytest.raises(ValueError, match="history slot 0"):
+        core.set_slot(0, y, y)
