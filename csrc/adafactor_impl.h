@@ -14,6 +14,8 @@
  * G is -grad when maximize. Sums of squares are taken in double (fixed lanes, fixed order). */
 #ifndef FO_AF_LANES
 #define FO_AF_LANES 8
+#endif
+#ifndef FO_AF_COLS
 #define FO_AF_COLS 256 /* columns per work item of the column sums */
 #endif
 

@@ -21,9 +21,6 @@
 #define FO_PARALLEL_MIN 262144
 #endif
 
-#define FO_STR_(x) #x
-#define FO_STR(x) FO_STR_(x)
-#define FO_PRAGMA(x) _Pragma(FO_STR(x))
 
 #if defined(__GNUC__)
 #define FO_INLINE static inline __attribute__((always_inline))
@@ -52,8 +49,8 @@
                  fo_threads_for((t)->total, (t)->n_threads))
 
 /* How many leading elements of an n-element run starting at p to process before p sits on a 64-byte (cache
- * line, AVX-512 vector) boundary: elementwise kernels run [0, head) then [head, n) so that the vector loop's
- * stores to p — and to state buffers allocated with p's alignment (fastopt/_memory.py) — never split a cache
+ * line, AVX-512 vector) boundary: SGD, Adam/AdamW, RMSprop and the probe run [0, head) then [head, n) so
+ * that the vector loop's stores to p — and to state buffers allocated with p's alignment (fastopt/_memory.py) — never split a cache
  * line. NumPy only guarantees 16-byte alignment; a split store costs up to 1.6x at L3-resident sizes.
  * Each element is computed by the same correctly rounded operations either way, so results do not change. */
 FO_INLINE int64_t fo_align_head(const void *p, int64_t n, int64_t elem)

@@ -30,14 +30,5 @@ double fo_lbfgs_cubic_interpolate(double x1, double f1, double g1, double x2, do
     return (xmin_bound + xmax_bound) / 2.0;
 }
 
-#define FO_T float
-#define FO_SFX f32
-#include "lbfgs_impl.h"
-#undef FO_T
-#undef FO_SFX
-
-#define FO_T double
-#define FO_SFX f64
-#include "lbfgs_impl.h"
-#undef FO_T
-#undef FO_SFX
+#define FO_IMPL "lbfgs_impl.h"
+#include "fo_instantiate.h"

@@ -1,14 +1,11 @@
 /* lbfgs_impl.h — the L-BFGS state machine, written once in terms of FO_T and instantiated by lbfgs.c for
- * float (FO_SFX = f32) and double (f64).  See fo_lbfgs.h for the calling protocol.
+ * float (FO_SFX = f32) and double (f64) through fo_instantiate.h.  See fo_lbfgs.h for the calling protocol.
  *
  * Mirrors torch/optim/lbfgs.py (LBFGS.step and _strong_wolfe, ported from minFunc/lswolfe.lua): vector
  * arithmetic in FO_T with one rounding per operation as torch does it, scalars (dot products, step lengths,
  * Wolfe tests) in double.  Resume points are the phases below; every scalar that must survive a return
  * lives in w->sc / w->iv, so the caller can save and restore the whole machine. */
 
-#define FO_CAT_(a, b) a##_##b
-#define FO_CAT(a, b) FO_CAT_(a, b)
-#define FO_FN(name) FO_CAT(name, FO_SFX)
 
 /* sum_i a_i b_i in double, four fixed accumulators (order independent of CPU and thread count). */
 static double FO_FN(lb_dot)(const FO_T *FO_RESTRICT a, const FO_T *FO_RESTRICT b, int64_t n) {
@@ -445,6 +442,3 @@ stop_with:
     return kind;
 }
 
-#undef FO_FN
-#undef FO_CAT
-#undef FO_CAT_

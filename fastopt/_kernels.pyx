@@ -20,7 +20,6 @@ cnp.import_array()
 
 cdef int _n_threads = 1
 
-CHUNK = FO_CHUNK
 PARALLEL_MIN = FO_PARALLEL_MIN
 
 
