@@ -109,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         print(f"plot written to {path}")
-    return 0 if fo_res.success else 1
+    # the two solvers must agree: same objective to 1e-9 relative, same solution to 1e-3
+    agree = (abs(fo_res.fun - sp_res.fun) <= 1e-9 * max(1.0, abs(sp_res.fun))
+             and np.max(np.abs(fo_res.x - sp_res.x)) <= 1e-3)
+    print(f"fastopt and scipy {'agree' if agree else 'DISAGREE'}")
+    return 0 if fo_res.success and agree else 1
 
 
 if __name__ == "__main__":

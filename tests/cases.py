@@ -143,6 +143,10 @@ def case_id(case: tuple[str, dict]) -> str:
 def make(name: str, params, **kwargs):
     return getattr(fo, name)(params, **kwargs)
 
+# Optimizers whose arithmetic is torch's operation for operation, with no square root (torch's float32 sqrt is not
+# correctly rounded): their trajectories must equal torch's exactly, in both dtypes.
+BIT_EXACT = {"SGD", "Adamax", "ASGD", "Rprop"}
+
 # fastopt class name -> torch.optim class name for the parity tests (None: torch has no such optimizer).
 TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
                                      "ASGD": "ASGD", "Rprop": "Rprop",

@@ -14,6 +14,14 @@ def _c(x: float, dtype: np.dtype) -> np.generic:
     return np.asarray(x, dtype=dtype)[()]
 
 
+def _lerp(start: np.ndarray, end: np.ndarray, w: float) -> np.ndarray:
+    """torch.lerp with a scalar weight, in the arrays' dtype: start + w (end - start) for |w| < 0.5, else
+    end - (end - start)(1 - w) (torch switches form there, so both branches are part of the rule)."""
+    dt = start.dtype
+    w = _c(w, dt)
+    return start + w * (end - start) if abs(w) < 0.5 else end - (end - start) * (_c(1, dt) - w)
+
+
 def ref_sgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float = 0, dampening: float = 0,
             weight_decay: float = 0, nesterov: bool = False, maximize: bool = False) -> None:
     dt = p.dtype
@@ -51,7 +59,7 @@ def ref_adam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tup
         else:
             g = g + _c(weight_decay, dt) * p
     m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = m + _c(1 - beta1, dt) * (g - m)                 # lerp(m, g, 1 - beta1)
+    m[...] = _lerp(m, g, 1 - beta1)
     v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
     step_size = lr / (1 - beta1 ** t)
     bc2_sqrt = (1 - beta2 ** t) ** 0.5
@@ -88,7 +96,7 @@ def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: 
     sq[...] = sq * _c(alpha, dt) + (_c(1 - alpha, dt) * g) * g
     if centered:
         ga = state["grad_avg"]
-        ga[...] = ga + _c(1 - alpha, dt) * (g - ga)
+        ga[...] = _lerp(ga, g, 1 - alpha)
         avg = np.sqrt(sq - ga * ga)
     else:
         avg = np.sqrt(sq)
@@ -155,7 +163,7 @@ def ref_muon(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, wei
     if not state:
         state["momentum_buffer"] = np.zeros_like(p)
     b = state["momentum_buffer"]
-    b[...] = b + _c(1 - momentum, dt) * (g - b)           # lerp(b, g, 1 - momentum)
+    b[...] = _lerp(b, g, 1 - momentum)
     u = g + _c(momentum, dt) * (b - g) if nesterov else b.copy()
     a_, b_, c_ = ns_coefficients
     x = u.T if u.shape[0] > u.shape[1] else u
@@ -246,7 +254,7 @@ def ref_adamax(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, b
     if weight_decay != 0:
         g = g + _c(weight_decay, dt) * p
     m, u = state["exp_avg"], state["exp_inf"]
-    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    m[...] = _lerp(m, g, 1 - beta1)
     u[...] = np.maximum(u * _c(beta2, dt), np.abs(g) + _c(eps, dt))
     clr = lr / (1 - beta1 ** t)
     p[...] = p + (_c(-clr, dt) * m) / u
@@ -276,7 +284,7 @@ def ref_nadam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, be
     state["mu_product"] = float(np.float32(state["mu_product"]) * np.float32(mu))
     mu_product = state["mu_product"]
     m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    m[...] = _lerp(m, g, 1 - beta1)
     v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
     denom = np.sqrt(v / _c(1 - beta2 ** t, dt)) + _c(eps, dt)
     p[...] = p + (_c(-lr * (1 - mu) / (1 - mu_product), dt) * g) / denom
@@ -301,7 +309,7 @@ def ref_radam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, be
         else:
             g = g + _c(weight_decay, dt) * p
     m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = m + _c(1 - beta1, dt) * (g - m)
+    m[...] = _lerp(m, g, 1 - beta1)
     v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
     bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
     update = (m / _c(bc1, dt)) * _c(lr, dt)
@@ -356,10 +364,6 @@ def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2
     def norm(x: np.ndarray, **kw) -> np.ndarray:  # the 2-norm, summed in double, rounded to the dtype
         return np.sqrt(np.sum(np.square(x, dtype=np.float64), **kw)).astype(dt)
 
-    def lerp(start: np.ndarray, end: np.ndarray, w: float) -> np.ndarray:
-        w = _c(w, dt)
-        return start + w * (end - start) if abs(w) < 0.5 else end - (end - start) * (_c(1, dt) - w)
-
     weight = t ** beta2_decay                       # 1 - beta2_t
     rho = min(lr, 1 / t ** 0.5)
     alpha = max(eps2, float(norm(p)) / p.size ** 0.5) * rho
@@ -367,13 +371,13 @@ def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2
         p[...] = p * _c(1 - lr * weight_decay, dt)
     if p.ndim > 1:
         row_mean = np.square(norm(g, axis=-1, keepdims=True)) / _c(g.shape[-1], dt)
-        state["row_var"][...] = lerp(state["row_var"], row_mean, weight)
+        state["row_var"][...] = _lerp(state["row_var"], row_mean, weight)
         col_mean = np.square(norm(g, axis=-2, keepdims=True)) / _c(g.shape[-2], dt)
-        state["col_var"][...] = lerp(state["col_var"], col_mean, weight)
+        state["col_var"][...] = _lerp(state["col_var"], col_mean, weight)
         r = np.mean(state["row_var"], axis=-2, keepdims=True, dtype=np.float64).astype(dt)
         var_estimate = (state["row_var"] * state["col_var"]) / np.maximum(r, _c(eps1, dt))
     else:
-        state["variance"][...] = lerp(state["variance"], g * g, weight)
+        state["variance"][...] = _lerp(state["variance"], g * g, weight)
         var_estimate = state["variance"].copy()
     update = (_c(1, dt) / np.sqrt(np.maximum(var_estimate, _c(eps1 * eps1, dt)))) * g
     denom = max(1.0, float(norm(update)) / (update.size ** 0.5 * d))

@@ -418,7 +418,6 @@ def _rel(a, b):
     return float(np.max(np.where(diff == 0, 0.0, diff / np.where(scale == 0, 1.0, scale))))
 
 
-WORST = {}
 
 
 @pytest.mark.parametrize("ls", [None, "strong_wolfe"])
@@ -436,7 +435,6 @@ def test_lbfgs_follows_torch(name, ls):
     pb, b1, fb = _fo_run(p, 1, max_iter=20, **kw)
     assert len(pa) == len(pb)
     worst = max(worst, _rel(pa + a1, pb + b1))
-    WORST[(name, ls)] = worst
     assert worst <= 1e-10
     st_t, st_f = ta.state[ta.param_groups[0]["params"][0]], fb.state[fb.param_groups[0]["params"][0]]
     assert (st_t["n_iter"], st_t["func_evals"]) == (st_f["n_iter"], st_f["func_evals"])

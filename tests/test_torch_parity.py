@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from cases import CASES, TORCH_NAMES, case_id, make
+from cases import BIT_EXACT, CASES, TORCH_NAMES, case_id, make
 
 torch = pytest.importorskip("torch")
 
-TOL = {np.float32: 1e-5, np.float64: 1e-12}
+# The bars are 1e-5 / 1e-12; what the kernels reach (worst over the registry) is about 1e-6 / 1e-15,
+# so the tests hold them to a few times that, and to exactly 0 for BIT_EXACT.
+TOL = {np.float32: 5e-6, np.float64: 1e-14}
 TORCH_CASES = [c for c in CASES if TORCH_NAMES.get(c[0])]
 SHAPES = [(3, 5), (17,), (64,), (2, 2, 3)]
 
@@ -75,7 +77,8 @@ def test_trajectory_matches_torch(case, dtype):
         opt.step()
         topt.step()
     err = _compare(params, tparams, opt, topt, dtype)
-    assert err <= TOL[dtype], f"{case_id(case)} {dtype.__name__}: relative error {err:.3e}"
+    tol = 0.0 if name in BIT_EXACT else TOL[dtype]
+    assert err <= tol, f"{case_id(case)} {dtype.__name__}: relative error {err:.3e}"
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=case_id)
@@ -100,19 +103,6 @@ def test_torch_state_dict_loads_and_continues(case, dtype):
         topt.step()
     err = _compare(params, tparams, opt, topt, dtype)
     assert err <= TOL[dtype], f"{case_id(case)} {dtype.__name__}: relative error {err:.3e}"
-
-
-def test_sgd_is_bit_identical_to_torch():
-    rng = np.random.default_rng(3)
-    for dtype in (np.float32, np.float64):
-        params, tparams, opt, topt = _pair("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
-                                           dtype, rng)
-        for _ in range(50):
-            _feed(params, tparams, rng, dtype)
-            opt.step()
-            topt.step()
-        for p, tp in zip(params, tparams):
-            np.testing.assert_array_equal(p.data, tp.detach().numpy())
 
 
 def test_nan_inf_match_torch():
