@@ -95,7 +95,7 @@ def test_core_rows_are_the_ratios_of_the_medians():
     m200 = Group("model200", times={"200 tensors fastopt": [2e-3], "one tensor fastopt": [1.6e-3],
                                     "200 tensors torch fused": [5e-3]})
     big = Group("big", times={"adam fastopt": [2e-2], "sgd fastopt": [1e-2], "adam in-cache fastopt": [1e-5],
-                              "sgd torch fused": [2e-2]},
+                              "sgd torch fused": [2e-2], "sgd probe": [0.9e-2]},
                 bytes={"adam fastopt": 10 * 10**8, "sgd fastopt": 8 * 10**8}, elements={
                     "adam fastopt": 10**7, "sgd fastopt": 10**7, "adam in-cache fastopt": 10**4})
     listed = [(w.strip(), v, t) for w, v, t in rows([mlp, m200, big])]
@@ -108,6 +108,8 @@ def test_core_rows_are_the_ratios_of_the_medians():
     assert table["big / in cache"][0] == "2.000×"  # 2 ns against 1 ns per element
     shares = [v for w, v, t in listed if w.startswith("share of the best GB/s")]
     assert shares == ["62.5%", "100.0%"]  # Adam 50 GB/s, SGD 80 GB/s (the best)
+    assert [v for w, v, t in listed if w == "same-traffic probe / fastopt"] == ["–", "0.900×"]
+    assert [v for w, v, t in listed if w == "torch fused / fastopt"][-2:] == ["–", "2.00×"]
 
 
 @pytest.mark.parametrize("key", list(ALGOS))

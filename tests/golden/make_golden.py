@@ -4,7 +4,8 @@ Every registry row of tests/cases.py, plus Muon, SparseAdam, the clipping functi
 runs 100 steps on deterministic inputs, in float32 and float64, with 1 and 2 threads, on two parameter groups
 (the second with half the learning rate) holding a scalar-like tensor, a 2-D tensor, a strided view with a
 strided gradient and one tensor large enough (> FO_PARALLEL_MIN elements per call) that the kernel really runs
-on two threads. After steps 1, 2, 3, 5, 10, 20, 50 and 100 the sha256 of every parameter's bytes and, separately,
+on two threads; every registry row runs again on edge shapes (empty, 0-d, 1 x 1, strided) and Adafactor's rows
+on 3-D and 4-D tensors. After steps 1, 2, 3, 5, 10, 20, 50 and 100 the sha256 of every parameter's bytes and, separately,
 of every state value is recorded. tests/test_golden.py re-runs each trajectory and requires the same hashes: a
 refactor that changes one bit of one result fails and names the row, dtype, thread count and first step.
 
@@ -43,6 +44,10 @@ SHIFT = 7  # the gradient of step t is the window of a fixed noise pool starting
 # group's call is split over two threads; the strided entries are every other element of a twice-as-long base.
 GROUPS = [[((1,), False), ((5, 7), False), ((33,), True), ((520, 520), False)],
           [((3,), False), ((4, 6), True), ((257,), False)]]
+# Edge shapes for every registry row (empty, 0-d, 1 x 1, empty 3-D, strided), and Adafactor's factored path over
+# more than two axes.
+EDGE_GROUPS = [[((0,), False), ((), False), ((1, 1), False)], [((2, 0, 3), False), ((5,), True)]]
+FACTORED_GROUPS = [[((2, 3, 5), False), ((3, 1, 4), True)], [((4, 2, 2, 3), False), ((6, 1), False)]]
 MUON_GROUPS = [[((1, 1), False), ((7, 3), False), ((4, 9), True)], [((65, 65), False), ((3, 8), False)]]
 
 CLIP_CASES = [("clip_grad_norm_", dict(max_norm=1.0)), ("clip_grad_norm_", dict(max_norm=5.0, norm_type=1.0)),
@@ -154,8 +159,8 @@ def _optimizer_run(build: Callable[[list[dict]], fo.Optimizer], inp: Inputs, set
     return out
 
 
-def _registry(name: str, kw: dict, dtype: str, key: str) -> list:
-    return _optimizer_run(lambda groups: getattr(fo, name)(groups, **kw), Inputs(key, dtype))
+def _registry(name: str, kw: dict, dtype: str, key: str, groups=GROUPS) -> list:
+    return _optimizer_run(lambda gs: getattr(fo, name)(gs, **kw), Inputs(key, dtype, groups))
 
 
 def _muon(kw: dict, dtype: str, key: str) -> list:
@@ -222,6 +227,12 @@ def trajectories() -> Iterator[tuple[str, Callable[[str, str], list]]]:
     """(row name, run(dtype, key)) for every trajectory the fixture holds."""
     for case in CASES:
         yield case_id(case), (lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key))
+    for case in CASES:
+        yield case_id(case) + " [edge shapes]", (
+            lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key, EDGE_GROUPS))
+    for case in (c for c in CASES if c[0] == "Adafactor"):
+        yield case_id(case) + " [3-D and 4-D]", (
+            lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key, FACTORED_GROUPS))
     for kw in MUON_CASES:
         yield case_id(("Muon", kw)), (lambda dtype, key, kw=kw: _muon(kw, dtype, key))
     for kw in SPARSE_ADAM_CASES:
