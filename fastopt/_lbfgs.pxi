@@ -252,3 +252,163 @@ cdef class LBFGSCore:
             rc = fo_lbfgs_direction_f32(&self.w)
         if rc != 0:
             raise RuntimeError("L-BFGS core: invalid buffers or history state")
+
+
+# ---- L-BFGS-B (csrc/lbfgsb.c): bound constraints; named state struct, one code table ------------------
+
+cdef extern from "fo_lbfgsb.h" nogil:
+    cdef enum:
+        FO_LBFGSB_EVAL
+        FO_LBFGSB_ITER
+        FO_LBFGSB_STOP
+        FO_LBFGSB_NCODES
+        FO_LBFGSB_ERR_ARG
+        FO_LBFGSB_ERR_STATE
+    ctypedef struct fo_lbfgsb_code:
+        int code
+        int status
+        const char *message
+    const fo_lbfgsb_code *fo_lbfgsb_codes
+    ctypedef struct fo_lbfgsb_field:
+        const char *name
+        int64_t offset
+        char kind
+    const fo_lbfgsb_field *fo_lbfgsb_fields
+    const int64_t fo_lbfgsb_nfields
+    const int64_t fo_lbfgsb_state_size
+    ctypedef struct fo_lbfgsb_hyper:
+        double ftol, gtol, eps, lr, ls_ftol, ls_gtol, ls_xtol, fabs_tol, xabs_tol
+        int64_t max_iter, max_fun, max_ls, line_search, report_iter
+    ctypedef struct fo_lbfgsb_state:
+        pass
+    ctypedef struct fo_lbfgsb_work:
+        int64_t n, m
+        void *x
+        void *g
+        const void *lo
+        const void *hi
+        void *x0
+        void *g0
+        void *d
+        void *z
+        void *S
+        void *Y
+        double *tb
+        int64_t *iw
+        double *mw
+        fo_lbfgsb_state *st
+    int64_t FO_LBFGSB_MW_SIZE(int64_t m)
+    int fo_lbfgsb_run_f32(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f)
+    int fo_lbfgsb_run_f64(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f)
+    double fo_lbfgsb_projgr_f32(const fo_lbfgsb_work *w)
+    double fo_lbfgsb_projgr_f64(const fo_lbfgsb_work *w)
+
+
+LBFGSB_EVAL = FO_LBFGSB_EVAL
+LBFGSB_ITER = FO_LBFGSB_ITER
+LBFGSB_STOP = FO_LBFGSB_STOP
+#: code -> (scipy status, message), from the C table fo_lbfgsb_codes
+LBFGSB_CODES = {fo_lbfgsb_codes[i].code: (fo_lbfgsb_codes[i].status, fo_lbfgsb_codes[i].message.decode())
+                for i in range(FO_LBFGSB_NCODES)}
+#: (name, byte offset, 'i' int64 / 'f' double) for every field of fo_lbfgsb_state, and its size in bytes
+LBFGSB_FIELDS = tuple((fo_lbfgsb_fields[i].name.decode(), fo_lbfgsb_fields[i].offset, chr(fo_lbfgsb_fields[i].kind))
+                      for i in range(fo_lbfgsb_nfields))
+LBFGSB_STATE_SIZE = fo_lbfgsb_state_size
+
+
+def lbfgsb_mw_size(int64_t m):
+    """Doubles of small-matrix workspace the L-BFGS-B core needs for history size m."""
+    return FO_LBFGSB_MW_SIZE(m)
+
+
+_LBFGSB_HYPER = ("ftol", "gtol", "eps", "lr", "ls_ftol", "ls_gtol", "ls_xtol", "fabs_tol", "xabs_tol",
+                 "max_iter", "max_fun", "max_ls", "line_search", "report_iter")
+
+
+cdef class LBFGSBCore:
+    """Pins the NumPy buffers of one L-BFGS-B problem and runs the C state machine (csrc/fo_lbfgsb.h).
+
+    Vectors x, g, lo, hi, x0, g0, d, z hold n elements of the problem dtype, S and Y are (m, n); tb is n
+    float64, iw 3n int64, mw lbfgsb_mw_size(m) float64, and st one record of the state dtype (its fields
+    come from LBFGSB_FIELDS). Hyper-parameters are set by name with set_hyper()."""
+    cdef fo_lbfgsb_work w
+    cdef fo_lbfgsb_hyper h
+    cdef int is64, have_h
+    cdef object _keep
+    cdef readonly object dtype
+    cdef readonly int64_t n, m
+
+    def __init__(self, x, g, lo, hi, x0, g0, d, z, S, Y, tb, iw, mw, st, int64_t m):
+        if not isinstance(x, _np.ndarray) or x.dtype not in (_np.float32, _np.float64):
+            raise TypeError("L-BFGS-B buffer x: expected a float32 or float64 numpy.ndarray")
+        if m < 1:
+            raise ValueError(f"history size must be at least 1, got {m}")
+        dtype = x.dtype
+        cdef int64_t n = x.size
+        self.dtype, self.n, self.m, self.is64 = dtype, n, m, dtype == _np.float64
+        self.w.n = n
+        self.w.m = m
+        self.w.x = _lb_vec(x, "x", dtype, n)
+        self.w.g = _lb_vec(g, "g", dtype, n)
+        self.w.lo = _lb_vec(lo, "lo", dtype, n)
+        self.w.hi = _lb_vec(hi, "hi", dtype, n)
+        self.w.x0 = _lb_vec(x0, "x0", dtype, n)
+        self.w.g0 = _lb_vec(g0, "g0", dtype, n)
+        self.w.d = _lb_vec(d, "d", dtype, n)
+        self.w.z = _lb_vec(z, "z", dtype, n)
+        self.w.S = _lb_vec(S, "S", dtype, n * m)
+        self.w.Y = _lb_vec(Y, "Y", dtype, n * m)
+        self.w.tb = <double *>_lb_vec(tb, "tb", _np.float64, n)
+        self.w.iw = <int64_t *>_lb_vec(iw, "iw", _np.int64, 3 * n)
+        self.w.mw = <double *>_lb_vec(mw, "mw", _np.float64, FO_LBFGSB_MW_SIZE(m))
+        if not isinstance(st, _np.ndarray) or st.dtype.itemsize != fo_lbfgsb_state_size or st.size != 1:
+            raise TypeError("L-BFGS-B state: expected one record of the state dtype")
+        if not st.flags.c_contiguous or not st.flags.aligned or not st.flags.writeable:
+            raise ValueError("L-BFGS-B state: must be C-contiguous, aligned and writeable")
+        self.w.st = <fo_lbfgsb_state *>cnp.PyArray_DATA(<cnp.ndarray>st)
+        self._keep = (x, g, lo, hi, x0, g0, d, z, S, Y, tb, iw, mw, st)
+        _lb_disjoint(list(self._keep), "")
+        self.have_h = 0
+
+    def set_hyper(self, *, double ftol, double gtol, double eps, double lr, double ls_ftol, double ls_gtol,
+                  double ls_xtol, double fabs_tol, double xabs_tol, int64_t max_iter, int64_t max_fun,
+                  int64_t max_ls, bint line_search, bint report_iter):
+        """Set every hyper-parameter of fo_lbfgsb_hyper, by name (see csrc/fo_lbfgsb.h)."""
+        self.h.ftol = ftol
+        self.h.gtol = gtol
+        self.h.eps = eps
+        self.h.lr = lr
+        self.h.ls_ftol = ls_ftol
+        self.h.ls_gtol = ls_gtol
+        self.h.ls_xtol = ls_xtol
+        self.h.fabs_tol = fabs_tol
+        self.h.xabs_tol = xabs_tol
+        self.h.max_iter = max_iter
+        self.h.max_fun = max_fun
+        self.h.max_ls = max_ls
+        self.h.line_search = line_search
+        self.h.report_iter = report_iter
+        self.have_h = 1
+
+    cpdef int run(self, double f) except? -100:
+        """Advance the state machine; f is the value at x when the previous task was LBFGSB_EVAL."""
+        cdef int rc
+        if not self.have_h:
+            raise RuntimeError("L-BFGS-B core: set_hyper() first")
+        if self.is64:
+            with nogil:
+                rc = fo_lbfgsb_run_f64(&self.w, &self.h, f)
+        else:
+            with nogil:
+                rc = fo_lbfgsb_run_f32(&self.w, &self.h, f)
+        if rc == FO_LBFGSB_ERR_ARG:
+            raise RuntimeError("L-BFGS-B core: invalid buffers or hyper-parameters")
+        if rc == FO_LBFGSB_ERR_STATE:
+            raise RuntimeError("L-BFGS-B core: corrupted state (phase or history indices out of range)")
+        return rc
+
+    def projgr(self):
+        """max_i |proj g_i| at x (scipy's projected-gradient norm)."""
+        if self.is64:
+            return fo_lbfgsb_projgr_f64(&self.w)
+        return fo_lbfgsb_projgr_f32(&self.w)

@@ -78,3 +78,81 @@ class Machine:
         for j, (y, s) in enumerate(zip(self.old_dirs, self.old_stps)):
             self.core.set_slot(j, y, s)
         self.iv[I_HIST_START] = 0
+
+
+# ---- L-BFGS-B ----------------------------------------------------------------------------------------
+B_EVAL, B_ITER, B_STOP = _k.LBFGSB_EVAL, _k.LBFGSB_ITER, _k.LBFGSB_STOP
+#: stop code -> (scipy status, message): the one table, read from the C core
+B_CODES = dict(_k.LBFGSB_CODES)
+_B_NAMES = {10: "CONV_PGTOL", 11: "CONV_FTOL", 12: "MAX_ITER", 13: "MAX_FUN", 14: "ABNORMAL", 15: "NONFINITE",
+            16: "CALLBACK", 17: "FUN_ERROR", 18: "CONV_FABS", 19: "CONV_XABS"}
+if set(_B_NAMES) != set(B_CODES):
+    raise ImportError(f"fastopt: the L-BFGS-B code table of the extension {sorted(B_CODES)} does not match "
+                      f"the Python names {sorted(_B_NAMES)}; rebuild the extension")
+B_CALLBACK, B_FUN_ERROR = 16, 17
+
+
+def _state_dtype() -> np.dtype:
+    """The NumPy record type of fo_lbfgsb_state, built from the C field table and checked against it."""
+    fields = _k.LBFGSB_FIELDS
+    kinds = {"i": np.int64, "f": np.float64}
+    dt = np.dtype({"names": [f[0] for f in fields], "formats": [kinds[f[2]] for f in fields],
+                   "offsets": [f[1] for f in fields], "itemsize": _k.LBFGSB_STATE_SIZE})
+    spans = sorted((off, off + 8) for _, off, _ in fields)
+    if (any(a < b for (_, b), (a, _) in zip(spans, spans[1:])) or sum(b - a for a, b in spans) != dt.itemsize
+            or len({f[0] for f in fields}) != len(fields)):
+        raise ImportError("fastopt: the L-BFGS-B state table does not describe the C struct field by field; "
+                          "rebuild the extension")
+    return dt
+
+
+STATE_DTYPE = _state_dtype()
+
+
+def float_bounds(lo: np.ndarray, hi: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds in the iterate's dtype, rounded inward so that a point inside them is inside the given ones."""
+    dtype = np.dtype(dtype)
+    lo_t, hi_t = lo.astype(dtype), hi.astype(dtype)
+    if dtype != np.float64:
+        up = lo_t.astype(np.float64) < lo
+        lo_t[up] = np.nextafter(lo_t[up], dtype.type(np.inf))
+        down = hi_t.astype(np.float64) > hi
+        hi_t[down] = np.nextafter(hi_t[down], dtype.type(-np.inf))
+        fix = lo == hi                      # a fixed variable stays fixed even if its value is not representable
+        lo_t[fix] = hi_t[fix] = lo[fix].astype(dtype)
+        bad = lo_t > hi_t                   # no representable value inside: take the nearest one
+        lo_t[bad] = hi_t[bad] = lo[bad].astype(dtype)
+    return lo_t, hi_t
+
+
+class BMachine:
+    """The buffers of one L-BFGS-B problem (all NumPy arrays, so they can be saved and restored) and the
+    Cython handle that runs the C core on them. ``st`` is one record of :data:`STATE_DTYPE`, read by name."""
+
+    BUFFERS = ("x", "g", "lo", "hi", "x0", "g0", "d", "z", "S", "Y", "tb", "iw", "mw", "st")
+
+    def __init__(self, n: int, dtype, m: int, lo: np.ndarray, hi: np.ndarray) -> None:
+        dtype = np.dtype(dtype)
+        self.n, self.m, self.dtype = n, m, dtype
+        e = lambda: np.zeros(n, dtype)  # noqa: E731
+        self.x, self.g, self.x0, self.g0, self.d, self.z = e(), e(), e(), e(), e(), e()
+        self.lo, self.hi = float_bounds(np.asarray(lo, np.float64), np.asarray(hi, np.float64), dtype)
+        self.S, self.Y = np.zeros((m, n), dtype), np.zeros((m, n), dtype)
+        self.tb = np.zeros(n)
+        self.iw = np.zeros(3 * n, np.int64)
+        self.mw = np.zeros(_k.lbfgsb_mw_size(m))
+        self.st = np.zeros((), STATE_DTYPE)
+        self.st["theta"] = 1.0
+        self.core = _k.LBFGSBCore(*(getattr(self, b) for b in self.BUFFERS), m)
+
+    def snapshot(self) -> dict:
+        """Copies of everything the core may write (for a rollback)."""
+        return {b: getattr(self, b).copy() for b in self.BUFFERS if b not in ("lo", "hi")}
+
+    def restore(self, snap: dict) -> None:
+        for b, a in snap.items():
+            np.copyto(getattr(self, b), a)
+
+    def __getitem__(self, field: str):
+        v = self.st[field]
+        return int(v) if v.dtype.kind == "i" else float(v)

@@ -51,7 +51,7 @@ TIGHT = dict(gtol=1e-10, ftol=1e-15)
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_minimize_at_least_as_accurate_as_scipy(name):
     p = PROBLEMS[name]
-    ours = minimize(p.fun, p.x0, options=TIGHT)
+    ours = minimize(p.fun, p.x0, options=TIGHT, jac=True)
     ref = so.minimize(p.fun, p.x0, jac=True, method="L-BFGS-B", options=TIGHT)
     # what double precision can resolve on this problem: 1e-15 of the initial gap
     floor = 1e-15 * max(1.0, p.fun(p.x0)[0] - p.f_star)
@@ -64,7 +64,7 @@ def test_minimize_at_least_as_accurate_as_scipy(name):
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_minimize_defaults_converge(name):
     p = PROBLEMS[name]
-    r = minimize(p.fun, p.x0)
+    r = minimize(p.fun, p.x0, jac=True)
     assert r.success and r.status == 0, r.message
     assert r.fun - p.f_star <= 1e-8 * max(1.0, p.fun(p.x0)[0] - p.f_star)
     assert r.nfev == r.njev and r.nit >= 1 and r.nfev >= r.nit
@@ -72,18 +72,18 @@ def test_minimize_defaults_converge(name):
 
 def test_scipy_custom_method_gives_the_same_run():
     p = PROBLEMS["rosenbrock_100"]
-    a = minimize(p.fun, p.x0, options=dict(history_size=7))
+    a = minimize(p.fun, p.x0, options=dict(history_size=7), jac=True)
     b = so.minimize(p.fun, p.x0, jac=True, method=scipy_lbfgs, options=dict(history_size=7))
     np.testing.assert_array_equal(a.x, b.x)
     assert (a.fun, a.nit, a.nfev, a.status, a.message) == (b.fun, b.nit, b.nfev, b.status, b.message)
     c = so.minimize(lambda x: p.fun(x)[0], p.x0, jac=lambda x: p.fun(x)[1], method=scipy_lbfgs, tol=1e-3)
-    d = minimize(p.fun, p.x0, tol=1e-3)         # tol sets gtol and ftol, as scipy does for L-BFGS-B
+    d = minimize(p.fun, p.x0, tol=1e-3, jac=True)         # tol sets gtol and ftol, as scipy does for L-BFGS-B
     assert c.success and c.fun == d.fun and c.nit == d.nit < a.nit
 
 
 def test_minimize_jac_callable_and_finite_differences():
     p = PROBLEMS["beale"]
-    a = minimize(p.fun, p.x0)
+    a = minimize(p.fun, p.x0, jac=True)
     b = minimize(lambda x: p.fun(x)[0], p.x0, jac=lambda x: p.fun(x)[1])
     np.testing.assert_array_equal(a.x, b.x)
     c = minimize(lambda x: p.fun(x)[0], p.x0, jac=False, options=dict(gtol=1e-6))
@@ -94,16 +94,16 @@ def test_minimize_jac_callable_and_finite_differences():
 def test_minimize_args_and_shape_and_float32():
     def fun(x, a):
         return float(np.sum((x - a) ** 2)), 2 * (x - a)
-    r = minimize(fun, np.zeros((2, 3)), args=(1.5,))
+    r = minimize(fun, np.zeros((2, 3)), args=(1.5,), jac=True)
     assert r.x.shape == (2, 3) and np.allclose(r.x, 1.5)
-    r32 = minimize(fun, np.zeros(5, np.float32), args=(np.float32(2.0),))
+    r32 = minimize(fun, np.zeros(5, np.float32), args=(np.float32(2.0),), jac=True)
     assert r32.x.dtype == np.float32 and r32.success and np.allclose(r32.x, 2.0)
 
 
 @pytest.mark.parametrize("opt,status,word", [({"maxiter": 5}, 1, "maxiter=5"), ({"maxfun": 7}, 1, "maxfun=7")])
 def test_minimize_budget_is_reported_honestly(opt, status, word):
     p = PROBLEMS["rosenbrock_100"]
-    r = minimize(p.fun, p.x0, options=opt)
+    r = minimize(p.fun, p.x0, options=opt, jac=True)
     assert r.status == status and not r.success and word in r.message
     if "maxiter" in opt:
         assert r.nit == 5
@@ -123,7 +123,7 @@ def test_minimize_nan_region_never_leaves_a_worse_point():
             seen.append(f)
         return f, g
 
-    r = minimize(fun, p.x0)
+    r = minimize(fun, p.x0, jac=True)
     assert np.isfinite(r.fun) and r.fun == min(seen)
     assert r.x[0] <= 0.5
     assert r.status in (0, 2)
@@ -141,7 +141,7 @@ def test_minimize_failed_line_search_restarts_then_stops():
         return f, -g
 
     f0 = p.fun(p.x0)[0]
-    r = minimize(wrong, p.x0)
+    r = minimize(wrong, p.x0, jac=True)
     assert r.status == 2 and not r.success and "line search" in r.message
     assert r.fun == f0 and np.array_equal(r.x, p.x0)      # never worse than the best point seen
 
@@ -149,7 +149,7 @@ def test_minimize_failed_line_search_restarts_then_stops():
 def test_minimize_callback_forms_and_stop():
     p = PROBLEMS["rosenbrock_2"]
     xs = []
-    r = minimize(p.fun, p.x0, callback=lambda xk: xs.append(xk))
+    r = minimize(p.fun, p.x0, callback=lambda xk: xs.append(xk), jac=True)
     assert len(xs) == r.nit
     res = []
 
@@ -158,29 +158,29 @@ def test_minimize_callback_forms_and_stop():
         if len(res) == 3:
             raise StopIteration
 
-    r = minimize(p.fun, p.x0, callback=cb)
+    r = minimize(p.fun, p.x0, callback=cb, jac=True)
     assert r.status == 99 and not r.success and len(res) == 3 and r.nit == 3
 
 
 def test_minimize_rejects_bad_input():
     p = PROBLEMS["rosenbrock_2"]
     with pytest.raises(ValueError, match="bounds"):
-        minimize(p.fun, p.x0, bounds=[(0, 1), (0, 1)])
+        minimize(p.fun, p.x0, bounds=[(0, 1), (0, 1)], jac=True)
     with pytest.raises(ValueError, match="L-BFGS"):
-        minimize(p.fun, p.x0, method="BFGS")
+        minimize(p.fun, p.x0, method="BFGS", jac=True)
     with pytest.raises(TypeError, match="unknown options"):
-        minimize(p.fun, p.x0, options={"maxcor": 5})
+        minimize(p.fun, p.x0, options={"maxcor": 5}, jac=True)
     with pytest.raises(ValueError, match="line_search"):
-        minimize(p.fun, p.x0, options={"line_search": "armijo"})
+        minimize(p.fun, p.x0, options={"line_search": "armijo"}, jac=True)
     with pytest.raises(ValueError, match="history_size"):
-        minimize(p.fun, p.x0, options={"history_size": 0})
-    with pytest.raises(ValueError, match="gradient has 3 elements"):
-        minimize(lambda x: (0.0, np.zeros(3)), p.x0)
+        minimize(p.fun, p.x0, options={"history_size": 0}, jac=True)
+    with pytest.raises(ValueError, match="gradient must be 2 real numbers"):
+        minimize(lambda x: (0.0, np.zeros(3)), p.x0, jac=True)
 
 
 def test_minimize_fixed_step_mode():
     p = PROBLEMS["quadratic_1000_cond1e+06"]
-    r = minimize(p.fun, p.x0, options=dict(line_search=None, lr=1e-6, maxiter=50))
+    r = minimize(p.fun, p.x0, options=dict(line_search=None, lr=1e-6, maxiter=50), jac=True)
     assert r.status == 1 and r.nit == 50 and r.fun < p.fun(p.x0)[0]
 
 
