@@ -205,7 +205,7 @@ cdef class LBFGSCore:
         self.w.old_dirs[k] = py
         self.w.old_stps[k] = ps
 
-    def set_hyper(self, double lr, double tolerance_grad, double tolerance_change, double ftol,
+    def set_hyper(self, *, double lr, double tolerance_grad, double tolerance_change, double ftol,
                   double ls_tolerance_change, double c1, double c2, double curv_abs, double curv_rel,
                   int64_t max_iter, int64_t max_eval,
                   int64_t max_ls, bint line_search, bint eval_last, bint report_iter, bint restart_bad_dir):

@@ -331,8 +331,9 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
     mach = C.Machine(n, dtype, m, line_search)
     mach.x[...] = x_flat
     core, X, G, sc = mach.core, mach.x, mach.g, mach.sc
-    core.set_hyper(lr, gtol, 0.0, ftol, 1e-9, 1e-4, 0.9, 0.0, float(np.finfo(dtype).eps), maxiter, maxfun, maxls,
-                   line_search, True, True, True)
+    core.set_hyper(lr=lr, tolerance_grad=gtol, tolerance_change=0.0, ftol=ftol, ls_tolerance_change=1e-9, c1=1e-4,
+                   c2=0.9, curv_abs=0.0, curv_rel=float(np.finfo(dtype).eps), max_iter=maxiter, max_eval=maxfun,
+                   max_ls=maxls, line_search=line_search, eval_last=True, report_iter=True, restart_bad_dir=True)
     counts = [0, 0]  # nfev, njev
     evaluate = _evaluator(fun, jac, args, n, dtype, counts, None, None, None, None)
     cb = _callback_caller(callback, R)

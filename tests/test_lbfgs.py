@@ -248,9 +248,10 @@ def test_two_loop_matches_numpy(dtype, n, m, npairs):
 def _drive(fun, n, m=5, line_search=True, record=None, replay=None, max_iter=200):
     mach = C.Machine(n, np.float64, m, line_search)
     mach.x[...] = PROBLEMS["rosenbrock_100"].x0[:n] if n == 100 else np.linspace(-1, 1, n)
-    mach.core.set_hyper(0.1 if not line_search else 1.0, 1e-5, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 2.2e-16, max_iter,
-                        10 ** 6, 20,
-                        line_search, True, True, True)
+    mach.core.set_hyper(lr=0.1 if not line_search else 1.0, tolerance_grad=1e-5, tolerance_change=0.0, ftol=0.0,
+                        ls_tolerance_change=1e-9, c1=1e-4, c2=0.9, curv_abs=0.0, curv_rel=2.2e-16,
+                        max_iter=max_iter, max_eval=10 ** 6, max_ls=20, line_search=line_search, eval_last=True,
+                        report_iter=True, restart_bad_dir=True)
     f, tasks, k = 0.0, [], 0
     while True:
         task = mach.core.run(f)
@@ -293,8 +294,10 @@ def test_state_machine_is_resumable_from_its_arrays():
     p = P.rosenbrock(30)
     a = C.Machine(30, np.float64, 4, True)
     a.x[...] = p.x0
-    hyper = (1.0, 1e-8, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 2.2e-16, 500, 10 ** 6, 20, True, True, True, True)
-    a.core.set_hyper(*hyper)
+    hyper = dict(lr=1.0, tolerance_grad=1e-8, tolerance_change=0.0, ftol=0.0, ls_tolerance_change=1e-9, c1=1e-4,
+                 c2=0.9, curv_abs=0.0, curv_rel=2.2e-16, max_iter=500, max_eval=10 ** 6, max_ls=20,
+                 line_search=True, eval_last=True, report_iter=True, restart_bad_dir=True)
+    a.core.set_hyper(**hyper)
     f, evals = 0.0, 0
     while evals < 37:                         # stop somewhere inside a line search
         task = a.core.run(f)
@@ -306,7 +309,7 @@ def test_state_machine_is_resumable_from_its_arrays():
             a.add_slot()
     keep = a.core  # noqa: F841
     b = C.Machine(30, np.float64, 4, True)
-    b.core.set_hyper(*hyper)
+    b.core.set_hyper(**hyper)
     for name in ("x", "g", "d", "prev_g", "ro", "al", "sc", "iv"):
         getattr(b, name)[...] = getattr(a, name)
     for y, s in zip(a.old_dirs, a.old_stps):
@@ -333,7 +336,9 @@ def test_state_machine_is_resumable_from_its_arrays():
 
 def test_core_rejects_corrupt_state():
     mach = C.Machine(4, np.float64, 3, True)
-    mach.core.set_hyper(1.0, 1e-5, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 0.0, 10, 10, 5, True, False, False, False)
+    mach.core.set_hyper(lr=1.0, tolerance_grad=1e-5, tolerance_change=0.0, ftol=0.0, ls_tolerance_change=1e-9,
+                        c1=1e-4, c2=0.9, curv_abs=0.0, curv_rel=0.0, max_iter=10, max_eval=10, max_ls=5,
+                        line_search=True, eval_last=False, report_iter=False, restart_bad_dir=False)
     mach.iv[C.I_PHASE] = 42
     with pytest.raises(RuntimeError, match="state"):
         mach.core.run(0.0)
@@ -631,6 +636,9 @@ def test_lbfgs_signature_matches_torch():
     torch = pytest.importorskip("torch")
     ours = inspect.signature(LBFGS.__init__).parameters
     theirs = inspect.signature(torch.optim.LBFGS.__init__).parameters
-    assert list(ours) == list(theirs)
-    for k in ours:
+    # torch's arguments first, in torch's order and with torch's defaults; then fastopt's additions
+    assert list(ours)[:len(theirs)] == list(theirs)
+    assert list(ours)[len(theirs):] == ["bounds", "maximize"]
+    for k in theirs:
         assert ours[k].default == theirs[k].default, k
+    assert ours["bounds"].default is None and ours["maximize"].default is False

@@ -339,3 +339,166 @@ def test_import_fastopt_does_not_import_scipy():
                                                     env.get("PYTHONPATH")) if p)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# ---- fastopt.LBFGS with bounds, maximize, rollback ---------------------------------------------------------
+from fastopt.optim.lbfgs import LBFGS  # noqa: E402
+from fastopt.parameter import Parameter  # noqa: E402
+
+
+def _closure(p, params, shapes, rec=None):
+    def closure():
+        x = np.concatenate([q.data.reshape(-1) for q in params])
+        if rec is not None:
+            rec.append(x.copy())
+        f, g = p.fun(x.astype(np.float64))
+        off = 0
+        for q, shp in zip(params, shapes):
+            k = int(np.prod(shp))
+            q.grad = g[off:off + k].reshape(shp).astype(q.data.dtype)
+            off += k
+        return f
+    return closure
+
+
+@pytest.mark.parametrize("ls", ["strong_wolfe", None])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lbfgs_bounds_stay_inside_and_solve(ls, dtype):
+    p = BOUND["driver1_25"]
+    # two parameters: the first 10 elements as a (2, 5) array, the rest flat; bounds per parameter
+    a = Parameter(p.x0[:10].reshape(2, 5).astype(dtype))
+    b = Parameter(p.x0[10:].astype(dtype))
+    opt = LBFGS([a, b], lr=0.5 if ls is None else 1, max_iter=200, max_eval=400, history_size=5,
+                line_search_fn=ls, bounds=[(p.lo[:10].reshape(2, 5), 100.0), (p.lo[10:], p.hi[10:])])
+    rec = []
+    for _ in range(5):
+        opt.step(_closure(p, [a, b], [(2, 5), (15,)], rec))
+    lo32 = p.lo.astype(np.float64)
+    assert all(np.all((x >= lo32) & (x <= p.hi)) for x in rec)
+    assert a.data.dtype == dtype and b.data.dtype == dtype
+    x = np.concatenate([a.data.reshape(-1), b.data])
+    assert p.fun(x.astype(np.float64))[0] <= (1e-6 if dtype == np.float64 else 1e-3)
+
+
+def test_lbfgs_bounds_checks_and_clipping():
+    w = Parameter(np.array([5.0, -5.0, 0.0]))
+    with pytest.raises(ValueError, match="bounds has 2 entries for 1 parameters"):
+        LBFGS([w], bounds=[None, None])
+    with pytest.raises(ValueError, match=r"bounds\[0\]: lower > upper at flat index 1"):
+        LBFGS([w], bounds=[([0, 2, 0], 1)])
+    with pytest.raises(ValueError, match=r"bounds\[0\]: the upper bound has NaN"):
+        LBFGS([w], bounds=[(0, [1, np.nan, 1])])
+    with pytest.raises(ValueError, match="broadcastable"):
+        LBFGS([w], bounds=[(np.zeros(2), 1)])
+    with pytest.raises(TypeError, match="maximize"):
+        LBFGS([w], maximize="yes")
+    opt = LBFGS([w], bounds=[(-1, 1)], line_search_fn="strong_wolfe")
+    seen = []
+
+    def closure():
+        seen.append(w.data.copy())
+        w.grad = 2 * (w.data - 3)
+        return float(np.sum((w.data - 3) ** 2))
+    opt.step(closure)
+    assert np.array_equal(seen[0], [1.0, -1.0, 0.0])      # clipped before the first evaluation
+    np.testing.assert_allclose(w.data, 1.0)
+
+
+def test_lbfgs_maximize():
+    for bounds in (None, [(None, 2.0)]):
+        w = Parameter(np.zeros(2))
+        opt = LBFGS([w], line_search_fn="strong_wolfe", maximize=True, bounds=bounds)
+
+        def closure():
+            w.grad = -2 * (w.data - 1.5)
+            return float(-np.sum((w.data - 1.5) ** 2))
+        opt.step(closure)
+        np.testing.assert_allclose(w.data, 1.5, atol=1e-6)
+
+
+def _state_copy(opt):
+    out = {}
+    for k, v in opt.state[opt.param_groups[0]["params"][0]].items():
+        out[k] = [np.array(a, copy=True) for a in v] if isinstance(v, list) else np.array(v, copy=True)
+    return out
+
+
+def _same_state(a, b):
+    assert set(a) == set(b)
+    for k in a:
+        if isinstance(a[k], list):
+            assert len(a[k]) == len(b[k]) and all(np.array_equal(x, y) for x, y in zip(a[k], b[k])), k
+        else:
+            assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+@pytest.mark.parametrize("ls", ["strong_wolfe", None])
+@pytest.mark.parametrize("failure", ["raise", "none", "array", "grad_shape", "grad_dtype"])
+def test_lbfgs_rollback_is_exact(bounded, ls, failure):
+    p = BOUND["hs038"] if bounded else P.rosenbrock(6)
+    bounds = [(p.lo, p.hi)] if bounded else None
+    lr = 1 if ls else 1e-3
+
+    def make():
+        x = Parameter(p.x0.copy())
+        return x, LBFGS([x], lr=lr, max_iter=7, history_size=4, line_search_fn=ls, bounds=bounds)
+    xa, a = make()
+    xb, b = make()
+    for _ in range(2):                          # some memory first (and a ring that has wrapped)
+        a.step(_closure(p, [xa], [p.x0.shape]))
+        b.step(_closure(p, [xb], [p.x0.shape]))
+    before_x, before_state = xa.data.copy(), _state_copy(a)
+    calls = [0]
+    good = _closure(p, [xa], [p.x0.shape])
+
+    def bad():
+        calls[0] += 1
+        loss = good()
+        if calls[0] < 4:
+            return loss
+        if failure == "raise":
+            raise KeyError("boom")
+        if failure == "none":
+            return None
+        if failure == "array":
+            return np.ones(3)
+        if failure == "grad_shape":
+            xa.grad = np.ones(xa.data.size + 1)
+        else:
+            xa.grad = xa.grad.astype(np.float32)
+        return loss
+    exc = {"raise": KeyError, "none": TypeError, "array": ValueError, "grad_shape": ValueError,
+           "grad_dtype": TypeError}[failure]
+    with pytest.raises(exc):
+        a.step(bad)
+    np.testing.assert_array_equal(xa.data, before_x)
+    _same_state(_state_copy(a), before_state)
+    # and the optimizer goes on exactly as one that never saw the failure
+    for _ in range(2):
+        a.step(_closure(p, [xa], [p.x0.shape]))
+        b.step(_closure(p, [xb], [p.x0.shape]))
+    np.testing.assert_array_equal(xa.data, xb.data)
+
+
+def test_lbfgs_bounded_state_dict_round_trip(tmp_path):
+    p = BOUND["driver1_25"]
+
+    def make(x0):
+        x = Parameter(x0.copy())
+        return x, LBFGS([x], line_search_fn="strong_wolfe", history_size=5, max_iter=4, bounds=[(p.lo, p.hi)])
+    xa, a = make(p.x0)
+    for _ in range(2):
+        a.step(_closure(p, [xa], [p.x0.shape]))
+    fastopt.save(a.state_dict(), tmp_path / "b.npz")
+    xb, b = make(xa.data)
+    b.load_state_dict(fastopt.load(tmp_path / "b.npz"))
+    for _ in range(3):
+        a.step(_closure(p, [xa], [p.x0.shape]))
+        b.step(_closure(p, [xb], [p.x0.shape]))
+    np.testing.assert_array_equal(xa.data, xb.data)
+    xc, c = make(p.x0)
+    sd = a.state_dict()
+    sd["state"][0]["lbfgsb_S"] = np.zeros((4, 25))
+    with pytest.raises(ValueError, match="lbfgsb_S"):
+        c.load_state_dict(sd)
