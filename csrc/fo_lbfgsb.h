@@ -27,6 +27,8 @@
 
 #include <stdint.h>
 
+#include "fo_lbfgs.h"   /* fo_state_field, fo_stop_code */
+
 /* tasks and stop codes (messages and scipy status in fo_lbfgsb_codes, the only table) */
 enum {
     FO_LBFGSB_EVAL = 1,
@@ -47,13 +49,7 @@ enum {
     FO_LBFGSB_ERR_STATE = -2
 };
 
-typedef struct {
-    int code;
-    int status;            /* scipy's OptimizeResult.status: 0 converged, 1 a limit, 2 abnormal, 99 callback */
-    const char *message;   /* scipy's wording where scipy has one */
-} fo_lbfgsb_code;
-
-extern const fo_lbfgsb_code fo_lbfgsb_codes[FO_LBFGSB_NCODES];
+extern const fo_stop_code fo_lbfgsb_codes[FO_LBFGSB_NCODES];
 
 typedef struct {
     double ftol;       /* relative reduction test (scipy: factr * eps, default 2.22e-9); 0 disables */
@@ -96,14 +92,8 @@ typedef struct {
     double ls_stx, ls_fx, ls_gx, ls_sty, ls_fy, ls_gy, ls_stmin, ls_stmax, ls_width, ls_width1;
 } fo_lbfgsb_state;
 
-/* the layout of fo_lbfgsb_state, field by field: kind 'i' = int64_t, 'f' = double */
-typedef struct {
-    const char *name;
-    int64_t offset;
-    char kind;
-} fo_lbfgsb_field;
-
-extern const fo_lbfgsb_field fo_lbfgsb_fields[];
+/* the layout of fo_lbfgsb_state, field by field */
+extern const fo_state_field fo_lbfgsb_fields[];
 extern const int64_t fo_lbfgsb_nfields;
 extern const int64_t fo_lbfgsb_state_size;
 

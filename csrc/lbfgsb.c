@@ -8,7 +8,7 @@
 #include "fo_lbfgsb.h"
 
 /* the one table of stop codes: scipy's status and, where scipy has one, scipy's message */
-const fo_lbfgsb_code fo_lbfgsb_codes[FO_LBFGSB_NCODES] = {
+const fo_stop_code fo_lbfgsb_codes[FO_LBFGSB_NCODES] = {
     {FO_LBFGSB_CONV_PGTOL, 0, "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"},
     {FO_LBFGSB_CONV_FTOL, 0, "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"},
     {FO_LBFGSB_MAX_ITER, 1, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"},
@@ -21,8 +21,8 @@ const fo_lbfgsb_code fo_lbfgsb_codes[FO_LBFGSB_NCODES] = {
     {FO_LBFGSB_CONV_XABS, 0, "CONVERGENCE: MAX |X_K+1 - X_K| <= TOLERANCE_CHANGE"},
 };
 
-#define FO_F(name, kind) {#name, (int64_t)offsetof(fo_lbfgsb_state, name), kind}
-const fo_lbfgsb_field fo_lbfgsb_fields[] = {
+#define FO_F(name, kind) {#name, (int64_t)offsetof(fo_lbfgsb_state, name), kind, 1}
+const fo_state_field fo_lbfgsb_fields[] = {
     FO_F(phase, 'i'), FO_F(nit, 'i'), FO_F(nfev, 'i'), FO_F(loc_iter, 'i'), FO_F(loc_fev, 'i'),
     FO_F(col, 'i'), FO_F(head, 'i'), FO_F(nskip, 'i'), FO_F(nrefresh, 'i'), FO_F(nfree, 'i'),
     FO_F(nbreak, 'i'), FO_F(status, 'i'), FO_F(constrained, 'i'), FO_F(boxed, 'i'),

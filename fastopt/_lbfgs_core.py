@@ -19,15 +19,35 @@ MAX_EVAL = _k.LBFGS_MAX_EVAL
 LS_FAILED = _k.LBFGS_LS_FAILED
 NONFINITE = _k.LBFGS_NONFINITE
 
-# indices into the scalar (sc, float64) and integer (iv, int64) state, from csrc/fo_lbfgs.h
-_ix = _k.LBFGS_INDEX
-S_F, S_T, S_H_DIAG, S_PREV_LOSS = _ix["S_F"], _ix["S_T"], _ix["S_H_DIAG"], _ix["S_PREV_LOSS"]
-I_PHASE, I_N_ITER, I_FUNC_EVALS = _ix["I_PHASE"], _ix["I_N_ITER"], _ix["I_FUNC_EVALS"]
-I_CUR_EVALS, I_LOC_ITER, I_HIST_LEN, I_HIST_START = (_ix["I_CUR_EVALS"], _ix["I_LOC_ITER"], _ix["I_HIST_LEN"],
-                                                     _ix["I_HIST_START"])
-I_FRESH, I_RETRIED, I_STATUS = _ix["I_FRESH"], _ix["I_RETRIED"], _ix["I_STATUS"]
+#: stop code -> (scipy status, message) of the unbounded core: the one table, read from the C core
+CODES = dict(_k.LBFGS_CODES)
+
+
+def _record_dtype(fields: tuple, size: int, what: str) -> np.dtype:
+    """The NumPy record type of a C state struct, built from the extension's field table and checked against
+    it: fields may not overlap, must cover the struct exactly and have unique names."""
+    kinds = {"i": np.int64, "f": np.float64}
+    dt = np.dtype({"names": [f[0] for f in fields],
+                   "formats": [kinds[f[2]] if f[3] == 1 else (kinds[f[2]], (f[3],)) for f in fields],
+                   "offsets": [f[1] for f in fields], "itemsize": size})
+    spans = sorted((off, off + 8 * count) for _, off, _, count in fields)
+    if (any(a < b for (_, b), (a, _) in zip(spans, spans[1:])) or sum(b - a for a, b in spans) != dt.itemsize
+            or len({f[0] for f in fields}) != len(fields)):
+        raise ImportError(f"fastopt: the {what} state table does not describe the C struct field by field; "
+                          "rebuild the extension")
+    return dt
+
+
+LBFGS_STATE_DTYPE = _record_dtype(_k.LBFGS_FIELDS, _k.LBFGS_STATE_SIZE, "L-BFGS")
+if set(CODES) != {CONV_GRAD, CONV_F, CONV_X, CONV_GTD, MAX_ITER, MAX_EVAL, LS_FAILED, NONFINITE}:
+    raise ImportError("fastopt: the L-BFGS code table of the extension does not match its stop codes; rebuild it")
 
 LINE_SEARCHES = (None, "strong_wolfe")
+
+
+def _scalar(st: np.ndarray, field: str):
+    v = st[field]
+    return int(v) if v.dtype.kind == "i" else float(v)
 
 
 class Machine:
@@ -36,7 +56,7 @@ class Machine:
     ``d`` and ``prev_g`` may be given (the optimizer keeps them in its state); history slots are
     allocated on demand by :meth:`add_slot`, so ``history_size`` costs memory only when it is used."""
 
-    __slots__ = ("core", "x", "g", "d", "prev_g", "ro", "al", "sc", "iv", "old_dirs", "old_stps", "n", "m",
+    __slots__ = ("core", "x", "g", "d", "prev_g", "ro", "al", "st", "old_dirs", "old_stps", "n", "m",
                  "dtype", "line_search", "_x0", "_gb0", "_gb1")
 
     def __init__(self, n: int, dtype, m: int, line_search: bool, d=None, prev_g=None, ro=None, al=None):
@@ -47,16 +67,18 @@ class Machine:
         self.prev_g = e() if prev_g is None else prev_g
         self.ro = np.zeros(m) if ro is None else ro
         self.al = np.zeros(m) if al is None else al
-        self.sc = np.zeros(_k.LBFGS_NS)
-        self.iv = np.zeros(_k.LBFGS_NI, np.int64)
-        self.iv[I_FRESH] = 1
+        self.st = np.zeros((), LBFGS_STATE_DTYPE)      # the C struct fo_lbfgs_state, read by field name
+        self.st["fresh"] = 1
         best = (None, None) if line_search else (e(), e())
         self._x0, self._gb0, self._gb1 = e(), e(), e()      # line-search origin and bracket gradients
         self.core = _k.LBFGSCore(self.x, self.g, self.d, self._x0, self.prev_g, self._gb0, self._gb1,
                                  best[0], best[1],
-                                 self.ro, self.al, self.sc, self.iv, m)
+                                 self.ro, self.al, self.st, m)
         self.old_dirs: list = []
         self.old_stps: list = []
+
+    def __getitem__(self, field: str):
+        return _scalar(self.st, field)
 
     def add_slot(self, y=None, s=None) -> None:
         """Give the core its next history slot (fresh zeros unless arrays are passed)."""
@@ -77,7 +99,7 @@ class Machine:
         self.ro[...] = np.roll(self.ro, -start)
         for j, (y, s) in enumerate(zip(self.old_dirs, self.old_stps)):
             self.core.set_slot(j, y, s)
-        self.iv[I_HIST_START] = 0
+        self.st["hist_start"] = 0
 
 
 # ---- L-BFGS-B ----------------------------------------------------------------------------------------
@@ -92,21 +114,7 @@ if set(_B_NAMES) != set(B_CODES):
 B_CALLBACK, B_FUN_ERROR = 16, 17
 
 
-def _state_dtype() -> np.dtype:
-    """The NumPy record type of fo_lbfgsb_state, built from the C field table and checked against it."""
-    fields = _k.LBFGSB_FIELDS
-    kinds = {"i": np.int64, "f": np.float64}
-    dt = np.dtype({"names": [f[0] for f in fields], "formats": [kinds[f[2]] for f in fields],
-                   "offsets": [f[1] for f in fields], "itemsize": _k.LBFGSB_STATE_SIZE})
-    spans = sorted((off, off + 8) for _, off, _ in fields)
-    if (any(a < b for (_, b), (a, _) in zip(spans, spans[1:])) or sum(b - a for a, b in spans) != dt.itemsize
-            or len({f[0] for f in fields}) != len(fields)):
-        raise ImportError("fastopt: the L-BFGS-B state table does not describe the C struct field by field; "
-                          "rebuild the extension")
-    return dt
-
-
-STATE_DTYPE = _state_dtype()
+STATE_DTYPE = _record_dtype(_k.LBFGSB_FIELDS, _k.LBFGSB_STATE_SIZE, "L-BFGS-B")
 
 
 def float_bounds(lo: np.ndarray, hi: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -154,5 +162,4 @@ class BMachine:
             np.copyto(getattr(self, b), a)
 
     def __getitem__(self, field: str):
-        v = self.st[field]
-        return int(v) if v.dtype.kind == "i" else float(v)
+        return _scalar(self.st, field)

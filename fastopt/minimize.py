@@ -25,21 +25,8 @@ _DEFAULTS = dict(maxiter=15000, maxfun=15000, gtol=1e-5, ftol=2.220446049250313e
 _B_DEFAULTS = dict(maxiter=15000, maxfun=15000, gtol=1e-5, ftol=2.220446049250313e-09, maxcor=10, maxls=20,
                    eps=1e-8, finite_diff_rel_step=None, disp=False)
 
-_MESSAGES = {
-    C.CONV_GRAD: "Converged: max|g_i| <= gtol.",
-    C.CONV_F: "Converged: relative reduction of f <= ftol.",
-    C.CONV_X: "Converged: the step is zero.",
-    C.CONV_GTD: "Converged: no descent direction left (g is numerically zero).",
-    C.MAX_ITER: "Stopped: the iteration limit maxiter={maxiter} was reached.",
-    C.MAX_EVAL: "Stopped: the evaluation limit maxfun={maxfun} was reached.",
-    C.LS_FAILED: ("Stopped: the line search found no decrease of f, also after restarting from steepest "
-                  "descent; x is the best point found."),
-    C.NONFINITE: ("Stopped: f was NaN or Inf, also after restarting from steepest descent; x is the best "
-                  "point found."),
-}
-# scipy's L-BFGS-B codes: 0 converged, 1 a budget ran out, 2 abnormal stop, 99 callback stopped it
-_STATUS = {C.CONV_GRAD: 0, C.CONV_F: 0, C.CONV_X: 0, C.CONV_GTD: 0, C.MAX_ITER: 1, C.MAX_EVAL: 1,
-           C.LS_FAILED: 2, C.NONFINITE: 2}
+# the unbounded core's stop messages, with the limit that ran out named as minimize's option
+_LIMIT = {C.MAX_ITER: " (maxiter={maxiter})", C.MAX_EVAL: " (maxfun={maxfun}; a line search may overrun it)"}
 
 
 def _result_type() -> type:
@@ -330,7 +317,7 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
     line_search = o["line_search"] == "strong_wolfe"
     mach = C.Machine(n, dtype, m, line_search)
     mach.x[...] = x_flat
-    core, X, G, sc = mach.core, mach.x, mach.g, mach.sc
+    core, X, G = mach.core, mach.x, mach.g
     core.set_hyper(lr=lr, tolerance_grad=gtol, tolerance_change=0.0, ftol=ftol, ls_tolerance_change=1e-9, c1=1e-4,
                    c2=0.9, curv_abs=0.0, curv_rel=float(np.finfo(dtype).eps), max_iter=maxiter, max_eval=maxfun,
                    max_ls=maxls, line_search=line_search, eval_last=True, report_iter=True, restart_bad_dir=True)
@@ -361,13 +348,13 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
                 last = (X.copy(), f, G.copy())
         elif task == C.ITER:
             nit += 1
-            last = (X.copy(), float(sc[C.S_F]), G.copy())
+            last = (X.copy(), mach["f"], G.copy())
             if o["disp"]:
-                print(f"L-BFGS iter {nit:6d}  f = {float(sc[C.S_F]): .10e}  max|g| = "
+                print(f"L-BFGS iter {nit:6d}  f = {mach['f']: .10e}  max|g| = "
                       f"{float(np.max(np.abs(G), initial=0.0)):.3e}  nfev = {counts[0]}")
             if cb is not None:
                 try:
-                    cb(X.copy().reshape(shape), float(sc[C.S_F]))
+                    cb(X.copy().reshape(shape), mach["f"])
                 except StopIteration:
                     stopped_by_callback = True
                     break
@@ -379,13 +366,13 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
     if stopped_by_callback:
         status, message = 99, "Stopped: `callback` raised `StopIteration`."
     else:
-        status = _STATUS[task]
-        message = _MESSAGES[task].format(maxiter=maxiter, maxfun=maxfun)
+        status, message = C.CODES[task]
+        message += _LIMIT.get(task, "").format(maxiter=maxiter, maxfun=maxfun)
         if status == 1 and np.max(np.abs(G), initial=0.0) <= gtol:
-            status, message = 0, _MESSAGES[C.CONV_GRAD]
+            status, message = C.CODES[C.CONV_GRAD]
     if o["disp"]:
         print(message)
-    return result(X, sc[C.S_F], G, status, message, nit)
+    return result(X, mach["f"], G, status, message, nit)
 
 
 def _attach(e: BaseException, res: Any) -> None:

@@ -229,19 +229,19 @@ def test_two_loop_matches_numpy(dtype, n, m, npairs):
         mach.old_dirs[k][...] = y
         mach.ro[k] = 1.0 / float(np.dot(y.astype(np.float64), s.astype(np.float64)))
     live = pairs[-m:]
-    mach.iv[C.I_HIST_LEN] = len(live)
-    mach.iv[C.I_HIST_START] = (npairs % m) if npairs > m else 0
+    mach.st["hist_len"] = len(live)
+    mach.st["hist_start"] = (npairs % m) if npairs > m else 0
     s_, y_ = (live[-1][0].astype(np.float64), live[-1][1].astype(np.float64))
-    mach.sc[C.S_H_DIAG] = (y_ @ s_) / (y_ @ y_)
+    mach.st["h_diag"] = (y_ @ s_) / (y_ @ y_)
     g = rng.standard_normal(n).astype(dtype)
     mach.g[...] = g
     mach.core.direction()
     S = [s.astype(np.float64) for s, _ in live]
     Y = [y.astype(np.float64) for _, y in live]
-    ref = _numpy_two_loop(g.astype(np.float64), S, Y, mach.sc[C.S_H_DIAG])
+    ref = _numpy_two_loop(g.astype(np.float64), S, Y, mach.st["h_diag"])
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(mach.d, ref, rtol=tol, atol=tol * np.abs(ref).max())
-    dense = -_dense_inverse_hessian(S, Y, mach.sc[C.S_H_DIAG], n) @ g.astype(np.float64)
+    dense = -_dense_inverse_hessian(S, Y, mach.st["h_diag"], n) @ g.astype(np.float64)
     np.testing.assert_allclose(mach.d, dense, rtol=1e3 * tol, atol=1e3 * tol * np.abs(dense).max())
 
 
@@ -283,7 +283,7 @@ def test_state_machine_call_by_call_on_a_replayed_objective(line_search):
     assert t1.count(C.ITER) == 60 and t1.count(C.EVAL) == len(rec)
     assert t1.count(C.NEED_SLOT) == 5                      # slots are requested once each, lazily
     np.testing.assert_array_equal(m1.x, m2.x)
-    assert m2.iv[C.I_PHASE] == 0 and m2.iv[C.I_STATUS] == C.MAX_ITER
+    assert m2.st["phase"] == 0 and m2.st["status"] == C.MAX_ITER
     # the reported iterate is the evaluated point with the reported value
     xs = [r[0] for r in rec]
     assert any(np.array_equal(m1.x, x) for x in xs)
@@ -310,7 +310,7 @@ def test_state_machine_is_resumable_from_its_arrays():
     keep = a.core  # noqa: F841
     b = C.Machine(30, np.float64, 4, True)
     b.core.set_hyper(**hyper)
-    for name in ("x", "g", "d", "prev_g", "ro", "al", "sc", "iv"):
+    for name in ("x", "g", "d", "prev_g", "ro", "al", "st"):
         getattr(b, name)[...] = getattr(a, name)
     for y, s in zip(a.old_dirs, a.old_stps):
         b.add_slot(y.copy(), s.copy())
@@ -339,11 +339,11 @@ def test_core_rejects_corrupt_state():
     mach.core.set_hyper(lr=1.0, tolerance_grad=1e-5, tolerance_change=0.0, ftol=0.0, ls_tolerance_change=1e-9,
                         c1=1e-4, c2=0.9, curv_abs=0.0, curv_rel=0.0, max_iter=10, max_eval=10, max_ls=5,
                         line_search=True, eval_last=False, report_iter=False, restart_bad_dir=False)
-    mach.iv[C.I_PHASE] = 42
+    mach.st["phase"] = 42
     with pytest.raises(RuntimeError, match="state"):
         mach.core.run(0.0)
-    mach.iv[C.I_PHASE] = 0
-    mach.iv[C.I_HIST_LEN] = 7
+    mach.st["phase"] = 0
+    mach.st["hist_len"] = 7
     with pytest.raises(RuntimeError):
         mach.core.run(0.0)
     with pytest.raises(TypeError, match="dtype"):

@@ -312,6 +312,22 @@ def test_named_state_struct_and_code_table():
         mach.core.run(0.0)
 
 
+def test_unbounded_core_state_is_named_too():
+    names = C.LBFGS_STATE_DTYPE.names
+    assert C.LBFGS_STATE_DTYPE.itemsize == _kernels.LBFGS_STATE_SIZE
+    assert {"phase", "n_iter", "func_evals", "hist_len", "hist_start", "fresh", "f", "t", "h_diag", "b"} <= set(names)
+    assert C.LBFGS_STATE_DTYPE["b"].shape == (2,)
+    mach = C.Machine(3, np.float64, 2, True)
+    assert mach["fresh"] == 1 and mach["phase"] == 0
+    # one table: minimize and LBFGS report the C core's messages
+    from fastopt.optim.lbfgs import STATUS_MESSAGES
+    assert STATUS_MESSAGES == {k: v[1] for k, v in C.CODES.items()}
+    r = minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), jac=True)
+    assert r.success and r.message in STATUS_MESSAGES.values()
+    with pytest.raises(TypeError):
+        mach.core.set_hyper(1.0, 1e-5)             # names only
+
+
 def test_core_rejects_corrupt_state():
     mach = C.BMachine(3, np.float64, 4, np.zeros(3), np.ones(3))
     mach.core.set_hyper(ftol=0.0, gtol=1e-5, eps=2.2e-16, lr=1.0, ls_ftol=1e-3, ls_gtol=0.9, ls_xtol=0.1,

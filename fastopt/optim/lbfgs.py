@@ -13,19 +13,8 @@ from ..optimizer import Optimizer
 
 __all__ = ["LBFGS", "STATUS_MESSAGES"]
 
-#: why the last ``step`` ended, by the code stored in ``opt.state[first_param]['status']``
-STATUS_MESSAGES = {
-    C.CONV_GRAD: "max|g| <= tolerance_grad",
-    C.CONV_F: "|f_{k+1} - f_k| < tolerance_change",
-    C.CONV_X: "max|t d| <= tolerance_change",
-    C.CONV_GTD: "directional derivative g.d > -tolerance_change",
-    C.MAX_ITER: "max_iter iterations done",
-    C.MAX_EVAL: "max_eval evaluations done",
-    C.LS_FAILED: "the line search found no decrease, also after a steepest-descent restart; "
-                 "the parameters are the best point seen",
-    C.NONFINITE: "the closure returned NaN/Inf, also after a steepest-descent restart; "
-                 "the parameters are the best point seen",
-}
+#: why the last ``step`` ended, by the code stored in ``opt.state[first_param]['status']`` (the C core's table)
+STATUS_MESSAGES = {code: msg for code, (_, msg) in C.CODES.items()}
 
 _NO_LIMIT = 2 ** 62   # torch's line search is capped by the step's evaluation budget only
 _BOUNDED_MAX_LS = 25  # trial points per L-BFGS-B line search (torch's strong-Wolfe default)
@@ -48,13 +37,13 @@ def _loss_value(loss: Any) -> float:
 
 def _snapshot(mach: "C.Machine") -> tuple:
     """Copies of everything one step of the unbounded core may write, for a rollback."""
-    arrays = tuple(a.copy() for a in (mach.sc, mach.iv, mach.d, mach.prev_g, mach.ro, mach.al))
+    arrays = tuple(a.copy() for a in (mach.st, mach.d, mach.prev_g, mach.ro, mach.al))
     return arrays, len(mach.old_dirs), [(y.copy(), s.copy()) for y, s in zip(mach.old_dirs, mach.old_stps)]
 
 
 def _restore(mach: "C.Machine", snap: tuple) -> None:
     arrays, nslots, hist = snap
-    for dst, src in zip((mach.sc, mach.iv, mach.d, mach.prev_g, mach.ro, mach.al), arrays):
+    for dst, src in zip((mach.st, mach.d, mach.prev_g, mach.ro, mach.al), arrays):
         np.copyto(dst, src)
     # slots allocated during the step stay (the core points at them); they lie beyond the restored length
     for (y, s), (y0, s0) in zip(zip(mach.old_dirs, mach.old_stps), hist):
@@ -248,7 +237,7 @@ class LBFGS(Optimizer):
         st = self.state[self._params[0]]
         mach = self._mach
         if (mach is not None and mach.n == n and mach.dtype == dtype and mach.m == m and mach.line_search == ls
-                and st.get("d") is mach.d and st.get("n_iter", 0) == mach.iv[C.I_N_ITER]):
+                and st.get("d") is mach.d and st.get("n_iter", 0) == mach["n_iter"]):
             return mach
         mach = C.Machine(n, dtype, m, ls)
         mach.line_search = ls
@@ -259,41 +248,40 @@ class LBFGS(Optimizer):
             for y, s in zip(dirs, stps):
                 mach.add_slot(np.array(y, dtype, copy=True).reshape(n), np.array(s, dtype, copy=True).reshape(n))
             mach.ro[:keep] = ro
-            mach.iv[C.I_HIST_LEN] = keep
+            mach.st["hist_len"] = keep
             mach.d[...] = np.asarray(st["d"]).reshape(n)
             mach.prev_g[...] = np.asarray(st["prev_flat_grad"]).reshape(n)
             al = np.asarray(st.get("al", np.zeros(0)), np.float64).reshape(-1)
             mach.al[:min(m, al.size)] = al[:m]
-            mach.sc[C.S_T] = float(st["t"])
-            mach.sc[C.S_H_DIAG] = float(st["H_diag"])
-            mach.sc[C.S_PREV_LOSS] = float(st["prev_loss"])
-            mach.iv[C.I_N_ITER] = int(st["n_iter"])
-            mach.iv[C.I_FRESH] = int(st.get("restart", False))
-        mach.iv[C.I_FUNC_EVALS] = int(st.get("func_evals", 0))
+            mach.st["t"] = float(st["t"])
+            mach.st["h_diag"] = float(st["H_diag"])
+            mach.st["prev_loss"] = float(st["prev_loss"])
+            mach.st["n_iter"] = int(st["n_iter"])
+            mach.st["fresh"] = int(st.get("restart", False))
+        mach.st["func_evals"] = int(st.get("func_evals", 0))
         self._mach = mach
         return mach
 
     def _save_state(self, mach: C.Machine) -> None:
         st = self.state[self._params[0]]
-        iv, sc = mach.iv, mach.sc
-        start, length = int(iv[C.I_HIST_START]), int(iv[C.I_HIST_LEN])
+        start, length = mach["hist_start"], mach["hist_len"]
         if start:   # put the ring in torch's order (oldest first) so the state lists are torch's lists
             mach.rotate(start)
-        st["func_evals"] = int(iv[C.I_FUNC_EVALS])
-        st["n_iter"] = int(iv[C.I_N_ITER])
-        if iv[C.I_N_ITER] == 0:
+        st["func_evals"] = mach["func_evals"]
+        st["n_iter"] = mach["n_iter"]
+        if st["n_iter"] == 0:
             return
         st["d"] = mach.d
-        st["t"] = float(sc[C.S_T])
+        st["t"] = mach["t"]
         st["old_dirs"] = mach.old_dirs[:length]
         st["old_stps"] = mach.old_stps[:length]
         st["ro"] = mach.ro[:length].copy()
         st["al"] = mach.al
-        st["H_diag"] = float(sc[C.S_H_DIAG])
+        st["H_diag"] = mach["h_diag"]
         st["prev_flat_grad"] = mach.prev_g
-        st["prev_loss"] = float(sc[C.S_PREV_LOSS])
-        st["restart"] = bool(iv[C.I_FRESH])
-        st["status"] = int(iv[C.I_STATUS])
+        st["prev_loss"] = mach["prev_loss"]
+        st["restart"] = bool(mach["fresh"])
+        st["status"] = mach["status"]
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         """LBFGS keeps one global state on the first parameter (as torch does); check its layout."""
