@@ -453,6 +453,11 @@ iter_top:
             if (a < smax) smax = a;
         }
         st->stpmax = smax > 0.0 ? smax : 0.0;
+        if (!(st->stpmax > 0.0)) {
+            /* no room along d (rounding put x on a bound d points through): do not evaluate x again */
+            if (st->col > 0) { FO_FN(bb_refresh)(st); goto iter_top; }
+            kind = FO_LBFGSB_ABNORMAL; goto stop;
+        }
     }
     if (!h->line_search) st->stp = h->lr;
     else if (st->nit == 0 && !st->boxed) st->stp = 1.0 / st->dnorm;

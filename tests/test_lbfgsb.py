@@ -518,3 +518,14 @@ def test_lbfgs_bounded_state_dict_round_trip(tmp_path):
     sd["state"][0]["lbfgsb_S"] = np.zeros((4, 25))
     with pytest.raises(ValueError, match="lbfgsb_S"):
         c.load_state_dict(sd)
+
+
+def test_scipy_issue_23161_rosenbrock_variant_converges():
+    """scipy#23161: the C port of scipy >= 1.15 stopped early on this problem (factr = 0); we must reach (1, 1)."""
+    def f(x):
+        a, b = x
+        r = b - a * a
+        return (1 - a) ** 2 + 10 * r * r, np.array([-2 * (1 - a) - 40 * a * r, 20 * r])
+    r = minimize(f, np.array([-1.0, 1.0]), jac=True, method="L-BFGS-B", options=dict(ftol=0.0))
+    assert r.success and r.fun < 1e-12
+    np.testing.assert_allclose(r.x, 1.0, atol=1e-6)

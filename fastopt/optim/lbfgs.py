@@ -1,7 +1,7 @@
-r"""``LBFGS``: torch.optim.LBFGS's closure API on fastopt's C L-BFGS core (csrc/lbfgs.c)."""
+r"""``LBFGS``: torch.optim.LBFGS's closure API on fastopt's C L-BFGS core (csrc/lbfgs.c) and, with ``bounds``, its
+L-BFGS-B core (csrc/lbfgsb.c)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
