@@ -5,7 +5,7 @@
 # No algorithm here: the Python drivers (fastopt/minimize.py, fastopt/optim/lbfgs.py) own the loop and the
 # user's function.
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 import numpy as _np
