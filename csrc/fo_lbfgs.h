@@ -5,8 +5,8 @@
  * caller and returns a task:
  *
  *   FO_LBFGS_EVAL   evaluate f and its gradient at w->x, write the gradient into w->g, call again with f
- *   FO_LBFGS_ITER   w->x is a new iterate (value in sc[FO_LBFGS_S_F], gradient in w->g); call again
- *   FO_LBFGS_NEED_SLOT  history slot iv[FO_LBFGS_I_HIST_LEN] must be allocated first; nothing was done
+ *   FO_LBFGS_ITER   w->x is a new iterate (value in w->st->f, gradient in w->g); call again
+ *   FO_LBFGS_NEED_SLOT  history slot w->st->hist_len must be allocated first; nothing was done
  *   >= FO_LBFGS_STOP  finished; the code says why, w->x holds the best iterate
  *   < 0             an argument error (bad pointer, size or state); nothing was written
  *
@@ -37,41 +37,57 @@ enum {
     FO_LBFGS_ERR_STATE = -2
 };
 
-/* scalar state (double array of FO_LBFGS_NS entries) */
-enum {
-    FO_LBFGS_S_F = 0,        /* value at the current iterate (torch's loss) */
-    FO_LBFGS_S_T,            /* step length of the last step (torch's t) */
-    FO_LBFGS_S_H_DIAG,       /* initial inverse-Hessian scale y.s / y.y */
-    FO_LBFGS_S_PREV_LOSS,    /* value at the previous iterate */
-    FO_LBFGS_S_GTD,          /* g.d at the start of the current step */
-    FO_LBFGS_S_F0,           /* value at the line search origin */
-    FO_LBFGS_S_D_NORM,       /* max|d| */
-    FO_LBFGS_S_F_NEW, FO_LBFGS_S_GTD_NEW,
-    FO_LBFGS_S_T_PREV, FO_LBFGS_S_F_PREV, FO_LBFGS_S_GTD_PREV,
-    FO_LBFGS_S_B0, FO_LBFGS_S_B1, FO_LBFGS_S_BF0, FO_LBFGS_S_BF1, FO_LBFGS_S_BGTD0, FO_LBFGS_S_BGTD1,
-    FO_LBFGS_S_FBEST,        /* best finite value seen (fixed-step mode) */
-    FO_LBFGS_NS
-};
+/* The state that survives a return (one struct, read by name on both sides of the boundary). */
+typedef struct {
+    int64_t phase;       /* resume point; 0 = idle (the next call starts a step) */
+    int64_t n_iter;      /* iterations over all steps (torch's state['n_iter']) */
+    int64_t func_evals;  /* evaluations over all steps (torch's state['func_evals']) */
+    int64_t cur_evals;   /* evaluations in this step */
+    int64_t loc_iter;    /* iterations in this step */
+    int64_t hist_len;    /* number of (s, y) pairs stored */
+    int64_t hist_start;  /* ring slot of the oldest pair */
+    int64_t ls_iter, ls_evals, max_ls;   /* line-search counters and this search's cap */
+    int64_t done, insuf, low, nb;        /* zoom phase: converged, insufficient progress, low end, bracket size */
+    int64_t fresh;       /* 1: the next direction is steepest descent (first iteration or restart) */
+    int64_t retried;     /* 1: the current attempt is the one steepest-descent retry */
+    int64_t opt_cond;
+    int64_t have_best;
+    int64_t status;      /* last stop code */
+    int64_t fail_kind;   /* stop code a failure would report */
+    double f;            /* value at the current iterate (torch's loss) */
+    double t;            /* step length of the last step (torch's t) */
+    double h_diag;       /* initial inverse-Hessian scale y.s / y.y */
+    double prev_loss;    /* value at the previous iterate */
+    double gtd;          /* g.d at the start of the current step */
+    double f0;           /* value at the line search origin */
+    double d_norm;       /* max|d| */
+    double f_new, gtd_new, t_prev, f_prev, gtd_prev;
+    double b[2], bf[2], bgtd[2];          /* the bracket: step lengths, values, slopes */
+    double fbest;        /* best finite value seen (fixed-step mode) */
+} fo_lbfgs_state;
 
-/* integer state (int64 array of FO_LBFGS_NI entries) */
-enum {
-    FO_LBFGS_I_PHASE = 0,    /* resume point; 0 = idle (the next call starts a step) */
-    FO_LBFGS_I_N_ITER,       /* iterations over all steps (torch's state['n_iter']) */
-    FO_LBFGS_I_FUNC_EVALS,   /* evaluations over all steps (torch's state['func_evals']) */
-    FO_LBFGS_I_CUR_EVALS,    /* evaluations in this step */
-    FO_LBFGS_I_LOC_ITER,     /* iterations in this step */
-    FO_LBFGS_I_HIST_LEN,     /* number of (s, y) pairs stored */
-    FO_LBFGS_I_HIST_START,   /* ring slot of the oldest pair */
-    FO_LBFGS_I_LS_ITER, FO_LBFGS_I_LS_EVALS, FO_LBFGS_I_MAX_LS,
-    FO_LBFGS_I_DONE, FO_LBFGS_I_INSUF, FO_LBFGS_I_LOW, FO_LBFGS_I_NB,
-    FO_LBFGS_I_FRESH,        /* 1: the next direction is steepest descent (first iteration or restart) */
-    FO_LBFGS_I_RETRIED,      /* 1: the current attempt is the one steepest-descent retry */
-    FO_LBFGS_I_OPT_COND,
-    FO_LBFGS_I_HAVE_BEST,
-    FO_LBFGS_I_STATUS,       /* last stop code */
-    FO_LBFGS_I_FAIL_KIND,    /* stop code a failure would report */
-    FO_LBFGS_NI
-};
+/* Layout of a state struct, field by field (kind 'i' = int64_t, 'f' = double; count > 1 for an array), so the
+ * Python side builds a matching NumPy record type from the extension itself and checks it at import. */
+typedef struct {
+    const char *name;
+    int64_t offset;
+    char kind;
+    int64_t count;
+} fo_state_field;
+
+extern const fo_state_field fo_lbfgs_fields[];
+extern const int64_t fo_lbfgs_nfields;
+extern const int64_t fo_lbfgs_state_size;
+
+/* The one table of stop codes: scipy's OptimizeResult.status for each, and the message. */
+typedef struct {
+    int code;
+    int status;
+    const char *message;
+} fo_stop_code;
+
+#define FO_LBFGS_NCODES 8
+extern const fo_stop_code fo_lbfgs_codes[FO_LBFGS_NCODES];
 
 typedef struct {
     double lr;                   /* step length scale (torch's lr) */
@@ -99,14 +115,13 @@ typedef struct {
     void *x, *g, *d, *x0, *prev_g, *gb0, *gb1, *xbest, *gbest;
     void **old_dirs, **old_stps;    /* y_k and s_k */
     double *ro, *al;                /* m entries */
-    double *sc;                     /* FO_LBFGS_NS */
-    int64_t *iv;                    /* FO_LBFGS_NI */
+    fo_lbfgs_state *st;
 } fo_lbfgs_work;
 
 int fo_lbfgs_run_f32(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f);
 int fo_lbfgs_run_f64(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f);
 
-/* The two-loop recursion alone: d = -H g from the stored pairs (ring order), H_diag from sc. Exposed for tests. */
+/* The two-loop recursion alone: d = -H g from the stored pairs (ring order), st->h_diag. Exposed for tests. */
 int fo_lbfgs_direction_f32(const fo_lbfgs_work *w);
 int fo_lbfgs_direction_f64(const fo_lbfgs_work *w);
 

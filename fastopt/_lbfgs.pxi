@@ -1,8 +1,11 @@
-# _lbfgs.pxi — Cython boundary of the L-BFGS core (csrc/lbfgs.c); included by _kernels.pyx.
-# It checks and pins the caller's NumPy buffers, fills the C work struct and advances the state machine.
-# No algorithm here: the Python driver (fastopt/_lbfgs_driver.py) owns the loop and the user's function.
+# _lbfgs.pxi — Cython boundary of the L-BFGS core (csrc/lbfgs.c) and the L-BFGS-B core (csrc/lbfgsb.c);
+# included by _kernels.pyx, and it holds its own `cdef extern` blocks (nothing in _kernels.pxd).
+# It checks and pins the caller's NumPy buffers, fills the C work structs and advances the state machines; it
+# publishes each core's state layout (field tables) and its one table of stop codes and messages.
+# No algorithm here: the Python drivers (fastopt/minimize.py, fastopt/optim/lbfgs.py) own the loop and the
+# user's function.
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 cimport numpy as cnp
 import numpy as _np
@@ -24,22 +27,22 @@ cdef extern from "fo_lbfgs.h" nogil:
         FO_LBFGS_NONFINITE
         FO_LBFGS_ERR_ARG
         FO_LBFGS_ERR_STATE
-        FO_LBFGS_NS
-        FO_LBFGS_NI
-        FO_LBFGS_S_F
-        FO_LBFGS_S_T
-        FO_LBFGS_S_H_DIAG
-        FO_LBFGS_S_PREV_LOSS
-        FO_LBFGS_I_PHASE
-        FO_LBFGS_I_N_ITER
-        FO_LBFGS_I_FUNC_EVALS
-        FO_LBFGS_I_CUR_EVALS
-        FO_LBFGS_I_LOC_ITER
-        FO_LBFGS_I_HIST_LEN
-        FO_LBFGS_I_HIST_START
-        FO_LBFGS_I_FRESH
-        FO_LBFGS_I_RETRIED
-        FO_LBFGS_I_STATUS
+        FO_LBFGS_NCODES
+    ctypedef struct fo_state_field:
+        const char *name
+        int64_t offset
+        char kind
+        int64_t count
+    ctypedef struct fo_stop_code:
+        int code
+        int status
+        const char *message
+    const fo_stop_code *fo_lbfgs_codes
+    const fo_state_field *fo_lbfgs_fields
+    const int64_t fo_lbfgs_nfields
+    const int64_t fo_lbfgs_state_size
+    ctypedef struct fo_lbfgs_state:
+        pass
     ctypedef struct fo_lbfgs_hyper:
         double lr, tolerance_grad, tolerance_change, ftol, ls_tolerance_change, c1, c2, curv_abs, curv_rel
         int64_t max_iter, max_eval, max_ls, line_search, eval_last, report_iter, restart_bad_dir
@@ -58,8 +61,7 @@ cdef extern from "fo_lbfgs.h" nogil:
         void **old_stps
         double *ro
         double *al
-        double *sc
-        int64_t *iv
+        fo_lbfgs_state *st
     int fo_lbfgs_run_f32(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f)
     int fo_lbfgs_run_f64(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f)
     int fo_lbfgs_direction_f32(const fo_lbfgs_work *w)
@@ -80,14 +82,21 @@ LBFGS_MAX_ITER = FO_LBFGS_MAX_ITER
 LBFGS_MAX_EVAL = FO_LBFGS_MAX_EVAL
 LBFGS_LS_FAILED = FO_LBFGS_LS_FAILED
 LBFGS_NONFINITE = FO_LBFGS_NONFINITE
-LBFGS_NS = FO_LBFGS_NS
-LBFGS_NI = FO_LBFGS_NI
-LBFGS_INDEX = dict(S_F=FO_LBFGS_S_F, S_T=FO_LBFGS_S_T, S_H_DIAG=FO_LBFGS_S_H_DIAG,
-                   S_PREV_LOSS=FO_LBFGS_S_PREV_LOSS, I_PHASE=FO_LBFGS_I_PHASE, I_N_ITER=FO_LBFGS_I_N_ITER,
-                   I_FUNC_EVALS=FO_LBFGS_I_FUNC_EVALS, I_CUR_EVALS=FO_LBFGS_I_CUR_EVALS,
-                   I_LOC_ITER=FO_LBFGS_I_LOC_ITER, I_HIST_LEN=FO_LBFGS_I_HIST_LEN,
-                   I_HIST_START=FO_LBFGS_I_HIST_START, I_FRESH=FO_LBFGS_I_FRESH,
-                   I_RETRIED=FO_LBFGS_I_RETRIED, I_STATUS=FO_LBFGS_I_STATUS)
+
+
+cdef tuple _fields(const fo_state_field *t, int64_t k):
+    return tuple((t[i].name.decode(), t[i].offset, chr(t[i].kind), t[i].count) for i in range(k))
+
+
+cdef dict _codes(const fo_stop_code *t, int64_t k):
+    return {t[i].code: (t[i].status, t[i].message.decode()) for i in range(k)}
+
+
+#: (name, byte offset, 'i' int64 / 'f' double, count) for every field of fo_lbfgs_state, and its size in bytes
+LBFGS_FIELDS = _fields(fo_lbfgs_fields, fo_lbfgs_nfields)
+LBFGS_STATE_SIZE = fo_lbfgs_state_size
+#: stop code -> (scipy status, message), from the C table fo_lbfgs_codes
+LBFGS_CODES = _codes(fo_lbfgs_codes, FO_LBFGS_NCODES)
 
 
 def lbfgs_cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2, bounds=None):
@@ -116,6 +125,15 @@ cdef inline void *_lb_vec(object a, str name, object dtype, int64_t n) except NU
 cdef double _lb_dummy = 0.0
 
 
+cdef void *_lb_record(object st, int64_t size, str what) except NULL:
+    """One C-contiguous, aligned, writeable record of exactly the state struct's size."""
+    if not isinstance(st, _np.ndarray) or st.dtype.itemsize != size or st.size != 1:
+        raise TypeError(f"{what} state: expected one record of the state dtype ({size} bytes)")
+    if not st.flags.c_contiguous or not st.flags.aligned or not st.flags.writeable:
+        raise ValueError(f"{what} state: must be C-contiguous, aligned and writeable")
+    return cnp.PyArray_DATA(<cnp.ndarray>st)
+
+
 cdef int _lb_disjoint(list arrays, str where) except -1:
     """The C core writes its buffers through restrict pointers and memcpy: no two may share memory."""
     cdef Py_ssize_t i, j
@@ -138,7 +156,7 @@ cdef class LBFGSCore:
     """Pins the NumPy buffers of one L-BFGS problem and runs the C state machine (see csrc/fo_lbfgs.h).
 
     Vectors (x, g, d, x0, prev_g, gb0, gb1 and, for the fixed step, xbest/gbest) hold n elements of the
-    problem's dtype; ro and al hold m float64, sc/iv are the float64/int64 scalar state. History slots are
+    problem's dtype; ro and al hold m float64, st is one record of the state (fields from LBFGS_FIELDS). History slots are
     set one by one with set_slot() (the C core asks for slot HIST_LEN with LBFGS_NEED_SLOT)."""
     cdef fo_lbfgs_work w
     cdef fo_lbfgs_hyper h
@@ -152,7 +170,7 @@ cdef class LBFGSCore:
         self.w.old_dirs = NULL
         self.w.old_stps = NULL
 
-    def __init__(self, x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, sc, iv, int64_t m):
+    def __init__(self, x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, st, int64_t m):
         if not isinstance(x, _np.ndarray) or x.dtype not in (_np.float32, _np.float64):
             raise TypeError("L-BFGS buffer x: expected a float32 or float64 numpy.ndarray")
         if m < 1:
@@ -176,9 +194,8 @@ cdef class LBFGSCore:
         self.w.gbest = NULL if gbest is None else _lb_vec(gbest, "gbest", dtype, n)
         self.w.ro = <double *>_lb_vec(ro, "ro", _np.float64, m)
         self.w.al = <double *>_lb_vec(al, "al", _np.float64, m)
-        self.w.sc = <double *>_lb_vec(sc, "sc", _np.float64, FO_LBFGS_NS)
-        self.w.iv = <int64_t *>_lb_vec(iv, "iv", _np.int64, FO_LBFGS_NI)
-        self._keep = (x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, sc, iv)
+        self.w.st = <fo_lbfgs_state *>_lb_record(st, fo_lbfgs_state_size, "L-BFGS")
+        self._keep = (x, g, d, x0, prev_g, gb0, gb1, xbest, gbest, ro, al, st)
         _lb_disjoint([a for a in self._keep if a is not None], "")
         free(self.w.old_dirs)   # a second __init__ on the same object must not leak the first ring
         free(self.w.old_stps)
@@ -205,7 +222,7 @@ cdef class LBFGSCore:
         self.w.old_dirs[k] = py
         self.w.old_stps[k] = ps
 
-    def set_hyper(self, double lr, double tolerance_grad, double tolerance_change, double ftol,
+    def set_hyper(self, *, double lr, double tolerance_grad, double tolerance_change, double ftol,
                   double ls_tolerance_change, double c1, double c2, double curv_abs, double curv_rel,
                   int64_t max_iter, int64_t max_eval,
                   int64_t max_ls, bint line_search, bint eval_last, bint report_iter, bint restart_bad_dir):
@@ -252,3 +269,149 @@ cdef class LBFGSCore:
             rc = fo_lbfgs_direction_f32(&self.w)
         if rc != 0:
             raise RuntimeError("L-BFGS core: invalid buffers or history state")
+
+
+# ---- L-BFGS-B (csrc/lbfgsb.c): bound constraints; named state struct, one code table ------------------
+
+cdef extern from "fo_lbfgsb.h" nogil:
+    cdef enum:
+        FO_LBFGSB_EVAL
+        FO_LBFGSB_ITER
+        FO_LBFGSB_STOP
+        FO_LBFGSB_NCODES
+        FO_LBFGSB_ERR_ARG
+        FO_LBFGSB_ERR_STATE
+    const fo_stop_code *fo_lbfgsb_codes
+    const fo_state_field *fo_lbfgsb_fields
+    const int64_t fo_lbfgsb_nfields
+    const int64_t fo_lbfgsb_state_size
+    ctypedef struct fo_lbfgsb_hyper:
+        double ftol, gtol, eps, lr, ls_ftol, ls_gtol, ls_xtol, fabs_tol, xabs_tol
+        int64_t max_iter, max_fun, max_ls, line_search, report_iter
+    ctypedef struct fo_lbfgsb_state:
+        pass
+    ctypedef struct fo_lbfgsb_work:
+        int64_t n, m
+        void *x
+        void *g
+        const void *lo
+        const void *hi
+        void *x0
+        void *g0
+        void *d
+        void *z
+        void *S
+        void *Y
+        double *tb
+        int64_t *iw
+        double *mw
+        fo_lbfgsb_state *st
+    int64_t FO_LBFGSB_MW_SIZE(int64_t m)
+    int fo_lbfgsb_run_f32(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f)
+    int fo_lbfgsb_run_f64(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f)
+    double fo_lbfgsb_projgr_f32(const fo_lbfgsb_work *w)
+    double fo_lbfgsb_projgr_f64(const fo_lbfgsb_work *w)
+
+
+LBFGSB_EVAL = FO_LBFGSB_EVAL
+LBFGSB_ITER = FO_LBFGSB_ITER
+LBFGSB_STOP = FO_LBFGSB_STOP
+#: code -> (scipy status, message), from the C table fo_lbfgsb_codes
+LBFGSB_CODES = _codes(fo_lbfgsb_codes, FO_LBFGSB_NCODES)
+#: (name, byte offset, 'i' int64 / 'f' double, count) for every field of fo_lbfgsb_state, and its size in bytes
+LBFGSB_FIELDS = _fields(fo_lbfgsb_fields, fo_lbfgsb_nfields)
+LBFGSB_STATE_SIZE = fo_lbfgsb_state_size
+
+
+def lbfgsb_mw_size(int64_t m):
+    """Doubles of small-matrix workspace the L-BFGS-B core needs for history size m."""
+    return FO_LBFGSB_MW_SIZE(m)
+
+
+_LBFGSB_HYPER = ("ftol", "gtol", "eps", "lr", "ls_ftol", "ls_gtol", "ls_xtol", "fabs_tol", "xabs_tol",
+                 "max_iter", "max_fun", "max_ls", "line_search", "report_iter")
+
+
+cdef class LBFGSBCore:
+    """Pins the NumPy buffers of one L-BFGS-B problem and runs the C state machine (csrc/fo_lbfgsb.h).
+
+    Vectors x, g, lo, hi, x0, g0, d, z hold n elements of the problem dtype, S and Y are (m, n); tb is n
+    float64, iw 3n int64, mw lbfgsb_mw_size(m) float64, and st one record of the state dtype (its fields
+    come from LBFGSB_FIELDS). Hyper-parameters are set by name with set_hyper()."""
+    cdef fo_lbfgsb_work w
+    cdef fo_lbfgsb_hyper h
+    cdef int is64, have_h
+    cdef object _keep
+    cdef readonly object dtype
+    cdef readonly int64_t n, m
+
+    def __init__(self, x, g, lo, hi, x0, g0, d, z, S, Y, tb, iw, mw, st, int64_t m):
+        if not isinstance(x, _np.ndarray) or x.dtype not in (_np.float32, _np.float64):
+            raise TypeError("L-BFGS-B buffer x: expected a float32 or float64 numpy.ndarray")
+        if m < 1:
+            raise ValueError(f"history size must be at least 1, got {m}")
+        dtype = x.dtype
+        cdef int64_t n = x.size
+        self.dtype, self.n, self.m, self.is64 = dtype, n, m, dtype == _np.float64
+        self.w.n = n
+        self.w.m = m
+        self.w.x = _lb_vec(x, "x", dtype, n)
+        self.w.g = _lb_vec(g, "g", dtype, n)
+        self.w.lo = _lb_vec(lo, "lo", dtype, n)
+        self.w.hi = _lb_vec(hi, "hi", dtype, n)
+        self.w.x0 = _lb_vec(x0, "x0", dtype, n)
+        self.w.g0 = _lb_vec(g0, "g0", dtype, n)
+        self.w.d = _lb_vec(d, "d", dtype, n)
+        self.w.z = _lb_vec(z, "z", dtype, n)
+        self.w.S = _lb_vec(S, "S", dtype, n * m)
+        self.w.Y = _lb_vec(Y, "Y", dtype, n * m)
+        self.w.tb = <double *>_lb_vec(tb, "tb", _np.float64, n)
+        self.w.iw = <int64_t *>_lb_vec(iw, "iw", _np.int64, 3 * n)
+        self.w.mw = <double *>_lb_vec(mw, "mw", _np.float64, FO_LBFGSB_MW_SIZE(m))
+        self.w.st = <fo_lbfgsb_state *>_lb_record(st, fo_lbfgsb_state_size, "L-BFGS-B")
+        self._keep = (x, g, lo, hi, x0, g0, d, z, S, Y, tb, iw, mw, st)
+        _lb_disjoint(list(self._keep), "")
+        self.have_h = 0
+
+    def set_hyper(self, *, double ftol, double gtol, double eps, double lr, double ls_ftol, double ls_gtol,
+                  double ls_xtol, double fabs_tol, double xabs_tol, int64_t max_iter, int64_t max_fun,
+                  int64_t max_ls, bint line_search, bint report_iter):
+        """Set every hyper-parameter of fo_lbfgsb_hyper, by name (see csrc/fo_lbfgsb.h)."""
+        self.h.ftol = ftol
+        self.h.gtol = gtol
+        self.h.eps = eps
+        self.h.lr = lr
+        self.h.ls_ftol = ls_ftol
+        self.h.ls_gtol = ls_gtol
+        self.h.ls_xtol = ls_xtol
+        self.h.fabs_tol = fabs_tol
+        self.h.xabs_tol = xabs_tol
+        self.h.max_iter = max_iter
+        self.h.max_fun = max_fun
+        self.h.max_ls = max_ls
+        self.h.line_search = line_search
+        self.h.report_iter = report_iter
+        self.have_h = 1
+
+    cpdef int run(self, double f) except? -100:
+        """Advance the state machine; f is the value at x when the previous task was LBFGSB_EVAL."""
+        cdef int rc
+        if not self.have_h:
+            raise RuntimeError("L-BFGS-B core: set_hyper() first")
+        if self.is64:
+            with nogil:
+                rc = fo_lbfgsb_run_f64(&self.w, &self.h, f)
+        else:
+            with nogil:
+                rc = fo_lbfgsb_run_f32(&self.w, &self.h, f)
+        if rc == FO_LBFGSB_ERR_ARG:
+            raise RuntimeError("L-BFGS-B core: invalid buffers or hyper-parameters")
+        if rc == FO_LBFGSB_ERR_STATE:
+            raise RuntimeError("L-BFGS-B core: corrupted state (phase or history indices out of range)")
+        return rc
+
+    def projgr(self):
+        """max_i |proj g_i| at x (scipy's projected-gradient norm)."""
+        if self.is64:
+            return fo_lbfgsb_projgr_f64(&self.w)
+        return fo_lbfgsb_projgr_f32(&self.w)

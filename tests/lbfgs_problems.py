@@ -181,3 +181,198 @@ def all_problems(large: bool = True) -> list[Problem]:
     ps += [beale(), wood(), helical_valley(), powell_singular(), brown_badly_scaled(),
            ill_conditioned_quadratic(), logistic_regression()]
     return ps
+
+
+# ---- bound-constrained problems (L-BFGS-B) --------------------------------------------------------------
+# Hock & Schittkowski, "Test examples for nonlinear programming codes" (1981): the problems with bounds only,
+# their standard starting points and published optimal values; the driver problem shipped with L-BFGS-B 3.0
+# (driver1: n = 25, odd variables in [1, 100], even ones in [-100, 100], x0 = 3); non-negative least squares;
+# and large problems built from their KKT conditions (x* chosen with many active bounds, the linear term set
+# so that x* satisfies them), so f* is exact.
+
+@dataclass
+class BoundProblem:
+    name: str
+    fun: Callable[[np.ndarray], tuple]
+    x0: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    f_star: float
+    x_star: np.ndarray | None = None
+    m: int = 10
+
+    @property
+    def bounds(self) -> list[tuple[float, float]]:
+        return list(zip(self.lo.tolist(), self.hi.tolist()))
+
+
+def _rosen2(x):
+    r = x[1] - x[0] ** 2
+    return float(100 * r * r + (1 - x[0]) ** 2), np.array([-400 * x[0] * r - 2 * (1 - x[0]), 200 * r])
+
+
+def hs001() -> BoundProblem:
+    return BoundProblem("hs001", _rosen2, np.array([-2.0, 1.0]), np.array([-np.inf, -1.5]), np.array([np.inf, np.inf]),
+                        0.0, np.array([1.0, 1.0]))
+
+
+def hs002() -> BoundProblem:
+    # x2 = 1.5 active; x1 solves d/dx1 = 0: -400 x1 (1.5 - x1^2) - 2 (1 - x1) = 0
+    x1 = 1.2243707487363527
+    return BoundProblem("hs002", _rosen2, np.array([-2.0, 1.0]), np.array([-np.inf, 1.5]), np.array([np.inf, np.inf]),
+                        _rosen2(np.array([x1, 1.5]))[0], np.array([x1, 1.5]))
+
+
+def hs003() -> BoundProblem:
+    def fun(x):
+        d = x[1] - x[0]
+        return float(x[1] + 1e-5 * d * d), np.array([-2e-5 * d, 1.0 + 2e-5 * d])
+    return BoundProblem("hs003", fun, np.array([10.0, 1.0]), np.array([-np.inf, 0.0]), np.array([np.inf, np.inf]),
+                        0.0, np.zeros(2))
+
+
+def hs004() -> BoundProblem:
+    def fun(x):
+        return float((x[0] + 1) ** 3 / 3 + x[1]), np.array([(x[0] + 1) ** 2, 1.0])
+    return BoundProblem("hs004", fun, np.array([1.125, 0.125]), np.array([1.0, 0.0]), np.array([np.inf, np.inf]),
+                        8.0 / 3.0, np.array([1.0, 0.0]))
+
+
+def hs005() -> BoundProblem:
+    def fun(x):
+        s, c, d = np.sin(x[0] + x[1]), np.cos(x[0] + x[1]), x[0] - x[1]
+        return (float(s + d * d - 1.5 * x[0] + 2.5 * x[1] + 1),
+                np.array([c + 2 * d - 1.5, c - 2 * d + 2.5]))
+    return BoundProblem("hs005", fun, np.zeros(2), np.array([-1.5, -3.0]), np.array([4.0, 3.0]),
+                        -np.sqrt(3) / 2 - np.pi / 3, np.array([0.5 - np.pi / 3, -0.5 - np.pi / 3]))
+
+
+def hs038() -> BoundProblem:
+    def fun(x):
+        a, b, c, d = x
+        f = (100 * (b - a * a) ** 2 + (1 - a) ** 2 + 90 * (d - c * c) ** 2 + (1 - c) ** 2
+             + 10.1 * ((b - 1) ** 2 + (d - 1) ** 2) + 19.8 * (b - 1) * (d - 1))
+        g = np.array([-400 * a * (b - a * a) - 2 * (1 - a),
+                      200 * (b - a * a) + 20.2 * (b - 1) + 19.8 * (d - 1),
+                      -360 * c * (d - c * c) - 2 * (1 - c),
+                      180 * (d - c * c) + 20.2 * (d - 1) + 19.8 * (b - 1)])
+        return float(f), g
+    return BoundProblem("hs038", fun, np.array([-3.0, -1.0, -3.0, -1.0]), np.full(4, -10.0), np.full(4, 10.0),
+                        0.0, np.ones(4))
+
+
+def hs045() -> BoundProblem:
+    def fun(x):
+        p = float(np.prod(x))
+        g = np.array([np.prod(np.delete(x, i)) for i in range(5)]) / -120.0
+        return 2.0 - p / 120.0, g
+    return BoundProblem("hs045", fun, np.full(5, 2.0), np.zeros(5), np.arange(1.0, 6.0), 1.0, np.arange(1.0, 6.0))
+
+
+def hs110() -> BoundProblem:
+    def fun(x):
+        la, lb = np.log(x - 2.0), np.log(10.0 - x)
+        p = float(np.prod(x))
+        f = float(np.sum(la * la + lb * lb)) - p ** 0.2
+        g = 2 * la / (x - 2.0) - 2 * lb / (10.0 - x) - 0.2 * p ** 0.2 / x
+        return f, g
+    x_star = np.full(10, 9.35025655)
+    return BoundProblem("hs110", fun, np.full(10, 9.0), np.full(10, 2.001), np.full(10, 9.999), -45.77846971, x_star)
+
+
+def lbfgsb_driver1(n: int = 25) -> BoundProblem:
+    """The test driver of L-BFGS-B 3.0 (driver1.f): a chained Rosenbrock-like function with bounds, m = 5."""
+    def fun(x):
+        t = x[1:] - x[:-1] ** 2
+        f = 0.25 * (x[0] - 1.0) ** 2 + float(np.sum(t * t))
+        g = np.zeros_like(x)
+        g[0] = 2.0 * (x[0] - 1.0)
+        g[1:] += 8.0 * t
+        g[:-1] -= 16.0 * x[:-1] * t
+        return 4.0 * f, g
+    lo = np.where(np.arange(n) % 2 == 0, 1.0, -100.0)
+    return BoundProblem(f"driver1_{n}", fun, np.full(n, 3.0), lo, np.full(n, 100.0), 0.0, np.ones(n), m=5)
+
+
+def nnls(m_rows: int = 80, n: int = 40, seed: int = 0) -> BoundProblem:
+    """min 1/2 |A x - b|^2 over x >= 0, b from a sparse non-negative x plus noise: about half the bounds active.
+    f* comes from scipy.optimize.nnls (an active-set method, exact to rounding)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m_rows, n))
+    xt = np.where(rng.random(n) < 0.5, 0.0, rng.random(n) * 3)
+    b = A @ xt + 0.5 * rng.standard_normal(m_rows)
+
+    def fun(x):
+        r = A @ x - b
+        return 0.5 * float(r @ r), A.T @ r
+    try:
+        from scipy.optimize import nnls as _nnls
+        xs, rnorm = _nnls(A, b)
+        f_star = 0.5 * rnorm ** 2
+    except ImportError:  # pragma: no cover
+        xs, f_star = None, float("nan")
+    p = BoundProblem(f"nnls_{m_rows}x{n}", fun, np.zeros(n), np.zeros(n), np.full(n, np.inf), f_star, xs)
+    p.A, p.b = A, b  # type: ignore[attr-defined]
+    return p
+
+
+def _kkt_pattern(n: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x* in [lo, hi] with ~40% at the lower bound, ~20% at the upper, the rest inside, and a gradient g* that
+    makes x* a KKT point (g*_i > 0 at a lower bound, < 0 at an upper one, 0 inside)."""
+    lo, hi = np.full(n, -1.0), np.full(n, 1.0)
+    u = rng.random(n)
+    x = rng.uniform(-0.9, 0.9, n)
+    g = np.zeros(n)
+    at_lo, at_hi = u < 0.4, u > 0.8
+    x[at_lo], x[at_hi] = lo[at_lo], hi[at_hi]
+    g[at_lo] = rng.uniform(0.1, 2.0, at_lo.sum())
+    g[at_hi] = -rng.uniform(0.1, 2.0, at_hi.sum())
+    return x, g, lo, hi
+
+
+def bound_qp(n: int = 2000, seed: int = 1) -> BoundProblem:
+    """f = 1/2 x'Ax - b'x, A = tridiag(-1, 2 + 1e-2, -1) (condition ~ 4e2 / 1e-2), bounds [-1, 1], 60% active."""
+    rng = np.random.default_rng(seed)
+    xs, gs, lo, hi = _kkt_pattern(n, rng)
+
+    def Ax(x):
+        y = (2.0 + 1e-2) * x
+        y[1:] -= x[:-1]
+        y[:-1] -= x[1:]
+        return y
+    b = Ax(xs) - gs
+
+    def fun(x):
+        ax = Ax(x)
+        return float(0.5 * x @ ax - b @ x), ax - b
+    return BoundProblem(f"bound_qp_{n}", fun, np.zeros(n), lo, hi, fun(xs)[0], xs)
+
+
+def bound_softplus_chain(n: int = 1000, seed: int = 2) -> BoundProblem:
+    """A convex nonlinear problem: f = sum_i softplus(3 (x_i - x_{i+1})) + 0.05 |x|^2 + sum_i x_i^4 / 4 - c'x,
+    bounds [-1, 1], c chosen so that a point with 60% of its bounds active is the minimiser (f* exact)."""
+    rng = np.random.default_rng(seed)
+    xs, gs, lo, hi = _kkt_pattern(n, rng)
+
+    def phi(x):
+        d = 3.0 * (x[:-1] - x[1:])
+        sp = np.logaddexp(0.0, d)
+        s = 3.0 / (1.0 + np.exp(-d))
+        f = float(np.sum(sp) + 0.05 * x @ x + np.sum(x ** 4) / 4)
+        g = 0.1 * x + x ** 3
+        g[:-1] += s
+        g[1:] -= s
+        return f, g
+    c = phi(xs)[1] - gs
+
+    def fun(x):
+        f, g = phi(x)
+        return f - float(c @ x), g - c
+    return BoundProblem(f"softplus_chain_{n}", fun, np.zeros(n), lo, hi, fun(xs)[0], xs)
+
+
+def bound_problems(large: bool = True) -> list[BoundProblem]:
+    out = [hs001(), hs002(), hs003(), hs004(), hs005(), hs038(), hs045(), hs110(), lbfgsb_driver1(), nnls()]
+    if large:
+        out += [bound_qp(), bound_softplus_chain()]
+    return out

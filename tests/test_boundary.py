@@ -57,7 +57,7 @@ def test_the_table_keeps_its_own_rows():
 
 def _lbfgs_buffers(n=3, m=2):
     vec = [np.zeros(n) for _ in range(9)]
-    return vec + [np.zeros(m), np.zeros(m), np.zeros(K.LBFGS_NS), np.zeros(K.LBFGS_NI, np.int64)]
+    return vec + [np.zeros(m), np.zeros(m), np.zeros((), np.dtype([("raw", np.uint8, (K.LBFGS_STATE_SIZE,))]))]
 
 
 def test_lbfgs_buffers_must_not_share_memory():

@@ -30,6 +30,10 @@ CASES = {
                              None if importlib.util.find_spec("sklearn") else "scikit-learn is not installed"),
     "logistic_minimize.py": (r"fastopt and scipy agree", "logistic_minimize.png", None),
     "checkpoint_resume.py": (r"resumed run is bit-identical to the uninterrupted run", None, None),
+    # the bounded fit must agree with scipy's nnls to 1e-5 and never evaluate outside the bounds
+    "spectral_unmixing.py": (r"vs scipy\.optimize\.nnls \(pixel by pixel\): \d\.\de-(0[5-9]|1\d)\n"
+                             r"evaluations outside the bounds: 0\n", "spectral_unmixing.png",
+                             None if importlib.util.find_spec("scipy") else "scipy is not installed"),
 }
 
 

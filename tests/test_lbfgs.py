@@ -51,7 +51,7 @@ TIGHT = dict(gtol=1e-10, ftol=1e-15)
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_minimize_at_least_as_accurate_as_scipy(name):
     p = PROBLEMS[name]
-    ours = minimize(p.fun, p.x0, options=TIGHT)
+    ours = minimize(p.fun, p.x0, options=TIGHT, jac=True)
     ref = so.minimize(p.fun, p.x0, jac=True, method="L-BFGS-B", options=TIGHT)
     # what double precision can resolve on this problem: 1e-15 of the initial gap
     floor = 1e-15 * max(1.0, p.fun(p.x0)[0] - p.f_star)
@@ -64,7 +64,7 @@ def test_minimize_at_least_as_accurate_as_scipy(name):
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_minimize_defaults_converge(name):
     p = PROBLEMS[name]
-    r = minimize(p.fun, p.x0)
+    r = minimize(p.fun, p.x0, jac=True)
     assert r.success and r.status == 0, r.message
     assert r.fun - p.f_star <= 1e-8 * max(1.0, p.fun(p.x0)[0] - p.f_star)
     assert r.nfev == r.njev and r.nit >= 1 and r.nfev >= r.nit
@@ -72,18 +72,18 @@ def test_minimize_defaults_converge(name):
 
 def test_scipy_custom_method_gives_the_same_run():
     p = PROBLEMS["rosenbrock_100"]
-    a = minimize(p.fun, p.x0, options=dict(history_size=7))
+    a = minimize(p.fun, p.x0, options=dict(history_size=7), jac=True)
     b = so.minimize(p.fun, p.x0, jac=True, method=scipy_lbfgs, options=dict(history_size=7))
     np.testing.assert_array_equal(a.x, b.x)
     assert (a.fun, a.nit, a.nfev, a.status, a.message) == (b.fun, b.nit, b.nfev, b.status, b.message)
     c = so.minimize(lambda x: p.fun(x)[0], p.x0, jac=lambda x: p.fun(x)[1], method=scipy_lbfgs, tol=1e-3)
-    d = minimize(p.fun, p.x0, tol=1e-3)         # tol sets gtol and ftol, as scipy does for L-BFGS-B
+    d = minimize(p.fun, p.x0, tol=1e-3, jac=True)         # tol sets gtol and ftol, as scipy does for L-BFGS-B
     assert c.success and c.fun == d.fun and c.nit == d.nit < a.nit
 
 
 def test_minimize_jac_callable_and_finite_differences():
     p = PROBLEMS["beale"]
-    a = minimize(p.fun, p.x0)
+    a = minimize(p.fun, p.x0, jac=True)
     b = minimize(lambda x: p.fun(x)[0], p.x0, jac=lambda x: p.fun(x)[1])
     np.testing.assert_array_equal(a.x, b.x)
     c = minimize(lambda x: p.fun(x)[0], p.x0, jac=False, options=dict(gtol=1e-6))
@@ -94,16 +94,16 @@ def test_minimize_jac_callable_and_finite_differences():
 def test_minimize_args_and_shape_and_float32():
     def fun(x, a):
         return float(np.sum((x - a) ** 2)), 2 * (x - a)
-    r = minimize(fun, np.zeros((2, 3)), args=(1.5,))
+    r = minimize(fun, np.zeros((2, 3)), args=(1.5,), jac=True)
     assert r.x.shape == (2, 3) and np.allclose(r.x, 1.5)
-    r32 = minimize(fun, np.zeros(5, np.float32), args=(np.float32(2.0),))
+    r32 = minimize(fun, np.zeros(5, np.float32), args=(np.float32(2.0),), jac=True)
     assert r32.x.dtype == np.float32 and r32.success and np.allclose(r32.x, 2.0)
 
 
 @pytest.mark.parametrize("opt,status,word", [({"maxiter": 5}, 1, "maxiter=5"), ({"maxfun": 7}, 1, "maxfun=7")])
 def test_minimize_budget_is_reported_honestly(opt, status, word):
     p = PROBLEMS["rosenbrock_100"]
-    r = minimize(p.fun, p.x0, options=opt)
+    r = minimize(p.fun, p.x0, options=opt, jac=True)
     assert r.status == status and not r.success and word in r.message
     if "maxiter" in opt:
         assert r.nit == 5
@@ -123,7 +123,7 @@ def test_minimize_nan_region_never_leaves_a_worse_point():
             seen.append(f)
         return f, g
 
-    r = minimize(fun, p.x0)
+    r = minimize(fun, p.x0, jac=True)
     assert np.isfinite(r.fun) and r.fun == min(seen)
     assert r.x[0] <= 0.5
     assert r.status in (0, 2)
@@ -141,7 +141,7 @@ def test_minimize_failed_line_search_restarts_then_stops():
         return f, -g
 
     f0 = p.fun(p.x0)[0]
-    r = minimize(wrong, p.x0)
+    r = minimize(wrong, p.x0, jac=True)
     assert r.status == 2 and not r.success and "line search" in r.message
     assert r.fun == f0 and np.array_equal(r.x, p.x0)      # never worse than the best point seen
 
@@ -149,7 +149,7 @@ def test_minimize_failed_line_search_restarts_then_stops():
 def test_minimize_callback_forms_and_stop():
     p = PROBLEMS["rosenbrock_2"]
     xs = []
-    r = minimize(p.fun, p.x0, callback=lambda xk: xs.append(xk))
+    r = minimize(p.fun, p.x0, callback=lambda xk: xs.append(xk), jac=True)
     assert len(xs) == r.nit
     res = []
 
@@ -158,29 +158,29 @@ def test_minimize_callback_forms_and_stop():
         if len(res) == 3:
             raise StopIteration
 
-    r = minimize(p.fun, p.x0, callback=cb)
+    r = minimize(p.fun, p.x0, callback=cb, jac=True)
     assert r.status == 99 and not r.success and len(res) == 3 and r.nit == 3
 
 
 def test_minimize_rejects_bad_input():
     p = PROBLEMS["rosenbrock_2"]
     with pytest.raises(ValueError, match="bounds"):
-        minimize(p.fun, p.x0, bounds=[(0, 1), (0, 1)])
+        minimize(p.fun, p.x0, bounds=[(0, 1), (0, 1)], jac=True)
     with pytest.raises(ValueError, match="L-BFGS"):
-        minimize(p.fun, p.x0, method="BFGS")
+        minimize(p.fun, p.x0, method="BFGS", jac=True)
     with pytest.raises(TypeError, match="unknown options"):
-        minimize(p.fun, p.x0, options={"maxcor": 5})
+        minimize(p.fun, p.x0, options={"maxcor": 5}, jac=True)
     with pytest.raises(ValueError, match="line_search"):
-        minimize(p.fun, p.x0, options={"line_search": "armijo"})
+        minimize(p.fun, p.x0, options={"line_search": "armijo"}, jac=True)
     with pytest.raises(ValueError, match="history_size"):
-        minimize(p.fun, p.x0, options={"history_size": 0})
-    with pytest.raises(ValueError, match="gradient has 3 elements"):
-        minimize(lambda x: (0.0, np.zeros(3)), p.x0)
+        minimize(p.fun, p.x0, options={"history_size": 0}, jac=True)
+    with pytest.raises(ValueError, match="gradient must be 2 real numbers"):
+        minimize(lambda x: (0.0, np.zeros(3)), p.x0, jac=True)
 
 
 def test_minimize_fixed_step_mode():
     p = PROBLEMS["quadratic_1000_cond1e+06"]
-    r = minimize(p.fun, p.x0, options=dict(line_search=None, lr=1e-6, maxiter=50))
+    r = minimize(p.fun, p.x0, options=dict(line_search=None, lr=1e-6, maxiter=50), jac=True)
     assert r.status == 1 and r.nit == 50 and r.fun < p.fun(p.x0)[0]
 
 
@@ -229,28 +229,29 @@ def test_two_loop_matches_numpy(dtype, n, m, npairs):
         mach.old_dirs[k][...] = y
         mach.ro[k] = 1.0 / float(np.dot(y.astype(np.float64), s.astype(np.float64)))
     live = pairs[-m:]
-    mach.iv[C.I_HIST_LEN] = len(live)
-    mach.iv[C.I_HIST_START] = (npairs % m) if npairs > m else 0
+    mach.st["hist_len"] = len(live)
+    mach.st["hist_start"] = (npairs % m) if npairs > m else 0
     s_, y_ = (live[-1][0].astype(np.float64), live[-1][1].astype(np.float64))
-    mach.sc[C.S_H_DIAG] = (y_ @ s_) / (y_ @ y_)
+    mach.st["h_diag"] = (y_ @ s_) / (y_ @ y_)
     g = rng.standard_normal(n).astype(dtype)
     mach.g[...] = g
     mach.core.direction()
     S = [s.astype(np.float64) for s, _ in live]
     Y = [y.astype(np.float64) for _, y in live]
-    ref = _numpy_two_loop(g.astype(np.float64), S, Y, mach.sc[C.S_H_DIAG])
+    ref = _numpy_two_loop(g.astype(np.float64), S, Y, mach.st["h_diag"])
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(mach.d, ref, rtol=tol, atol=tol * np.abs(ref).max())
-    dense = -_dense_inverse_hessian(S, Y, mach.sc[C.S_H_DIAG], n) @ g.astype(np.float64)
+    dense = -_dense_inverse_hessian(S, Y, mach.st["h_diag"], n) @ g.astype(np.float64)
     np.testing.assert_allclose(mach.d, dense, rtol=1e3 * tol, atol=1e3 * tol * np.abs(dense).max())
 
 
 def _drive(fun, n, m=5, line_search=True, record=None, replay=None, max_iter=200):
     mach = C.Machine(n, np.float64, m, line_search)
     mach.x[...] = PROBLEMS["rosenbrock_100"].x0[:n] if n == 100 else np.linspace(-1, 1, n)
-    mach.core.set_hyper(0.1 if not line_search else 1.0, 1e-5, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 2.2e-16, max_iter,
-                        10 ** 6, 20,
-                        line_search, True, True, True)
+    mach.core.set_hyper(lr=0.1 if not line_search else 1.0, tolerance_grad=1e-5, tolerance_change=0.0, ftol=0.0,
+                        ls_tolerance_change=1e-9, c1=1e-4, c2=0.9, curv_abs=0.0, curv_rel=2.2e-16,
+                        max_iter=max_iter, max_eval=10 ** 6, max_ls=20, line_search=line_search, eval_last=True,
+                        report_iter=True, restart_bad_dir=True)
     f, tasks, k = 0.0, [], 0
     while True:
         task = mach.core.run(f)
@@ -282,7 +283,7 @@ def test_state_machine_call_by_call_on_a_replayed_objective(line_search):
     assert t1.count(C.ITER) == 60 and t1.count(C.EVAL) == len(rec)
     assert t1.count(C.NEED_SLOT) == 5                      # slots are requested once each, lazily
     np.testing.assert_array_equal(m1.x, m2.x)
-    assert m2.iv[C.I_PHASE] == 0 and m2.iv[C.I_STATUS] == C.MAX_ITER
+    assert m2.st["phase"] == 0 and m2.st["status"] == C.MAX_ITER
     # the reported iterate is the evaluated point with the reported value
     xs = [r[0] for r in rec]
     assert any(np.array_equal(m1.x, x) for x in xs)
@@ -293,8 +294,10 @@ def test_state_machine_is_resumable_from_its_arrays():
     p = P.rosenbrock(30)
     a = C.Machine(30, np.float64, 4, True)
     a.x[...] = p.x0
-    hyper = (1.0, 1e-8, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 2.2e-16, 500, 10 ** 6, 20, True, True, True, True)
-    a.core.set_hyper(*hyper)
+    hyper = dict(lr=1.0, tolerance_grad=1e-8, tolerance_change=0.0, ftol=0.0, ls_tolerance_change=1e-9, c1=1e-4,
+                 c2=0.9, curv_abs=0.0, curv_rel=2.2e-16, max_iter=500, max_eval=10 ** 6, max_ls=20,
+                 line_search=True, eval_last=True, report_iter=True, restart_bad_dir=True)
+    a.core.set_hyper(**hyper)
     f, evals = 0.0, 0
     while evals < 37:                         # stop somewhere inside a line search
         task = a.core.run(f)
@@ -306,8 +309,8 @@ def test_state_machine_is_resumable_from_its_arrays():
             a.add_slot()
     keep = a.core  # noqa: F841
     b = C.Machine(30, np.float64, 4, True)
-    b.core.set_hyper(*hyper)
-    for name in ("x", "g", "d", "prev_g", "ro", "al", "sc", "iv"):
+    b.core.set_hyper(**hyper)
+    for name in ("x", "g", "d", "prev_g", "ro", "al", "st"):
         getattr(b, name)[...] = getattr(a, name)
     for y, s in zip(a.old_dirs, a.old_stps):
         b.add_slot(y.copy(), s.copy())
@@ -333,12 +336,14 @@ def test_state_machine_is_resumable_from_its_arrays():
 
 def test_core_rejects_corrupt_state():
     mach = C.Machine(4, np.float64, 3, True)
-    mach.core.set_hyper(1.0, 1e-5, 0.0, 0.0, 1e-9, 1e-4, 0.9, 0.0, 0.0, 10, 10, 5, True, False, False, False)
-    mach.iv[C.I_PHASE] = 42
+    mach.core.set_hyper(lr=1.0, tolerance_grad=1e-5, tolerance_change=0.0, ftol=0.0, ls_tolerance_change=1e-9,
+                        c1=1e-4, c2=0.9, curv_abs=0.0, curv_rel=0.0, max_iter=10, max_eval=10, max_ls=5,
+                        line_search=True, eval_last=False, report_iter=False, restart_bad_dir=False)
+    mach.st["phase"] = 42
     with pytest.raises(RuntimeError, match="state"):
         mach.core.run(0.0)
-    mach.iv[C.I_PHASE] = 0
-    mach.iv[C.I_HIST_LEN] = 7
+    mach.st["phase"] = 0
+    mach.st["hist_len"] = 7
     with pytest.raises(RuntimeError):
         mach.core.run(0.0)
     with pytest.raises(TypeError, match="dtype"):
@@ -631,6 +636,9 @@ def test_lbfgs_signature_matches_torch():
     torch = pytest.importorskip("torch")
     ours = inspect.signature(LBFGS.__init__).parameters
     theirs = inspect.signature(torch.optim.LBFGS.__init__).parameters
-    assert list(ours) == list(theirs)
-    for k in ours:
+    # torch's arguments first, in torch's order and with torch's defaults; then fastopt's additions
+    assert list(ours)[:len(theirs)] == list(theirs)
+    assert list(ours)[len(theirs):] == ["bounds", "maximize"]
+    for k in theirs:
         assert ours[k].default == theirs[k].default, k
+    assert ours["bounds"].default is None and ours["maximize"].default is False
