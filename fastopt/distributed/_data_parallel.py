@@ -9,7 +9,7 @@ from mpi4py import MPI
 
 from ..clip import clip_grads_with_norm_, get_total_norm
 from ..parameter import Parameter
-from ._comm import DEFAULT_BUCKET_BYTES, agree, first_difference, get_comm, labelled_params, stream
+from ._comm import DEFAULT_BUCKET_BYTES, agree, dtype_name, first_difference, get_comm, labelled_params, stream
 
 __all__ = ["allreduce_grads", "broadcast_parameters", "clip_grad_norm_"]
 
@@ -64,7 +64,7 @@ def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 
                 raise ValueError(f"{label}: data is read-only; broadcast_parameters writes it in place")
     except Exception as e:  # noqa: BLE001 - every local error is turned into the same error on every rank
         err = e
-    sig = [(tuple(p.data.shape), str(p.data.dtype)) if isinstance(p.data, np.ndarray) else None for p in plist]
+    sig = [(tuple(p.data.shape), dtype_name(p.data.dtype)) if isinstance(p.data, np.ndarray) else None for p in plist]
     agree(comm, err, [len(sig)] + sig, ["the number of parameters"] + labels, "parameter shapes and dtypes")
     if comm.size == 1:
         return
@@ -146,7 +146,7 @@ def allreduce_grads(params: Any, comm: MPI.Comm | None = None, *, bucket_size: i
         _check_grads(plist, labels)
     except Exception as e:  # noqa: BLE001
         err = e
-    sig = [(tuple(p.data.shape), str(p.data.dtype), p.grad is not None) if isinstance(p.data, np.ndarray) else None
+    sig = [(tuple(p.data.shape), dtype_name(p.data.dtype), p.grad is not None) if isinstance(p.data, np.ndarray) else None
            for p in plist]
     agree(comm, err, [len(sig)] + sig, ["the number of parameters"] + labels, mismatch=grad_presence_mismatch)
     if comm.size == 1:

@@ -44,7 +44,7 @@ from ..optim.rprop import Rprop
 from ..optim.sgd import SGD
 from ..optimizer import Optimizer, RemovableHandle
 from ..parameter import Parameter
-from ._comm import agree, get_comm, staging
+from ._comm import agree, dtype_name, get_comm, staging
 from ._data_parallel import grad_presence_mismatch
 
 __all__ = ["ZeroRedundancyOptimizer", "ELEMENTWISE_OPTIMIZERS"]
@@ -201,7 +201,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             labels.append(f"param_groups[{gi}]: the number of params")
             _option_entries(gi, group, sig, labels)
             for j, p in enumerate(group["params"]):
-                sig.append((tuple(p.data.shape), str(p.data.dtype)))
+                sig.append((tuple(p.data.shape), dtype_name(p.data.dtype)))
                 labels.append(f"param_groups[{gi}]['params'][{j}] (shape, dtype)")
         return sig, labels
 
@@ -295,7 +295,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                         raise TypeError(f"{label}: grad is {g.dtype}, param is {data.dtype}; they must match")
                     if g.shape != data.shape:
                         raise ValueError(f"{label}: grad has shape {g.shape}, param has shape {data.shape}")
-                sig.append((b_shape, str(b_dtype), g is not None))
+                sig.append((b_shape, dtype_name(b_dtype), g is not None))
                 labels.append(label)
                 k += 1
         # The options too: a scheduler or user that changed them on some ranks only would make the local steps
@@ -333,17 +333,19 @@ class ZeroRedundancyOptimizer(Optimizer):
         world = self.comm.size
         scale = 1.0 / world
         for b in self._buckets:
-            have = [(p, off) for (_, p), off in zip(b.members, b.offsets) if p.grad is not None]
             if b.chunk == 0:
                 pass  # only empty parameters: nothing to send
-            elif self.average_grads:
+            elif self.average_grads and world > 1:   # (one rank: the average is its gradient, copied below)
                 send = staging(b.dtype, b.chunk * world, slot=1)
-                send.fill(0)  # padding and parameters without gradients
-                for p, off in have:
-                    np.multiply(p.grad, scale, out=send[off:off + p.data.size].reshape(p.data.shape))
+                send[b.total:] = 0  # the padding
+                for (_, p), off in zip(b.members, b.offsets):
+                    view = send[off:off + p.data.size].reshape(p.data.shape)
+                    if p.grad is None:
+                        view[...] = 0
+                    else:
+                        np.multiply(p.grad, scale, out=view)
                 self.comm.Reduce_scatter_block(send, b.local_grad, op=MPI.SUM)
             else:
-                b.local_grad.fill(0)
                 for piece in b.pieces:
                     if piece.param.grad is not None:
                         np.copyto(piece.grad_view.reshape(-1),
@@ -429,8 +431,11 @@ class ZeroRedundancyOptimizer(Optimizer):
         for b in self._buckets:
             if b.chunk == 0 or not any(p.grad is not None for _, p in b.members):
                 continue
-            full = staging(b.dtype, b.chunk * world, slot=1)
-            self.comm.Allgather(b.local_param, full)
+            if world == 1:
+                full = b.local_param
+            else:
+                full = staging(b.dtype, b.chunk * world, slot=1)
+                self.comm.Allgather(b.local_param, full)
             for (_, p), off in zip(b.members, b.offsets):
                 if p.grad is not None and p.data.size:
                     np.copyto(p.data, full[off:off + p.data.size].reshape(p.data.shape))
