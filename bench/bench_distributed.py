@@ -123,7 +123,8 @@ def report(results: list[dict], repeat: int, command: str) -> str:
     ]
     for r in results:
         gbs = r["grad_bytes"] / r["allreduce_grads"] / 1e9
-        lines.append(f"| {r['world']} | {1e3 * r['allreduce_grads']:.2f} ms ({gbs:.2f} GB/s) | "
+        rate = f"{gbs:.2f} GB/s" if r["world"] > 1 else "checks only, nothing to send"
+        lines.append(f"| {r['world']} | {1e3 * r['allreduce_grads']:.2f} ms ({rate}) | "
                      f"{1e3 * r['allreduce_grads_1MiB']:.2f} ms | {1e3 * r['naive_loop']:.2f} ms | "
                      f"{r['naive_loop'] / r['allreduce_grads']:.2f}x |")
     lines += ["", "GB/s: gradient bytes averaged per second (the model's gradient bytes / time per call).", "",

@@ -60,20 +60,39 @@ _NOT_OPTIONS = ("params", "param_names")
 
 class _Piece:
     """The part of parameter ``k`` (global index, in group order) that this rank owns: flat elements
-    ``[start, stop)`` of the parameter, held by ``local`` (a Parameter over this rank's block)."""
+    ``[start, stop)`` of the parameter, held by ``local``, a Parameter of the local optimizer. Its data is a view
+    into the parameter's own array when that is C-contiguous (the kernel then updates the parameter in place and
+    no copy is needed), else a buffer of its own that ``bind`` refreshes before each step."""
 
-    __slots__ = ("k", "param", "start", "stop", "whole", "local", "grad_view")
+    __slots__ = ("k", "param", "start", "stop", "whole", "shape", "local", "grad_view", "source")
 
-    def __init__(self, k: int, param: Parameter, start: int, stop: int, local_data: np.ndarray,
-                 grad_view: np.ndarray) -> None:
+    def __init__(self, k: int, param: Parameter, start: int, stop: int, grad_view: np.ndarray) -> None:
         self.k = k
         self.param = param
         self.start = start
         self.stop = stop
         self.whole = start == 0 and stop == param.data.size
-        shape = param.data.shape if self.whole else (stop - start,)
-        self.local = Parameter(local_data.reshape(shape))
-        self.grad_view = grad_view.reshape(shape)
+        self.shape = param.data.shape if self.whole else (stop - start,)
+        self.grad_view = grad_view.reshape(self.shape)
+        self.source: np.ndarray | None = None
+        self.local = Parameter(np.zeros(self.shape, param.data.dtype))
+        self.bind(copy=False)
+
+    def bind(self, copy: bool = True) -> None:
+        """Point ``local.data`` at the parameter's current array (a new array given to ``param.data`` is
+        followed), or copy the parameter's values into the piece's own buffer if it is not C-contiguous."""
+        src = self.param.data
+        if src is self.source:
+            return
+        if src.flags.c_contiguous and src.flags.writeable:
+            self.local.data = src.reshape(-1)[self.start:self.stop].reshape(self.shape)
+            self.source = src
+            return
+        if self.source is not None:
+            self.local.data = np.zeros(self.shape, src.dtype)
+            self.source = None
+        if copy:
+            np.copyto(self.local.data.reshape(-1), src.reshape(-1)[self.start:self.stop])
 
 
 class _Bucket:
@@ -90,11 +109,11 @@ class _Bucket:
             self.offsets.append(n)
             n += p.data.size
         self.total = n
+        self.offsets_of = {k: off for (k, _), off in zip(members, self.offsets)}
         self.chunk = -(-n // world)
         self.lo = min(n, rank * self.chunk)
         self.hi = min(n, (rank + 1) * self.chunk)
-        self.local_param = np.zeros(self.chunk, dtype)
-        self.local_grad = np.zeros(self.chunk, dtype)
+        self.local_grad = np.zeros(self.chunk, dtype)   # this rank's block of the averaged gradient
         self.pieces: list[_Piece] = []
         for (k, p), off in zip(members, self.offsets):
             size = p.data.size
@@ -104,8 +123,7 @@ class _Bucket:
                 a, b = max(off, self.lo) - off, min(off + size, self.hi) - off
             if a < b or (size == 0 and a == 0):
                 at = off + a - self.lo
-                self.pieces.append(_Piece(k, p, a, b, self.local_param[at:at + b - a],
-                                          self.local_grad[at:at + b - a]))
+                self.pieces.append(_Piece(k, p, a, b, self.local_grad[at:at + b - a]))
 
 
 def _options(group: dict[str, Any]) -> dict[str, Any]:
@@ -414,7 +432,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         try:
             for piece in self._pieces():
                 if piece.local.grad is not None:
-                    np.copyto(piece.local.data.reshape(-1), piece.param.data.reshape(-1)[piece.start:piece.stop])
+                    piece.bind()
             self.optim.step()
         except Exception as e:  # noqa: BLE001
             err = e
@@ -426,19 +444,38 @@ class ZeroRedundancyOptimizer(Optimizer):
         return loss
 
     def _gather(self) -> None:
-        """Step 3: every rank's updated block into every parameter that had a gradient."""
+        """Step 3: every rank's updated block into every parameter that had a gradient. A piece that is a view of
+        its parameter was updated in place by the kernel; only the other ranks' ranges are copied in."""
         world = self.comm.size
         for b in self._buckets:
-            if b.chunk == 0 or not any(p.grad is not None for _, p in b.members):
+            if not any(p.grad is not None for _, p in b.members):
                 continue
+            own = {piece.k: piece for piece in b.pieces}
             if world == 1:
-                full = b.local_param
-            else:
-                full = staging(b.dtype, b.chunk * world, slot=1)
-                self.comm.Allgather(b.local_param, full)
-            for (_, p), off in zip(b.members, b.offsets):
-                if p.grad is not None and p.data.size:
-                    np.copyto(p.data, full[off:off + p.data.size].reshape(p.data.shape))
+                for piece in b.pieces:
+                    if piece.param.grad is not None and piece.source is None:
+                        np.copyto(piece.param.data, piece.local.data.reshape(piece.param.data.shape))
+                continue
+            if b.chunk == 0:
+                continue
+            full = staging(b.dtype, b.chunk * world, slot=1)
+            for piece in b.pieces:
+                at = b.offsets_of[piece.k] + piece.start         # within this rank's block of full
+                np.copyto(full[at:at + piece.stop - piece.start], piece.local.data.reshape(-1))
+            self.comm.Allgather(MPI.IN_PLACE, full)
+            for (k, p), off in zip(b.members, b.offsets):
+                size = p.data.size
+                if p.grad is None or size == 0:
+                    continue
+                piece = own.get(k)
+                if piece is not None and piece.source is p.data:   # own range already in place
+                    flat = p.data.reshape(-1)
+                    if piece.start:
+                        np.copyto(flat[:piece.start], full[off:off + piece.start])
+                    if piece.stop < size:
+                        np.copyto(flat[piece.stop:], full[off + piece.stop:off + size])
+                else:
+                    np.copyto(p.data, full[off:off + size].reshape(p.data.shape))
 
     # ---- state dicts -------------------------------------------------------------------------------------
     def local_records(self) -> list[dict[str, Any]]:

@@ -366,3 +366,32 @@ def test_clip_grad_norm_on_zero_sees_the_global_norm():
         norms.append((float(n_dp), float(n_z)))
     everywhere(all(abs(a - b) <= 1e-13 * a for a, b in norms), f"norms {norms}")
     everywhere(all(np.allclose(a.data, b.data, rtol=1e-12, atol=1e-15) for a, b in zip(dp, zp)))
+
+
+def test_strided_parameters_and_replaced_arrays_are_followed():
+    def strided(params):
+        out = clone(params)
+        for i in (0, 4):                                    # two parameters become non-contiguous views
+            view = np.zeros(out[i].data.shape + (2,), out[i].data.dtype)[..., 1]
+            view[...] = out[i].data
+            out[i].data = view
+        return out
+
+    init = make_params(np.float64)
+    dp, zp = strided(init), strided(init)
+    opt = fo.Adam(groups(dp), lr=1e-2)
+    zopt = dist.ZeroRedundancyOptimizer(groups(zp), fo.Adam, comm=COMM, lr=1e-2)
+    views = [p.data for p in zp]
+    for t in range(8):
+        if t == 4:                                          # the user hands in new arrays with the same values
+            for ps in (dp, zp):
+                ps[1].data = ps[1].data.copy()
+                ps[5].data = np.asfortranarray(ps[5].data)
+        for ps, o in ((dp, opt), (zp, zopt)):
+            o.zero_grad()
+            set_grads(ps, rank_grads(ps, t, RANK))
+            if o is opt:
+                dist.allreduce_grads(ps, comm=COMM)
+            o.step()
+    everywhere(same_bits(dp, zp), "ZeRO with strided / replaced parameters differs from DP")
+    everywhere(zp[0].data is views[0] and not zp[0].data.flags.c_contiguous, "the strided array was replaced")
