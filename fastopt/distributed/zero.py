@@ -5,9 +5,11 @@ Layout. The parameters of each param group and dtype are flattened, in group ord
 :math:`N` elements; rank :math:`r` owns elements :math:`[rC, \min((r+1)C, N))` with :math:`C = \lceil N/W \rceil`,
 so a parameter may be split between ranks (unlike torch's ZeroRedundancyOptimizer, which packs whole parameters
 and can leave ranks unbalanced). Each owned range of a parameter is a *piece*: a Parameter of the local optimizer
-``zopt.optim`` (the wrapped class, built over the pieces), whose data is a view into this rank's block. A piece
-that covers its whole parameter keeps the parameter's shape; a split one is 1-D. The local optimizer therefore
-holds state for about :math:`1/W` of the elements.
+``zopt.optim`` (the wrapped class, built over the pieces), whose data is a view into the parameter's own array
+(or, for a parameter that is not C-contiguous, a buffer refreshed before each step). A piece that covers its whole
+parameter keeps the parameter's shape; a split one is 1-D. The local optimizer therefore holds state for about
+:math:`1/W` of the elements. Communication uses one buffer of the largest bucket's size per dtype (shared by all
+buckets) and this rank's block of the averaged gradient.
 
 One step, per group and dtype (bucket):
 
@@ -15,7 +17,7 @@ One step, per group and dtype (bucket):
    rank :math:`r` receives :math:`\sum_s g^{(s)}/W` for its block (skipped with ``average_grads=False``: then
    each rank's gradients are taken as already averaged);
 2. the local optimizer's step on the pieces (one fused kernel call per group);
-3. ``Allgather`` of the updated blocks, copied back into every parameter.
+3. ``Allgather(IN_PLACE)`` of the updated blocks; the other ranks' ranges are copied into the parameters.
 
 Because the optimizers allowed here are elementwise (each element's update depends on that element, its state
 and per-tensor scalars that depend only on the step count and options), the parameters are bit-identical to
@@ -205,8 +207,13 @@ class ZeroRedundancyOptimizer(Optimizer):
         agree(self.comm, err, sig, labels, "the parameters and options")
         self._buckets: list[_Bucket] = []
         self._group_buckets: list[list[_Bucket]] = []
-        local_groups = [self._local_group(gi) for gi in range(len(self.param_groups))]
-        self.optim = optimizer_class(local_groups, **defaults)
+        err = None
+        try:
+            local_groups = [self._local_group(gi) for gi in range(len(self.param_groups))]
+            self.optim = optimizer_class(local_groups, **defaults)
+        except Exception as e:  # noqa: BLE001
+            err = e
+        agree(self.comm, err)
         self._ready = True
 
     # ---- layout ------------------------------------------------------------------------------------------

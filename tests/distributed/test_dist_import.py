@@ -11,20 +11,21 @@ import fastopt
 PKG_ROOT = str(Path(fastopt.__file__).resolve().parent.parent)
 
 
-def run(code: str) -> subprocess.CompletedProcess:
+def run(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -c code`` in ``cwd`` (not the checkout, whose uncompiled fastopt/ would shadow an installed one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "MPI", "HYDRA", "PMIX"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PKG_ROOT, os.environ.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def test_import_fastopt_does_not_import_mpi4py():
+def test_import_fastopt_does_not_import_mpi4py(tmp_path):
     proc = run("import sys, fastopt, fastopt.functional, fastopt.lr_scheduler\n"
-               "print('mpi4py' in sys.modules, 'fastopt.distributed' in sys.modules)")
+               "print('mpi4py' in sys.modules, 'fastopt.distributed' in sys.modules)", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
 
 
-def test_distributed_without_mpi4py_says_how_to_install():
+def test_distributed_without_mpi4py_says_how_to_install(tmp_path):
     # A meta-path finder that refuses mpi4py stands for an environment without it.
     proc = run("import sys\n"
                "class Hide:\n"
@@ -37,7 +38,7 @@ def test_distributed_without_mpi4py_says_how_to_install():
                "except ImportError as e:\n"
                "    print('ImportError:', e)\n"
                "else:\n"
-               "    print('imported')\n")
+               "    print('imported')\n", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ImportError:"), proc.stdout
     assert 'pip install "fastopt[mpi]"' in proc.stdout
