@@ -395,3 +395,31 @@ def test_strided_parameters_and_replaced_arrays_are_followed():
             o.step()
     everywhere(same_bits(dp, zp), "ZeRO with strided / replaced parameters differs from DP")
     everywhere(zp[0].data is views[0] and not zp[0].data.flags.c_contiguous, "the strided array was replaced")
+
+
+@needs_two
+def test_a_load_rejected_on_one_rank_is_rolled_back_on_every_rank(tmp_path):
+    zp = make_params(np.float64)
+    dp = clone(zp)
+    zopt = run_zero(zp, fo.Adam, dict(lr=1e-2), 4)
+    opt = run_dp(dp, fo.Adam, dict(lr=1e-2), 4)
+    zopt.consolidate_state_dict(to=0)
+    sd = COMM.bcast(zopt.state_dict() if RANK == 0 else None, root=0)
+    older = run_zero(clone(make_params(np.float64)), fo.Adam, dict(lr=1e-2), 2)  # another run's state...
+    older.consolidate_state_dict(to=0)
+    bad = COMM.bcast(older.state_dict() if RANK == 0 else None, root=0)
+    if RANK == 1:                                       # ...corrupted on one rank only, in a tensor rank 1 owns
+        bad["state"][7]["exp_avg_sq"] = bad["state"][7]["exp_avg_sq"][:-1]
+    got = raised(lambda: zopt.load_state_dict(bad))
+    missing = raised(lambda: dist.load_sharded(zopt, COMM.bcast(str(tmp_path / "nothing"), root=0)))
+    for t in range(4, 8):                               # the failed loads changed nothing: the run goes on
+        opt.zero_grad()
+        set_grads(dp, rank_grads(dp, t, RANK))
+        dist.allreduce_grads(dp, comm=COMM)
+        opt.step()
+    run_zero(zp, fo.Adam, dict(lr=1e-2), 4, start=4, zopt=zopt)
+    everywhere(got is not None and got[0] == "ValueError" and got[1].startswith("rank 1: param_groups[1]['params'][3]")
+               and "exp_avg_sq" in got[1], f"{got}")
+    everywhere(missing is not None and missing[0] == "FileNotFoundError", f"{missing}")
+    everywhere(same_bits(dp, zp), "a rejected load changed the optimizer")
+    everywhere(sd["state"][0]["step"] == 4)
