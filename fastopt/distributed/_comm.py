@@ -1,6 +1,6 @@
 """What every collective in fastopt.distributed shares: the communicator, the agreement step that turns one
 rank's exception (or a mismatch between ranks) into the same exception on every rank, parameter listing with
-names for messages, and packing arrays into a flat staging buffer.
+names for messages, and streaming arrays through a reusable staging buffer one bucket at a time.
 
 The agreement step is the reason no user error can deadlock a job: every public collective first does its local
 checks inside ``try``, then calls :func:`agree`, which is itself a collective (one ``Allgather`` of 17 bytes per
@@ -19,7 +19,8 @@ from mpi4py import MPI
 from ..io import CheckpointError
 from ..parameter import Parameter
 
-__all__ = ["DEFAULT_BUCKET_BYTES", "agree", "dtype_name", "get_comm", "labelled_params", "pack", "unpack"]
+__all__ = ["DEFAULT_BUCKET_BYTES", "agree", "dtype_name", "first_difference", "get_comm", "labelled_params", "staging",
+           "stream"]
 
 # torch DDP's bucket_cap_mb=25: large enough that per-call latency is negligible, small enough to keep the
 # staging buffer off the memory budget.
@@ -151,25 +152,6 @@ def labelled_params(params: Any, fname: str) -> tuple[list[Parameter], list[str]
             out.append(item)
             labels.append(label)
     return out, labels
-
-
-def pack(buf: np.ndarray, arrays: Sequence[np.ndarray], offsets: Sequence[int], scale: float | None = None) -> None:
-    """Copy each array (any strides) into ``buf[offset:offset + size]``, multiplied by ``scale`` if given."""
-    for a, off in zip(arrays, offsets):
-        if a.size == 0:
-            continue
-        view = buf[off:off + a.size].reshape(a.shape)
-        if scale is None:
-            np.copyto(view, a)
-        else:
-            np.multiply(a, scale, out=view)
-
-
-def unpack(buf: np.ndarray, arrays: Sequence[np.ndarray], offsets: Sequence[int]) -> None:
-    """Copy ``buf[offset:offset + size]`` back into each array (any strides), in place."""
-    for a, off in zip(arrays, offsets):
-        if a.size:
-            np.copyto(a, buf[off:off + a.size].reshape(a.shape))
 
 
 _BUFFERS: dict[tuple[str, int], np.ndarray] = {}
