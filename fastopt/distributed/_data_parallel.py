@@ -47,6 +47,10 @@ def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 
     Raises:
         ValueError: the ranks pass different parameter counts, shapes or dtypes, or a read-only parameter; the
             same error on every rank, and nothing is written.
+
+    Example:
+        >>> params = [fastopt.Parameter(np.random.default_rng(comm.rank).standard_normal(3))]
+        >>> dist.broadcast_parameters(params, comm=comm)     # now rank 0's values on every rank
     """
     comm = get_comm(comm)
     err = None
@@ -133,6 +137,10 @@ def allreduce_grads(params: Any, comm: MPI.Comm | None = None, *, bucket_size: i
     Raises:
         TypeError, ValueError: a gradient of the wrong dtype or shape on any rank, different parameter lists or
             gradients present on some ranks only: the same error on every rank, nothing changed.
+
+    Example:
+        >>> w = fastopt.Parameter(np.zeros(2)); w.grad = np.full(2, float(comm.rank))
+        >>> dist.allreduce_grads([w], comm=comm)             # with 2 ranks: w.grad == [0.5, 0.5] on both
     """
     comm = get_comm(comm)
     err = None
@@ -208,6 +216,11 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float | str = 2
 
     Returns:
         numpy.float64: the global norm before clipping, the same on every rank.
+
+    Example:
+        >>> zopt.zero_grad(); set_grads(params, x, y)
+        >>> total = dist.clip_grad_norm_(zopt, max_norm=1.0)   # the norm of the averaged gradient
+        >>> zopt.step()
     """
     from .zero import ZeroRedundancyOptimizer
 

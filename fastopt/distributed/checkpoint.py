@@ -54,6 +54,9 @@ def save_sharded(zopt: ZeroRedundancyOptimizer, directory: str | os.PathLike[str
 
     Raises:
         OSError and others from writing: raised on every rank (as ``rank R: ...``), so no rank hangs.
+
+    Example:
+        >>> dist.save_sharded(zopt, "ckpt/step_1000")         # on every rank
     """
     _check(zopt, "save_sharded")
     comm = zopt.comm
@@ -129,6 +132,10 @@ def load_sharded(zopt: ZeroRedundancyOptimizer, directory: str | os.PathLike[str
     Args:
         zopt (ZeroRedundancyOptimizer): the optimizer to load into (same parameters as the saved one).
         directory (str or PathLike): the checkpoint directory.
+
+    Example:
+        >>> zopt = dist.ZeroRedundancyOptimizer(params, fastopt.AdamW, comm=comm, lr=1e-3)   # any number of ranks
+        >>> dist.load_sharded(zopt, "ckpt/step_1000")
     """
     _check(zopt, "load_sharded")
     path = Path(directory)

@@ -406,6 +406,14 @@ class ZeroRedundancyOptimizer(Optimizer):
         Runs the step pre-hooks and ``closure`` (its loss is returned) first; if any rank raises there, or in
         the gradient checks, or in the local optimizer's step, every rank raises the same error and no
         parameter changes. Returns the closure's loss (None without a closure).
+
+        If the gradients were reduced already since the last ``zero_grad`` (by :func:`clip_grad_norm_` on this
+        optimizer, or :meth:`reduce_gradients`), those reduced gradients are used: gradients that the closure
+        or a pre-hook sets afterwards are not reduced again.
+
+        An error raised by the local optimizer on some ranks only (it validates before writing, and the checks
+        above make that rare) is raised on every rank too; the other ranks' shards have then stepped, so reload
+        a checkpoint.
         """
         args: tuple = () if closure is None else (closure,)
         kwargs: dict[str, Any] = {}
