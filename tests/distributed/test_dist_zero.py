@@ -423,3 +423,33 @@ def test_a_load_rejected_on_one_rank_is_rolled_back_on_every_rank(tmp_path):
     everywhere(missing is not None and missing[0] == "FileNotFoundError", f"{missing}")
     everywhere(same_bits(dp, zp), "a rejected load changed the optimizer")
     everywhere(sd["state"][0]["step"] == 4)
+
+
+def test_mixed_dtypes_in_one_group_and_frozen_parameters():
+    init = make_params(np.float32)[:4] + make_params(np.float64)[4:]
+    dp, zp = clone(init), clone(init)
+    opt = fo.AdamW([{"params": dp}], lr=1e-2)
+    zopt = dist.ZeroRedundancyOptimizer([{"params": zp}], fo.AdamW, comm=COMM, lr=1e-2)
+    for t in range(6):
+        for ps, o in ((dp, opt), (zp, zopt)):
+            o.zero_grad()
+            set_grads(ps, rank_grads(ps, t, RANK))
+            ps[5].grad = None                               # frozen on every rank: skipped, never given state
+            if o is opt:
+                dist.allreduce_grads(ps, comm=COMM)
+            o.step()
+    zopt.consolidate_state_dict(to=0)
+    no_state = RANK != 0 or 5 not in zopt.state_dict()["state"]
+    everywhere(same_bits(dp, zp) and no_state)
+
+
+@needs_two
+def test_add_param_group_that_differs_across_ranks_is_refused_everywhere():
+    zp = make_params(np.float64)
+    zopt = dist.ZeroRedundancyOptimizer(zp[:4], fo.SGD, comm=COMM, lr=0.1)
+    got = raised(lambda: zopt.add_param_group({"params": zp[4:], "lr": 0.1 if RANK == 0 else 0.2}))
+    kept = len(zopt.param_groups) == 1 and len(zopt.optim.param_groups) == 1
+    zopt.add_param_group({"params": zp[4:], "lr": 0.3})
+    everywhere(got is not None and got[0] == "ValueError" and got[1].startswith("param_groups[1]['lr']: 0.1 on rank 0"),
+               f"{got}")
+    everywhere(kept and len(zopt.param_groups) == 2 and zopt.param_groups[1]["lr"] == 0.3)
