@@ -34,6 +34,9 @@ CASES = {
     "spectral_unmixing.py": (r"vs scipy\.optimize\.nnls \(pixel by pixel\): \d\.\de-(0[5-9]|1\d)\n"
                              r"evaluations outside the bounds: 0\n", "spectral_unmixing.png",
                              None if importlib.util.find_spec("scipy") else "scipy is not installed"),
+    "data_parallel.py": (r"rank 0/1: test accuracy: (9\d|100)\.\d\d%", None,
+                         None if importlib.util.find_spec("sklearn") and importlib.util.find_spec("mpi4py")
+                         else "needs scikit-learn and mpi4py"),
 }
 
 
@@ -67,3 +70,32 @@ def test_every_example_is_tested_and_documented():
     readme = (EXAMPLES / "README.md").read_text()
     for name in scripts:
         assert f"examples/{name}" in readme, f"examples/README.md does not describe {name}"
+
+
+MPIEXEC = Path(sys.executable).with_name("mpiexec")
+
+
+@pytest.mark.parametrize("mode", [[], ["--zero"]], ids=["allreduce", "zero"])
+def test_data_parallel_under_mpiexec_matches_one_process(mode, tmp_path):
+    """``mpiexec -n 2 python -m mpi4py examples/data_parallel.py``: every rank prints the same final accuracy,
+    and it is the single-process run's."""
+    if importlib.util.find_spec("mpi4py") is None or importlib.util.find_spec("sklearn") is None:
+        pytest.skip("needs mpi4py and scikit-learn")
+    if not MPIEXEC.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX", "HYDRA", "MPI"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(fastopt.__file__).resolve().parent.parent),
+                                                    env.get("PYTHONPATH")) if p)
+    env["MPIEXEC_TIMEOUT"] = "120"
+    cmd = [str(MPIEXEC), "-n", "2", sys.executable, "-m", "mpi4py", str(EXAMPLES / "data_parallel.py"), "--quick",
+           "--out-dir", str(tmp_path / "out"), *mode]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    accs = re.findall(r"rank (\d)/2: test accuracy: (\S+)%", proc.stdout)
+    assert sorted(r for r, _ in accs) == ["0", "1"], proc.stdout
+    assert len({a for _, a in accs}) == 1, f"the ranks disagree: {accs}"
+    single = run_example("data_parallel.py", tmp_path, "--out-dir", str(tmp_path / "out1"))
+    assert single.returncode == 0, single.stderr
+    one = re.search(r"rank 0/1: test accuracy: (\S+)%", single.stdout)
+    assert one and one.group(1) == accs[0][1], f"2 ranks: {accs[0][1]}%, 1 process: {one and one.group(1)}%"
+    assert (tmp_path / "out" / "data_parallel_state.npz").stat().st_size > 1000
