@@ -27,7 +27,7 @@ def _check_extension() -> None:
             f"fastopt is being imported from its source tree ({here}), which {what}. Either run from another "
             f"directory so the installed fastopt is imported, or build the extension for this tree: "
             f"'pip install -e .' (editable install), or 'python setup.py build_ext --inplace' (in-place build)."
-        ) from exc
+        ) from None  # the chained "partially initialized module" error would only confuse
 
 
 _check_extension()
