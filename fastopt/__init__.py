@@ -21,12 +21,13 @@ def _check_extension() -> None:
             raise  # an installed package whose extension fails to load: Python's own message says why
         built = [f for f in os.listdir(here) if f.startswith("_kernels.")
                  and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
-        what = (f"has {', '.join(sorted(built))}, which does not load ({exc})" if built else
-                "has no compiled fastopt._kernels extension")
+        what = (f"fastopt's compiled extension in this source tree ({here}) does not load ({exc}): rebuild it"
+                if built else f"fastopt's compiled extension (fastopt._kernels) is not built in this source tree "
+                f"({here})")
         raise ImportError(
-            f"fastopt is being imported from its source tree ({here}), which {what}. Either run from another "
-            f"directory so the installed fastopt is imported, or build the extension for this tree: "
-            f"'pip install -e .' (editable install), or 'python setup.py build_ext --inplace' (in-place build)."
+            f"{what}. Either run from another directory, so that the installed fastopt is imported, or build the "
+            f"extension here: 'pip install -e .' (editable install) or 'python setup.py build_ext --inplace' "
+            f"(in-place build)."
         ) from None  # the chained "partially initialized module" error would only confuse
 
 
