@@ -1,4 +1,4 @@
-"""Turn measurements into bench/RESULTS.md (machine, date, command, summary of targets, tables) and a chart."""
+"""Turn measurements into RESULTS.md (machine, date, command, summary of the speed targets, tables) and a chart."""
 from __future__ import annotations
 
 import datetime
