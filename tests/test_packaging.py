@@ -26,8 +26,10 @@ def test_unbuilt_source_tree_says_what_to_do(tmp_path):
     shutil.copytree(PKG, src, ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.libs"))
     (src / "_kernels.pyx").touch()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", "import fastopt"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60)
+    # -S: no site-packages, so an editable install's import hook cannot pick its own tree instead of this one
+    # (the check runs before fastopt imports anything from site-packages)
+    proc = subprocess.run([sys.executable, "-S", "-c", "import fastopt"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: fastopt's compiled extension (fastopt._kernels) is not built in this "
