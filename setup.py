@@ -62,5 +62,7 @@ ext = Extension(
     depends=sorted(glob.glob("csrc/*.h")) + sorted(glob.glob("fastopt/*.pxi")) + ["fastopt/_kernels.pxd"],
 )
 
+# Compile the C files in parallel (pip and `python -m build` run build_ext without -j).
 setup(ext_modules=cythonize([ext], language_level=3, compiler_directives={
-    "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False}))
+    "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False}),
+      options={"build_ext": {"parallel": os.cpu_count() or 1}})

@@ -4,7 +4,37 @@
 >>> w = fo.Parameter(np.zeros(3, np.float32))
 >>> opt = fo.Adam([w], lr=1e-3)
 """
-from . import functional, lr_scheduler, swa_utils
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it, `fastopt --version` prints it
+
+
+def _check_extension() -> None:
+    """Import the compiled extension first, so that a source tree without it says so plainly (instead of
+    Python's "cannot import name '_kernels' from partially initialized module")."""
+    import importlib.machinery
+    import os
+
+    try:
+        from . import _kernels  # noqa: F401
+    except ImportError as exc:
+        here = os.path.dirname(os.path.abspath(__file__))
+        if not os.path.exists(os.path.join(here, "_kernels.pyx")):
+            raise  # an installed package whose extension fails to load: Python's own message says why
+        built = [f for f in os.listdir(here) if f.startswith("_kernels.")
+                 and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+        what = (f"fastopt's compiled extension in this source tree ({here}) does not load ({exc}): rebuild it"
+                if built else f"fastopt's compiled extension (fastopt._kernels) is not built in this source tree "
+                f"({here})")
+        raise ImportError(
+            f"{what}. Either run from another directory, so that the installed fastopt is imported, or build the "
+            f"extension here: 'pip install -e .' (editable install) or 'python setup.py build_ext --inplace' "
+            f"(in-place build)."
+        ) from None  # the chained "partially initialized module" error would only confuse
+
+
+_check_extension()
+del _check_extension
+
+from . import functional, lr_scheduler, swa_utils  # noqa: E402
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .optim.adadelta import Adadelta
@@ -26,8 +56,6 @@ from .io import load, save
 from .minimize import minimize, scipy_lbfgs
 from .optimizer import Optimizer
 from .parameter import Parameter
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",

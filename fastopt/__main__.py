@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: fastopt COMMAND [options]
+COMMANDS = {
+    "demo": "train a small network with SGD, momentum, RMSprop and Adam; print the losses, plot the curves",
+    "bench": "time fastopt's optimizers against NumPy and torch.optim; write the results to a new directory",
+}
 
-commands:
-  demo    train a 1-20-1 MLP with SGD, momentum, RMSprop and Adam; print the losses, plot the curves
-  bench   measure fastopt against NumPy and torch.optim; write bench/RESULTS.md
-
-'fastopt COMMAND --help' shows a command's options."""
+USAGE = "\n".join(
+    ["usage: fastopt [--version] [--help] COMMAND [options]", "", "commands:"]
+    + [f"  {name:<7} {text}" for name, text in COMMANDS.items()]
+    + ["", "'fastopt COMMAND --help' shows a command's options."])
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(USAGE)
-        return 0 if args else 2
+        return 0
+    if args[0] in ("-V", "--version"):
+        from . import __version__
+        print(f"fastopt {__version__}")
+        return 0
     cmd, rest = args[0], args[1:]
     if cmd == "demo":
         from .demo import main as demo_main

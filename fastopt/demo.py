@@ -9,12 +9,15 @@ loss-curve PNG (if matplotlib is installed).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 import fastopt as fo
+from fastopt._progress import Progress
 
 OPTIMIZERS = [
     ("SGD", lambda ps: fo.SGD(ps, lr=0.01)),
@@ -63,8 +66,10 @@ class MLP:
         return np.maximum(x @ self.W1.data.T + self.b1.data, 0) @ self.W2.data.T + self.b2.data
 
 
-def run(epochs: int = 12, batch_size: int = 32, n: int = 1000, seed: int = 0) -> dict:
-    """Train one network per optimizer; return per-step and per-epoch losses and the wall time of the steps."""
+def run(epochs: int = 12, batch_size: int = 32, n: int = 1000, seed: int = 0,
+        on_epoch: Callable[[int], None] | None = None) -> dict:
+    """Train one network per optimizer; return per-step and per-epoch losses and the wall time of the steps.
+    ``on_epoch(e)`` is called after each epoch e = 1 .. epochs (the command line draws its progress bar with it)."""
     rng = np.random.default_rng(seed)
     x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     y = (x ** 2 + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
@@ -74,10 +79,10 @@ def run(epochs: int = 12, batch_size: int = 32, n: int = 1000, seed: int = 0) ->
         net = MLP(rng)
         net.copy_from(init)
         nets[name] = (net, make(net.parameters()))
-    steps = {name: [] for name in nets}
-    epoch_loss = {name: [] for name in nets}
+    steps: dict[str, list[float]] = {name: [] for name in nets}
+    epoch_loss: dict[str, list[float]] = {name: [] for name in nets}
     step_time = {name: 0.0 for name in nets}
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         order = rng.permutation(n)
         sums = dict.fromkeys(nets, 0.0)
         count = 0
@@ -95,6 +100,8 @@ def run(epochs: int = 12, batch_size: int = 32, n: int = 1000, seed: int = 0) ->
                 sums[name] += loss
         for name in nets:
             epoch_loss[name].append(sums[name] / count)
+        if on_epoch is not None:
+            on_epoch(epoch)
     return {"steps": steps, "epochs": epoch_loss, "step_time": step_time, "x": x, "y": y,
             "nets": {k: v[0] for k, v in nets.items()}, "n_steps": len(steps["SGD"])}
 
@@ -138,17 +145,23 @@ def plot(result: dict, path: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fastopt demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=12, help="epochs per optimizer (default: 12)")
-    ap.add_argument("--out", default="fastopt_demo.png", help="loss-curve PNG (default: fastopt_demo.png)")
+    ap.add_argument("--out", default="fastopt_demo.png",
+                    help="loss-curve PNG, or a directory to write fastopt_demo.png into (default: fastopt_demo.png)")
     ap.add_argument("--no-plot", action="store_true", help="print the table only")
     args = ap.parse_args(argv)
-    result = run(epochs=args.epochs)
+    if args.epochs < 1:
+        ap.error(f"--epochs must be at least 1, got {args.epochs}")
+    out = os.path.join(args.out, "fastopt_demo.png") if os.path.isdir(args.out) else args.out
+    with Progress(args.epochs, "fastopt demo: training") as bar:
+        bar.update(0, "epoch 0")
+        result = run(epochs=args.epochs, on_epoch=lambda e: bar.update(e, f"epoch {e}"))
     print(f"fastopt {fo.__version__}: 1-20-1 ReLU MLP on y = x^2 + 0.1*noise, 1000 points, batch 32, "
           f"{args.epochs} epochs ({result['n_steps']} steps per optimizer)")
     print("mean training loss per epoch (MSE); last row: mean time of one opt.step()")
     print(table(result))
     if not args.no_plot:
-        if plot(result, args.out):
-            print(f"loss curves written to {args.out}")
+        if plot(result, out):
+            print(f"loss curves written to {out}")
         else:
             print("matplotlib is not installed, so no plot was written; "
                   "for the plot: pip install 'fastopt[plot]' (or pip install matplotlib)", file=sys.stderr)

@@ -1,8 +1,10 @@
 """``fastopt bench``: fastopt against NumPy in place, torch.optim (for-loop, foreach, fused) and the memory ceiling.
 
-Run ``fastopt bench`` (or ``python -m fastopt bench``); ``--quick`` takes under a minute. Progress goes to
-stderr; the table goes to ``OUT/RESULTS.md`` (default ``bench/RESULTS.md``), the chart to ``OUT/bench_step.png``
-and the raw per-round times to ``OUT/results.json``.
+Run ``fastopt bench`` (or ``python -m fastopt bench``); ``--quick`` takes under a minute. The results go to a
+new directory under the current one (``fastopt-bench-YYYYMMDD-HHMMSS``, or ``--out DIR``): the tables in
+``RESULTS.md``, the chart in ``bench_step.png`` and the raw per-round times in ``results.json``. A checkout's
+tracked ``bench/RESULTS.md`` is only rewritten when asked for with ``--out bench``. The terminal gets a progress
+bar (on stderr, when it is a terminal) and a plain-text summary of the speed targets.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .._progress import Progress
 from .report import summary_rows, write_chart, write_markdown
 from .step import ALGOS, CASES, IMPLS, SIZE_CASES, Measurement, run_case
 
@@ -37,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--pause-ms", type=float, default=None,
                     help="idle time before each timed batch (default: 2; 10 with several threads, so that "
                          "idle OpenMP workers of the previous batch — torch's — stop spinning first)")
-    ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
+    ap.add_argument("--out", default=None,
+                    help="output directory (default: a new ./fastopt-bench-YYYYMMDD-HHMMSS; '--out bench' in a "
+                         "checkout rewrites its bench/RESULTS.md)")
     ap.add_argument("--special", action="store_true",
                     help="instead: Adafactor, Muon and SparseAdam against torch (OUT/RESULTS_special.md)")
     ap.add_argument("--core", action="store_true",
@@ -83,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not threads or threads[0] < 1:
         raise SystemExit("fastopt bench: --threads must be positive")
     batch = (args.batch_ms if args.batch_ms is not None else 2.0 if args.quick else 10.0) / 1e3
-    os.makedirs(args.out, exist_ok=True)
+    out = args.out if args.out is not None else new_out_dir()
+    os.makedirs(out, exist_ok=True)
     command = "fastopt bench" + ("" if not (argv if argv is not None else sys.argv[1:]) else
                                  " " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.core:
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.special:
         from .special import run_special, write_special
         res = run_special(dtypes, args.rounds or (3 if args.quick else 9), batch)
-        path = os.path.join(args.out, "RESULTS_special.md")
+        path = os.path.join(out, "RESULTS_special.md")
         write_special(path, res, command)
         print(f"fastopt bench: wrote {path}", file=sys.stderr)
         return 0
@@ -105,23 +111,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = sorted(cases, key=lambda c: SIZE_CASES.get(c, 0))
     jobs = [(c, a, d, t) for c in order for a in algos for d in dtypes for t in threads]
     results: list[Measurement] = []
-    for i, (case, a, d, t) in enumerate(jobs, 1):
-        pause = None if args.pause_ms is None else args.pause_ms / 1e3
-        m = run_case(a, d, case, t, _rounds(case, args.quick, args.rounds), batch, impls, pause)
-        results.append(m)
-        fast = m.median("fastopt")
-        others = ", ".join(f"{k} {m.median(k) * 1e6:.1f}" for k in m.times if k != "fastopt")
-        print(f"[{i}/{len(jobs)}] {ALGOS[a].label} {d} {case} {t} thr: fastopt {fast * 1e6:.1f} µs; {others} µs "
-              f"({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
+    with Progress(len(jobs), "fastopt bench") as bar:
+        for i, (case, a, d, t) in enumerate(jobs):
+            bar.update(i, f"{ALGOS[a].label} {d} {case}, {t} thread{'s' if t > 1 else ''}")
+            pause = None if args.pause_ms is None else args.pause_ms / 1e3
+            results.append(run_case(a, d, case, t, _rounds(case, args.quick, args.rounds), batch, impls, pause))
+        bar.update(len(jobs))
     elapsed = time.perf_counter() - t_start
     load1 = os.getloadavg() if hasattr(os, "getloadavg") else ()
-    chart = write_chart(os.path.join(args.out, "bench_step.png"), results)
-    md = os.path.join(args.out, "RESULTS.md")
+    chart = write_chart(os.path.join(out, "bench_step.png"), results)
+    md = os.path.join(out, "RESULTS.md")
     write_markdown(md, results, command, started, elapsed, (load0, load1), chart)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"command": command, "date": started.isoformat(),
                    "results": [m.__dict__ for m in results]}, f, separators=(",", ":"))
-    print(f"fastopt bench: wrote {md}" + (f" and {chart}" if chart else ""), file=sys.stderr)
-    for target, fig, ok in summary_rows(results):
-        print(f"  {ok:>11}  {target}: {fig}", file=sys.stderr)
+    print(terminal_summary(results, elapsed))
+    print(f"\nfull tables: {md}" + (f"; chart: {chart}" if chart else ""))
     return 0
+
+
+def new_out_dir(base: str = ".") -> str:
+    """A directory name under ``base`` that does not exist yet: fastopt-bench-YYYYMMDD-HHMMSS[-N]."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = os.path.join(base, f"fastopt-bench-{stamp}"), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(base, f"fastopt-bench-{stamp}-{n}")
+    return path
+
+
+_VERDICT_WORDS = {"met": "target met", "not met": "TARGET NOT MET", "n/a": "not measured"}
+
+
+def terminal_summary(results: list[Measurement], elapsed: float) -> str:
+    """The speed targets as plain text for a terminal: one block per target, the verdict in words first."""
+    rows = summary_rows(results)
+    lines = [f"fastopt bench: {len(results)} cases in {elapsed:.0f} s"]
+    if rows:
+        missed = sum(ok == "not met" for _, _, ok in rows)
+        lines.append(f"speed targets: {len(rows) - missed} of {len(rows)} met" if missed else
+                     f"speed targets: all {len(rows)} met")
+    for target, fig, ok in rows:
+        lines += [f"  {_VERDICT_WORDS.get(ok, ok)}: {target}", f"      measured: {fig}"]
+    return "\n".join(lines)
