@@ -4,7 +4,7 @@
 >>> w = fo.Parameter(np.zeros(3, np.float32))
 >>> opt = fo.Adam([w], lr=1e-3)
 """
-from . import functional, lr_scheduler, swa_utils
+from . import functional, lr_scheduler, swa_utils, tree
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .optim.adadelta import Adadelta
@@ -33,5 +33,5 @@ __all__ = [
     "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",
     "Parameter", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam", "SparseGrad", "clip_grad_norm_",
     "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
-    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils"
+    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree"
 ]

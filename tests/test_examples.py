@@ -30,6 +30,8 @@ CASES = {
                              None if importlib.util.find_spec("sklearn") else "scikit-learn is not installed"),
     "logistic_minimize.py": (r"fastopt and scipy agree", "logistic_minimize.png", None),
     "checkpoint_resume.py": (r"resumed run is bit-identical to the uninterrupted run", None, None),
+    "autograd_tree.py": (r"final loss \S+ \(first epoch \S+\): decreased", "autograd_tree.png",
+                         None if importlib.util.find_spec("autograd") else "autograd is not installed"),
 }
 
 
