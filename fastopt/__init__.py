@@ -34,7 +34,7 @@ def _check_extension() -> None:
 _check_extension()
 del _check_extension
 
-from . import functional, lr_scheduler, swa_utils  # noqa: E402
+from . import functional, lr_scheduler, swa_utils, tree  # noqa: E402
 from ._kernels import get_num_threads, have_openmp, set_num_threads
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .optim.adadelta import Adadelta
@@ -61,5 +61,5 @@ __all__ = [
     "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",
     "Parameter", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam", "SparseGrad", "clip_grad_norm_",
     "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
-    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils"
+    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree"
 ]

@@ -13,7 +13,22 @@ What can be stored (nested freely):
   values exact; object arrays are refused) and NumPy scalars (``np.float32(1)`` comes back as an
   ``np.float32``);
 * ``bool``, ``int`` (any size), ``float`` (bit-exact, including ``nan``, ``inf`` and ``-0.0``),
-  ``complex``, ``str`` and ``None``.
+  ``complex``, ``str`` and ``None``;
+* :class:`~fastopt.Parameter`: its ``.data`` array is saved (and comes back as an ndarray).
+
+One call checkpoints a whole run: parameters, optimizer, scheduler and the random generator
+(``Generator.bit_generator.state`` is a dict of str and int, which is stored exactly)::
+
+    fastopt.save({"params": {p.name: p for p in params}, "optimizer": opt.state_dict(),
+                  "scheduler": sched.state_dict(), "rng": rng.bit_generator.state,
+                  "epoch": epoch}, "run.npz")
+
+    ckpt = fastopt.load("run.npz")
+    for p in params:
+        np.copyto(p.data, ckpt["params"][p.name])     # in place: the optimizer keeps its params
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    rng.bit_generator.state = ckpt["rng"]
 
 Example::
 
@@ -35,6 +50,8 @@ import zipfile
 from typing import Any, BinaryIO, Union
 
 import numpy as np
+
+from .parameter import Parameter
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -62,6 +79,8 @@ def _float_node(x: float) -> Any:
 
 
 def _encode(obj: Any, arrays: list, path: str) -> Any:
+    if isinstance(obj, Parameter):  # its array is what a checkpoint keeps (loaded as an ndarray)
+        obj = obj.data
     if isinstance(obj, (np.ndarray, np.generic)):  # before float: np.float64 subclasses float
         arr = np.asarray(obj)
         if arr.dtype.hasobject or arr.dtype.kind == "V":

@@ -30,6 +30,13 @@ Where this module differs from torch on purpose (each is documented at the class
 * The "``lr_scheduler.step()`` before ``optimizer.step()``" warning is given once per scheduler
   (composites warn once, not once per child) and is based on whether ``optimizer.step()`` was
   *called*; the optimizer's ``step`` is not monkey-patched.
+* Every argument is checked at construction, before anything is written to the optimizer's
+  groups: counts (``step_size``, ``T_max``, ``total_iters``, ``patience``, ...) must be integral
+  and at least 1 (0 where 0 means "none"), factors and rates finite and in range (``gamma > 0``,
+  ``0 < factor <= 1`` for :class:`ConstantLR`, momenta in [0, 1], rates >= 0), ``milestones``
+  non-decreasing. torch accepts several of these and fails later (``StepLR(step_size=0)`` divides
+  by zero at the first step) or silently corrupts the rate (``gamma=-0.5``, ``gamma=nan``).
+  NumPy scalars and 0-d arrays are accepted wherever a number is.
 * ``step(epoch)`` is deprecated as in torch (a ``UserWarning``) and uses the closed form; the
   closed form of :class:`MultiplicativeLR` is the product of the factors, and :class:`SWALR`,
   which has none, refuses an ``epoch``.
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import types
 import warnings
 from bisect import bisect_right
@@ -174,6 +182,77 @@ def _check_state_dict(state_dict: Any) -> None:
         raise TypeError(f"state_dict must be a dict, but got {type(state_dict).__name__}")
 
 
+
+# --------------------------------------------------------------------------------------------
+# argument checks: every constructor runs these before it writes anything (to itself or to the
+# optimizer's groups), so a rejected scheduler leaves the optimizer exactly as it was
+# --------------------------------------------------------------------------------------------
+def _scalar(owner: str, name: str, value: Any) -> Any:
+    """``value`` as a Python scalar: Python and NumPy scalars and 0-d / one-element arrays are
+    accepted (a schedule computed with NumPy), anything else is a TypeError naming ``name``."""
+    if hasattr(value, "ndim") and hasattr(value, "item") and getattr(value, "size", 1) == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, but got {value!r} "
+                        f"of type {type(value).__name__}")
+    return value
+
+
+def _real(owner: str, name: str, value: Any, low: float | None = None,
+          high: float | None = None, *, low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real in the given range, as a Python float; ValueError naming ``name`` if not."""
+    x = float(_scalar(owner, name, value))
+    ok = math.isfinite(x)
+    if ok and low is not None:
+        ok = x > low if low_open else x >= low
+    if ok and high is not None:
+        ok = x < high if high_open else x <= high
+    if not ok:
+        if low is not None and high is not None:
+            where = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f" {'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            where = f" {'<' if high_open else '<='} {high:g}"
+        else:
+            where = ""
+        raise ValueError(f"{owner}: {name} must be a finite number{where}, but got {value!r}")
+    return x
+
+
+def _reals(owner: str, name: str, optimizer: Any, value: Any, low: float | None = None,
+           high: float | None = None, *, low_open: bool = False) -> list:
+    """One checked float per param group (a scalar is repeated, a list must match in length)."""
+    values = _format_param(name, optimizer, value)
+    listed = isinstance(value, (list, tuple))
+    return [_real(owner, f"{name}[{i}]" if listed else name, v, low, high, low_open=low_open)
+            for i, v in enumerate(values)]
+
+
+def _count(owner: str, name: str, value: Any, minimum: int) -> int:
+    """An integral number >= ``minimum`` (2 and 2.0 and np.int64(2) alike), as a Python int."""
+    x = _scalar(owner, name, value)
+    if isinstance(x, float) and not x.is_integer():
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, but got {value!r}")
+    if x < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, but got {value!r}")
+    return int(x)
+
+
+def _check_resume(optimizer: Any, last_epoch: Any) -> None:
+    """The checks of :class:`LRScheduler`'s constructor, runnable before a subclass writes."""
+    _check_optimizer(optimizer)
+    _check_last_epoch(last_epoch)
+    if last_epoch != -1:
+        for i, group in enumerate(optimizer.param_groups):
+            if "initial_lr" not in group:
+                raise KeyError(
+                    f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
+                    "a scheduler with last_epoch >= 0; load the optimizer's state_dict first, "
+                    "or resume the scheduler with load_state_dict() instead"
+                )
+
+
 # --------------------------------------------------------------------------------------------
 # base class
 # --------------------------------------------------------------------------------------------
@@ -218,20 +297,11 @@ class LRScheduler:
     _is_initial: bool = False
 
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        _check_last_epoch(last_epoch)
+        _check_resume(optimizer, last_epoch)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
-                        "a scheduler with last_epoch >= 0; load the optimizer's state_dict first, "
-                        "or resume the scheduler with load_state_dict() instead"
-                    )
         self.base_lrs: list = _group_values(optimizer, "initial_lr")
         self.last_epoch = last_epoch
         _track_step_calls(optimizer)
@@ -528,8 +598,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.step_size = step_size
-        self.gamma = gamma
+        self.step_size = _count("StepLR", "step_size", step_size, 1)
+        self.gamma = _real("StepLR", "gamma", gamma, 0.0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -566,7 +636,13 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.milestones = Counter(milestones)
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
+            raise TypeError(f"MultiStepLR: milestones must be an iterable of ints, but got {milestones!r}")
+        marks = [_count("MultiStepLR", "milestones[]", m, 0) for m in milestones]
+        if marks != sorted(marks):
+            raise ValueError(f"MultiStepLR: milestones must be non-decreasing, but got {list(milestones)}")
+        gamma = _real("MultiStepLR", "gamma", gamma, 0.0, low_open=True)
+        self.milestones = Counter(marks)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -607,10 +683,14 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
-        if factor > 1.0 or factor < 0:
+        factor = float(_scalar("ConstantLR", "factor", factor))
+        if not 0 <= factor <= 1.0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        if factor == 0:
+            raise ValueError("ConstantLR: factor must be > 0 (the rate is divided by it at "
+                             "total_iters), but got 0")
         self.factor = factor
-        self.total_iters = total_iters
+        self.total_iters = _count("ConstantLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -649,15 +729,17 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Any, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
-        if start_factor > 1.0 or start_factor <= 0:
+        start_factor = float(_scalar("LinearLR", "start_factor", start_factor))
+        end_factor = float(_scalar("LinearLR", "end_factor", end_factor))
+        if not 0 < start_factor <= 1.0:
             raise ValueError(
                 "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
             )
-        if end_factor > 1.0 or end_factor < 0:
+        if not 0 <= end_factor <= 1.0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
         self.end_factor = end_factor
-        self.total_iters = total_iters
+        self.total_iters = _count("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -697,7 +779,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1) -> None:
-        self.gamma = gamma
+        self.gamma = _real("ExponentialLR", "gamma", gamma, 0.0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -731,8 +813,8 @@ class PolynomialLR(LRScheduler):
 
     def __init__(self, optimizer: Any, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1) -> None:
-        self.total_iters = total_iters
-        self.power = power
+        self.total_iters = _count("PolynomialLR", "total_iters", total_iters, 1)
+        self.power = _real("PolynomialLR", "power", power, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -776,8 +858,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_max = T_max
-        self.eta_min = eta_min
+        self.T_max = _count("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = _real("CosineAnnealingLR", "eta_min", eta_min, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -1065,21 +1147,28 @@ class ReduceLROnPlateau(LRScheduler):
                  patience: int = 10, threshold: float = 1e-4,
                  threshold_mode: Literal["rel", "abs"] = "rel", cooldown: int = 0,
                  min_lr: list[float] | float = 0, eps: float = 1e-8) -> None:
+        owner = "ReduceLROnPlateau"
+        factor = _real(owner, "factor", factor)
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
+        if factor < 0:
+            raise ValueError(f"{owner}: factor must be in [0, 1), but got {factor}")
         _check_optimizer(optimizer)
+        if isinstance(min_lr, (list, tuple)) and len(min_lr) != len(optimizer.param_groups):
+            raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+        min_lrs = _reals(owner, "min_lr", optimizer, min_lr, 0.0)
+        patience = _count(owner, "patience", patience, 0)
+        cooldown = _count(owner, "cooldown", cooldown, 0)
+        eps = _real(owner, "eps", eps, 0.0)
+        threshold = _real(owner, "threshold", threshold, 0.0)
+        if mode not in {"min", "max"}:
+            raise ValueError("mode " + str(mode) + " is unknown!")
+        if threshold_mode not in {"rel", "abs"}:
+            raise ValueError("threshold mode " + str(threshold_mode) + " is unknown!")
         self.factor = factor
         self.optimizer = optimizer
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(
-                    f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}"
-                )
-            self.default_min_lr = None
-            self.min_lrs = list(min_lr)
-        else:
-            self.default_min_lr = min_lr
-            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lrs[0]
+        self.min_lrs = min_lrs
         self.patience = patience
         self.cooldown = cooldown
         self.eps = eps
@@ -1286,16 +1375,18 @@ class CyclicLR(_MomentumCycler, LRScheduler):
                  scale_mode: Literal["cycle", "iterations"] = "cycle",
                  cycle_momentum: bool = True, base_momentum: float | list[float] = 0.8,
                  max_momentum: float | list[float] = 0.9, last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        _check_last_epoch(last_epoch)
-        base_lrs = _format_param("base_lr", optimizer, base_lr)
-        max_lrs = _format_param("max_lr", optimizer, max_lr)
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
-        if not step_size_up + step_size_down > 0:
-            raise ValueError(
-                f"step_size_up + step_size_down must be positive, got {step_size_up + step_size_down}"
-            )
+        owner = "CyclicLR"
+        _check_resume(optimizer, last_epoch)
+        base_lrs = _reals(owner, "base_lr", optimizer, base_lr, 0.0)
+        max_lrs = _reals(owner, "max_lr", optimizer, max_lr, 0.0)
+        # step_size_up = 0 divides by zero in get_lr; step_size_down = 0 is a sawtooth
+        step_size_up = _real(owner, "step_size_up", step_size_up, 0.0, low_open=True)
+        step_size_down = (_real(owner, "step_size_down", step_size_down, 0.0)
+                          if step_size_down is not None else step_size_up)
+        gamma = _real(owner, "gamma", gamma, 0.0, low_open=True)
+        if cycle_momentum:
+            _reals(owner, "base_momentum", optimizer, base_momentum, 0.0, 1.0)
+            _reals(owner, "max_momentum", optimizer, max_momentum, 0.0, 1.0)
         if mode not in ["triangular", "triangular2", "exp_range"] and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
         if scale_fn is not None and not callable(scale_fn):
@@ -1432,24 +1523,41 @@ class OneCycleLR(_MomentumCycler, LRScheduler):
                  max_momentum: float | list[float] = 0.95, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        _check_last_epoch(last_epoch)
+        owner = "OneCycleLR"
+        _check_resume(optimizer, last_epoch)
         if total_steps is not None:
-            if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= 0:
+            if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) \
+                    or total_steps <= 0:
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
+            total = int(total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
+            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs <= 0:
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+            if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, numbers.Integral) \
+                    or steps_per_epoch <= 0:
                 raise ValueError(
                     f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
                 )
-            self.total_steps = epochs * steps_per_epoch
+            total = int(epochs) * int(steps_per_epoch)
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
+        if isinstance(pct_start, bool) or not isinstance(pct_start, numbers.Real) \
+                or not 0 <= pct_start <= 1:
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        pct_start = float(pct_start)
+        _reals(owner, "max_lr", optimizer, max_lr, 0.0)
+        div_factor = _real(owner, "div_factor", div_factor, 0.0, low_open=True)
+        final_div_factor = _real(owner, "final_div_factor", final_div_factor, 0.0, low_open=True)
+        if cycle_momentum:
+            _reals(owner, "base_momentum", optimizer, base_momentum, 0.0, 1.0)
+            _reals(owner, "max_momentum", optimizer, max_momentum, 0.0, 1.0)
+        # the first phase runs from step 0 to pct_start * total_steps - 1: when that is 0 the
+        # first get_lr() divides by zero (torch raises ZeroDivisionError there)
+        if float(pct_start * total) - 1 == 0:
+            raise ValueError(
+                f"{owner}: pct_start * total_steps = {pct_start} * {total} = 1 gives the warm-up "
+                "phase zero length; use more steps or another pct_start")
+        self.total_steps = total
         if anneal_strategy not in ["cos", "linear"]:
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
@@ -1572,10 +1680,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
+        if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real):
             raise ValueError(
                 f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
             )
+        eta_min = _real("CosineAnnealingWarmRestarts", "eta_min", eta_min, 0.0)
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -1676,8 +1785,8 @@ class SWALR(LRScheduler):
 
     def __init__(self, optimizer: Any, swa_lr: float | list[float], anneal_epochs: int = 10,
                  anneal_strategy: Literal["cos", "linear"] = "cos", last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        swa_lrs = _format_param("swa_lr", optimizer, swa_lr)
+        _check_resume(optimizer, last_epoch)
+        swa_lrs = _reals("SWALR", "swa_lr", optimizer, swa_lr, 0.0)
         if anneal_strategy not in ["cos", "linear"]:
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"

@@ -37,6 +37,8 @@ CASES = {
     "data_parallel.py": (r"rank 0/1: test accuracy: (9\d|100)\.\d\d%", None,
                          None if importlib.util.find_spec("sklearn") and importlib.util.find_spec("mpi4py")
                          else "needs scikit-learn and mpi4py"),
+    "autograd_tree.py": (r"final loss \S+ \(first epoch \S+\): decreased", "autograd_tree.png",
+                         None if importlib.util.find_spec("autograd") else "autograd is not installed"),
 }
 
 

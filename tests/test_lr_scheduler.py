@@ -363,7 +363,7 @@ def test_sequential_milestones_are_checked():
     (lambda o: F.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, "expected 2 min_lrs, got 1"),
     (lambda o: F.CyclicLR(o, 0.01, 0.1, mode="sine"), ValueError, "mode is invalid"),
     (lambda o: F.CyclicLR(o, [0.01], 0.1), ValueError, "base_lr must have the same length"),
-    (lambda o: F.CyclicLR(o, 0.01, 0.1, step_size_up=0), ValueError, "must be positive"),
+    (lambda o: F.CyclicLR(o, 0.01, 0.1, step_size_up=0), ValueError, "step_size_up must be a finite number > 0"),
     (lambda o: F.OneCycleLR(o, 0.1), ValueError, "either total_steps OR"),
     (lambda o: F.OneCycleLR(o, 0.1, total_steps=0), ValueError, "positive integer total_steps"),
     (lambda o: F.OneCycleLR(o, 0.1, epochs=2, steps_per_epoch=0), ValueError, "steps_per_epoch"),
