@@ -42,20 +42,38 @@ LBFGS_MAX_ITER: int
 LBFGS_MAX_EVAL: int
 LBFGS_LS_FAILED: int
 LBFGS_NONFINITE: int
-LBFGS_NS: int
-LBFGS_NI: int
-LBFGS_INDEX: dict[str, int]
+LBFGS_FIELDS: tuple[tuple[str, int, str, int], ...]
+LBFGS_STATE_SIZE: int
+LBFGS_CODES: dict[int, tuple[int, str]]
 def lbfgs_cubic_interpolate(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float, bounds: Any = ...) -> Any: ...
 @disjoint_base
 class LBFGSCore:
-    def __init__(self, x: Any, g: Any, d: Any, x0: Any, prev_g: Any, gb0: Any, gb1: Any, xbest: Any, gbest: Any, ro: Any, al: Any, sc: Any, iv: Any, m: int) -> None: ...
+    def __init__(self, x: Any, g: Any, d: Any, x0: Any, prev_g: Any, gb0: Any, gb1: Any, xbest: Any, gbest: Any, ro: Any, al: Any, st: Any, m: int) -> None: ...
     dtype: Any
     n: int
     m: int
     def set_slot(self, k: int, y: Any, s: Any) -> Any: ...
-    def set_hyper(self, lr: float, tolerance_grad: float, tolerance_change: float, ftol: float, ls_tolerance_change: float, c1: float, c2: float, curv_abs: float, curv_rel: float, max_iter: int, max_eval: int, max_ls: int, line_search: bool, eval_last: bool, report_iter: bool, restart_bad_dir: bool) -> Any: ...
+    def set_hyper(self, *, lr: float, tolerance_grad: float, tolerance_change: float, ftol: float, ls_tolerance_change: float, c1: float, c2: float, curv_abs: float, curv_rel: float, max_iter: int, max_eval: int, max_ls: int, line_search: bool, eval_last: bool, report_iter: bool, restart_bad_dir: bool) -> Any: ...
     def run(self, f: float) -> int: ...
     def direction(self) -> Any: ...
+
+LBFGSB_EVAL: int
+LBFGSB_ITER: int
+LBFGSB_STOP: int
+LBFGSB_CODES: dict[int, tuple[int, str]]
+LBFGSB_FIELDS: tuple[tuple[str, int, str, int], ...]
+LBFGSB_STATE_SIZE: int
+def lbfgsb_mw_size(m: int) -> Any: ...
+_LBFGSB_HYPER: tuple[str, ...]
+@disjoint_base
+class LBFGSBCore:
+    def __init__(self, x: Any, g: Any, lo: Any, hi: Any, x0: Any, g0: Any, d: Any, z: Any, S: Any, Y: Any, tb: Any, iw: Any, mw: Any, st: Any, m: int) -> None: ...
+    dtype: Any
+    n: int
+    m: int
+    def set_hyper(self, *, ftol: float, gtol: float, eps: float, lr: float, ls_ftol: float, ls_gtol: float, ls_xtol: float, fabs_tol: float, xabs_tol: float, max_iter: int, max_fun: int, max_ls: int, line_search: bool, report_iter: bool) -> Any: ...
+    def run(self, f: float) -> int: ...
+    def projgr(self) -> Any: ...
 
 @disjoint_base
 class GradTable:

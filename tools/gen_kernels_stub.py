@@ -69,13 +69,34 @@ def py_type(ctype: str | None, classes: set[str]) -> str:
 def stub_arg(arg: str, classes: set[str]) -> str:
     name, _, default = arg.partition("=")
     words = name.split()
-    if words[0] == "self":
-        return "self"
+    if words[0] in ("self", "*"):  # "*" alone: the keyword-only marker, kept as is
+        return words[0]
     pname, ctype = words[-1], (" ".join(words[:-1]) or None)
     t = py_type(ctype, classes)
     if default.strip() == "None" and t not in ("Any", "None"):
         t += " | None"
     return f"{pname}: {t}" + (" = ..." if default else "")
+
+
+#: module constants built by a cdef helper of the extension: helper name -> the type it returns
+CONSTANT_BUILDERS = {
+    "_codes": "dict[int, tuple[int, str]]",         # stop code -> (scipy status, message)
+    "_fields": "tuple[tuple[str, int, str, int], ...]",  # (name, byte offset, kind, count) per struct field
+}
+
+
+def constant_type(value: str) -> str:
+    """The stub type of a module constant from the text on the right of its ``=``."""
+    if m := re.match(r"(\w+)\(", value):
+        if m.group(1) in CONSTANT_BUILDERS:
+            return CONSTANT_BUILDERS[m.group(1)]
+        if m.group(1) == "dict":
+            return "dict[str, int]"
+    if value.startswith("{"):
+        return "dict[str, int]"
+    if value.startswith(("(\"", "('")):
+        return "tuple[str, ...]"
+    return "int"
 
 
 def signature(lines: list[str], i: int) -> tuple[str, int]:
@@ -137,8 +158,7 @@ def generate() -> str:
             i += 1
             continue
         if m := re.match(r"([A-Za-z_]\w*)\s*=\s*(.*)$", line):
-            t = "dict[str, int]" if m.group(2).startswith(("dict(", "{")) else "int"
-            out.append(f"{m.group(1)}: {t}")
+            out.append(f"{m.group(1)}: {constant_type(m.group(2))}")
         elif line.startswith("def "):
             header, i = signature(lines, i)
             out.append(function(header, classes, ""))
