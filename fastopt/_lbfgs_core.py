@@ -151,7 +151,9 @@ class BMachine:
         self.mw = np.zeros(_k.lbfgsb_mw_size(m))
         self.st = np.zeros((), STATE_DTYPE)
         self.st["theta"] = 1.0
-        self.core = _k.LBFGSBCore(*(getattr(self, b) for b in self.BUFFERS), m)
+        # spelled out (BUFFERS order) so the type checker sees each argument of the constructor
+        self.core = _k.LBFGSBCore(self.x, self.g, self.lo, self.hi, self.x0, self.g0, self.d, self.z, self.S, self.Y,
+                                  self.tb, self.iw, self.mw, self.st, m)
 
     def snapshot(self) -> dict:
         """Copies of everything the core may write (for a rollback)."""

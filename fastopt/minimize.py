@@ -125,7 +125,7 @@ def _evaluator(fun: Callable, jac: Any, args: tuple, n: int, dtype: np.dtype, co
         return g.reshape(n)
 
     if jac is True:
-        def evaluate(xk):
+        def evaluate_pair(xk):
             counts[0] += 1
             counts[1] += 1
             out = fun(xk, *args)
@@ -134,14 +134,14 @@ def _evaluator(fun: Callable, jac: Any, args: tuple, n: int, dtype: np.dtype, co
                                 f"{type(out).__name__}; pass jac=None (the default) for finite differences "
                                 "or a callable jac")
             return _scalar(out[0]), grad_array(out[1])
-        return evaluate
+        return evaluate_pair
     if callable(jac):
-        def evaluate(xk):
+        def evaluate_jac(xk):
             counts[0] += 1
             counts[1] += 1
             fv = _scalar(fun(xk, *args))
             return fv, grad_array(jac(xk, *args))
-        return evaluate
+        return evaluate_jac
 
     eps_t = float(np.finfo(dtype).eps)
 
@@ -287,7 +287,8 @@ def _options(options: dict | None, defaults: dict, tol: float | None) -> dict:
 def _finite(o: dict, *names: str) -> None:
     for name in names:
         v = o[name]
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v >= 0.0 and np.isfinite(v)):
+        real = not isinstance(v, bool) and isinstance(v, numbers.Real)  # a separate flag keeps v's type Any
+        if not real or not (v >= 0.0 and np.isfinite(v)):
             raise ValueError(f"options['{name}'] must be a finite number >= 0, got {v!r}")
 
 
@@ -309,7 +310,7 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
         raise ValueError(f"options['line_search'] must be 'strong_wolfe' or None, got {o['line_search']!r}")
     _finite(o, "gtol", "ftol", "lr")
     gtol, ftol, lr = float(o["gtol"]), float(o["ftol"]), float(o["lr"])
-    dtype = np.dtype(np.float32 if x_in.dtype == np.float32 else np.float64)
+    dtype = np.dtype(np.float32) if x_in.dtype == np.float32 else np.dtype(np.float64)
     if dtype == np.float32 and "ftol" not in (options or {}) and tol is None:
         ftol = max(ftol, float(np.finfo(np.float32).eps))
     x_flat = x_in.astype(dtype).reshape(-1)
@@ -397,7 +398,7 @@ def _minimize_lbfgsb(fun, x_in, args, jac, bounds, tol, callback, options):
     if o["finite_diff_rel_step"] is not None:
         _finite(o, "finite_diff_rel_step")
     gtol, ftol = float(o["gtol"]), float(o["ftol"])
-    dtype = np.dtype(np.float32 if x_in.dtype == np.float32 else np.float64)
+    dtype = np.dtype(np.float32) if x_in.dtype == np.float32 else np.dtype(np.float64)
     if dtype == np.float32 and "ftol" not in opts and tol is None:
         ftol = max(ftol, float(np.finfo(np.float32).eps))
     n = x_in.size
@@ -458,6 +459,7 @@ def _minimize_lbfgsb(fun, x_in, args, jac, bounds, tol, callback, options):
         else:
             break
     if task == C.B_CALLBACK:
+        assert last is not None         # the callback that stopped the run was given the iterate in `last`
         out = result(last[0], last[1], last[2], task)
     else:
         out = result(X, mach["f"], G, task)

@@ -174,5 +174,5 @@ def set_grads(params: Iterable[Parameter], grad_tree: Any) -> None:
             raise TypeError(f"gradient {name!r} is {arr.dtype}, parameter is {p.dtype}"
                             + _hint(p, arr))
         staged.append((p, arr))
-    for p, arr in staged:
-        p.grad = arr
+    for p, staged_grad in staged:
+        p.grad = staged_grad
