@@ -103,7 +103,8 @@ def _flat_numpy_adam(shapes, dtype) -> Callable[[], None]:
     return NumpyAdam([p], [g], [[np.zeros_like(p), np.zeros_like(p)]], **ALGOS["adam"].numpy_kwargs).step
 
 
-def _add(group: Group, prefix: str, algo: str, dtype, shapes, want: list[str], steps: dict) -> None:
+def _add(group: Group, prefix: str, algo: str, dtype, shapes, want: list[str],
+         steps: dict[str, Callable[[], None]]) -> None:
     elements = int(sum(int(np.prod(s)) for s in shapes))
     skipped: dict[str, str] = {}
     for impl, fn in build(ALGOS[algo], dtype, shapes, want, skipped).items():
@@ -114,7 +115,7 @@ def _add(group: Group, prefix: str, algo: str, dtype, shapes, want: list[str], s
     group.skipped.update({f"{prefix} {k}": v for k, v in skipped.items()})
 
 
-def _measure(group: Group, steps: dict, rounds: int, batch_seconds: float) -> Group:
+def _measure(group: Group, steps: dict[str, Callable[[], None]], rounds: int, batch_seconds: float) -> Group:
     for fn in steps.values():
         fn()  # warm-up
     group.times.update(interleave(steps, rounds, batch_seconds, 0.002))
@@ -130,6 +131,7 @@ def run_core(quick: bool = False, rounds: int | None = None, batch_seconds: floa
     f32 = np.dtype(np.float32)
     set_threads(1)
     groups = []
+    steps: dict[str, Callable[[], None]]    # implementation name -> one step, per group
 
     mlp, steps = Group("mlp"), {}
     shapes = case_shapes("mlp")
@@ -190,7 +192,11 @@ def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
     add("  200 tensors / one tensor of the same size", _ratio(t200, t1), "{:.3f}×", "≤ 1.05×")
     add("  torch fused / fastopt", _ratio(m.median("200 tensors torch fused"), t200), "{:.2f}×", "≥ 1.65×")
     b = next(x for x in groups if x.name.startswith("big"))
-    gbs = {k: b.bytes[k] / b.median(k) / 1e9 for k in b.times if k in b.bytes and b.median(k)}
+    gbs: dict[str, float] = {}
+    for k in b.times:
+        t = b.median(k) if k in b.bytes else None
+        if t:
+            gbs[k] = b.bytes[k] / t / 1e9
     best = max(gbs.values()) if gbs else None
     for algo in ("adam", "sgd"):
         fast = b.median(f"{algo} fastopt")
@@ -200,7 +206,7 @@ def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
         add("  fastopt GB/s", gbs.get(f"{algo} fastopt"), "{:.1f}", "")
         add("  same-traffic probe / fastopt", _ratio(b.median(f"{algo} probe"), fast), "{:.3f}×", "")
         add(f"  share of the best GB/s in the run ({best or 0:.1f}, "
-            f"{max(gbs, key=gbs.get) if gbs else '–'})", _ratio(gbs.get(f"{algo} fastopt"), best), "{:.1%}",
+            f"{max(gbs, key=gbs.__getitem__) if gbs else '–'})", _ratio(gbs.get(f"{algo} fastopt"), best), "{:.1%}",
             "≥ 95 % where memory-bound")
 
     def ns_per_element(key: str) -> float | None:
