@@ -69,7 +69,7 @@ def _rebuild(rank: int, name: str, msg: str) -> Exception:
 
 def agree(comm: MPI.Comm, error: BaseException | None, signature: Sequence[Any] = (),
           labels: Sequence[str] = (), what: str = "the arguments",
-          mismatch: Callable[[list[Sequence[Any]], Sequence[str]], str] | None = None) -> None:
+          mismatch: Callable[[list[list[Any]], list[str]], str] | None = None) -> None:
     """Collective check that every rank succeeded and sees the same ``signature``; else raise on every rank.
 
     Each rank passes the exception its local work raised (or None) and a signature: a list of values with a
@@ -97,12 +97,13 @@ def agree(comm: MPI.Comm, error: BaseException | None, signature: Sequence[Any] 
             if rank == comm.rank and error is not None:
                 raise exc from error
             raise exc
-    sigs = [sig for _, sig, _ in infos]
+    sigs: list[list[Any]] = [sig for _, sig, _ in infos]
     labels0 = infos[0][2]
+    assert labels0 is not None      # rank 0 always sends its labels (the other ranks send None)
     raise ValueError(mismatch(sigs, labels0) if mismatch is not None else first_difference(sigs, labels0, what))
 
 
-def first_difference(sigs: list[Sequence[Any]], labels: Sequence[str], what: str) -> str:
+def first_difference(sigs: Sequence[Sequence[Any]], labels: Sequence[str], what: str) -> str:
     """A message naming the first entry where a rank's signature differs from rank 0's (every rank computes it
     from the same gathered lists, so it is the same everywhere)."""
     ref = sigs[0]

@@ -255,6 +255,7 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float | str = 2
     except Exception as e:  # noqa: BLE001
         err = e
     agree(comm, err)
+    assert plist is not None        # the try above failed before setting it only if agree() raised
     total = _combine_norms(comm, local, p)
     err = None
     try:

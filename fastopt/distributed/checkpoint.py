@@ -86,6 +86,7 @@ def save_sharded(zopt: ZeroRedundancyOptimizer, directory: str | os.PathLike[str
     err = None
     try:
         if comm.rank == 0:
+            assert every is not None        # gather() returns the list on the root, None elsewhere
             params = [{"group": gi, "index": j, "shape": list(p.data.shape), "dtype": str(p.data.dtype)}
                       for gi, g in enumerate(zopt.param_groups) for j, p in enumerate(g["params"])]
             manifest = {"format": FORMAT, "version": VERSION, "optimizer": zopt.optimizer_class.__name__,
@@ -147,7 +148,7 @@ def load_sharded(zopt: ZeroRedundancyOptimizer, directory: str | os.PathLike[str
         for shard in manifest["shards"][1:]:
             if any(k in wanted for k, _, _ in shard["ranges"]):
                 files.append(shard["file"])
-        records = []
+        records: list[dict[str, Any]] = []   # the saved pieces this rank owns
         group_options = None
         for name in files:
             payload = load(path / name)

@@ -54,8 +54,8 @@ __all__ = ["ZeroRedundancyOptimizer", "ELEMENTWISE_OPTIMIZERS"]
 # Optimizers whose update is elementwise given per-tensor scalars that depend only on the step count and the
 # options, so that splitting a tensor between ranks changes nothing. Muon (orthogonalizes whole matrices),
 # Adafactor (row/column factors), LBFGS and SparseAdam need whole tensors and are refused.
-ELEMENTWISE_OPTIMIZERS: tuple[type, ...] = (SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam, RAdam,
-                                            RMSprop, Rprop, Lion)
+ELEMENTWISE_OPTIMIZERS: tuple[type[Optimizer], ...] = (SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam,
+                                                       RAdam, RMSprop, Rprop, Lion)
 
 _NOT_OPTIONS = ("params", "param_names")
 
@@ -170,11 +170,11 @@ class ZeroRedundancyOptimizer(Optimizer):
         >>> zopt.zero_grad(); set_grads(params, x, y); zopt.step()
     """
 
-    def __init__(self, params: Iterable[Any], optimizer_class: type, comm: MPI.Comm | None = None, *,
+    def __init__(self, params: Iterable[Any], optimizer_class: type[Optimizer], comm: MPI.Comm | None = None, *,
                  average_grads: bool = True, **defaults: Any) -> None:
         self.comm = get_comm(comm)
         self._ready = False
-        self._consolidated: dict[str, Any] | None = None
+        self._consolidated: dict[int, dict[str, Any]] | None = None   # parameter index -> its whole state
         self._consolidated_to: int | None = None
         self._reduced = False
         self._undo: tuple | None = None
@@ -482,13 +482,13 @@ class ZeroRedundancyOptimizer(Optimizer):
                 size = p.data.size
                 if p.grad is None or size == 0:
                     continue
-                piece = own.get(k)
-                if piece is not None and piece.source is p.data:   # own range already in place
+                mine = own.get(k)
+                if mine is not None and mine.source is p.data:   # own range already in place
                     flat = p.data.reshape(-1)
-                    if piece.start:
-                        np.copyto(flat[:piece.start], full[off:off + piece.start])
-                    if piece.stop < size:
-                        np.copyto(flat[piece.stop:], full[off + piece.stop:off + size])
+                    if mine.start:
+                        np.copyto(flat[:mine.start], full[off:off + mine.start])
+                    if mine.stop < size:
+                        np.copyto(flat[mine.stop:], full[off + mine.stop:off + size])
                 else:
                     np.copyto(p.data, full[off:off + size].reshape(p.data.shape))
 
@@ -520,6 +520,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._consolidated_to = int(to)
         self._consolidated = None
         if self.comm.rank == to:
+            assert gathered is not None     # gather() returns the list on the root, None elsewhere
             self._consolidated = assemble_full_state(self._all_params(),
                                                      [r for rank_records in gathered for r in rank_records])
 
