@@ -150,7 +150,8 @@ def save(obj: Any, f: PathOrFile) -> None:
     root = _encode(obj, arrays, "obj")
     header = {"format": _FORMAT, "version": _VERSION, "n_arrays": len(arrays), "root": root}
     text = json.dumps(header, allow_nan=False, separators=(",", ":"))
-    members = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    # member name -> array; Any, not ndarray, because savez's stub lets **members reach its allow_pickle flag
+    members: dict[str, Any] = {_STRUCTURE: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
     for i, arr in enumerate(arrays):
         members[f"a{i}"] = arr
     if hasattr(f, "write"):

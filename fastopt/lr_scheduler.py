@@ -440,8 +440,9 @@ class LRScheduler:
         self._restore_optimizer()
 
 
-class _LambdaMixin:
-    """state_dict handling shared by LambdaLR and MultiplicativeLR."""
+class _LambdaMixin(LRScheduler):
+    """state_dict handling shared by LambdaLR and MultiplicativeLR (listed before LRScheduler in their bases,
+    so the method resolution order is the one a plain mixin would give)."""
 
     lr_lambdas: list
 
@@ -460,7 +461,7 @@ class _LambdaMixin:
 
     def state_dict(self) -> dict[str, Any]:
         state = {k: _plain(v) for k, v in self._state_items().items() if k != "lr_lambdas"}
-        saved = []
+        saved: list[Any] = []     # per lambda: None (a function) or its attributes as plain data
         for fn in self.lr_lambdas:
             if isinstance(fn, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
                 saved.append(None)
@@ -1380,9 +1381,8 @@ class CyclicLR(_MomentumCycler, LRScheduler):
         base_lrs = _reals(owner, "base_lr", optimizer, base_lr, 0.0)
         max_lrs = _reals(owner, "max_lr", optimizer, max_lr, 0.0)
         # step_size_up = 0 divides by zero in get_lr; step_size_down = 0 is a sawtooth
-        step_size_up = _real(owner, "step_size_up", step_size_up, 0.0, low_open=True)
-        step_size_down = (_real(owner, "step_size_down", step_size_down, 0.0)
-                          if step_size_down is not None else step_size_up)
+        up = _real(owner, "step_size_up", step_size_up, 0.0, low_open=True)
+        down = _real(owner, "step_size_down", step_size_down, 0.0) if step_size_down is not None else up
         gamma = _real(owner, "gamma", gamma, 0.0, low_open=True)
         if cycle_momentum:
             _reals(owner, "base_momentum", optimizer, base_momentum, 0.0, 1.0)
@@ -1402,8 +1402,8 @@ class CyclicLR(_MomentumCycler, LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
         self.max_lrs = max_lrs
-        self.total_size = step_size_up + step_size_down
-        self.step_ratio = step_size_up / self.total_size
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
         self.mode = mode
         self.gamma = gamma
         self._scale_fn_custom = scale_fn
@@ -1557,7 +1557,8 @@ class OneCycleLR(_MomentumCycler, LRScheduler):
             raise ValueError(
                 f"{owner}: pct_start * total_steps = {pct_start} * {total} = 1 gives the warm-up "
                 "phase zero length; use more steps or another pct_start")
-        self.total_steps = total
+        self.total_steps: int = total
+        self._schedule_phases: list[dict[str, Any]]     # end_step and the group keys each phase goes between
         if anneal_strategy not in ["cos", "linear"]:
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
@@ -1587,7 +1588,7 @@ class OneCycleLR(_MomentumCycler, LRScheduler):
                 {"end_step": self.total_steps - 1, "start_lr": "max_lr", "end_lr": "min_lr",
                  "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
             ]
-        self._anneal_func_type = anneal_strategy
+        self._anneal_func_type: str = anneal_strategy
         if last_epoch == -1:
             for idx, group in enumerate(optimizer.param_groups):
                 group["initial_lr"] = max_lrs[idx] / div_factor
@@ -1685,11 +1686,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
             )
         eta_min = _real("CosineAnnealingWarmRestarts", "eta_min", eta_min, 0.0)
-        self.T_0 = T_0
-        self.T_i = T_0
-        self.T_mult = T_mult
-        self.eta_min = eta_min
-        self.T_cur = last_epoch
+        self.T_0: int = T_0
+        self.T_i: int = T_0
+        self.T_mult: int = T_mult
+        self.eta_min: float = eta_min
+        self.T_cur: float = last_epoch     # fractional after step(epoch) with a float epoch
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
