@@ -1,7 +1,8 @@
 """Sphinx configuration of fastopt's API reference (built from the docstrings).
 
 Build: ``pip install -r docs/requirements.txt`` then ``sphinx-build -W --keep-going -b html docs docs/_build/html``
-with fastopt importable (installed, or built in place and run from the checkout root with PYTHONPATH=.).
+with fastopt importable (installed, or built in place and run from the checkout root with PYTHONPATH=.) and
+mpi4py with an MPI library installed (the fastopt.distributed section imports it).
 """
 from __future__ import annotations
 

@@ -72,8 +72,8 @@ def parameters(tree: Any) -> list[Parameter]:
         list of Parameter, in the tree's depth-first order.
 
     Raises:
-        TypeError: a leaf is not a float ndarray (the message gives its path); ValueError: two
-        leaves are the same array (an optimizer would update it twice).
+        TypeError: a leaf is not a float ndarray (the message gives its path).
+        ValueError: two leaves are the same array (an optimizer would update it twice).
 
     Example:
         >>> tree = {"w": np.zeros((2, 3)), "head": [np.zeros(3)]}
@@ -132,8 +132,9 @@ def set_grads(params: Iterable[Parameter], grad_tree: Any) -> None:
             ``None`` leaf sets that parameter's grad to None (no gradient this step).
 
     Raises:
-        ValueError: a path is missing or extra, or a shape differs; TypeError: a dtype differs
-        (with a hint for the usual sources: JAX's float32 default, integer output).
+        ValueError: a path is missing or extra, or a shape differs.
+        TypeError: a dtype differs (with a hint for the usual sources: JAX's float32 default, integer
+            output).
     """
     params = list(params)
     by_name: dict[str, Parameter] = {}
