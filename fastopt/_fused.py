@@ -258,9 +258,9 @@ class FusedOptimizer(Optimizer):
         for gi, group, with_grads in self._groups_with_grads():
             active = self._active(group)
             items = []
-            for j, p in with_grads:
+            for j, p, g in with_grads:
                 data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
+                grad = V.grad(g, gi, j, data)
                 st = self.state.get(p)
                 if st:
                     for key, on in zip(self._buffers, active):

@@ -81,9 +81,9 @@ def param_data(p: Any, gi: int, j: int) -> np.ndarray:
     return data
 
 
-def grad(p: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
-    """The parameter's gradient, checked against its data: ndarray, same shape and dtype, no shared memory."""
-    g = p.grad
+def grad(g: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
+    """A parameter's gradient ``g`` (read once from ``.grad``), checked against its data: ndarray, same shape and
+    dtype, no shared memory."""
     if not isinstance(g, np.ndarray):
         raise TypeError(f"{where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
     if g.dtype != data.dtype:

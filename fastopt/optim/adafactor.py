@@ -269,9 +269,9 @@ class Adafactor(Optimizer):
         plans = []
         for gi, group, with_grads in self._groups_with_grads():
             items = []
-            for j, p in with_grads:
+            for j, p, g in with_grads:
                 data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
+                grad = V.grad(g, gi, j, data)
                 st = self.state.get(p)
                 if st:
                     shapes = _expected_state(data)

@@ -197,9 +197,9 @@ class Muon(Optimizer):
         plans = []
         for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
             items = []
-            for j, p in with_grads:
+            for j, p, g in with_grads:
                 data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
+                grad = V.grad(g, gi, j, data)
                 st = self.state.get(p)
                 buf = None
                 if st and "momentum_buffer" in st:

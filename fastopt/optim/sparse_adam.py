@@ -216,28 +216,28 @@ class SparseAdam(Optimizer):
         plans = []
         for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
             items = []
-            for j, p in with_grads:
+            for j, p, g in with_grads:
                 data = V.param_data(p, gi, j)
-                _check_grad(p.grad, data, V.where(gi, j))
+                _check_grad(g, data, V.where(gi, j))
                 st = self.state.get(p)
                 if st:
                     for key in ("exp_avg", "exp_avg_sq"):
                         V.state_buffer(st.get(key), key, data, gi, j)
                     V.step_count(st.get("step", 0), gi, j)
-                items.append((p, data))
+                items.append((p, data, g))
             plans.append((group, items))
         for group, items in plans:
             beta1, beta2 = group["betas"]
-            for dt in {d.dtype for _, d in items}:
-                sel = [(p, d) for p, d in items if d.dtype == dt]
-                for p, d in sel:
+            for dt in {d.dtype for _, d, _ in items}:
+                sel = [(p, d, g) for p, d, g in items if d.dtype == dt]
+                for p, d, _ in sel:
                     st = self.state[p]
                     if not st:
                         st["step"] = 0
                         st["exp_avg"] = np.zeros(d.shape, d.dtype)
                         st["exp_avg_sq"] = np.zeros(d.shape, d.dtype)
                     st["step"] = int(st["step"]) + 1
-                _run([d for _, d in sel], [p.grad for p, _ in sel], [self.state[p]["exp_avg"] for p, _ in sel],
-                     [self.state[p]["exp_avg_sq"] for p, _ in sel], [self.state[p]["step"] for p, _ in sel],
+                _run([d for _, d, _ in sel], [g for _, _, g in sel], [self.state[p]["exp_avg"] for p, _, _ in sel],
+                     [self.state[p]["exp_avg_sq"] for p, _, _ in sel], [self.state[p]["step"] for p, _, _ in sel],
                      float(group["lr"]), float(beta1), float(beta2), float(group["eps"]), bool(group["maximize"]))
         return loss
