@@ -29,14 +29,14 @@ FO_INLINE void FO_FN(adadelta_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT
     }
 }
 
-FO_INLINE void FO_FN(adadelta_item)(const fo_tensor_list *t, const fo_adadelta_hyper *h, int64_t w)
+FO_INLINE void FO_FN(adadelta_range)(const fo_tensor_list *t, const fo_adadelta_hyper *h, const fo_work *it,
+                                     const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *sq = FO_BUF(t, it, 2, FO_T);
-    FO_T *acc = FO_BUF(t, it, 3, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *sq = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *acc = FO_BUF(t, it, 3, FO_T) + lo;
     const FO_T wd = (FO_T)h->weight_decay, rho = (FO_T)h->rho, wr = (FO_T)(1 - h->rho);
     const FO_T eps = (FO_T)h->eps, neg_lr = (FO_T)(-h->lr);
     if (h->weight_decay != 0)
@@ -45,9 +45,10 @@ FO_INLINE void FO_FN(adadelta_item)(const fo_tensor_list *t, const fo_adadelta_h
         FO_FN(adadelta_loop)(p, g, sq, acc, n, wd, rho, wr, eps, neg_lr, h->maximize, 0);
 }
 
-FO_DEFINE_VARIANTS(adadelta_item, fo_adadelta_hyper)
-
-int FO_FN(fo_adadelta)(const fo_tensor_list *t, const fo_adadelta_hyper *h)
+static inline int64_t FO_FN(adadelta_needs)(const fo_adadelta_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, adadelta_item, 4, 0);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(adadelta)

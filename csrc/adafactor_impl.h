@@ -19,10 +19,10 @@
 #define FO_AF_COLS 256 /* columns per work item of the column sums */
 #endif
 
-/* torch's lerp: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w), both as one fma */
+/* torch's lerp (FO_LERP) as a function: its arguments here are computed values, evaluated once */
 static inline FO_T FO_FN(af_lerp)(const FO_T start, const FO_T end, const FO_T w, const int small_w)
 {
-    return small_w ? FO_FMA(w, end - start, start) : FO_FMA(w - (FO_T)1, end - start, end);
+    return FO_LERP(start, end, w, small_w);
 }
 
 /* sum of x^2 in double over FO_AF_LANES lanes, lanes added in order */
@@ -83,7 +83,7 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
         return FO_ERR_NULL;
     const int nt = fo_threads_for(total, h->n_threads);
     const FO_T w = (FO_T)h->weight, eps1 = (FO_T)h->eps1, eps1_sq = (FO_T)(h->eps1 * h->eps1);
-    const int small = (w < 0 ? -w : w) < (FO_T)0.5;
+    const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
     double *col_sum = scratch, *row_mean = scratch + batch * n;
 
@@ -156,7 +156,7 @@ int FO_FN(fo_adafactor_vector)(const FO_T *grad, FO_T *variance, FO_T *update, c
         return FO_ERR_NULL;
     const int nt = fo_threads_for(n, h->n_threads);
     const FO_T w = (FO_T)h->weight, eps1_sq = (FO_T)(h->eps1 * h->eps1);
-    const int small = (w < 0 ? -w : w) < (FO_T)0.5;
+    const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
     const int64_t nc = fo_adafactor_n_chunks(n);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)

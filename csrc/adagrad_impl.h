@@ -22,14 +22,14 @@ FO_INLINE void FO_FN(adagrad_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
     }
 }
 
-FO_INLINE void FO_FN(adagrad_item)(const fo_tensor_list *t, const fo_adagrad_hyper *h, int64_t w)
+FO_INLINE void FO_FN(adagrad_range)(const fo_tensor_list *t, const fo_adagrad_hyper *h, const fo_work *it,
+                                    const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *sum = FO_BUF(t, it, 2, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *sum = FO_BUF(t, it, 2, FO_T) + lo;
     const FO_T wd = (FO_T)h->weight_decay, eps = (FO_T)h->eps, neg_clr = (FO_T)(-s[0]);
     if (h->weight_decay != 0)
         FO_FN(adagrad_loop)(p, g, sum, n, wd, eps, neg_clr, h->maximize, 1);
@@ -37,9 +37,10 @@ FO_INLINE void FO_FN(adagrad_item)(const fo_tensor_list *t, const fo_adagrad_hyp
         FO_FN(adagrad_loop)(p, g, sum, n, wd, eps, neg_clr, h->maximize, 0);
 }
 
-FO_DEFINE_VARIANTS(adagrad_item, fo_adagrad_hyper)
-
-int FO_FN(fo_adagrad)(const fo_tensor_list *t, const fo_adagrad_hyper *h)
+static inline int64_t FO_FN(adagrad_needs)(const fo_adagrad_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, adagrad_item, 3, 1);
+    (void)h;
+    return FO_FIRST(3);
 }
+
+FO_ELEMENTWISE(adagrad)

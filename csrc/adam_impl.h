@@ -15,7 +15,6 @@ FO_INLINE void FO_FN(adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
                                 const FO_T bc2s, const FO_T eps, const FO_T neg_step,
                                 const int maximize, const int l2, const int amsgrad, const int small_w)
 {
-    const FO_T w1_minus_one = w1 - (FO_T)1;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         FO_T gi = maximize ? -g[i] : g[i];
@@ -23,7 +22,7 @@ FO_INLINE void FO_FN(adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
         if (l2)
             gi = FO_FMA(wd, pi, gi);
         pi = pi * decay; /* decay is exactly 1 unless decoupled weight decay is on: p * 1 == p for every p */
-        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
         FO_T vh = vi;
         if (amsgrad) {
@@ -52,7 +51,7 @@ FO_INLINE void FO_FN(adam_range)(const fo_tensor_list *t, const fo_adam_hyper *h
     const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
                                                                             : (FO_T)1;
     const FO_T w1 = (FO_T)(1 - h->beta1);
-    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const int small_w = fo_small_weight(w1);
     const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2);
     const FO_T bc2s = (FO_T)s[1], eps = (FO_T)h->eps, neg_step = (FO_T)(-s[0]);
     /* Unswitch the flags so that each combination is its own vectorised loop. */
@@ -67,19 +66,9 @@ FO_INLINE void FO_FN(adam_range)(const fo_tensor_list *t, const fo_adam_hyper *h
     }
 }
 
-FO_INLINE void FO_FN(adam_item)(const fo_tensor_list *t, const fo_adam_hyper *h, int64_t w)
+static inline int64_t FO_FN(adam_needs)(const fo_adam_hyper *h)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
-    if (head > 0)
-        FO_FN(adam_range)(t, h, it, 0, head);
-    FO_FN(adam_range)(t, h, it, head, n);
+    return FO_FIRST(h->amsgrad ? 5 : 4);
 }
 
-FO_DEFINE_VARIANTS(adam_item, fo_adam_hyper)
-
-int FO_FN(fo_adam)(const fo_tensor_list *t, const fo_adam_hyper *h)
-{
-    FO_KERNEL_BODY(t, h, adam_item, h->amsgrad ? 5 : 4, 2);
-}
+FO_ELEMENTWISE(adam)

@@ -12,14 +12,13 @@ FO_INLINE void FO_FN(adamax_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g
                                   const FO_T b2, const FO_T eps, const FO_T neg_clr, const int maximize,
                                   const int l2, const int small_w)
 {
-    const FO_T w1_minus_one = w1 - (FO_T)1;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         FO_T gi = maximize ? -g[i] : g[i];
         const FO_T pi = p[i];
         if (l2)
             gi = FO_FMA(wd, pi, gi);
-        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T a = u[i] * b2;
         const FO_T b = _Generic((gi), float: fabsf, double: fabs)(gi) + eps;  /* grad.abs().add_(eps) */
         const FO_T ui = FO_MAX_NAN(a, b);
@@ -29,18 +28,18 @@ FO_INLINE void FO_FN(adamax_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g
     }
 }
 
-FO_INLINE void FO_FN(adamax_item)(const fo_tensor_list *t, const fo_adamax_hyper *h, int64_t w)
+FO_INLINE void FO_FN(adamax_range)(const fo_tensor_list *t, const fo_adamax_hyper *h, const fo_work *it,
+                                   const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *m = FO_BUF(t, it, 2, FO_T);
-    FO_T *u = FO_BUF(t, it, 3, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *m = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *u = FO_BUF(t, it, 3, FO_T) + lo;
     const FO_T wd = (FO_T)h->weight_decay, w1 = (FO_T)(1 - h->beta1), b2 = (FO_T)h->beta2;
     const FO_T eps = (FO_T)h->eps, neg_clr = (FO_T)(-s[0]);
-    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const int small_w = fo_small_weight(w1);
     const int l2 = h->weight_decay != 0;
     if (small_w) {
         if (l2) FO_FN(adamax_loop)(p, g, m, u, n, wd, w1, b2, eps, neg_clr, h->maximize, 1, 1);
@@ -50,9 +49,10 @@ FO_INLINE void FO_FN(adamax_item)(const fo_tensor_list *t, const fo_adamax_hyper
     }
 }
 
-FO_DEFINE_VARIANTS(adamax_item, fo_adamax_hyper)
-
-int FO_FN(fo_adamax)(const fo_tensor_list *t, const fo_adamax_hyper *h)
+static inline int64_t FO_FN(adamax_needs)(const fo_adamax_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, adamax_item, 4, 1);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(adamax)

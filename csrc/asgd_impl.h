@@ -26,14 +26,14 @@ FO_INLINE void FO_FN(asgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
     }
 }
 
-FO_INLINE void FO_FN(asgd_item)(const fo_tensor_list *t, const fo_asgd_hyper *h, int64_t w)
+FO_INLINE void FO_FN(asgd_range)(const fo_tensor_list *t, const fo_asgd_hyper *h, const fo_work *it,
+                                 const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *ax = FO_BUF(t, it, 2, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *ax = FO_BUF(t, it, 2, FO_T) + lo;
     const FO_T wd = (FO_T)h->weight_decay, decay = (FO_T)s[0], neg_eta = (FO_T)s[1], mu = (FO_T)s[2];
     const int l2 = h->weight_decay != 0, copy_ax = s[3] != 0;
     if (l2) {
@@ -45,9 +45,10 @@ FO_INLINE void FO_FN(asgd_item)(const fo_tensor_list *t, const fo_asgd_hyper *h,
     }
 }
 
-FO_DEFINE_VARIANTS(asgd_item, fo_asgd_hyper)
-
-int FO_FN(fo_asgd)(const fo_tensor_list *t, const fo_asgd_hyper *h)
+static inline int64_t FO_FN(asgd_needs)(const fo_asgd_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, asgd_item, 3, 4);
+    (void)h;
+    return FO_FIRST(3);
 }
+
+FO_ELEMENTWISE(asgd)

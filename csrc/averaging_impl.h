@@ -8,12 +8,12 @@
  *
  *   bufs: 0 averaged a  INOUT,  1 current parameter p  IN.  Scalars in the element type, as torch casts them. */
 
-FO_INLINE void FO_FN(avg_item)(const fo_tensor_list *t, const fo_avg_hyper *h, int64_t w)
+FO_INLINE void FO_FN(average_range)(const fo_tensor_list *t, const fo_average_hyper *h, const fo_work *it,
+                                    const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    FO_T *FO_RESTRICT a = FO_BUF(t, it, 0, FO_T);
-    const FO_T *FO_RESTRICT p = FO_BUF(t, it, 1, const FO_T);
+    const int64_t n = hi - lo;
+    FO_T *FO_RESTRICT a = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *FO_RESTRICT p = FO_BUF(t, it, 1, const FO_T) + lo;
     if (h->mode == FO_AVG_SWA) {
         const FO_T d = (FO_T)h->weight;
 #pragma omp simd
@@ -21,16 +21,10 @@ FO_INLINE void FO_FN(avg_item)(const fo_tensor_list *t, const fo_avg_hyper *h, i
             a[i] = a[i] + (p[i] - a[i]) / d;
     } else if (h->mode == FO_AVG_LERP) {
         const FO_T wt = (FO_T)h->weight;
-        const FO_T wt_minus_one = wt - (FO_T)1;
-        if ((wt < 0 ? -wt : wt) < (FO_T)0.5) {
+        const int small = fo_small_weight(wt);
 #pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                a[i] = FO_FMA(wt, p[i] - a[i], a[i]);
-        } else {
-#pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                a[i] = FO_FMA(wt_minus_one, p[i] - a[i], p[i]);
-        }
+        for (int64_t i = 0; i < n; ++i)
+            a[i] = FO_LERP(a[i], p[i], wt, small);
     } else {
         const FO_T dc = (FO_T)h->weight, one_minus = (FO_T)(1.0 - h->weight);
 #pragma omp simd
@@ -39,16 +33,11 @@ FO_INLINE void FO_FN(avg_item)(const fo_tensor_list *t, const fo_avg_hyper *h, i
     }
 }
 
-FO_DEFINE_VARIANTS(avg_item, fo_avg_hyper)
-
-int FO_FN(fo_average)(const fo_tensor_list *t, const fo_avg_hyper *h)
+static inline int64_t FO_FN(average_needs)(const fo_average_hyper *h)
 {
-    const int rc = fo_check_list(t, 2);
-    if (rc != FO_OK)
-        return rc;
-    if (h == NULL || (h->mode != FO_AVG_SWA && h->mode != FO_AVG_LERP && h->mode != FO_AVG_EMA)
-        || h->weight != h->weight)
-        return FO_ERR_ARG;
-    FO_RUN_ITEMS(t, FO_SELECT(avg_item), h);
-    return FO_OK;
+    if ((h->mode != FO_AVG_SWA && h->mode != FO_AVG_LERP && h->mode != FO_AVG_EMA) || h->weight != h->weight)
+        return -1;
+    return FO_FIRST(2);
 }
+
+FO_ELEMENTWISE(average)

@@ -23,21 +23,22 @@ FO_INLINE void FO_FN(lion_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
     }
 }
 
-FO_INLINE void FO_FN(lion_item)(const fo_tensor_list *t, const fo_lion_hyper *h, int64_t w)
+FO_INLINE void FO_FN(lion_range)(const fo_tensor_list *t, const fo_lion_hyper *h, const fo_work *it,
+                                 const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *m = FO_BUF(t, it, 2, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *m = FO_BUF(t, it, 2, FO_T) + lo;
     const FO_T decay = h->weight_decay != 0 ? (FO_T)(1 - h->lr * h->weight_decay) : (FO_T)1;
     FO_FN(lion_loop)(p, g, m, n, decay, (FO_T)h->beta1, (FO_T)(1 - h->beta1), (FO_T)h->beta2,
                      (FO_T)(1 - h->beta2), (FO_T)(-h->lr), h->maximize);
 }
 
-FO_DEFINE_VARIANTS(lion_item, fo_lion_hyper)
-
-int FO_FN(fo_lion)(const fo_tensor_list *t, const fo_lion_hyper *h)
+static inline int64_t FO_FN(lion_needs)(const fo_lion_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, lion_item, 3, 0);
+    (void)h;
+    return FO_FIRST(3);
 }
+
+FO_ELEMENTWISE(lion)

@@ -15,7 +15,6 @@ FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
                                  const FO_T w1, const FO_T b2, const FO_T w2, const FO_T bc2, const FO_T eps,
                                  const FO_T cg, const FO_T cm, const int maximize, const int l2, const int small_w)
 {
-    const FO_T w1_minus_one = w1 - (FO_T)1;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         FO_T gi = maximize ? -g[i] : g[i];
@@ -23,7 +22,7 @@ FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
         if (l2)
             gi = FO_FMA(wd, pi, gi);
         pi = pi * decay; /* exactly 1 unless decoupled weight decay is on */
-        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
         const FO_T denom = FO_SQRT(vi / bc2) + eps;   /* exp_avg_sq.div(bc2).sqrt().add_(eps) */
         m[i] = mi;
@@ -33,20 +32,20 @@ FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
     }
 }
 
-FO_INLINE void FO_FN(nadam_item)(const fo_tensor_list *t, const fo_nadam_hyper *h, int64_t w)
+FO_INLINE void FO_FN(nadam_range)(const fo_tensor_list *t, const fo_nadam_hyper *h, const fo_work *it,
+                                  const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *m = FO_BUF(t, it, 2, FO_T);
-    FO_T *v = FO_BUF(t, it, 3, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *m = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *v = FO_BUF(t, it, 3, FO_T) + lo;
     const int l2 = h->weight_decay != 0 && !h->decoupled_weight_decay;
     const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
                                                                             : (FO_T)1;
     const FO_T w1 = (FO_T)(1 - h->beta1);
-    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const int small_w = fo_small_weight(w1);
     const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
     const FO_T bc2 = (FO_T)s[0], cg = (FO_T)s[1], cm = (FO_T)s[2];
     if (small_w) {
@@ -57,9 +56,10 @@ FO_INLINE void FO_FN(nadam_item)(const fo_tensor_list *t, const fo_nadam_hyper *
     }
 }
 
-FO_DEFINE_VARIANTS(nadam_item, fo_nadam_hyper)
-
-int FO_FN(fo_nadam)(const fo_tensor_list *t, const fo_nadam_hyper *h)
+static inline int64_t FO_FN(nadam_needs)(const fo_nadam_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, nadam_item, 4, 3);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(nadam)

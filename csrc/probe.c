@@ -1,4 +1,4 @@
 /* Same-traffic probe for the benchmark: the body is probe_impl.h, compiled for float and double. */
-#include "fo_probe.h"
+#include "fastopt.h"
 #define FO_IMPL "probe_impl.h"
 #include "fo_instantiate.h"

@@ -40,21 +40,9 @@ FO_INLINE void FO_FN(probe_range)(const fo_tensor_list *t, const fo_probe_hyper 
     }
 }
 
-FO_INLINE void FO_FN(probe_item)(const fo_tensor_list *t, const fo_probe_hyper *h, int64_t w)
+static inline int64_t FO_FN(probe_needs)(const fo_probe_hyper *h)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
-    if (head > 0)
-        FO_FN(probe_range)(t, h, it, 0, head);
-    FO_FN(probe_range)(t, h, it, head, n);
+    return (h->n_state < 0 || h->n_state > 3) ? -1 : FO_FIRST(2 + h->n_state);
 }
 
-FO_DEFINE_VARIANTS(probe_item, fo_probe_hyper)
-
-int FO_FN(fo_probe)(const fo_tensor_list *t, const fo_probe_hyper *h)
-{
-    if (h == NULL || h->n_state < 0 || h->n_state > 3)
-        return FO_ERR_ARG;
-    FO_KERNEL_BODY(t, h, probe_item, 2 + h->n_state, 0);
-}
+FO_ELEMENTWISE(probe)

@@ -17,7 +17,6 @@ FO_INLINE void FO_FN(radam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
                                  const FO_T bc2s, const FO_T rect, const FO_T eps, const int maximize,
                                  const int l2, const int small_w, const int rectified)
 {
-    const FO_T w1_minus_one = w1 - (FO_T)1;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         FO_T gi = maximize ? -g[i] : g[i];
@@ -25,7 +24,7 @@ FO_INLINE void FO_FN(radam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
         if (l2)
             gi = FO_FMA(wd, pi, gi);
         pi = pi * decay;
-        const FO_T mi = small_w ? FO_FMA(w1, gi - m[i], m[i]) : FO_FMA(w1_minus_one, gi - m[i], gi);
+        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
         FO_T u = (mi / bc1) * lr;                     /* bias_corrected_exp_avg * lr */
         if (rectified) {
@@ -38,20 +37,20 @@ FO_INLINE void FO_FN(radam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
     }
 }
 
-FO_INLINE void FO_FN(radam_item)(const fo_tensor_list *t, const fo_radam_hyper *h, int64_t w)
+FO_INLINE void FO_FN(radam_range)(const fo_tensor_list *t, const fo_radam_hyper *h, const fo_work *it,
+                                  const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_T *p = FO_BUF(t, it, 0, FO_T);
-    const FO_T *g = FO_BUF(t, it, 1, const FO_T);
-    FO_T *m = FO_BUF(t, it, 2, FO_T);
-    FO_T *v = FO_BUF(t, it, 3, FO_T);
+    const int64_t n = hi - lo;
+    FO_T *p = FO_BUF(t, it, 0, FO_T) + lo;
+    const FO_T *g = FO_BUF(t, it, 1, const FO_T) + lo;
+    FO_T *m = FO_BUF(t, it, 2, FO_T) + lo;
+    FO_T *v = FO_BUF(t, it, 3, FO_T) + lo;
     const int l2 = h->weight_decay != 0 && !h->decoupled_weight_decay;
     const FO_T decay = (h->weight_decay != 0 && h->decoupled_weight_decay) ? (FO_T)(1 - h->lr * h->weight_decay)
                                                                             : (FO_T)1;
     const FO_T w1 = (FO_T)(1 - h->beta1);
-    const int small_w = (w1 < 0 ? -w1 : w1) < (FO_T)0.5;
+    const int small_w = fo_small_weight(w1);
     const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
     const FO_T lr = (FO_T)h->lr, bc1 = (FO_T)s[0], bc2s = (FO_T)s[1], rect = (FO_T)s[2];
     const int rectified = s[3] != 0;
@@ -64,9 +63,10 @@ FO_INLINE void FO_FN(radam_item)(const fo_tensor_list *t, const fo_radam_hyper *
     }
 }
 
-FO_DEFINE_VARIANTS(radam_item, fo_radam_hyper)
-
-int FO_FN(fo_radam)(const fo_tensor_list *t, const fo_radam_hyper *h)
+static inline int64_t FO_FN(radam_needs)(const fo_radam_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, radam_item, 4, 4);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(radam)

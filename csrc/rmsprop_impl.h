@@ -15,7 +15,6 @@ FO_INLINE void FO_FN(rmsprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
                                    const FO_T neg_lr, const int maximize, const int l2, const int centered,
                                    const int small_w, const int use_mom)
 {
-    const FO_T w_minus_one = w - (FO_T)1;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         FO_T gi = maximize ? -g[i] : g[i];
@@ -26,7 +25,7 @@ FO_INLINE void FO_FN(rmsprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
         sq[i] = si;
         FO_T avg;
         if (centered) {
-            const FO_T gai = small_w ? FO_FMA(w, gi - ga[i], ga[i]) : FO_FMA(w_minus_one, gi - ga[i], gi);
+            const FO_T gai = FO_LERP(ga[i], gi, w, small_w);
             ga[i] = gai;
             avg = FO_SQRT(FO_FMA(-gai, gai, si));
         } else {
@@ -56,7 +55,7 @@ FO_INLINE void FO_FN(rmsprop_range)(const fo_tensor_list *t, const fo_rmsprop_hy
     FO_T *b = use_mom ? FO_BUF(t, it, 4, FO_T) + lo : NULL;
     const int l2 = h->weight_decay != 0;
     const FO_T wd = (FO_T)h->weight_decay, alpha = (FO_T)h->alpha, wa = (FO_T)(1 - h->alpha);
-    const int small_w = (wa < 0 ? -wa : wa) < (FO_T)0.5;
+    const int small_w = fo_small_weight(wa);
     const FO_T eps = (FO_T)h->eps, mom = (FO_T)h->momentum, neg_lr = (FO_T)(-h->lr);
     if (h->centered) {
         if (use_mom) FO_FN(rmsprop_loop)(p, g, sq, ga, b, n, wd, alpha, wa, eps, mom, neg_lr, h->maximize, l2, 1, small_w, 1);
@@ -69,31 +68,10 @@ FO_INLINE void FO_FN(rmsprop_range)(const fo_tensor_list *t, const fo_rmsprop_hy
     }
 }
 
-FO_INLINE void FO_FN(rmsprop_item)(const fo_tensor_list *t, const fo_rmsprop_hyper *h, int64_t w)
+/* square_avg always; grad_avg if centered; momentum_buffer if momentum > 0. */
+static inline int64_t FO_FN(rmsprop_needs)(const fo_rmsprop_hyper *h)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
-    if (head > 0)
-        FO_FN(rmsprop_range)(t, h, it, 0, head);
-    FO_FN(rmsprop_range)(t, h, it, head, n);
+    return FO_FIRST(3) | (h->centered ? 1 << 3 : 0) | (h->momentum > 0 ? 1 << 4 : 0);
 }
 
-FO_DEFINE_VARIANTS(rmsprop_item, fo_rmsprop_hyper)
-
-int FO_FN(fo_rmsprop)(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
-{
-    int rc = fo_check_list(t, 3);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_bufs < 5)
-        return FO_ERR_LAYOUT;
-    for (int64_t i = 0; i < t->n_tensors; ++i) {
-        if (t->sizes[i] == 0)
-            continue;
-        if ((h->centered && t->bufs[i * t->n_bufs + 3] == NULL) || (h->momentum > 0 && t->bufs[i * t->n_bufs + 4] == NULL))
-            return FO_ERR_NULL;
-    }
-    FO_RUN_ITEMS(t, FO_SELECT(rmsprop_item), h);
-    return FO_OK;
-}
+FO_ELEMENTWISE(rmsprop)

@@ -40,18 +40,19 @@ const FO_T gsign = maximize ? (FO_T)-1 : (FO_T)1; /* -g == (-1) * g exactly, NaN
     }
 }
 
-FO_INLINE void FO_FN(rprop_item)(const fo_tensor_list *t, const fo_rprop_hyper *h, int64_t w)
+FO_INLINE void FO_FN(rprop_range)(const fo_tensor_list *t, const fo_rprop_hyper *h, const fo_work *it,
+                                  const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    FO_FN(rprop_loop)(FO_BUF(t, it, 0, FO_T), FO_BUF(t, it, 1, const FO_T), FO_BUF(t, it, 2, FO_T),
-                      FO_BUF(t, it, 3, FO_T), n, (FO_T)h->etaminus, (FO_T)h->etaplus, (FO_T)h->step_size_min,
+    const int64_t n = hi - lo;
+    FO_FN(rprop_loop)(FO_BUF(t, it, 0, FO_T) + lo, FO_BUF(t, it, 1, const FO_T) + lo, FO_BUF(t, it, 2, FO_T) + lo,
+                      FO_BUF(t, it, 3, FO_T) + lo, n, (FO_T)h->etaminus, (FO_T)h->etaplus, (FO_T)h->step_size_min,
                       (FO_T)h->step_size_max, h->maximize);
 }
 
-FO_DEFINE_VARIANTS(rprop_item, fo_rprop_hyper)
-
-int FO_FN(fo_rprop)(const fo_tensor_list *t, const fo_rprop_hyper *h)
+static inline int64_t FO_FN(rprop_needs)(const fo_rprop_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, rprop_item, 4, 0);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(rprop)

@@ -54,19 +54,9 @@ FO_INLINE void FO_FN(sgd_range)(const fo_tensor_list *t, const fo_sgd_hyper *h, 
     }
 }
 
-FO_INLINE void FO_FN(sgd_item)(const fo_tensor_list *t, const fo_sgd_hyper *h, int64_t w)
+static inline int64_t FO_FN(sgd_needs)(const fo_sgd_hyper *h)
 {
-    const fo_work *it = &t->work[w];
-    const int64_t n = it->end - it->begin;
-    const int64_t head = fo_align_head(FO_BUF(t, it, 0, FO_T), n, (int64_t)sizeof(FO_T));
-    if (head > 0)
-        FO_FN(sgd_range)(t, h, it, 0, head);
-    FO_FN(sgd_range)(t, h, it, head, n);
+    return FO_FIRST(h->momentum != 0 ? 3 : 2);
 }
 
-FO_DEFINE_VARIANTS(sgd_item, fo_sgd_hyper)
-
-int FO_FN(fo_sgd)(const fo_tensor_list *t, const fo_sgd_hyper *h)
-{
-    FO_KERNEL_BODY(t, h, sgd_item, h->momentum != 0 ? 3 : 2, 1);
-}
+FO_ELEMENTWISE(sgd)

@@ -25,19 +25,20 @@ FO_INLINE void FO_FN(sparse_adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTR
     }
 }
 
-FO_INLINE void FO_FN(sparse_adam_item)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h, int64_t w)
+FO_INLINE void FO_FN(sparse_adam_range)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h, const fo_work *it,
+                                        const int64_t lo, const int64_t hi)
 {
-    const fo_work *it = &t->work[w];
     const double *s = t->scalars + it->tensor * t->n_scalars;
-    const int64_t n = it->end - it->begin;
-    FO_FN(sparse_adam_loop)(FO_BUF(t, it, 0, FO_T), FO_BUF(t, it, 1, const FO_T), FO_BUF(t, it, 2, FO_T),
-                            FO_BUF(t, it, 3, FO_T), n, (FO_T)(1 - h->beta1), (FO_T)(1 - h->beta2), (FO_T)h->eps,
+    const int64_t n = hi - lo;
+    FO_FN(sparse_adam_loop)(FO_BUF(t, it, 0, FO_T) + lo, FO_BUF(t, it, 1, const FO_T) + lo, FO_BUF(t, it, 2, FO_T) + lo,
+                            FO_BUF(t, it, 3, FO_T) + lo, n, (FO_T)(1 - h->beta1), (FO_T)(1 - h->beta2), (FO_T)h->eps,
                             (FO_T)(-s[0]), h->maximize);
 }
 
-FO_DEFINE_VARIANTS(sparse_adam_item, fo_sparse_adam_hyper)
-
-int FO_FN(fo_sparse_adam)(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
+static inline int64_t FO_FN(sparse_adam_needs)(const fo_sparse_adam_hyper *h)
 {
-    FO_KERNEL_BODY(t, h, sparse_adam_item, 4, 1);
+    (void)h;
+    return FO_FIRST(4);
 }
+
+FO_ELEMENTWISE(sparse_adam)

@@ -3,8 +3,9 @@
 
 ``TensorTable`` checks every buffer of one parameter group (dtype, C-contiguity, alignment, equal sizes,
 writeability, no overlap between a written buffer and any other buffer) and builds the C pointer table with
-its fixed work items; it keeps a reference to every array it points into. One small wrapper per kernel fills
-the hyper-parameter struct, releases the GIL, calls the kernel and turns its status into an exception.
+its fixed work items; it keeps a reference to every array it points into. ``Kernel`` (one per row of the C kernel
+table, in ``KERNELS``) packs a hyper-parameter block by field name, releases the GIL, runs the kernel and turns its
+status into an exception: one generic call for every elementwise kernel.
 These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
 No algorithm lives here.
 """
@@ -382,70 +383,121 @@ cdef _raise(int rc, str kernel):
     raise RuntimeError(f"{kernel}: kernel failed with status {rc}")
 
 
-cdef inline int _prepare(TensorTable t) except -1:
-    t.lst.n_threads = _n_threads
-    return 0
+cdef class Kernel:
+    """One row of the C kernel table (``fo_kernels`` in csrc/kernel_table.c, generated from ``FO_KERNELS``).
+
+    ``fields`` are the names of its hyper-parameter struct's fields in the struct's order; ``pack`` builds that
+    struct from a mapping by name, and calling the kernel runs it over a ``TensorTable`` with such a block. This is
+    the one generic call every optimizer, Muon, SparseAdam, SWA and the benchmark probe go through.
+    """
+    cdef const fo_kernel_info *info
+    cdef readonly str name
+    cdef readonly tuple fields
+    cdef readonly tuple kinds
+    cdef readonly int64_t n_bufs
+    cdef readonly int64_t n_scalars
+    cdef readonly Py_ssize_t hyper_size
+
+    def __repr__(self):
+        return f"<fastopt kernel {self.name}{self.fields}>"
+
+    def pack(self, values) -> bytes:
+        """The kernel's hyper-parameter struct, its fields filled by name from ``values`` (a mapping with exactly
+        these keys): doubles from real numbers, ints from bools or ints. ValueError/TypeError otherwise."""
+        cdef bytearray buf
+        cdef char *base
+        cdef const fo_field *f
+        cdef int64_t k
+        if len(values) != len(self.fields) or any(name not in values for name in self.fields):
+            missing = [n for n in self.fields if n not in values]
+            extra = sorted(str(n) for n in values if n not in self.fields)
+            raise ValueError(f"kernel {self.name}: hyper-parameters must be exactly {self.fields}; "
+                             f"missing {missing}, unknown {extra}")
+        buf = bytearray(self.hyper_size)
+        base = buf
+        for k in range(self.info.n_fields):
+            f = &self.info.fields[k]
+            v = values[self.fields[k]]
+            if f.kind == FO_FIELD_DOUBLE:
+                (<double *>(base + f.offset))[0] = <double>float(v)
+            else:
+                if not isinstance(v, (bool, int, np.bool_, np.integer)):
+                    raise TypeError(f"kernel {self.name}: field '{self.fields[k]}' takes a bool or an int, "
+                                    f"got {type(v).__name__}")
+                (<int *>(base + f.offset))[0] = <int>int(v)
+        return bytes(buf)
+
+    def __call__(self, TensorTable t, bytes hyper) -> None:
+        """Run the kernel over ``t`` with the block ``hyper`` (from ``pack``), without the GIL. The table keeps a
+        reference to every array it points into, and ``hyper`` is held by this call, for the whole run."""
+        cdef int rc
+        cdef const char *h
+        cdef fo_kernel_fn fn
+        if len(hyper) != self.hyper_size:
+            raise ValueError(f"kernel {self.name}: hyper block of {len(hyper)} bytes, expected {self.hyper_size}")
+        if t.type_num == cnp.NPY_FLOAT32:
+            fn = self.info.f32
+        elif t.type_num == cnp.NPY_FLOAT64 or t.n_tensors == 0:
+            fn = self.info.f64
+        else:
+            raise TypeError(f"kernel {self.name}: table dtype must be float32 or float64")
+        h = hyper
+        t.lst.n_threads = _n_threads
+        with nogil:
+            rc = fn(&t.lst, <const void *>h)
+        if rc == FO_ERR_ARG:
+            raise ValueError(f"{self.name}: the kernel rejected its hyper-parameters")
+        if rc != FO_OK:
+            _raise(rc, self.name)
 
 
-def sgd(TensorTable t, double lr, double momentum, double dampening, double weight_decay,
-        bint nesterov, bint maximize) -> None:
-    """Run the SGD kernel over table ``t`` (buffers: param, grad, momentum_buffer; scalars: first)."""
-    cdef fo_sgd_hyper h
-    cdef int rc
-    h.lr = lr; h.momentum = momentum; h.dampening = dampening; h.weight_decay = weight_decay
-    h.nesterov = nesterov; h.maximize = maximize
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_sgd_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_sgd_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "sgd")
+cdef Kernel _kernel_row(int64_t i):
+    cdef Kernel k = Kernel.__new__(Kernel)
+    cdef const fo_kernel_info *info = &fo_kernels[i]
+    k.info = info
+    k.name = info.name.decode()
+    k.fields = tuple(info.fields[j].name.decode() for j in range(info.n_fields))
+    k.kinds = tuple("double" if info.fields[j].kind == FO_FIELD_DOUBLE else "int" for j in range(info.n_fields))
+    k.n_bufs = info.n_bufs
+    k.n_scalars = info.n_scalars
+    k.hyper_size = info.hyper_size
+    return k
 
 
-def adam(TensorTable t, double lr, double beta1, double beta2, double eps, double weight_decay,
-         bint amsgrad, bint maximize, bint decoupled_weight_decay) -> None:
-    """Run the Adam kernel (buffers: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq;
-    scalars: step_size, bias_correction2_sqrt)."""
-    cdef fo_adam_hyper h
-    cdef int rc
-    h.lr = lr; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps; h.weight_decay = weight_decay
-    h.amsgrad = amsgrad; h.maximize = maximize; h.decoupled_weight_decay = decoupled_weight_decay
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_adam_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_adam_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "adam")
+KERNELS = {k.name: k for k in (_kernel_row(i) for i in range(fo_n_kernels))}
+"""Every kernel of the C table, by name."""
+
+AVG_SWA = FO_AVG_SWA
+AVG_LERP = FO_AVG_LERP
+AVG_EMA = FO_AVG_EMA
 
 
-def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_decay, double momentum,
-            bint centered, bint maximize) -> None:
-    """Run the RMSprop kernel (buffers: param, grad, square_avg, grad_avg, momentum_buffer; no scalars)."""
-    cdef fo_rmsprop_hyper h
-    cdef int rc
-    h.lr = lr; h.alpha = alpha; h.eps = eps; h.weight_decay = weight_decay; h.momentum = momentum
-    h.centered = centered; h.maximize = maximize
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_rmsprop_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_rmsprop_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "rmsprop")
+def probe(TensorTable t, int n_state, double scale=1.0) -> None:
+    """Run the same-traffic probe over ``t``: buffers param (INOUT), grad (IN), then ``n_state`` INOUT buffers;
+    each written element b becomes ``b + scale * grad``. Threads and work items as the optimizer kernels."""
+    KERNELS["probe"](t, KERNELS["probe"].pack({"n_state": n_state, "scale": scale}))
+
+
+def isa() -> str:
+    """The instruction set the kernels use on this CPU: 'avx512', 'avx2' or 'baseline'."""
+    return ("baseline", "avx2", "avx512")[fo_isa()]
+
+
 include "_lbfgs.pxi"
 include "_clip.pxi"
-include "_averaging.pxi"
-include "_optim_b.pxi"
-include "_optim_a.pxi"
 include "_adafactor.pxi"
 
 
-include "_probe.pxi"
+def _positional(Kernel k):
+    """Transitional: ``name(table, *values)`` with the values in the struct's field order (replaced by the specs)."""
+    def run(TensorTable t, *values):
+        if len(values) != len(k.fields):
+            raise TypeError(f"{k.name} takes {len(k.fields)} hyper-parameters {k.fields}, got {len(values)}")
+        k(t, k.pack(dict(zip(k.fields, values))))
+    run.__name__ = k.name
+    return run
+
+
+for _name, _k in KERNELS.items():
+    if _name != "probe":
+        globals()[_name] = _positional(_k)
