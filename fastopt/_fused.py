@@ -8,6 +8,7 @@ is copied back into the parameter after the kernel (so strided views are updated
 """
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from . import _kernels as K
 from . import _validate as V
 from ._memory import zeros_like_aligned
+from ._spec import Spec
 from .optimizer import Optimizer
 
 __all__ = ["FusedOptimizer", "run_functional"]
@@ -26,6 +28,7 @@ __all__ = ["FusedOptimizer", "run_functional"]
 # tuples of them) can skip re-validation while its options are unchanged. Anything else is re-checked every step.
 _IMMUTABLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
 _NOT_OPTIONS = ("params", "param_names")
+_MISSING = object()
 
 
 class _Plan:
@@ -50,16 +53,14 @@ class _Plan:
         self.fresh = [False] * len(self.params)
 
     @staticmethod
+    def immutable(v: Any) -> bool:
+        if type(v) is tuple:
+            return all(isinstance(x, _IMMUTABLE) for x in v)
+        return isinstance(v, _IMMUTABLE)
+
+    @staticmethod
     def cacheable(group: dict[str, Any]) -> bool:
-        for k, v in group.items():
-            if k in _NOT_OPTIONS:
-                continue
-            if type(v) is tuple:
-                if not all(isinstance(x, _IMMUTABLE) for x in v):
-                    return False
-            elif not isinstance(v, _IMMUTABLE):
-                return False
-        return True
+        return all(_Plan.immutable(v) for k, v in group.items() if k not in _NOT_OPTIONS)
 
     def same_options(self, group: dict[str, Any]) -> bool:
         # The hooks (_check_group, _active, _hyper) read only keys present when the plan was made (a missing key
@@ -129,10 +130,11 @@ class _Rows:
             np.copyto(data, scratch)
 
 
-def run_functional(kernel: Callable, names: tuple[str, ...], n_scalars: int, params: Sequence[np.ndarray],
+def run_functional(kernel: K.Kernel, names: tuple[str, ...], params: Sequence[np.ndarray],
                    grads: Sequence[np.ndarray], buffers: Sequence[Sequence[np.ndarray] | None],
-                   fill_scalars: Callable[[np.ndarray], None], hyper: tuple) -> None:
-    """Run ``kernel`` once over lists of arrays: ``buffers`` holds one list per state buffer (or None if unused).
+                   fill_scalars: Callable[[np.ndarray], None], hyper: bytes) -> None:
+    """Run ``kernel`` (a row of the C table) once over lists of arrays with the packed block ``hyper``: ``names``
+    are its buffer names, ``buffers`` holds one list per state buffer (or None if unused).
 
     Every array is checked first (dtype, shapes, writeability, overlap); state buffers must be C-contiguous.
     """
@@ -169,18 +171,19 @@ def run_functional(kernel: Callable, names: tuple[str, ...], n_scalars: int, par
         return
     if len({r[0].dtype for r in rows.rows}) != 1:
         raise TypeError("all params of one call must share a dtype (float32 or float64)")
-    table = K.TensorTable(rows.rows, names, (False, True) + (False,) * (len(names) - 2), n_scalars)
+    table = K.TensorTable(rows.rows, names, (False, True) + (False,) * (len(names) - 2), kernel.n_scalars)
     fill_scalars(table.scalars)
-    kernel(table, *hyper)
+    kernel(table, hyper)
     rows.finish()
 
 
 class FusedOptimizer(Optimizer):
     """An optimizer whose update is one C kernel per group (see the module docstring).
 
-    Subclasses set ``_kernel`` (a ``fastopt._kernels`` function), ``_buffers`` (state keys in kernel order) and
-    ``_n_scalars``, and implement ``_active`` (which buffers the group's options use), ``_hyper`` (the kernel's
-    arguments after the table) and ``_fill_scalars``. ``_has_step`` says whether state keeps a ``step`` count.
+    Subclasses set ``_spec`` (their ``fastopt._spec.Spec``: kernel, options, buffers, scalars) and pass
+    ``self._spec.options_from(locals())`` from their explicit ``__init__``; the group check, the active buffers, the
+    kernel's hyper block and the per-tensor scalars all come from the spec. ``_has_step`` says whether state keeps
+    a ``step`` count.
 
     Optional hooks: ``_initial_buffer`` (a new state buffer's contents; zeros by default, Adagrad's start at
     ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's
@@ -189,9 +192,9 @@ class FusedOptimizer(Optimizer):
     live per-parameter state dicts, to advance such scalars as the step is committed).
     """
 
-    _kernel: Callable
-    _buffers: tuple[str, ...] = ()
-    _n_scalars: int = 0
+    _spec: Spec
+    _buffers: tuple[str, ...] = ()  # from the spec
+    _n_scalars: int = 0  # from the spec (the C table)
     _has_step: bool = True
     _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
     # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
@@ -199,23 +202,48 @@ class FusedOptimizer(Optimizer):
     # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
     _scalar_state: tuple[tuple[str, Any], ...] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("_spec")
+        if spec is None:
+            return
+        cls._buffers = spec.buffers
+        cls._n_scalars = spec.n_scalars
+        # torch's explicit signature stays on the class; its defaults must be the spec's
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name in spec.defaults and param.default is not inspect.Parameter.empty:
+                if param.default != spec.defaults[name] or type(param.default) is not type(spec.defaults[name]):
+                    raise TypeError(f"{cls.__name__}.__init__ has {name}={param.default!r}, its spec "
+                                    f"{spec.defaults[name]!r}")
+
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
         self._plans: list[_Plan] | None = None
+        self._checked_defaults = dict(defaults)  # checked by the constructor (Spec.options_from)
         super().__init__(params, defaults)
 
     def _groups_changed(self) -> None:
         self._cache = {}
         self._plans = None
 
-    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
-        return (True,) * len(self._buffers)
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """``Spec.check``, skipped when every option is the very (immutable) object the constructor checked, so
+        constructing an optimizer checks its options once."""
+        checked = self._checked_defaults
+        for name in self._spec.names:
+            if name not in group or group[name] is not checked.get(name, _MISSING) or not _Plan.immutable(group[name]):
+                self._spec.check(group)
+                return
 
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        raise NotImplementedError
+    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return self._spec.active(group)
+
+    def _hyper(self, group: dict[str, Any]) -> bytes:
+        return self._spec.hyper(group)
 
     def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
+        self._spec.fill(group, scalars, steps, fresh)
 
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
@@ -298,7 +326,7 @@ class FusedOptimizer(Optimizer):
                 states.append(live)
             self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
             hyper = self._hyper(group)
-            type(self)._kernel(table, *hyper)
+            self._spec.kernel(table, hyper)
             table.release(1)
             rows.finish()
             if fast is not None:
@@ -331,7 +359,7 @@ class FusedOptimizer(Optimizer):
             if got is None:
                 return False
             bound.append(got)
-        kernel = type(self)._kernel
+        kernel = self._spec.kernel
         for plan, group, (states, steps) in zip(plans, groups, bound):
             if has_step:
                 steps = [s + 1 for s in steps]
@@ -339,7 +367,7 @@ class FusedOptimizer(Optimizer):
                     st["step"] = s
             table = plan.table
             self._fill_scalars(group, table.scalars, steps, plan.fresh)
-            kernel(table, *plan.hyper)
+            kernel(table, plan.hyper)
             table.release(1)
         return True
 

@@ -487,17 +487,3 @@ include "_lbfgs.pxi"
 include "_clip.pxi"
 include "_adafactor.pxi"
 
-
-def _positional(Kernel k):
-    """Transitional: ``name(table, *values)`` with the values in the struct's field order (replaced by the specs)."""
-    def run(TensorTable t, *values):
-        if len(values) != len(k.fields):
-            raise TypeError(f"{k.name} takes {len(k.fields)} hyper-parameters {k.fields}, got {len(values)}")
-        k(t, k.pack(dict(zip(k.fields, values))))
-    run.__name__ = k.name
-    return run
-
-
-for _name, _k in KERNELS.items():
-    if _name != "probe":
-        globals()[_name] = _positional(_k)

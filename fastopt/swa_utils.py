@@ -30,6 +30,8 @@ from . import _kernels as K
 from . import _validate as V
 from .parameter import Parameter
 
+_AVERAGE = K.KERNELS["average"]
+
 __all__ = ["AveragedParameters", "AvgRule", "get_ema_avg_fn", "get_ema_multi_avg_fn", "get_swa_avg_fn",
            "get_swa_multi_avg_fn"]
 
@@ -265,7 +267,8 @@ class AveragedParameters:
                          else np.ascontiguousarray(p.data)]
                         for p, a in zip(ps, self.params) if a.data.dtype == dtype]
                 if rows:
-                    K.average(K.TensorTable(rows, ("averaged", "param"), (False, True), 0), mode, weight)
+                    _AVERAGE(K.TensorTable(rows, ("averaged", "param"), (False, True), 0),
+                             _AVERAGE.pack({"mode": mode, "weight": weight}))
         self.n_averaged += 1
 
     def copy_to(self, params: Parameter | Iterable[Parameter]) -> None:

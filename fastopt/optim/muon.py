@@ -107,8 +107,9 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
             raise ValueError(f"grads[{i}] shares memory with params[{i}]")
     updates = [np.empty(g.shape, dtype=g.dtype) for g in grads]
     # 1. momentum (C): b = lerp(b, g, 1 - mu); u = lerp(g, b, mu) or b. Checks every array before writing.
-    run_functional(K.muon_momentum, ("update", "grad", "momentum_buffer"), 0, updates, grads,
-                   [muon_momentum_bufs], lambda s: None, (float(momentum), bool(nesterov)))
+    mom = K.KERNELS["muon_momentum"]
+    run_functional(mom, ("update", "grad", "momentum_buffer"), updates, grads, [muon_momentum_bufs], lambda s: None,
+                   mom.pack({"momentum": momentum, "nesterov": nesterov}))
     # 2. orthogonalise (NumPy matmul), 3. decay and step (C)
     ortho = [newton_schulz(u, ns_coefficients, int(ns_steps), float(eps)) for u in updates]
 
@@ -116,8 +117,8 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
         for i, p in enumerate(params):
             scalars[i, 0] = _adjust_lr(float(lr), adjust_lr_fn, p.shape)
 
-    run_functional(K.muon_apply, ("param", "update"), 1, params, ortho, [], fill,
-                   (float(lr), float(weight_decay)))
+    apply = K.KERNELS["muon_apply"]
+    run_functional(apply, ("param", "update"), params, ortho, [], fill, apply.pack({"lr": lr, "weight_decay": weight_decay}))
 
 
 class Muon(Optimizer):

@@ -116,7 +116,8 @@ def _run(datas: list[np.ndarray], grads: list[SparseGrad], exp_avgs: list[np.nda
         bias_correction1 = 1 - beta1 ** t
         bias_correction2 = 1 - beta2 ** t
         table.scalars[i, 0] = lr * math.sqrt(bias_correction2) / bias_correction1
-    K.sparse_adam(table, beta1, beta2, eps, maximize)
+    kernel = K.KERNELS["sparse_adam"]
+    kernel(table, kernel.pack({"beta1": beta1, "beta2": beta2, "eps": eps, "maximize": maximize}))
     for (d, m, v, rows), (pr, _, mr, vr) in zip(rows_list, table_rows):
         d[rows] = pr
         m[rows] = mr
