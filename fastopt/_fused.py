@@ -301,6 +301,7 @@ class FusedOptimizer(Optimizer):
                             _scalar_value(st[key], key, gi, j)
                 items.append((p, data, grad, st))
             plans.append((gi, group, active, items))
+        V.no_overlap(self._step_arrays(plans))
         # Pass 2: stage the new state and build (or reuse) the pointer tables; the tables check every buffer
         # again, including overlaps between parameters. Nothing visible has changed yet.
         launches = []
@@ -336,7 +337,27 @@ class FusedOptimizer(Optimizer):
                 else:
                     fast.append(_Plan(group, hyper, table))
         self._plans = fast
+        if fast is not None and len(fast) > 1:  # what the fast path checks new gradients against
+            self._written = [a for group in self.param_groups for p in group["params"]
+                             for a in (p.data, *(self.state[p].get(k) for k in self._buffers)) if a is not None]
         return loss
+
+    def _step_arrays(self, plans: list) -> list[tuple[np.ndarray | None, bool, str, str]]:
+        """Every array a step reads or writes, for the one overlap check across all groups and dtypes."""
+        out = []
+        for gi, _, active, items in plans:
+            for (p, data, grad, st), j in zip(items, self._indices(gi, items)):
+                place = V.where(gi, j)
+                out.append((data, True, place, "data"))
+                out.append((grad, False, place, "grad"))
+                if st:
+                    out.extend((st[k], True, place, f"state '{k}'") for k, on in zip(self._buffers, active)
+                               if on and k in st)
+        return out
+
+    def _indices(self, gi: int, items: list) -> list[int]:
+        ids = {id(p): j for j, p in enumerate(self.param_groups[gi]["params"])}
+        return [ids[id(item[0])] for item in items]
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
@@ -359,8 +380,12 @@ class FusedOptimizer(Optimizer):
             if got is None:
                 return False
             bound.append(got)
+        if len(plans) > 1:  # each table checked its own gradients; across groups, the one overlap check
+            grads = [g for _, _, gs in bound for g in gs]
+            if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
+                return False  # the full path names the conflict
         kernel = self._spec.kernel
-        for plan, group, (states, steps) in zip(plans, groups, bound):
+        for plan, group, (states, steps, _) in zip(plans, groups, bound):
             if has_step:
                 steps = [s + 1 for s in steps]
                 for st, s in zip(states, steps):

@@ -83,6 +83,117 @@ cdef int _cmp_interval(const void *a, const void *b) noexcept nogil:
     return -1 if x < y else (1 if x > y else 0)
 
 
+ctypedef struct _extent:
+    uintptr_t lo
+    uintptr_t hi
+    int64_t index
+    int written
+
+
+cdef int _cmp_extent(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const _extent *>a).lo
+    cdef uintptr_t y = (<const _extent *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef bint _extent_of(cnp.ndarray a, uintptr_t *lo, uintptr_t *hi):
+    """The bytes [lo, hi) that ``a``'s elements span, whatever its strides; False for an empty array."""
+    cdef int nd = cnp.PyArray_NDIM(a), k
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
+    cdef Py_ssize_t low = 0, high = 0, step
+    if cnp.PyArray_SIZE(a) == 0:
+        return False
+    for k in range(nd):
+        step = (dims[k] - 1) * strides[k]
+        if step < 0:
+            low += step
+        else:
+            high += step
+    lo[0] = <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>low
+    hi[0] = <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>high + <uintptr_t>cnp.PyArray_ITEMSIZE(a)
+    return True
+
+
+cdef bint _overlaps_itself(cnp.ndarray a):
+    """Whether two elements of ``a`` share bytes (a zero stride, or strides that interleave). Sufficient test first:
+    with the axes sorted by |stride|, each stride clears the span of the smaller ones; exact count otherwise."""
+    cdef int nd = cnp.PyArray_NDIM(a), k
+    cdef Py_ssize_t span = cnp.PyArray_ITEMSIZE(a), st
+    if cnp.PyArray_SIZE(a) <= 1:
+        return False
+    axes = sorted((abs(<Py_ssize_t>cnp.PyArray_STRIDES(a)[k]), <Py_ssize_t>cnp.PyArray_DIMS(a)[k])
+                  for k in range(nd) if cnp.PyArray_DIMS(a)[k] > 1)
+    for st, dim in axes:
+        if st < span:
+            break
+        span += (dim - 1) * st
+    else:
+        return False
+    offsets = np.zeros((), np.int64)
+    for k in range(nd):
+        offsets = np.add.outer(offsets, np.arange(cnp.PyArray_DIMS(a)[k], dtype=np.int64) * cnp.PyArray_STRIDES(a)[k])
+    offsets = np.unique(offsets.ravel())
+    return offsets.size != a.size or bool(np.any(np.diff(offsets) < cnp.PyArray_ITEMSIZE(a)))
+
+
+def find_overlap(list arrays, list written):
+    """The one overlap check: the first conflict among ``arrays`` (ndarrays of any dtype and strides; None entries
+    are skipped), or None. ``written[i]`` says the caller writes array i. A conflict is a written array whose
+    elements overlap each other (returned as ``(i, i)``), or two arrays sharing a byte where at least one is
+    written (``(i, j)``, i before j in the list). The byte extents are sorted (O(n log n)) and the exact test
+    (``np.shares_memory``) runs only where two extents intersect.
+    """
+    cdef int64_t n = len(arrays), m = 0, i, j, k
+    cdef _extent *ext
+    cdef uintptr_t *reach
+    cdef uintptr_t lo, hi
+    cdef cnp.ndarray a
+    if len(written) != n:
+        raise ValueError(f"got {n} arrays but {len(written)} written flags")
+    if n == 0:
+        return None
+    ext = <_extent *>malloc(n * sizeof(_extent))
+    reach = <uintptr_t *>malloc(n * sizeof(uintptr_t))
+    if ext == NULL or reach == NULL:
+        free(ext)
+        free(reach)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            arr = arrays[i]
+            if arr is None:
+                continue
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"array {i} must be a numpy.ndarray, got {type(arr).__name__}")
+            a = <cnp.ndarray>arr
+            if not _extent_of(a, &lo, &hi):
+                continue
+            if written[i] and not (cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)) \
+                    and _overlaps_itself(a):
+                return (i, i)
+            ext[m].lo = lo
+            ext[m].hi = hi
+            ext[m].index = i
+            ext[m].written = 1 if written[i] else 0
+            m += 1
+        qsort(ext, m, sizeof(_extent), _cmp_extent)
+        best = None
+        for j in range(m):
+            reach[j] = ext[j].hi if j == 0 or ext[j].hi > reach[j - 1] else reach[j - 1]
+            k = j - 1
+            while k >= 0 and reach[k] > ext[j].lo:  # reach[k]: the furthest end among extents 0..k
+                if ext[k].hi > ext[j].lo and (ext[k].written or ext[j].written):
+                    x, y = sorted((ext[k].index, ext[j].index))
+                    if (best is None or (y, x) < (best[1], best[0])) and np.shares_memory(arrays[x], arrays[y]):
+                        best = (x, y)
+                k -= 1
+        return best
+    finally:
+        free(ext)
+        free(reach)
+
+
 cdef class TensorTable:
     """C pointer table over ``rows``: one row per tensor, ``n_bufs`` arrays (or None) per row.
 
@@ -290,7 +401,7 @@ cdef class TensorTable:
         ``state[p]`` dicts still hold exactly the arrays this table was built from, unchanged in dtype, shape,
         layout and writeability, that every gradient passes the checks of ``set_grads``, and (``has_step``)
         that every ``state[p]['step']`` is a non-negative int. Then point the table at the gradients and return
-        ``(states, steps)``; return None, changing nothing, if anything differs (the caller takes the full path).
+        ``(states, steps, grads)``; return None, changing nothing, if anything differs (the caller takes the full path).
         """
         cdef int64_t i, k, n = self.n_tensors, nb = len(self._names)
         cdef cnp.ndarray d
@@ -341,7 +452,7 @@ cdef class TensorTable:
             row = self._rows[i]
             row[1] = d
             self.bufs[i * nb + 1] = cnp.PyArray_DATA(d) if self.sizes[i] > 0 else <void *>1
-        return states, steps
+        return states, steps, grads
 
     def release(self, int64_t k=1) -> None:
         """Drop the references held at position k (the gradients) once a step is done; the pointers become NULL,

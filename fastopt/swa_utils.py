@@ -254,9 +254,8 @@ class AveragedParameters:
                 to the constructor, in the same order; checked before anything changes.
         """
         ps = self._check_like(params, "params", writeable=False)
-        for i, (p, a) in enumerate(zip(ps, self.params)):
-            if a.data.size and np.shares_memory(p.data, a.data):
-                raise ValueError(f"params[{i}] shares memory with the averaged parameter")
+        V.no_overlap([(a.data, True, f"the average of params[{i}]", "data") for i, a in enumerate(self.params)]
+                     + [(p.data, False, f"params[{i}]", "data") for i, p in enumerate(ps)])
         if self.n_averaged == 0:
             for p, a in zip(ps, self.params):
                 np.copyto(a.data, p.data)

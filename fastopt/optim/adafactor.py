@@ -266,7 +266,7 @@ class Adafactor(Optimizer):
         loss = None
         if closure is not None:
             loss = closure()
-        plans = []
+        plans, arrays = [], []
         for gi, group, with_grads in self._groups_with_grads():
             items = []
             for j, p, g in with_grads:
@@ -286,6 +286,10 @@ class Adafactor(Optimizer):
             _check_items([it[2] for it in items], [it[3] for it in items], *self._buffers(items),
                          lambda k: V.where(gi, names[k]))
             plans.append((group, items))
+            arrays += [(a, w, V.where(gi, j), what) for j, _, data, grad, st in items
+                       for a, w, what in ((data, True, "data"), (grad, False, "grad"),
+                                          *((v, True, f"state '{k}'") for k, v in (st or {}).items() if k != "step"))]
+        V.no_overlap(arrays)
         for group, items in plans:
             if not items:
                 continue

@@ -195,7 +195,7 @@ class Muon(Optimizer):
         loss = None
         if closure is not None:
             loss = closure()
-        plans = []
+        plans, arrays = [], []
         for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
             items = []
             for j, p, g in with_grads:
@@ -208,7 +208,10 @@ class Muon(Optimizer):
                     if not (buf.flags.c_contiguous and buf.flags.aligned):
                         raise ValueError(f"{V.where(gi, j)}: state 'momentum_buffer' must be C-contiguous")
                 items.append((p, data, grad, buf))
+                arrays += [(data, True, V.where(gi, j), "data"), (grad, False, V.where(gi, j), "grad"),
+                           (buf, True, V.where(gi, j), "state 'momentum_buffer'")]
             plans.append((group, items))
+        V.no_overlap(arrays)
         for group, items in plans:
             by_dtype: dict[np.dtype, list] = {}
             for item in items:
