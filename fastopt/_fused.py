@@ -9,7 +9,6 @@ is copied back into the parameter after the kernel (so strided views are updated
 from __future__ import annotations
 
 import inspect
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,56 +30,15 @@ _NOT_OPTIONS = ("params", "param_names")
 _MISSING = object()
 
 
-class _Plan:
-    """What a repeated step of one group reuses: its validated options and the kernel's pointer table.
+def _immutable(v: Any) -> bool:
+    if type(v) is tuple:
+        return all(isinstance(x, _IMMUTABLE) for x in v)
+    return isinstance(v, _IMMUTABLE)
 
-    Valid while the group has the same parameters and option values (same types; tuples by identity), every
-    parameter has a gradient, and ``TensorTable.rebind`` finds the same data and state arrays, unchanged.
-    """
 
-    __slots__ = ("params", "keys", "getter", "values", "types", "tuples", "hyper", "table", "fresh")
-
-    def __init__(self, group: dict[str, Any], hyper: tuple, table: Any) -> None:
-        self.params = tuple(group["params"])
-        self.keys = tuple(k for k in group if k not in _NOT_OPTIONS)
-        self.getter = operator.itemgetter(*self.keys) if self.keys else (lambda g: ())
-        values = self.getter(group)
-        self.values = values if len(self.keys) != 1 else (values,)
-        self.types = tuple(map(type, self.values))
-        self.tuples = tuple(i for i, v in enumerate(self.values) if type(v) is tuple)
-        self.hyper = hyper
-        self.table = table
-        self.fresh = [False] * len(self.params)
-
-    @staticmethod
-    def immutable(v: Any) -> bool:
-        if type(v) is tuple:
-            return all(isinstance(x, _IMMUTABLE) for x in v)
-        return isinstance(v, _IMMUTABLE)
-
-    @staticmethod
-    def cacheable(group: dict[str, Any]) -> bool:
-        return all(_Plan.immutable(v) for k, v in group.items() if k not in _NOT_OPTIONS)
-
-    def same_options(self, group: dict[str, Any]) -> bool:
-        # The hooks (_check_group, _active, _hyper) read only keys present when the plan was made (a missing key
-        # would have failed that step), so equal values of equal types — tuples by identity — suffice.
-        if tuple(group["params"]) != self.params:
-            return False
-        try:
-            values = self.getter(group)
-            if len(self.keys) == 1:
-                values = (values,)
-            if not (values == self.values):
-                return False
-        except (KeyError, ValueError, TypeError):
-            return False
-        if tuple(map(type, values)) != self.types:
-            return False
-        for i in self.tuples:
-            if values[i] is not self.values[i]:
-                return False
-        return True
+def _cacheable(group: dict[str, Any]) -> bool:
+    """A group whose options can be compared by value (and tuples by identity) to reuse its step plan."""
+    return all(_immutable(v) for k, v in group.items() if k not in _NOT_OPTIONS)
 
 
 def _contiguous(a: np.ndarray) -> bool:
@@ -218,7 +176,7 @@ class FusedOptimizer(Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
-        self._plans: list[_Plan] | None = None
+        self._plans: list[K.StepPlan] | None = None
         self._checked_defaults = dict(defaults)  # checked by the constructor (Spec.options_from)
         super().__init__(params, defaults)
 
@@ -231,7 +189,7 @@ class FusedOptimizer(Optimizer):
         constructing an optimizer checks its options once."""
         checked = self._checked_defaults
         for name in self._spec.names:
-            if name not in group or group[name] is not checked.get(name, _MISSING) or not _Plan.immutable(group[name]):
+            if name not in group or group[name] is not checked.get(name, _MISSING) or not _immutable(group[name]):
                 self._spec.check(group)
                 return
 
@@ -277,10 +235,14 @@ class FusedOptimizer(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""Perform one step over every group (one kernel call per group). Returns the closure's loss."""
+        plans = self._plans
+        if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
+            if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
+                return None
         loss = None
         if closure is not None:
             loss = closure()
-        if self._plans is not None and self._fast_step():
+        if plans is not None and self._fast_step():
             return loss
         plans = []
         for gi, group, with_grads in self._groups_with_grads():
@@ -312,7 +274,7 @@ class FusedOptimizer(Optimizer):
             for dtype, its in by_dtype.items():
                 launches.append(self._prepare(gi, group, active, dtype, its))
         # Pass 3: commit state and step counts, run each kernel once, copy scratch back.
-        fast: list[_Plan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
+        fast: list[K.StepPlan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
         for group, active, table, rows, commits in launches:
             steps: list[int] = []
             fresh: list[bool] = []
@@ -332,10 +294,10 @@ class FusedOptimizer(Optimizer):
             rows.finish()
             if fast is not None:
                 if (rows.copy_back or len(commits) != len(group["params"]) or group is not launches[len(fast)][0]
-                        or not _Plan.cacheable(group)):
+                        or not _cacheable(group)):
                     fast = None
                 else:
-                    fast.append(_Plan(group, hyper, table))
+                    fast.append(self._step_plan(group, table, hyper))
         self._plans = fast
         if fast is not None and len(fast) > 1:  # what the fast path checks new gradients against
             self._written = [a for group in self.param_groups for p in group["params"]
@@ -364,36 +326,40 @@ class FusedOptimizer(Optimizer):
         (ASGD, NAdam) always take the full path, which checks and advances it."""
         return not self._scalar_state and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state
 
+    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
+        """The repeated step of ``group`` (see ``K.StepPlan``), made after a full step of it succeeded."""
+        spec = self._spec
+        keys = tuple(k for k in group if k not in _NOT_OPTIONS)
+        n = len(group["params"])
+        fresh = [False] * n  # a repeated step never creates state
+        at_step = spec.at_step(group) if spec.at_step is not None else None
+        fill = None
+        if self._has_step and spec.n_scalars and (at_step is not None or spec._fill is not None):
+            fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
+        else:  # constant scalars: as a repeated step sees them
+            spec.fill(group, table.scalars, [], fresh)
+        return K.StepPlan(table, spec.kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
+                          self._has_step, at_step, fill)
+
     def _fast_step(self) -> bool:
-        """Repeat the last step's plan if nothing it relied on changed; False (nothing done) otherwise."""
+        """Repeat the last step's plans if nothing they relied on changed (one Cython call per group); False, with
+        nothing done, otherwise."""
         plans = self._plans
         groups = self.param_groups
         if len(plans) != len(groups):
             return False
+        if len(plans) == 1:
+            return plans[0].step(groups[0], self.state)
         state = self.state
-        has_step = self._has_step
-        bound = []
         for plan, group in zip(plans, groups):
-            if not plan.same_options(group):
+            if not plan.bind(group, state):
                 return False
-            got = plan.table.rebind(group["params"], state, has_step)
-            if got is None:
-                return False
-            bound.append(got)
-        if len(plans) > 1:  # each table checked its own gradients; across groups, the one overlap check
-            grads = [g for _, _, gs in bound for g in gs]
-            if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
-                return False  # the full path names the conflict
-        kernel = self._spec.kernel
-        for plan, group, (states, steps, _) in zip(plans, groups, bound):
-            if has_step:
-                steps = [s + 1 for s in steps]
-                for st, s in zip(states, steps):
-                    st["step"] = s
-            table = plan.table
-            self._fill_scalars(group, table.scalars, steps, plan.fresh)
-            kernel(table, plan.hyper)
-            table.release(1)
+        # each table checked its own gradients; across groups, the one overlap check
+        grads = [g for plan in plans for g in plan.grads]
+        if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
+            return False  # the full path names the conflict
+        for plan in plans:
+            plan.run()
         return True
 
     def _prepare(self, gi: int, group: dict[str, Any], active: tuple[bool, ...], dtype: np.dtype,

@@ -396,7 +396,7 @@ cdef class TensorTable:
                 return False
         return True
 
-    def rebind(self, list params, object state, bint has_step):
+    cpdef object rebind(self, list params, object state, bint has_step):
         """Fast path of a repeated step: check that ``params`` (objects with ``.data`` and ``.grad``) and their
         ``state[p]`` dicts still hold exactly the arrays this table was built from, unchanged in dtype, shape,
         layout and writeability, that every gradient passes the checks of ``set_grads``, and (``has_step``)
@@ -454,7 +454,7 @@ cdef class TensorTable:
             self.bufs[i * nb + 1] = cnp.PyArray_DATA(d) if self.sizes[i] > 0 else <void *>1
         return states, steps, grads
 
-    def release(self, int64_t k=1) -> None:
+    cpdef release(self, int64_t k=1):
         """Drop the references held at position k (the gradients) once a step is done; the pointers become NULL,
         so a kernel run before the next ``set_grads``/``rebind`` fails its check instead of reading freed memory."""
         cdef int64_t i, nb = len(self._names)
@@ -465,7 +465,121 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = NULL
 
 
-def fill_columns(cnp.ndarray scalars, tuple values) -> None:
+cdef object _MISSING = object()
+
+
+cdef class StepPlan:
+    """The repeated step of one group, in one call (``FusedOptimizer``'s fast path).
+
+    Built after a full step validated the group; holds its table (params, state buffers), the group's options
+    as they were then (values and types; tuples by identity), the packed hyper block and how to get the per-tensor
+    scalars. ``bind`` confirms that the group and its arrays are unchanged and that every gradient is the array
+    validated last time or passes the same checks (identity, shape, dtype, flags, no overlap with what the table
+    writes); ``run`` then advances the step counts, fills the scalars and runs the kernel without the GIL. Either
+    returns False and changes nothing visible when the full path must run instead. ``step`` is both, for a
+    single group.
+
+    Args:
+        table: the group's ``TensorTable`` (its gradients released).
+        kernel: the table kernel.
+        hyper: its packed hyper-parameter block.
+        params: the group's parameters.
+        options: the group's option values and their keys (the group must still hold equal values of equal types).
+        has_step: whether each parameter's state counts steps.
+        at_step: ``at_step(t)`` giving every scalar for step count t (used when the group's tensors share a count),
+            or None.
+        fill: ``fill(scalars, steps)`` writing the scalars for per-tensor counts (the general case), or None if the
+            scalars do not change between steps (the caller filled them once).
+    """
+    cdef TensorTable table
+    cdef Kernel kernel
+    cdef bytes hyper
+    cdef list params
+    cdef tuple keys
+    cdef tuple values
+    cdef tuple types
+    cdef bint has_step
+    cdef object at_step
+    cdef object fill
+    cdef list states
+    cdef list steps
+    cdef readonly list grads
+
+    def __init__(self, TensorTable table, Kernel kernel, bytes hyper, list params, tuple keys, tuple values,
+                 bint has_step, object at_step, object fill):
+        self.table, self.kernel, self.hyper = table, kernel, hyper
+        self.params, self.keys, self.values = list(params), keys, values
+        self.types = tuple(type(v) for v in values)
+        self.has_step, self.at_step, self.fill = has_step, at_step, fill
+        self.states = self.steps = self.grads = None
+
+    cdef bint _same_options(self, dict group):
+        cdef Py_ssize_t i, n = len(self.keys)
+        cdef list ps
+        g = group.get("params")
+        if type(g) is not list:
+            return False
+        ps = <list>g
+        if len(ps) != len(self.params):
+            return False
+        for i in range(len(ps)):
+            if ps[i] is not self.params[i]:
+                return False
+        for i in range(n):
+            v = group.get(self.keys[i], _MISSING)
+            w = self.values[i]
+            if v is w:
+                continue
+            if type(v) is not self.types[i] or type(v) is tuple or not (v == w):
+                return False
+        return True
+
+    cpdef bint bind(self, dict group, object state):
+        """Check the group and its arrays (see the class docstring) and point the table at the gradients."""
+        if not self._same_options(group):
+            return False
+        got = self.table.rebind(self.params, state, self.has_step)
+        if got is None:
+            return False
+        self.states, self.steps, self.grads = got
+        return True
+
+    cpdef bint run(self) except -1:
+        """Advance the step counts, fill the scalars, run the kernel (without the GIL), drop the gradients."""
+        cdef Py_ssize_t i, n = len(self.states)
+        cdef dict st
+        cdef int64_t t0, k
+        cdef bint same = True
+        cdef list steps = self.steps
+        if self.has_step:
+            for i in range(n):
+                t = <object>steps[i] + 1
+                steps[i] = t
+                st = <dict>self.states[i]
+                st["step"] = t
+            for i in range(1, n):
+                if steps[i] != steps[0]:
+                    same = False
+                    break
+            if same and n > 0 and self.at_step is not None:
+                fill_columns(<cnp.ndarray>self.table.scalars, self.at_step(steps[0]))
+            elif self.fill is not None:
+                self.fill(self.table.scalars, steps)
+        try:
+            self.kernel._run(self.table, self.hyper)
+        finally:
+            self.table.release(1)
+            self.states = self.steps = self.grads = None
+        return True
+
+    def step(self, dict group, object state) -> bool:
+        """``bind`` then ``run``: the whole repeated step of a one-group optimizer in one call."""
+        if not self.bind(group, state):
+            return False
+        return self.run()
+
+
+cpdef fill_columns(cnp.ndarray scalars, tuple values):
     """Set column k of ``scalars`` (a writeable C-contiguous float64 2-D array, e.g. ``TensorTable.scalars``)
     to ``values[k]`` in every row: the per-step scalars of a group whose tensors share a step count, without
     NumPy's indexing overhead (which dominates a tiny model's step)."""
@@ -541,6 +655,9 @@ cdef class Kernel:
     def __call__(self, TensorTable t, bytes hyper) -> None:
         """Run the kernel over ``t`` with the block ``hyper`` (from ``pack``), without the GIL. The table keeps a
         reference to every array it points into, and ``hyper`` is held by this call, for the whole run."""
+        self._run(t, hyper)
+
+    cdef int _run(self, TensorTable t, bytes hyper) except -1:
         cdef int rc
         cdef const char *h
         cdef fo_kernel_fn fn
@@ -560,6 +677,7 @@ cdef class Kernel:
             raise ValueError(f"{self.name}: the kernel rejected its hyper-parameters")
         if rc != FO_OK:
             _raise(rc, self.name)
+        return 0
 
 
 cdef Kernel _kernel_row(int64_t i):

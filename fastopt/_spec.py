@@ -56,10 +56,6 @@ class Buffer:
         self.name, self.when = name, when
 
 
-def _no_scalars(options: Mapping[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-    """Kernels without per-tensor scalars."""
-
-
 class Spec:
     """The declaration of one algorithm (see the module docstring).
 
@@ -68,14 +64,18 @@ class Spec:
             step is not one table kernel (its options are still declared and checked here).
         options: its options, in torch's signature order (the order of ``defaults`` and of every group dict).
         buffers: its state buffers, in the kernel's buffer order after param and grad.
+        at_step: ``at_step(options)`` returns ``f(t)``, the tuple of per-tensor scalars at step count t (computed in
+            double, as torch does), for scalars that depend on the step only.
         fill: ``fill(options, scalars, steps, fresh)`` writes the per-tensor scalars (an (n_tensors, n_scalars)
-            float64 array; ``steps`` are the step counts after this step, ``fresh`` marks new state).
+            float64 array; ``steps`` are the step counts after this step, ``fresh`` marks new state), for scalars
+            that depend on more than the step (SGD's new-buffer flag). Scalars that need neither are constant.
         check_order: option names in the order their checks run (torch's constructor order) if not ``options``'.
         check_group: an extra check over the whole group, after the options' own (e.g. SGD's Nesterov rule).
     """
 
     def __init__(self, kernel: str | None, options: Sequence[Option], buffers: Sequence[Buffer] = (),
-                 fill: Callable[..., None] = _no_scalars, check_order: Sequence[str] | None = None,
+                 at_step: Callable[[Mapping[str, Any]], Callable[[int], tuple]] | None = None,
+                 fill: Callable[..., None] | None = None, check_order: Sequence[str] | None = None,
                  check_group: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.options = tuple(options)
         self.names = tuple(o.name for o in self.options)
@@ -88,7 +88,8 @@ class Spec:
         self._check_group = check_group
         self.buffers = tuple(b.name for b in buffers)
         self._when = tuple(b.when for b in buffers)
-        self.fill = fill
+        self.at_step = at_step
+        self._fill = fill
         self.kernel = K.KERNELS[kernel] if kernel is not None else None
         self._feeds: tuple[tuple[str, tuple[str, ...]], ...] = tuple((o.name, o.fields) for o in self.options
                                                                      if o.fields)
@@ -155,6 +156,24 @@ class Spec:
                 for f, x in zip(fields, v):
                     values[f] = x
         return self.kernel.pack(values)
+
+    def fill(self, options: Mapping[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+        """Write the per-tensor scalars for these options, step counts (after this step) and new-state flags."""
+        if self._fill is not None:
+            self._fill(options, scalars, steps, fresh)
+            return
+        if self.at_step is None:
+            return
+        at = self.at_step(options)
+        if steps and steps.count(steps[0]) == len(steps):  # the usual case: one step count for the whole group
+            K.fill_columns(scalars, at(steps[0]))
+            return
+        done: dict[int, tuple] = {}
+        for i, t in enumerate(steps):
+            row = done.get(t)
+            if row is None:
+                row = done[t] = at(t)
+            scalars[i, :len(row)] = row
 
     def active(self, options: Mapping[str, Any]) -> tuple[bool, ...]:
         """Which state buffers these options use."""

@@ -48,7 +48,11 @@ def _wrap_step(step: Callable) -> Callable:
     @functools.wraps(step)
     def wrapper(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return _hooked_step(self, step, args, kwargs)
+            if self._step_pre_hooks or self._step_post_hooks or self._in_step:
+                return _hooked_step(self, step, args, kwargs)
+            out = step(self, *args, **kwargs)  # no hooks: nothing to run around it
+            self._opt_called = True
+            return out
 
     wrapper._fastopt_wrapped = True  # type: ignore[attr-defined]
     return wrapper
@@ -56,7 +60,7 @@ def _wrap_step(step: Callable) -> Callable:
 
 def _hooked_step(self: "Optimizer", step: Callable, args: tuple, kwargs: dict) -> Any:
     """The body of a wrapped ``step``: pre-hooks, the step, post-hooks (once, even if a subclass calls super)."""
-    if getattr(self, "_in_step", False):  # a subclass step calling super().step(): hooks run once
+    if self._in_step:  # a subclass step calling super().step(): hooks run once
         return step(self, *args, **kwargs)
     self._in_step = True
     try:
@@ -131,6 +135,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self._lock = threading.RLock()
+        self._in_step = False
         self.defaults = dict(defaults)
         self._step_pre_hooks: OrderedDict = OrderedDict()
         self._step_post_hooks: OrderedDict = OrderedDict()

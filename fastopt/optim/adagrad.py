@@ -1,7 +1,7 @@
 """Adagrad (torch.optim.Adagrad)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,11 +15,10 @@ from ._steps import next_steps, store_steps
 __all__ = ["Adagrad", "adagrad"]
 
 
-def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-    """Per tensor: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+    """Per tensor at step t: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
     lr, lr_decay = float(options["lr"]), float(options["lr_decay"])
-    for i, t in enumerate(steps):
-        scalars[i, 0] = lr / (1 + (t - 1) * lr_decay)
+    return lambda t: (lr / (1 + (t - 1) * lr_decay),)
 
 
 SPEC = Spec(
@@ -35,7 +34,7 @@ SPEC = Spec(
              flag("maximize")),
     check_order=("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
     buffers=(Buffer("sum"),),
-    fill=_fill,
+    at_step=_at_step,
 )
 
 
@@ -59,7 +58,7 @@ def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[
     SPEC.check(options)
     steps = next_steps(state_steps, len(params))
     run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [state_sums],
-                   lambda s: _fill(options, s, steps, []), SPEC.hyper(options))
+                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
     store_steps(state_steps, steps)
 
 

@@ -1,7 +1,7 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,21 +15,10 @@ from ._steps import next_steps, store_steps
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
 
-def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-    """Per tensor: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float]]:
+    """Per tensor at step t: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
     lr, beta1, beta2 = float(options["lr"]), float(options["betas"][0]), float(options["betas"][1])
-    if steps and steps.count(steps[0]) == len(steps):  # the usual case: one step count for the whole group
-        t = steps[0]
-        K.fill_columns(scalars, (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5))
-        return
-    done: dict[int, tuple[float, float]] = {}
-    for i, t in enumerate(steps):
-        pair = done.get(t)
-        if pair is None:
-            bias_correction1 = 1 - beta1 ** t
-            bias_correction2 = 1 - beta2 ** t
-            pair = done[t] = (lr / bias_correction1, bias_correction2 ** 0.5)
-        scalars[i, 0], scalars[i, 1] = pair
+    return lambda t: (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5)
 
 
 SPEC = Spec(
@@ -41,7 +30,7 @@ SPEC = Spec(
              flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")),
     check_order=("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"),
     buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq"), Buffer("max_exp_avg_sq", when=lambda o: o["amsgrad"])),
-    fill=_fill,
+    at_step=_at_step,
 )
 
 
@@ -69,7 +58,7 @@ def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
     steps = next_steps(state_steps, len(params))
     run_functional(SPEC.kernel, SPEC.buffer_names, params, grads,
                    [exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None],
-                   lambda s: _fill(options, s, steps, []), SPEC.hyper(options))
+                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
     store_steps(state_steps, steps)
 
 

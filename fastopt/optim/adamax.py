@@ -1,7 +1,7 @@
 """Adamax (torch.optim.Adamax)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,11 +15,10 @@ from ._steps import next_steps, store_steps
 __all__ = ["Adamax", "adamax"]
 
 
-def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-    """Per tensor: clr = lr / (1 - beta1^t), in double as torch computes it."""
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+    """Per tensor at step t: clr = lr / (1 - beta1^t), in double as torch computes it."""
     lr, beta1 = float(options["lr"]), float(options["betas"][0])
-    for i, t in enumerate(steps):
-        scalars[i, 0] = lr / (1 - beta1 ** t)
+    return lambda t: (lr / (1 - beta1 ** t),)
 
 
 SPEC = Spec(
@@ -31,7 +30,7 @@ SPEC = Spec(
              flag("maximize")),
     check_order=("lr", "eps", "betas", "weight_decay", "maximize"),
     buffers=(Buffer("exp_avg"), Buffer("exp_inf")),
-    fill=_fill,
+    at_step=_at_step,
 )
 
 
@@ -55,7 +54,7 @@ def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.
     SPEC.check(options)
     steps = next_steps(state_steps, len(params))
     run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_infs],
-                   lambda s: _fill(options, s, steps, []), SPEC.hyper(options))
+                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
     store_steps(state_steps, steps)
 
 

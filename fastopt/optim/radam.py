@@ -1,7 +1,7 @@
 """RAdam (torch.optim.RAdam)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,22 +15,22 @@ from ._steps import next_steps, store_steps
 __all__ = ["RAdam", "radam"]
 
 
-def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-    """Per tensor: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is rectified
-    (rho_t > 5), all in double as torch computes them."""
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float, float, float]]:
+    """Per tensor at step t: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is
+    rectified (rho_t > 5), all in double as torch computes them."""
     beta1, beta2 = float(options["betas"][0]), float(options["betas"][1])
     rho_inf = 2 / (1 - beta2) - 1
-    for i, t in enumerate(steps):
+
+    def at(t: int) -> tuple[float, float, float, float]:
         bias_correction1 = 1 - beta1 ** t
         bias_correction2 = 1 - beta2 ** t
         rho_t = rho_inf - 2 * t * (beta2 ** t) / bias_correction2
         rectified = rho_t > 5.0
         rect = (((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
                 if rectified else 1.0)
-        scalars[i, 0] = bias_correction1
-        scalars[i, 1] = bias_correction2 ** 0.5
-        scalars[i, 2] = rect
-        scalars[i, 3] = 1.0 if rectified else 0.0
+        return bias_correction1, bias_correction2 ** 0.5, rect, 1.0 if rectified else 0.0
+
+    return at
 
 
 SPEC = Spec(
@@ -42,7 +42,7 @@ SPEC = Spec(
              flag("decoupled_weight_decay"), flag("maximize")),
     check_order=("lr", "eps", "betas", "weight_decay", "decoupled_weight_decay", "maximize"),
     buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
-    fill=_fill,
+    at_step=_at_step,
 )
 
 
@@ -67,7 +67,7 @@ def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     SPEC.check(options)
     steps = next_steps(state_steps, len(params))
     run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs],
-                   lambda s: _fill(options, s, steps, []), SPEC.hyper(options))
+                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
     store_steps(state_steps, steps)
 
 
