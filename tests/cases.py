@@ -5,6 +5,8 @@ error, state_dict and determinism tests then cover it.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import fastopt as fo
 
 # (class name, kwargs): each row is run by every generic test.
@@ -29,9 +31,12 @@ CASES: list[tuple[str, dict]] = [
     ("ASGD", dict(lr=1e-2)),
     ("ASGD", dict(lr=5e-2, lambd=1e-2, alpha=0.5, t0=2, weight_decay=0.1)),  # averaging starts at step 3
     ("ASGD", dict(lr=1e-2, t0=0, maximize=True)),
+    ("ASGD", dict(lr=5e-2, lambd=1e-2, alpha=0.5, t0=20, weight_decay=0.1)),  # averaging starts at step 21
+    ("ASGD", dict(lr=2e-2, lambd=0.0, alpha=1.0, t0=50.5, weight_decay=0.01)),  # a fractional t0
     ("Rprop", dict(lr=1e-2)),
     ("Rprop", dict(lr=1e-3, etas=(0.3, 1.5), step_sizes=(1e-4, 2e-3))),  # the clamp bites both ways
     ("Rprop", dict(lr=1e-2, maximize=True)),
+    ("Rprop", dict(lr=0.1, etas=(0.9, 1.01), step_sizes=(0.05, 0.2))),  # a narrow step-size band
     ("Adagrad", dict(lr=1e-2)),
     ("Adagrad", dict(lr=5e-2, lr_decay=1e-2, weight_decay=0.1)),
     ("Adagrad", dict(lr=5e-2, initial_accumulator_value=0.5, eps=1e-6, maximize=True)),
@@ -57,6 +62,33 @@ CASES: list[tuple[str, dict]] = [
     ("Adafactor", dict(lr=1e-2, eps=(1e-3, 1e-3), maximize=True)),  # eps1 floors the estimate
     ("Adafactor", dict(lr=1.0, beta2_decay=0.0, d=1.0)),  # weight 1: the averages are the last squares
 ]
+
+# Optimizers outside the elementwise registry (Muon takes 2-D parameters only, SparseAdam row-sparse gradients):
+# their reference, torch, functional and golden tests run these rows.
+MUON_CASES: list[dict] = [
+    dict(),
+    dict(lr=0.02, nesterov=False, weight_decay=0.0, momentum=0.8),
+    dict(lr=0.01, adjust_lr_fn="match_rms_adamw", ns_steps=2, ns_coefficients=(2.0, -1.5, 0.5), eps=1e-3),
+    dict(lr=1e-2, adjust_lr_fn="match_rms_adamw", weight_decay=0.05),
+    dict(lr=1e-2, momentum=0.3, ns_steps=3, ns_coefficients=(2.0, -1.5, 0.5), eps=1e-5, adjust_lr_fn="original"),
+]
+SPARSE_ADAM_CASES: list[dict] = [
+    dict(),
+    dict(lr=0.01, betas=(0.5, 0.9), eps=1e-4, maximize=True),
+    dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
+    dict(lr=5e-3, maximize=True),
+    dict(lr=1e-2, betas=(0.3, 0.5)),
+]
+
+# fastopt.swa_utils.AveragedParameters: name -> the keyword arguments of each averaging rule.
+AVERAGING_RULES: dict[str, Callable[[], dict]] = {
+    "default": lambda: {},
+    "swa": lambda: dict(avg_fn=fo.swa_utils.get_swa_avg_fn()),
+    "swa_multi": lambda: dict(multi_avg_fn=fo.swa_utils.get_swa_multi_avg_fn()),
+    "ema": lambda: dict(avg_fn=fo.swa_utils.get_ema_avg_fn(0.9)),
+    "ema_multi": lambda: dict(multi_avg_fn=fo.swa_utils.get_ema_multi_avg_fn(0.9)),
+    "ema_multi_small": lambda: dict(multi_avg_fn=fo.swa_utils.get_ema_multi_avg_fn(0.3)),
+}
 
 # (class name, kwargs, exception, message regex): the constructor must raise this.
 ERROR_CASES: list[tuple[str, dict, type, str]] = [
@@ -132,6 +164,16 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("Adafactor", dict(weight_decay=-0.1), ValueError, r"weight_decay should be >= 0 but is: -0.1"),
     ("Adafactor", dict(maximize=1), TypeError, "maximize must be a bool"),
     ("Adafactor", dict(foreach=False), TypeError, "foreach"),
+    ("Muon", dict(lr=-1.0), ValueError, "Learning rate should be >= 0 but is: -1.0"),
+    ("Muon", dict(momentum=-0.1), ValueError, "momentum should be >= 0 but is: -0.1"),
+    ("Muon", dict(weight_decay=-0.1), ValueError, "weight decay should be >= 0 but is: -0.1"),
+    ("Muon", dict(adjust_lr_fn="bogus"), ValueError, "Adjust learning rate function bogus is not supported"),
+    ("Muon", dict(ns_steps=100), ValueError, "Number of steps must be less than 100"),
+    ("Muon", dict(ns_coefficients=(1.0, 2.0)), ValueError, "Coefficients must be a tuple of exactly 3 values"),
+    ("SparseAdam", dict(lr=0.0), ValueError, "Invalid learning rate: 0.0"),
+    ("SparseAdam", dict(eps=0.0), ValueError, "Invalid epsilon value: 0.0"),
+    ("SparseAdam", dict(betas=(1.0, 0.9)), ValueError, "Invalid beta parameter at index 0"),
+    ("SparseAdam", dict(betas=(0.9, -0.1)), ValueError, "Invalid beta parameter at index 1"),
 ]
 
 
@@ -142,6 +184,7 @@ def case_id(case: tuple[str, dict]) -> str:
 
 def make(name: str, params, **kwargs):
     return getattr(fo, name)(params, **kwargs)
+
 
 # Optimizers whose arithmetic is torch's operation for operation, with no square root (torch's float32 sqrt is not
 # correctly rounded): their trajectories must equal torch's exactly, in both dtypes.

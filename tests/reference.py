@@ -22,12 +22,46 @@ def _lerp(start: np.ndarray, end: np.ndarray, w: float) -> np.ndarray:
     return start + w * (end - start) if abs(w) < 0.5 else end - (end - start) * (_c(1, dt) - w)
 
 
+def _ema_sq(avg: np.ndarray, g: np.ndarray, beta: float) -> None:
+    """avg = beta avg + (1 - beta) g^2, in place (torch's mul_(beta).addcmul_(g, g, value=1 - beta))."""
+    dt = avg.dtype
+    avg[...] = avg * _c(beta, dt) + (_c(1 - beta, dt) * g) * g
+
+
+def _begin(p: np.ndarray, g: np.ndarray, state: dict, maximize: bool, zeros: tuple = (), **init) -> np.ndarray:
+    """On the first call create the state (step 0, a zero buffer per name in zeros, then init's entries); count
+    the step; return the gradient to use (a copy, negated under maximize)."""
+    if not state:
+        state["step"] = 0
+        for k in zeros:
+            state[k] = np.zeros_like(p)
+        state.update(init)
+    state["step"] += 1
+    return -g if maximize else g.copy()
+
+
+def _weight_decay(p: np.ndarray, g: np.ndarray, lr: float, weight_decay: float, decoupled: bool = False):
+    """L2 (g + wd p) or decoupled (p = p (1 - lr wd)) weight decay; returns the gradient."""
+    if weight_decay != 0:
+        if decoupled:
+            p[...] = p * _c(1 - lr * weight_decay, p.dtype)
+        else:
+            g = g + _c(weight_decay, p.dtype) * p
+    return g
+
+
+def _adam_moments(state: dict, g: np.ndarray, beta1: float, beta2: float) -> tuple[np.ndarray, np.ndarray]:
+    """exp_avg = lerp(exp_avg, g, 1 - beta1); exp_avg_sq = beta2 exp_avg_sq + (1 - beta2) g^2 (Adam, NAdam, RAdam)."""
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m[...] = _lerp(m, g, 1 - beta1)
+    _ema_sq(v, g, beta2)
+    return m, v
+
+
 def ref_sgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, momentum: float = 0, dampening: float = 0,
             weight_decay: float = 0, nesterov: bool = False, maximize: bool = False) -> None:
     dt = p.dtype
-    g = -g if maximize else g.copy()
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, -g if maximize else g.copy(), lr, weight_decay)
     if momentum != 0:
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = g.copy()
@@ -44,23 +78,10 @@ def ref_adam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tup
              decoupled_weight_decay: bool = False) -> None:
     dt = p.dtype
     beta1, beta2 = betas
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p)
-        state["exp_avg_sq"] = np.zeros_like(p)
-        if amsgrad:
-            state["max_exp_avg_sq"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()))
     t = state["step"]
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            p[...] = p * _c(1 - lr * weight_decay, dt)
-        else:
-            g = g + _c(weight_decay, dt) * p
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = _lerp(m, g, 1 - beta1)
-    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    g = _weight_decay(p, g, lr, weight_decay, decoupled_weight_decay)
+    m, v = _adam_moments(state, g, beta1, beta2)
     step_size = lr / (1 - beta1 ** t)
     bc2_sqrt = (1 - beta2 ** t) ** 0.5
     if amsgrad:
@@ -81,19 +102,11 @@ def ref_adamw(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas: tu
 def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: float = 0.99, eps: float = 1e-8,
                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, maximize: bool = False) -> None:
     dt = p.dtype
-    if not state:
-        state["step"] = 0
-        state["square_avg"] = np.zeros_like(p)
-        if momentum > 0:
-            state["momentum_buffer"] = np.zeros_like(p)
-        if centered:
-            state["grad_avg"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _begin(p, g, state, maximize, ("square_avg",) + (("momentum_buffer",) if momentum > 0 else ())
+               + (("grad_avg",) if centered else ()))
+    g = _weight_decay(p, g, lr, weight_decay)
     sq = state["square_avg"]
-    sq[...] = sq * _c(alpha, dt) + (_c(1 - alpha, dt) * g) * g
+    _ema_sq(sq, g, alpha)
     if centered:
         ga = state["grad_avg"]
         ga[...] = _lerp(ga, g, 1 - alpha)
@@ -112,16 +125,10 @@ def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: 
 def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lambd: float = 1e-4,
              alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
     dt = p.dtype
-    if not state:
-        state["step"] = 0
-        state["eta"] = np.array(lr, dtype=np.float32)   # torch: 0-d tensors of the default (float32) dtype
-        state["mu"] = np.array(1.0, dtype=np.float32)
-        state["ax"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    # torch keeps eta and mu as 0-d tensors of the default (float32) dtype
+    g = _begin(p, g, state, maximize, ("ax",), eta=np.array(lr, dtype=np.float32), mu=np.array(1.0, dtype=np.float32))
     eta, mu = float(state["eta"]), float(state["mu"])
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, g, lr, weight_decay)
     p[...] = p * _c(1 - lambd * eta, dt)
     p[...] = p + _c(-eta, dt) * g
     ax = state["ax"]
@@ -138,12 +145,7 @@ def ref_rprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, et
               step_sizes: tuple = (1e-6, 50), maximize: bool = False) -> None:
     dt = p.dtype
     etaminus, etaplus = etas
-    if not state:
-        state["step"] = 0
-        state["prev"] = np.zeros_like(p)
-        state["step_size"] = np.full_like(p, lr)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, ("prev",), step_size=np.full_like(p, lr))
     prev, ss = state["prev"], state["step_size"]
     with np.errstate(invalid="ignore"):
         s = np.sign(g * prev)
@@ -174,7 +176,7 @@ def ref_muon(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, wei
     o = x.T if u.shape[0] > u.shape[1] else x
     rows, cols = p.shape
     ratio = 0.2 * max(rows, cols) ** 0.5 if adjust_lr_fn == "match_rms_adamw" else max(1, rows / cols) ** 0.5
-    p[...] = p * _c(1 - lr * weight_decay, dt)
+    _weight_decay(p, g, lr, weight_decay, decoupled=True)
     p[...] = p + _c(-lr * ratio, dt) * o
 
 
@@ -207,14 +209,9 @@ def ref_adagrad(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, 
                 weight_decay: float = 0, initial_accumulator_value: float = 0, eps: float = 1e-10,
                 maximize: bool = False) -> None:
     dt = p.dtype
-    if not state:
-        state["step"] = 0
-        state["sum"] = np.full_like(p, initial_accumulator_value)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, sum=np.full_like(p, initial_accumulator_value))
     t = state["step"]
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, g, lr, weight_decay)
     clr = lr / (1 + (t - 1) * lr_decay)
     s = state["sum"]
     s[...] = s + g * g
@@ -224,19 +221,12 @@ def ref_adagrad(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, 
 def ref_adadelta(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1.0, rho: float = 0.9,
                  eps: float = 1e-6, weight_decay: float = 0, maximize: bool = False) -> None:
     dt = p.dtype
-    if not state:
-        state["step"] = 0
-        state["square_avg"] = np.zeros_like(p)
-        state["acc_delta"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, _begin(p, g, state, maximize, ("square_avg", "acc_delta")), lr, weight_decay)
     sq, acc = state["square_avg"], state["acc_delta"]
-    sq[...] = sq * _c(rho, dt) + (_c(1 - rho, dt) * g) * g
+    _ema_sq(sq, g, rho)
     std = np.sqrt(sq + _c(eps, dt))
     delta = np.sqrt(acc + _c(eps, dt)) / std * g
-    acc[...] = acc * _c(rho, dt) + (_c(1 - rho, dt) * delta) * delta
+    _ema_sq(acc, delta, rho)
     p[...] = p + _c(-lr, dt) * delta
 
 
@@ -244,15 +234,9 @@ def ref_adamax(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, b
                eps: float = 1e-8, weight_decay: float = 0, maximize: bool = False) -> None:
     dt = p.dtype
     beta1, beta2 = betas
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p)
-        state["exp_inf"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_inf"))
     t = state["step"]
-    if weight_decay != 0:
-        g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, g, lr, weight_decay)
     m, u = state["exp_avg"], state["exp_inf"]
     m[...] = _lerp(m, g, 1 - beta1)
     u[...] = np.maximum(u * _c(beta2, dt), np.abs(g) + _c(eps, dt))
@@ -265,27 +249,15 @@ def ref_nadam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, be
               decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
     dt = p.dtype
     beta1, beta2 = betas
-    if not state:
-        state["step"] = 0
-        state["mu_product"] = 1.0
-        state["exp_avg"] = np.zeros_like(p)
-        state["exp_avg_sq"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
     t = state["step"]
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            p[...] = p * _c(1 - lr * weight_decay, dt)
-        else:
-            g = g + _c(weight_decay, dt) * p
+    g = _weight_decay(p, g, lr, weight_decay, decoupled_weight_decay)
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     # torch keeps mu_product as a float32 scalar tensor (its default scalar dtype)
     state["mu_product"] = float(np.float32(state["mu_product"]) * np.float32(mu))
     mu_product = state["mu_product"]
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = _lerp(m, g, 1 - beta1)
-    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    m, v = _adam_moments(state, g, beta1, beta2)
     denom = np.sqrt(v / _c(1 - beta2 ** t, dt)) + _c(eps, dt)
     p[...] = p + (_c(-lr * (1 - mu) / (1 - mu_product), dt) * g) / denom
     p[...] = p + (_c(-lr * mu_next / (1 - mu_product * mu_next), dt) * m) / denom
@@ -296,21 +268,10 @@ def ref_radam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, be
               maximize: bool = False) -> None:
     dt = p.dtype
     beta1, beta2 = betas
-    if not state:
-        state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p)
-        state["exp_avg_sq"] = np.zeros_like(p)
-    g = -g if maximize else g.copy()
-    state["step"] += 1
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_avg_sq"))
     t = state["step"]
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            p[...] = p * _c(1 - lr * weight_decay, dt)
-        else:
-            g = g + _c(weight_decay, dt) * p
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m[...] = _lerp(m, g, 1 - beta1)
-    v[...] = v * _c(beta2, dt) + (_c(1 - beta2, dt) * g) * g
+    g = _weight_decay(p, g, lr, weight_decay, decoupled_weight_decay)
+    m, v = _adam_moments(state, g, beta1, beta2)
     bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
     update = (m / _c(bc1, dt)) * _c(lr, dt)
     rho_inf = 2 / (1 - beta2) - 1
@@ -331,8 +292,7 @@ def ref_lion(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-4, bet
         state["exp_avg"] = np.zeros_like(p)
     g = -g if maximize else g.copy()
     m = state["exp_avg"]
-    if weight_decay != 0:
-        p[...] = p * _c(1 - lr * weight_decay, dt)
+    _weight_decay(p, g, lr, weight_decay, decoupled=True)
     c = m * _c(beta1, dt) + _c(1 - beta1, dt) * g
     p[...] = p - _c(lr, dt) * np.sign(c)
     m[...] = m * _c(beta2, dt) + _c(1 - beta2, dt) * g
@@ -367,8 +327,7 @@ def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2
     weight = t ** beta2_decay                       # 1 - beta2_t
     rho = min(lr, 1 / t ** 0.5)
     alpha = max(eps2, float(norm(p)) / p.size ** 0.5) * rho
-    if weight_decay != 0:
-        p[...] = p * _c(1 - lr * weight_decay, dt)
+    _weight_decay(p, g, lr, weight_decay, decoupled=True)
     if p.ndim > 1:
         row_mean = np.square(norm(g, axis=-1, keepdims=True)) / _c(g.shape[-1], dt)
         state["row_var"][...] = _lerp(state["row_var"], row_mean, weight)

@@ -12,28 +12,17 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from conftest import snapshot
+from cases import CASES, case_id
+from helpers import TorchPair, num_threads, rejected, rel_err, requires_openmp
 from reference import ref_adafactor
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPES = [(6, 9), (3, 4, 5), (2, 3, 1, 7), (1, 8), (8, 1), (13,), ()]
-KWARGS = [
-    dict(),
-    dict(lr=5e-2, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1),
-    dict(lr=1e-2, eps=(1e-3, 1e-3), maximize=True),
-    dict(lr=1.0, beta2_decay=0.0),
-]
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    scale = float(np.max(np.abs(b))) if b.size else 0.0
-    diff = float(np.max(np.abs(a - b))) if b.size else 0.0
-    return diff / scale if scale > 0 else diff
+KWARGS = [kw for name, kw in CASES if name == "Adafactor"]  # the registry's rows
 
 
 def _kid(kw: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults"
+    return case_id(("Adafactor", kw))
 
 
 def _state_shapes(shape):
@@ -90,76 +79,26 @@ def test_empty_parameters_only_count_steps(rng):
 
 # ---- torch ------------------------------------------------------------------------------------------------------
 
-def _torch_pair(kw, dtype, rng, shapes=SHAPES):
-    torch = pytest.importorskip("torch")
-    data = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    params = [fo.Parameter(d.copy()) for d in data]
-    tparams = [torch.tensor(d.copy(), requires_grad=True) for d in data]
-    lr = kw.get("lr", 1e-2)
-    half = len(shapes) // 2
-    opt = fo.Adafactor([{"params": params[:half]}, {"params": params[half:], "lr": lr * 0.5}], **kw)
-    topt = torch.optim.Adafactor([{"params": tparams[:half]}, {"params": tparams[half:], "lr": lr * 0.5}],
-                                 foreach=False, **kw)
-    return params, tparams, opt, topt
-
-
-def _feed(params, tparams, rng, dtype):
-    import torch
-    for p, tp in zip(params, tparams):
-        g = rng.standard_normal(p.shape).astype(dtype)
-        p.grad = g
-        tp.grad = torch.tensor(g.copy())
-
-
-def _compare(params, tparams, opt, topt) -> float:
-    worst = 0.0
-    for p, tp in zip(params, tparams):
-        worst = max(worst, rel_err(p.data, tp.detach().numpy()))
-        tstate, fstate = topt.state[tp], opt.state[p]
-        assert set(fstate) == set(tstate)
-        for key, tv in tstate.items():
-            tv = np.asarray(tv)
-            if key == "step":
-                assert fstate[key] == int(tv)
-            else:
-                assert fstate[key].shape == tv.shape and fstate[key].dtype == tv.dtype
-                worst = max(worst, rel_err(fstate[key], tv))
-    return worst
+def _pair(kw, dtype, seed):
+    return TorchPair("Adafactor", kw, SHAPES, dtype, seed)
 
 
 @pytest.mark.parametrize("kw", KWARGS, ids=_kid)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_trajectory_matches_torch(kw, dtype):
-    rng = np.random.default_rng(21)
-    params, tparams, opt, topt = _torch_pair(kw, dtype, rng)
-    for _ in range(100):
-        _feed(params, tparams, rng, dtype)
-        opt.step()
-        topt.step()
-    err = _compare(params, tparams, opt, topt)
-    assert err <= TOL[dtype], f"{_kid(kw)} {dtype.__name__}: relative error {err:.3e}"
+    pair = _pair(kw, dtype, 21)
+    pair.step(100)
+    pair.check(TOL[dtype], what=_kid(kw))
 
 
 @pytest.mark.parametrize("kw", KWARGS[:2], ids=_kid)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_torch_state_dict_loads_and_continues(kw, dtype):
-    rng = np.random.default_rng(22)
-    params, tparams, opt, topt = _torch_pair(kw, dtype, rng)
-    for _ in range(10):
-        _feed(params, tparams, rng, dtype)
-        topt.step()
-    sd = topt.state_dict()
-    converted = {"state": {i: {k: np.asarray(v) for k, v in s.items()} for i, s in sd["state"].items()},
-                 "param_groups": sd["param_groups"]}
-    for p, tp in zip(params, tparams):
-        p.data[...] = tp.detach().numpy()
-    opt.load_state_dict(converted)
-    for _ in range(20):
-        _feed(params, tparams, rng, dtype)
-        opt.step()
-        topt.step()
-    err = _compare(params, tparams, opt, topt)
-    assert err <= TOL[dtype], f"{_kid(kw)} {dtype.__name__}: relative error {err:.3e}"
+    pair = _pair(kw, dtype, 22)
+    pair.step(10, fastopt=False)
+    pair.load_torch_state()
+    pair.step(20)
+    pair.check(TOL[dtype], what=_kid(kw) + " after loading torch's state")
 
 
 def test_eps1_none_uses_the_first_parameters_dtype_like_torch():
@@ -213,27 +152,22 @@ def test_functional_matches_class(dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_count_does_not_change_bits(dtype):
     """Shapes large enough for the parallel paths (rows, column blocks, chunked norms) on 1 and 2 threads."""
-    if not fo.have_openmp():
-        pytest.skip("built without OpenMP")
+    requires_openmp()
     rng = np.random.default_rng(24)
     shapes = [(700, 520), (3, 300, 310), (300_000,)]
     data = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
     results = []
-    before = fo.get_num_threads()
-    try:
-        for nt in (1, 2):
-            fo.set_num_threads(nt)
+    for nt in (1, 2):
+        with num_threads(nt):
             params = [fo.Parameter(d.copy()) for d in data]
             opt = fo.Adafactor(params, weight_decay=0.1)
             for gs in grads:
                 for p, g in zip(params, gs):
                     p.grad = g
                 opt.step()
-            results.append([p.data.copy() for p in params] + [v.copy() for p in params
-                                                              for k, v in opt.state[p].items() if k != "step"])
-    finally:
-        fo.set_num_threads(before)
+        results.append([p.data.copy() for p in params] + [v.copy() for p in params
+                                                          for k, v in opt.state[p].items() if k != "step"])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 
@@ -289,28 +223,22 @@ def test_bad_state_changes_nothing(key, make, exc, regex, rng):
     opt, params = _trained(rng)
     st = opt.state[params[2]]
     st[key] = make(st[key])
-    before = snapshot(opt)
-    with pytest.raises(exc, match=regex):
+    with rejected(opt, exc, regex):
         opt.step()
-    assert snapshot(opt) == before
 
 
 def test_readonly_state_changes_nothing(rng):
     opt, params = _trained(rng)
     opt.state[params[2]]["col_var"].flags.writeable = False
-    before = snapshot(opt)
-    with pytest.raises(ValueError, match=r"\['params'\]\[1\]: state 'col_var' is read-only"):
+    with rejected(opt, ValueError, r"\['params'\]\[1\]: state 'col_var' is read-only"):
         opt.step()
-    assert snapshot(opt) == before
 
 
 def test_missing_state_key_changes_nothing(rng):
     opt, params = _trained(rng)
     del opt.state[params[1]]["col_var"]
-    before = snapshot(opt)
-    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\]: state has keys"):
+    with rejected(opt, ValueError, r"param_groups\[1\]\['params'\]\[0\]: state has keys"):
         opt.step()
-    assert snapshot(opt) == before
 
 
 @pytest.mark.parametrize("spoil,regex", [
@@ -323,10 +251,8 @@ def test_bad_load_state_dict_changes_nothing(spoil, regex, rng):
     opt, params = _trained(rng)
     sd = copy.deepcopy(opt.state_dict())
     spoil(sd["state"])
-    before = snapshot(opt)
-    with pytest.raises(ValueError, match=regex):
+    with rejected(opt, ValueError, regex):
         opt.load_state_dict(sd)
-    assert snapshot(opt) == before
 
 
 def test_functional_rejects_before_writing(rng):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from conftest import snapshot
+from helpers import rejected
 
 
 def _named(rng, order=("w", "b", "c"), shapes=None):
@@ -67,11 +67,9 @@ def test_bad_names_rejected_nothing_changed(rng, names, match):
     b = _named(rng, order=("c", "w", "b"))
     opt_b = fo.Adam(b, lr=0.5)
     _train(opt_b, [p for _, p in b], steps=1, seed=1)
-    before = snapshot(opt_b)
     sd["param_groups"][0]["param_names"] = names
-    with pytest.raises(ValueError, match=match):
+    with rejected(opt_b, ValueError, match):
         opt_b.load_state_dict(sd)
-    assert snapshot(opt_b) == before
 
 
 def test_names_matched_within_each_group(rng):
@@ -86,10 +84,8 @@ def test_names_matched_within_each_group(rng):
         np.testing.assert_array_equal(opt_b.state[q[n]]["exp_avg"], opt_a.state[ps[n]]["exp_avg"])
     # a name that moved to another group is unknown in its saved group
     opt_c = fo.Adam([{"params": [("b", q["b"]), ("c", q["c"])]}, {"params": [("w", q["w"])], "lr": 0.01}])
-    before = snapshot(opt_c)
-    with pytest.raises(ValueError, match=r"param_groups\[0\].*unknown \['w'\], missing \['c'\]"):
+    with rejected(opt_c, ValueError, r"param_groups\[0\].*unknown \['w'\], missing \['c'\]"):
         opt_c.load_state_dict(copy.deepcopy(sd))
-    assert snapshot(opt_c) == before
 
 
 def test_shape_check_uses_the_named_parameter(rng):

@@ -3,7 +3,6 @@ No timing assertions."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,8 +10,10 @@ import pytest
 import fastopt as fo
 from fastopt import _kernels as K
 from fastopt.bench import main
+from fastopt.bench.core import Group, rows
 from fastopt.bench.numpy_impl import NUMPY_OPTIMIZERS
 from fastopt.bench.step import ALGOS
+from cases import CASES, TORCH_NAMES
 
 
 def test_quick_run_writes_results(tmp_path, capsys):
@@ -70,3 +71,54 @@ def test_numpy_baseline_matches_fastopt(algo, rng):
         ref.step()
     for p, q in zip(ps, params):
         np.testing.assert_allclose(p.data, q, rtol=1e-12, atol=1e-14)
+
+
+def test_core_quick_run_writes_its_table(tmp_path):
+    out = tmp_path / "core"
+    assert main(["--core", "--quick", "--rounds", "1", "--batch-ms", "0.2", "--out", str(out)]) == 0
+    md = (out / "RESULTS_core.md").read_text()
+    for figure in ("| MLP 1-20-1 Adam, whole opt.step(), reused grads (µs) |", "|   fresh / reused |",
+                   "|   flat-buffer NumPy step / fastopt |", "|   200 tensors / one tensor of the same size |",
+                   "| Adam, one tensor of 2e6: step (ms) |", "| SGD-momentum, one tensor of 2e6: step (ms) |",
+                   "|   big / in cache |"):
+        assert figure in md
+    assert not (out / "RESULTS.md").exists()  # the main table is never overwritten by --core
+    groups = json.loads((out / "results_core.json").read_text())["groups"]
+    timed = {k for g in groups for k, v in g["times"].items() if v and all(t > 0 for t in v)}
+    assert {"reused fastopt", "fresh fastopt", "flat numpy", "200 tensors fastopt", "one tensor fastopt",
+            "adam fastopt", "sgd fastopt", "adam probe", "adam in-cache fastopt"} <= timed
+
+
+def test_core_rows_are_the_ratios_of_the_medians():
+    mlp = Group("mlp", times={"reused fastopt": [1e-6, 2e-6, 3e-6], "fresh fastopt": [2.5e-6],
+                              "flat numpy": [12e-6], "reused torch fused": [80e-6], "fresh torch fused": [100e-6]})
+    m200 = Group("model200", times={"200 tensors fastopt": [2e-3], "one tensor fastopt": [1.6e-3],
+                                    "200 tensors torch fused": [5e-3]})
+    big = Group("big", times={"adam fastopt": [2e-2], "sgd fastopt": [1e-2], "adam in-cache fastopt": [1e-5],
+                              "sgd torch fused": [2e-2], "sgd probe": [0.9e-2]},
+                bytes={"adam fastopt": 10 * 10**8, "sgd fastopt": 8 * 10**8}, elements={
+                    "adam fastopt": 10**7, "sgd fastopt": 10**7, "adam in-cache fastopt": 10**4})
+    listed = [(w.strip(), v, t) for w, v, t in rows([mlp, m200, big])]
+    table = {w: (v, t) for w, v, t in listed}  # (labels that repeat per group are checked through listed)
+    assert table["MLP 1-20-1 Adam, whole opt.step(), reused grads (µs)"][0] == "2.00"
+    assert table["flat-buffer NumPy step / fastopt"][0] == "6.00×"
+    assert table["fresh / reused"] == ("1.250×", "≤ 1.3×")
+    assert table["torch fused (fresh grad tensors) / fastopt (fresh)"][0] == "40.0×"
+    assert table["200 tensors / one tensor of the same size"][0] == "1.250×"
+    assert table["big / in cache"][0] == "2.000×"  # 2 ns against 1 ns per element
+    shares = [v for w, v, t in listed if w.startswith("share of the best GB/s")]
+    assert shares == ["62.5%", "100.0%"]  # Adam 50 GB/s, SGD 80 GB/s (the best)
+    assert [v for w, v, t in listed if w == "same-traffic probe / fastopt"] == ["–", "0.900×"]
+    assert [v for w, v, t in listed if w == "torch fused / fastopt"][-2:] == ["–", "2.00×"]
+
+
+@pytest.mark.parametrize("key", list(ALGOS))
+def test_bench_rows_are_registry_optimizers(key):
+    """Every benchmarked configuration is an optimizer of the case registry, compared with the torch class the
+    parity tests use."""
+    algo = ALGOS[key]
+    opt = algo.make_fastopt([fo.Parameter(np.zeros(3))])
+    name = type(opt).__name__
+    assert name in {c[0] for c in CASES}
+    assert algo.torch_name == TORCH_NAMES[name]
+    assert all(opt.defaults[k] == v for k, v in algo.torch_kwargs.items())  # torch runs the same options

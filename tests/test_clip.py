@@ -9,6 +9,7 @@ import pytest
 
 import fastopt as fo
 from fastopt.clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from helpers import num_threads, requires_openmp
 
 NORMS = [2.0, 1.0, math.inf, -math.inf, 0.0, 3.0, 0.5, -1.5]
 SIZES = [0, 1, 7, 8, 9, 65, 16385, 40000]
@@ -212,21 +213,16 @@ def test_empty_generator_warns():
 
 @pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 0.0, 3.0])
 def test_one_and_two_threads_bit_identical(p):
-    if not fo.have_openmp():
-        pytest.skip("built without OpenMP")
+    requires_openmp()
 
     def run(threads):
         rng = np.random.default_rng(7)
         ps = [fo.Parameter(np.zeros(n, np.float32)) for n in (1_200_001, 5, 300_000)]
         for q in ps:
             q.grad = (rng.standard_normal(q.size) * 1e3).astype(np.float32)
-        old = fo.get_num_threads()
-        fo.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             total = clip_grad_norm_(ps, 1.0, p)
             clip_grad_value_(ps, 1e-4)
-        finally:
-            fo.set_num_threads(old)
         return total, [q.grad.copy() for q in ps]
 
     t1, g1 = run(1)

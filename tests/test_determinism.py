@@ -6,28 +6,24 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, case_id, make
+from helpers import num_threads, requires_openmp
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_one_and_two_threads_bit_identical(case):
     name, kw = case
-    if not fo.have_openmp():
-        pytest.skip("built without OpenMP")
+    requires_openmp()
     sizes = [700_001, 3, 130_000]  # large enough that the kernel runs in parallel
 
     def run(threads):
         rng = np.random.default_rng(0)
         params = [fo.Parameter(rng.standard_normal(n).astype(np.float32)) for n in sizes]
         opt = make(name, params, **kw)
-        old = fo.get_num_threads()
-        fo.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             for _ in range(3):
                 for p in params:
                     p.grad = rng.standard_normal(p.shape).astype(np.float32)
                 opt.step()
-        finally:
-            fo.set_num_threads(old)
         return [p.data.copy() for p in params]
 
     for a, b in zip(run(1), run(2)):

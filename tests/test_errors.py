@@ -8,12 +8,12 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, ERROR_CASES, case_id, make
-from conftest import snapshot
+from helpers import rejected
 
 
 @pytest.mark.parametrize("name,kw,exc,regex", ERROR_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(ERROR_CASES)])
 def test_constructor_rejects(name, kw, exc, regex):
-    p = fo.Parameter(np.zeros(3))
+    p = fo.Parameter(np.zeros((2, 2)))  # 2-D: Muon takes nothing else
     with pytest.raises(exc, match=regex):
         make(name, [p], **kw)
 
@@ -39,22 +39,6 @@ def _bad_grad_dtype(p):
     p.grad = p.grad.astype(np.float64 if p.data.dtype == np.float32 else np.float32)
 
 
-def _int_grad(p):
-    p.grad = np.zeros(p.shape, np.int64)
-
-
-def _complex_grad(p):
-    p.grad = np.zeros(p.shape, np.complex64)
-
-
-def _object_grad(p):
-    p.grad = np.zeros(p.shape, object)
-
-
-def _half_grad(p):
-    p.grad = np.zeros(p.shape, np.float16)
-
-
 def _list_grad(p):
     p.grad = p.grad.tolist()
 
@@ -71,36 +55,29 @@ def _readonly_param(p):
     p.data.flags.writeable = False
 
 
-def _int_param(p):
-    p.data = np.zeros(p.shape, np.int32)
-    p.grad = np.zeros(p.shape, np.int32)
+def _zeros(name: str, dtype, param: bool):
+    """A spoiler that gives the parameter a zero grad of dtype (param=True: zero data and grad of dtype)."""
+    def spoil(p):
+        if param:
+            p.data = np.zeros(p.shape, dtype)
+        p.grad = np.zeros(p.shape, dtype)
+    spoil.__name__ = name
+    return spoil
 
 
-def _half_param(p):
-    p.data = np.zeros(p.shape, np.float16)
-    p.grad = np.zeros(p.shape, np.float16)
-
-
-def _complex_param(p):
-    p.data = np.zeros(p.shape, np.complex128)
-    p.grad = np.zeros(p.shape, np.complex128)
-
-
-BAD = [
-    (_bad_grad_shape, ValueError, r"param_groups\[1\]\['params'\]\[1\]: grad has shape"),
-    (_bad_grad_dtype, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad is float64, param is float32"),
-    (_int_grad, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad is int64"),
-    (_complex_grad, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad is complex64"),
-    (_object_grad, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad is object"),
-    (_half_grad, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad is float16"),
-    (_list_grad, TypeError, r"param_groups\[1\]\['params'\]\[1\]: grad must be a numpy.ndarray"),
-    (_aliased_grad, ValueError, r"param_groups\[1\]\['params'\]\[1\]: grad shares memory"),
-    (_aliased_view_grad, ValueError, r"param_groups\[1\]\['params'\]\[1\]: grad shares memory"),
-    (_readonly_param, ValueError, r"param_groups\[1\]\['params'\]\[1\]: data is read-only"),
-    (_int_param, TypeError, r"param_groups\[1\]\['params'\]\[1\]: dtype int32 is not supported"),
-    (_half_param, TypeError, r"param_groups\[1\]\['params'\]\[1\]: dtype float16 is not supported"),
-    (_complex_param, TypeError, r"param_groups\[1\]\['params'\]\[1\]: dtype complex128 is not supported"),
-]
+_AT = r"param_groups\[1\]\['params'\]\[1\]: "  # every spoiler hits group 1, index 1
+BAD = [(spoil, exc, _AT + regex) for spoil, exc, regex in [
+    (_bad_grad_shape, ValueError, "grad has shape"),
+    (_bad_grad_dtype, TypeError, "grad is float64, param is float32"),
+    *[(_zeros(f"_{n}_grad", dt, False), TypeError, f"grad is {np.dtype(dt).name}")
+      for n, dt in (("int", np.int64), ("complex", np.complex64), ("object", object), ("half", np.float16))],
+    (_list_grad, TypeError, "grad must be a numpy.ndarray"),
+    (_aliased_grad, ValueError, "grad shares memory"),
+    (_aliased_view_grad, ValueError, "grad shares memory"),
+    (_readonly_param, ValueError, "data is read-only"),
+    *[(_zeros(f"_{n}_param", dt, True), TypeError, f"dtype {np.dtype(dt).name} is not supported")
+      for n, dt in (("int", np.int32), ("half", np.float16), ("complex", np.complex128))],
+]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -110,10 +87,8 @@ def test_bad_step_changes_nothing(case, spoil, exc, regex, rng):
     opt, params = _trained(name, kw, rng)
     target = params[2]  # group 1, index 1: group 0 is valid and must not be updated either
     spoil(target)
-    before = snapshot(opt)
-    with pytest.raises(exc, match=regex):
+    with rejected(opt, exc, regex):
         opt.step()
-    assert snapshot(opt) == before
 
 
 # torch's two message styles: "Invalid learning rate: -1.0" (most) and "Learning rate should be >= 0 but is: -1.0"
@@ -134,10 +109,8 @@ def test_bad_hyper_parameter_at_step_changes_nothing(case, key, value, exc, rege
     if key not in opt.defaults:
         pytest.skip(f"{name} has no option '{key}'")
     opt.param_groups[1][key] = value
-    before = snapshot(opt)
-    with pytest.raises(exc, match=regex):
+    with rejected(opt, exc, regex):
         opt.step()
-    assert snapshot(opt) == before
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -149,10 +122,8 @@ def test_state_replaced_by_user_is_checked(case, rng):
     if not keys:
         pytest.skip("no array state for this configuration")
     st[keys[0]] = np.zeros(7, params[2].data.dtype)
-    before = snapshot(opt)
-    with pytest.raises(ValueError, match=rf"param_groups\[1\]\['params'\]\[1\]: state '{keys[0]}'"):
+    with rejected(opt, ValueError, rf"param_groups\[1\]\['params'\]\[1\]: state '{keys[0]}'"):
         opt.step()
-    assert snapshot(opt) == before
 
 
 def test_overlapping_parameters_rejected_without_changes(rng):
@@ -240,9 +211,7 @@ def test_bad_load_state_dict_changes_nothing(case, spoil, exc, regex, rng):
     reason = spoil(sd)
     if reason:
         pytest.skip(reason)
-    before = snapshot(opt)
     groups_before = opt.param_groups
-    with pytest.raises(exc, match=regex):
+    with rejected(opt, exc, regex):
         opt.load_state_dict(sd)
-    assert snapshot(opt) == before
     assert opt.param_groups is groups_before

@@ -13,6 +13,7 @@ from golden import make_golden as G
 with open(G.GOLDEN) as _f:
     _FIXTURE = json.load(_f)
 RECORDED: dict = _FIXTURE["trajectories"]
+pytestmark = pytest.mark.golden
 RUNS = dict(G.trajectories())
 PARAMS = [(name, dtype, th) for name in RUNS for dtype in G.DTYPES for th in G.THREADS]
 
@@ -27,7 +28,8 @@ def compare(name: str, dtype: str, threads: int, got: list, want: list) -> str |
     for (t, gp, gs), (_, wp, ws) in zip(got, want):
         what = [w for w, a, b in (("params", gp, wp), ("state", gs, ws)) if a != b]
         if what:
-            return f"{name} [{dtype}, {threads} thread(s)]: {' and '.join(what)} differ from the golden run after step {t}"
+            return (f"{name} [{dtype}, {threads} thread(s)]: {' and '.join(what)} differ from the golden run "
+                    f"after step {t}")
     if len(got) != len(want):
         return f"{name} [{dtype}, {threads} thread(s)]: {len(got)} checkpoints, golden has {len(want)}"
     return None

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from fastopt.swa_utils import (AveragedParameters, get_ema_avg_fn, get_ema_multi_avg_fn, get_swa_avg_fn,
-                               get_swa_multi_avg_fn)
+from fastopt.swa_utils import AveragedParameters, get_ema_multi_avg_fn
+from cases import AVERAGING_RULES
+from helpers import num_threads, requires_openmp
 
-RULES = {"default": {}, "swa": dict(avg_fn=get_swa_avg_fn()), "swa_multi": dict(multi_avg_fn=get_swa_multi_avg_fn()),
-         "ema": dict(avg_fn=get_ema_avg_fn(0.9)), "ema_multi": dict(multi_avg_fn=get_ema_multi_avg_fn(0.9)),
-         "ema_multi_small": dict(multi_avg_fn=get_ema_multi_avg_fn(0.3))}
+RULES = {name: rule() for name, rule in AVERAGING_RULES.items()}
 
 
 def ref_update(a, p, n, rule):
@@ -180,22 +179,17 @@ def test_bad_input_changes_nothing(rng):
 
 
 def test_one_and_two_threads_bit_identical():
-    if not fo.have_openmp():
-        pytest.skip("built without OpenMP")
+    requires_openmp()
 
     def run(threads):
         rng = np.random.default_rng(1)
         ps = [fo.Parameter(rng.standard_normal(n).astype(np.float32)) for n in (700_001, 3, 400_000)]
         avg = AveragedParameters(ps, multi_avg_fn=get_ema_multi_avg_fn(0.99))
-        old = fo.get_num_threads()
-        fo.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             for _ in range(3):
                 for p in ps:
                     p.data += rng.standard_normal(p.shape).astype(np.float32)
                 avg.update_parameters(ps)
-        finally:
-            fo.set_num_threads(old)
         return [a.data.copy() for a in avg.params]
 
     for a, b in zip(run(1), run(2)):

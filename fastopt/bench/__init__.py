@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="bench", help="output directory (default: ./bench)")
     ap.add_argument("--special", action="store_true",
                     help="instead: Adafactor, Muon and SparseAdam against torch (OUT/RESULTS_special.md)")
+    ap.add_argument("--core", action="store_true",
+                    help="instead: issue 10's rows (small-step cost, per-tensor overhead, bandwidth at 2e7; "
+                         "OUT/RESULTS_core.md)")
     return ap
 
 
@@ -83,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     command = "fastopt bench" + ("" if not (argv if argv is not None else sys.argv[1:]) else
                                  " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    if args.core:
+        from .core import run_core, write_core
+        path = write_core(args.out, run_core(args.quick, args.rounds, batch if args.batch_ms else None), command)
+        print(f"fastopt bench: wrote {path}", file=sys.stderr)
+        return 0
     if args.special:
         from .special import run_special, write_special
         res = run_special(dtypes, args.rounds or (3 if args.quick else 9), batch)

@@ -8,12 +8,13 @@ torch is reported.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import fastopt as fo
+
+from .step import interleave, set_threads
 
 try:
     import torch
@@ -71,32 +72,15 @@ PROBLEMS: dict[str, Callable[[object], dict[str, Callable]]] = {
 
 
 def run_special(dtypes: list[str], rounds: int, batch_seconds: float) -> list[tuple[str, str, dict[str, float]]]:
-    """Median seconds per step of every implementation, per (problem, dtype)."""
-    fo.set_num_threads(1)
-    if torch is not None:
-        torch.set_num_threads(1)
+    """Median seconds per step of every implementation, per (problem, dtype), one thread."""
+    set_threads(1)
     out = []
     for name, build in PROBLEMS.items():
         for d in dtypes:
             steps = build(np.dtype(d))
             for fn in steps.values():  # warm-up (creates state)
                 fn()
-            batch = {}
-            for k, fn in steps.items():
-                t0 = time.perf_counter()
-                fn()
-                batch[k] = max(1, min(1000, round(batch_seconds / max(time.perf_counter() - t0, 1e-7))))
-            times: dict[str, list[float]] = {k: [] for k in steps}
-            order = list(steps)
-            shuffle = np.random.default_rng(7)
-            for _ in range(rounds):
-                for j in shuffle.permutation(len(order)):
-                    k = order[j]
-                    time.sleep(0.002)
-                    t0 = time.perf_counter()
-                    for _ in range(batch[k]):
-                        steps[k]()
-                    times[k].append((time.perf_counter() - t0) / batch[k])
+            times = interleave(steps, rounds, batch_seconds, 0.002, seed=7, max_batch=1000)
             out.append((name, d, {k: float(np.median(v)) for k, v in times.items()}))
     return out
 

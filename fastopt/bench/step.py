@@ -27,7 +27,8 @@ try:  # torch is optional: its columns are skipped without it
 except ImportError:  # pragma: no cover - depends on the environment
     torch = None
 
-__all__ = ["ALGOS", "CASES", "IMPLS", "Algo", "Measurement", "case_shapes", "run_case"]
+__all__ = ["ALGOS", "CASES", "IMPLS", "Algo", "Measurement", "build", "case_shapes", "interleave", "run_case",
+           "set_threads"]
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -
     return a
 
 
-def _build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list[str],
+def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list[str],
            skipped: dict[str, str]) -> dict[str, Callable[[], None]]:
+    """One step function per wanted implementation, all over the same parameter, gradient and state arrays
+    (reasons for the ones that cannot run go to skipped)."""
     rng = np.random.default_rng(1)
     params = [_random(rng, s, dtype) for s in shapes]
     grads = [_random(rng, s, dtype) for s in shapes]
@@ -180,29 +183,16 @@ def _estimate(fn: Callable[[], None]) -> float:
     return max(float(np.median(ts)), 1e-7)
 
 
-def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, batch_seconds: float,
-             impls: list[str] | None = None, pause: float | None = None) -> Measurement:
-    """Measure every implementation on one case; returns the per-round per-step times.
-
-    The order of the implementations is shuffled every round (fixed seed) and each batch starts after
-    ``pause`` seconds (default 2 ms, 10 ms with several threads: libgomp's idle workers, torch's included, spin
-    for several milliseconds after a parallel region and would otherwise slow whichever batch runs next)."""
-    if pause is None:
-        pause = 0.010 if threads > 1 else 0.002
-    algo = ALGOS[algo_name]
-    dt = np.dtype(dtype)
-    shapes = case_shapes(case)
-    elements = int(sum(int(np.prod(s)) for s in shapes))
-    m = Measurement(algo_name, dt.name, case, threads, elements, elements * algo.bytes_per_element(dt.itemsize))
-    fo.set_num_threads(threads)
-    if torch is not None:
-        torch.set_num_threads(threads)
-    steps = _build(algo, dt, shapes, impls or IMPLS, m.skipped)
+def interleave(steps: dict[str, Callable[[], None]], rounds: int, batch_seconds: float, pause: float,
+               seed: int = 12345, max_batch: int = 100_000) -> dict[str, list[float]]:
+    """Per-step seconds of every function, one value per round: each round runs every function once, in a
+    shuffled order (fixed seed), as a batch of calls sized to last about batch_seconds, each batch after an idle
+    pause (libgomp's idle workers, torch's included, spin for milliseconds after a parallel region and would
+    otherwise slow whichever batch runs next)."""
     order = list(steps)
-    batch = {name: max(1, min(100_000, round(batch_seconds / _estimate(fn)))) for name, fn in steps.items()}
-    for name in order:
-        m.times[name] = []
-    shuffle = np.random.default_rng(12345)
+    batch = {name: max(1, min(max_batch, round(batch_seconds / _estimate(fn)))) for name, fn in steps.items()}
+    times: dict[str, list[float]] = {name: [] for name in order}
+    shuffle = np.random.default_rng(seed)
     for _ in range(rounds):
         for j in shuffle.permutation(len(order)):
             name = order[j]
@@ -211,5 +201,30 @@ def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, b
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()
-            m.times[name].append((time.perf_counter() - t0) / k)
+            times[name].append((time.perf_counter() - t0) / k)
+    return times
+
+
+def set_threads(threads: int) -> None:
+    """The same thread count for fastopt and (when installed) torch."""
+    fo.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def run_case(algo_name: str, dtype: str, case: str, threads: int, rounds: int, batch_seconds: float,
+             impls: list[str] | None = None, pause: float | None = None) -> Measurement:
+    """Measure every implementation on one case (see interleave); returns the per-round per-step times.
+
+    ``pause`` defaults to 2 ms, 10 ms with several threads."""
+    if pause is None:
+        pause = 0.010 if threads > 1 else 0.002
+    algo = ALGOS[algo_name]
+    dt = np.dtype(dtype)
+    shapes = case_shapes(case)
+    elements = int(sum(int(np.prod(s)) for s in shapes))
+    m = Measurement(algo_name, dt.name, case, threads, elements, elements * algo.bytes_per_element(dt.itemsize))
+    set_threads(threads)
+    steps = build(algo, dt, shapes, impls or IMPLS, m.skipped)
+    m.times.update(interleave(steps, rounds, batch_seconds, pause))
     return m

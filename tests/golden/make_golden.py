@@ -4,7 +4,8 @@ Every registry row of tests/cases.py, plus Muon, SparseAdam, the clipping functi
 runs 100 steps on deterministic inputs, in float32 and float64, with 1 and 2 threads, on two parameter groups
 (the second with half the learning rate) holding a scalar-like tensor, a 2-D tensor, a strided view with a
 strided gradient and one tensor large enough (> FO_PARALLEL_MIN elements per call) that the kernel really runs
-on two threads. After steps 1, 2, 3, 5, 10, 20, 50 and 100 the sha256 of every parameter's bytes and, separately,
+on two threads; every registry row runs again on edge shapes (empty, 0-d, 1 x 1, strided) and Adafactor's rows
+on 3-D and 4-D tensors. After steps 1, 2, 3, 5, 10, 20, 50 and 100 the sha256 of every parameter's bytes and, separately,
 of every state value is recorded. tests/test_golden.py re-runs each trajectory and requires the same hashes: a
 refactor that changes one bit of one result fails and names the row, dtype, thread count and first step.
 
@@ -29,7 +30,8 @@ for _d in (os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))):  # te
         sys.path.insert(0, _d)
 
 import fastopt as fo  # noqa: E402
-from cases import CASES, case_id  # noqa: E402
+from cases import AVERAGING_RULES, CASES, MUON_CASES, SPARSE_ADAM_CASES, case_id  # noqa: E402
+from helpers import num_threads  # noqa: E402
 
 GOLDEN = os.path.join(HERE, "golden.json")
 STEPS = 100
@@ -42,23 +44,18 @@ SHIFT = 7  # the gradient of step t is the window of a fixed noise pool starting
 # group's call is split over two threads; the strided entries are every other element of a twice-as-long base.
 GROUPS = [[((1,), False), ((5, 7), False), ((33,), True), ((520, 520), False)],
           [((3,), False), ((4, 6), True), ((257,), False)]]
+# Edge shapes for every registry row (empty, 0-d, 1 x 1, empty 3-D, strided), and Adafactor's factored path over
+# more than two axes.
+EDGE_GROUPS = [[((0,), False), ((), False), ((1, 1), False)], [((2, 0, 3), False), ((5,), True)]]
+FACTORED_GROUPS = [[((2, 3, 5), False), ((3, 1, 4), True)], [((4, 2, 2, 3), False), ((6, 1), False)]]
 MUON_GROUPS = [[((1, 1), False), ((7, 3), False), ((4, 9), True)], [((65, 65), False), ((3, 8), False)]]
 
-MUON_CASES = [dict(), dict(lr=0.02, nesterov=False, weight_decay=0.0, momentum=0.8),
-              dict(lr=0.01, adjust_lr_fn="match_rms_adamw", ns_steps=2, ns_coefficients=(2.0, -1.5, 0.5),
-                   eps=1e-3)]
-SPARSE_CASES = [dict(), dict(lr=0.01, betas=(0.5, 0.9), eps=1e-4, maximize=True)]
 CLIP_CASES = [("clip_grad_norm_", dict(max_norm=1.0)), ("clip_grad_norm_", dict(max_norm=5.0, norm_type=1.0)),
               ("clip_grad_norm_", dict(max_norm=0.5, norm_type=math.inf)),
               ("clip_grad_norm_", dict(max_norm=2.0, norm_type=3.0)),
               ("clip_grad_norm_", dict(max_norm=1e9)),  # never clips: the coefficient clamps to 1
               ("clip_grad_value_", dict(clip_value=0.5)), ("get_total_norm", dict()),
               ("get_total_norm", dict(norm_type=0.5)), ("clip_grads_with_norm_", dict(max_norm=3.0))]
-SWA_CASES = {"default": lambda: {}, "swa": lambda: dict(avg_fn=fo.swa_utils.get_swa_avg_fn()),
-             "swa_multi": lambda: dict(multi_avg_fn=fo.swa_utils.get_swa_multi_avg_fn()),
-             "ema": lambda: dict(avg_fn=fo.swa_utils.get_ema_avg_fn(0.9)),
-             "ema_multi": lambda: dict(multi_avg_fn=fo.swa_utils.get_ema_multi_avg_fn(0.9)),
-             "ema_multi_small": lambda: dict(multi_avg_fn=fo.swa_utils.get_ema_multi_avg_fn(0.3))}
 
 
 def _seed(key: str) -> int:
@@ -162,8 +159,8 @@ def _optimizer_run(build: Callable[[list[dict]], fo.Optimizer], inp: Inputs, set
     return out
 
 
-def _registry(name: str, kw: dict, dtype: str, key: str) -> list:
-    return _optimizer_run(lambda groups: getattr(fo, name)(groups, **kw), Inputs(key, dtype))
+def _registry(name: str, kw: dict, dtype: str, key: str, groups=GROUPS) -> list:
+    return _optimizer_run(lambda gs: getattr(fo, name)(gs, **kw), Inputs(key, dtype, groups))
 
 
 def _muon(kw: dict, dtype: str, key: str) -> list:
@@ -215,7 +212,7 @@ def _clip(fname: str, kw: dict, dtype: str, key: str) -> list:
 def _swa(rule: str, dtype: str, key: str) -> list:
     inp = Inputs(key, dtype)
     params = inp.params
-    avg = fo.swa_utils.AveragedParameters(params, **SWA_CASES[rule]())
+    avg = fo.swa_utils.AveragedParameters(params, **AVERAGING_RULES[rule]())
     out = []
     for t in range(1, STEPS + 1):
         for p, g in zip(params, inp.grads(t)):
@@ -230,23 +227,25 @@ def trajectories() -> Iterator[tuple[str, Callable[[str, str], list]]]:
     """(row name, run(dtype, key)) for every trajectory the fixture holds."""
     for case in CASES:
         yield case_id(case), (lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key))
+    for case in CASES:
+        yield case_id(case) + " [edge shapes]", (
+            lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key, EDGE_GROUPS))
+    for case in (c for c in CASES if c[0] == "Adafactor"):
+        yield case_id(case) + " [3-D and 4-D]", (
+            lambda dtype, key, case=case: _registry(case[0], case[1], dtype, key, FACTORED_GROUPS))
     for kw in MUON_CASES:
         yield case_id(("Muon", kw)), (lambda dtype, key, kw=kw: _muon(kw, dtype, key))
-    for kw in SPARSE_CASES:
+    for kw in SPARSE_ADAM_CASES:
         yield case_id(("SparseAdam", kw)), (lambda dtype, key, kw=kw: _sparse(kw, dtype, key))
     for fname, kw in CLIP_CASES:
         yield case_id((fname, kw)), (lambda dtype, key, f=fname, kw=kw: _clip(f, kw, dtype, key))
-    for rule in SWA_CASES:
+    for rule in AVERAGING_RULES:
         yield f"AveragedParameters({rule})", (lambda dtype, key, rule=rule: _swa(rule, dtype, key))
 
 
 def run(name: str, fn: Callable[[str, str], list], dtype: str, threads: int) -> list:
-    old = fo.get_num_threads()
-    fo.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         return fn(dtype, name)
-    finally:
-        fo.set_num_threads(old)
 
 
 def record() -> dict:

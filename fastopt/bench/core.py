@@ -1,0 +1,242 @@
+"""``fastopt bench --core``: the rows of issue 10 ("Core v2"): the cost of a whole small step, per-tensor overhead
+and memory bandwidth at 2e7 elements.
+
+Each group's implementations run interleaved round by round (fastopt.bench.step.interleave) and every figure is a
+median over rounds, so each ratio compares times measured side by side in one run:
+
+- **mlp** — Adam, float32, the tutorial's 1-20-1 MLP (4 tensors, 61 elements), 1 thread, a whole ``opt.step()``:
+  fastopt with the same gradient arrays every step ("reused") and with a fresh gradient array assigned to every
+  ``.grad`` before each step ("fresh": arrays from a pool of 64 sets made up front, so the time is the
+  assignment and the re-validation, not NumPy's allocation); the flat-buffer NumPy step (NumpyAdam over one
+  61-element buffer per array); torch fused, reused and given fresh gradient tensors the same way.
+- **model200** — Adam, float32, 1 thread: the 200-tensor model (2.9 M elements) against ONE tensor with the same
+  number of elements, and against torch fused on the 200 tensors.
+- **big** — one tensor of 2e7 elements (2e6 with ``--quick``), float32, 1 thread: Adam and SGD-momentum against
+  torch fused, and the same-traffic probe for each; GB/s counts the minimum traffic (read param, grad, state;
+  write param, state) and each step's share of the best GB/s seen in the group; Adam's ns per element against
+  the in-cache step (1e4 elements) measured in the same group; the same-traffic probe's time against fastopt's
+  says how close to memory-bound each step is.
+
+The table goes to ``OUT/RESULTS_core.md`` and the per-round times to ``OUT/results_core.json``.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fastopt as fo
+
+from .numpy_impl import NumpyAdam
+from .step import ALGOS, build, case_shapes, interleave, set_threads
+
+try:  # torch is optional: its columns are skipped without it
+    import torch
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+
+__all__ = ["run_core", "write_core"]
+
+POOL = 64          # fresh-gradient sets cycled through in the "fresh" rows
+BIG = 20_000_000   # elements of the single-tensor group
+BIG_QUICK = 2_000_000
+IN_CACHE = 10_000  # Adam float32 at 1e4 elements: 160 KB of arrays, resident in L2
+
+
+@dataclass
+class Group:
+    name: str
+    times: dict[str, list[float]] = field(default_factory=dict)  # per-step seconds, one value per round
+    bytes: dict[str, int] = field(default_factory=dict)          # minimum traffic per step, where meaningful
+    elements: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def median(self, impl: str) -> float | None:
+        t = self.times.get(impl)
+        return float(np.median(t)) if t else None
+
+
+def _cycling(holders: list, pool: list[list], step: Callable[[], object]) -> Callable[[], None]:
+    """A step that first assigns the next set of gradients from pool to every holder's .grad."""
+    count = itertools.count()
+
+    def fresh() -> None:
+        for h, g in zip(holders, pool[next(count) % len(pool)]):
+            h.grad = g
+        step()
+    return fresh
+
+
+def _fresh_fastopt(shapes, dtype) -> Callable[[], None]:
+    """Adam over new parameters whose .grad is replaced by a different array before every step."""
+    rng = np.random.default_rng(2)
+    params = [fo.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    pool = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(POOL)]
+    fresh = _cycling(params, pool, ALGOS["adam"].make_fastopt(params).step)
+    fresh()  # creates the state
+    return fresh
+
+
+def _fresh_torch_fused(shapes, dtype) -> Callable[[], None] | str:
+    """The same with torch fused Adam and tensors (a reason string when torch cannot run it)."""
+    if torch is None:
+        return "torch not installed"
+    rng = np.random.default_rng(2)
+    tparams = [torch.from_numpy(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    pool = [[torch.from_numpy(rng.standard_normal(s).astype(dtype)) for s in shapes] for _ in range(POOL)]
+    try:
+        fresh = _cycling(tparams, pool, torch.optim.Adam(tparams, **ALGOS["adam"].torch_kwargs, fused=True).step)
+        fresh()
+    except (RuntimeError, TypeError, ValueError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
+    return fresh
+
+
+def _flat_numpy_adam(shapes, dtype) -> Callable[[], None]:
+    n = int(sum(int(np.prod(s)) for s in shapes))
+    rng = np.random.default_rng(3)
+    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    return NumpyAdam([p], [g], [[np.zeros_like(p), np.zeros_like(p)]], **ALGOS["adam"].numpy_kwargs).step
+
+
+def _add(group: Group, prefix: str, algo: str, dtype, shapes, want: list[str], steps: dict) -> None:
+    elements = int(sum(int(np.prod(s)) for s in shapes))
+    skipped: dict[str, str] = {}
+    for impl, fn in build(ALGOS[algo], dtype, shapes, want, skipped).items():
+        key = f"{prefix} {impl}"
+        steps[key] = fn
+        group.elements[key] = elements
+        group.bytes[key] = elements * ALGOS[algo].bytes_per_element(np.dtype(dtype).itemsize)
+    group.skipped.update({f"{prefix} {k}": v for k, v in skipped.items()})
+
+
+def _measure(group: Group, steps: dict, rounds: int, batch_seconds: float) -> Group:
+    for fn in steps.values():
+        fn()  # warm-up
+    group.times.update(interleave(steps, rounds, batch_seconds, 0.002))
+    return group
+
+
+def run_core(quick: bool = False, rounds: int | None = None, batch_seconds: float | None = None,
+             big: int | None = None) -> list[Group]:
+    """Measure the three groups (see the module docstring) on one thread; returns them with per-round times."""
+    rounds = rounds or (3 if quick else 11)
+    batch_seconds = batch_seconds or (0.002 if quick else 0.010)
+    big = big or (BIG_QUICK if quick else BIG)
+    f32 = np.dtype(np.float32)
+    set_threads(1)
+    groups = []
+
+    mlp, steps = Group("mlp"), {}
+    shapes = case_shapes("mlp")
+    _add(mlp, "reused", "adam", f32, shapes, ["fastopt", "torch fused"], steps)
+    steps["fresh fastopt"] = _fresh_fastopt(shapes, f32)
+    fresh_torch = _fresh_torch_fused(shapes, f32)
+    if isinstance(fresh_torch, str):
+        mlp.skipped["fresh torch fused"] = fresh_torch
+    else:
+        steps["fresh torch fused"] = fresh_torch
+    steps["flat numpy"] = _flat_numpy_adam(shapes, f32)
+    groups.append(_measure(mlp, steps, rounds, batch_seconds))
+
+    m200, steps = Group("model200"), {}
+    shapes = case_shapes("model200")
+    total = int(sum(int(np.prod(s)) for s in shapes))
+    _add(m200, "200 tensors", "adam", f32, shapes, ["fastopt", "torch fused"], steps)
+    _add(m200, "one tensor", "adam", f32, [(total,)], ["fastopt"], steps)
+    groups.append(_measure(m200, steps, rounds, batch_seconds))
+
+    bigg, steps = Group(f"big ({_count(big)} elements; in cache: {_count(IN_CACHE)})"), {}
+    for algo in ("adam", "sgd"):
+        _add(bigg, algo, algo, f32, [(big,)], ["fastopt", "probe", "torch fused"], steps)
+    _add(bigg, "adam in-cache", "adam", f32, [(IN_CACHE,)], ["fastopt"], steps)
+    groups.append(_measure(bigg, steps, rounds, batch_seconds))
+    return groups
+
+
+def _count(n: int) -> str:
+    """2e7, 1e4, 2.9e6: an element count in short form."""
+    return f"{n:.2g}".replace("e+0", "e").replace("e+", "e")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
+    """(what, measured, issue 10's target) for each figure; '–' where an implementation did not run."""
+    g = {x.name: x for x in groups}
+    out: list[tuple[str, str, str]] = []
+
+    def add(what: str, value: float | None, fmt: str, target: str) -> None:
+        out.append((what, "–" if value is None else fmt.format(value), target))
+
+    mlp = g["mlp"]
+    reused, fresh = mlp.median("reused fastopt"), mlp.median("fresh fastopt")
+    add("MLP 1-20-1 Adam, whole opt.step(), reused grads (µs)", reused and reused * 1e6, "{:.2f}", "")
+    add("  flat-buffer NumPy step / fastopt", _ratio(mlp.median("flat numpy"), reused), "{:.2f}×", "≥ 6×")
+    add("  torch fused / fastopt", _ratio(mlp.median("reused torch fused"), reused), "{:.1f}×", "≥ 40×")
+    add("MLP 1-20-1 Adam, fresh grad arrays every step (µs)", fresh and fresh * 1e6, "{:.2f}", "")
+    add("  fresh / reused", _ratio(fresh, reused), "{:.3f}×", "≤ 1.3×")
+    add("  torch fused (fresh grad tensors) / fastopt (fresh)", _ratio(mlp.median("fresh torch fused"), fresh),
+        "{:.1f}×", "≥ 40×")
+    m = g["model200"]
+    t200, t1 = m.median("200 tensors fastopt"), m.median("one tensor fastopt")
+    add("200-tensor model (2.9 M) Adam step (ms)", t200 and t200 * 1e3, "{:.3f}", "")
+    add("  200 tensors / one tensor of the same size", _ratio(t200, t1), "{:.3f}×", "≤ 1.05×")
+    add("  torch fused / fastopt", _ratio(m.median("200 tensors torch fused"), t200), "{:.2f}×", "≥ 1.65×")
+    b = next(x for x in groups if x.name.startswith("big"))
+    gbs = {k: b.bytes[k] / b.median(k) / 1e9 for k in b.times if k in b.bytes and b.median(k)}
+    best = max(gbs.values()) if gbs else None
+    for algo in ("adam", "sgd"):
+        fast = b.median(f"{algo} fastopt")
+        label = f"{ALGOS[algo].label}, one tensor of {_count(b.elements.get(algo + ' fastopt', 0))}"
+        add(f"{label}: step (ms)", fast and fast * 1e3, "{:.2f}", "")
+        add("  torch fused / fastopt", _ratio(b.median(f"{algo} torch fused"), fast), "{:.2f}×", "≥ 1.0×")
+        add("  fastopt GB/s", gbs.get(f"{algo} fastopt"), "{:.1f}", "")
+        add("  same-traffic probe / fastopt", _ratio(b.median(f"{algo} probe"), fast), "{:.3f}×", "")
+        add(f"  share of the best GB/s in the run ({best or 0:.1f}, "
+            f"{max(gbs, key=gbs.get) if gbs else '–'})", _ratio(gbs.get(f"{algo} fastopt"), best), "{:.1%}",
+            "≥ 95 % where memory-bound")
+
+    def ns_per_element(key: str) -> float | None:
+        t = b.median(key)
+        return t / b.elements[key] * 1e9 if t else None
+
+    ns_big, ns_cache = ns_per_element("adam fastopt"), ns_per_element("adam in-cache fastopt")
+    add("Adam ns/element, one big tensor", ns_big, "{:.3f}", "")
+    add("Adam ns/element, in cache", ns_cache, "{:.3f}", "")
+    add("  big / in cache", _ratio(ns_big, ns_cache), "{:.3f}×", "must not grow")
+    return out
+
+
+def _fmt(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.2f} µs"
+
+
+def write_core(out_dir: str, groups: list[Group], command: str) -> str:
+    """Write OUT/RESULTS_core.md (figures, then every median) and OUT/results_core.json; returns the .md path."""
+    os.makedirs(out_dir, exist_ok=True)
+    lines = ["# fastopt benchmark: Core v2 rows (issue 10)", "", f"- command: `{command}`",
+             "- float32, 1 thread on both sides; medians over rounds; each group's implementations interleaved "
+             "round by round, so every ratio compares times measured side by side in this run", "",
+             "| figure | measured | target |", "|---|---|---|"]
+    lines += [f"| {w} | {v} | {t} |" for w, v, t in rows(groups)]
+    lines += ["", "## Medians", "", "| group | implementation | time per step | rounds |", "|---|---|---|---|"]
+    for g in groups:
+        for k, v in g.times.items():
+            lines.append(f"| {g.name} | {k} | {_fmt(g.median(k))} | {len(v)} |")
+        for k, why in g.skipped.items():
+            lines.append(f"| {g.name} | {k} | skipped: {why} | 0 |")
+    path = os.path.join(out_dir, "RESULTS_core.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out_dir, "results_core.json"), "w") as f:
+        json.dump({"command": command, "groups": [g.__dict__ for g in groups]}, f, separators=(",", ":"))
+    return path
