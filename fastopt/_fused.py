@@ -1,5 +1,9 @@
 """The one-call-per-group machinery shared by every elementwise optimizer.
 
+This module is the step driver; the plan cache (what a repeated step reuses, and that step) is ``_plan.py``, the
+state (new buffers, scalar state, loading) ``_state.py``, the checks ``_validate.py`` and the algorithm's
+declaration ``_spec.py``.
+
 ``FusedOptimizer.step`` validates every group (options, params, grads, existing state) before anything is
 written, then creates missing state, advances step counters, fills the per-tensor scalars and runs the group's
 C kernel once over all its tensors. ``run_functional`` is the same path for the functional forms, over plain
@@ -16,49 +20,19 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validate as V
-from ._memory import zeros_like_aligned
+from ._plan import NOT_OPTIONS, PlanCache, cacheable, immutable
 from ._spec import Spec
+from ._state import StateMixin
 from .optimizer import Optimizer
 
 __all__ = ["FusedOptimizer", "run_functional"]
 
 
-# Option values whose equality and type pin down validity: a group whose options all have these types (or are
-# tuples of them) can skip re-validation while its options are unchanged. Anything else is re-checked every step.
-_IMMUTABLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
-_NOT_OPTIONS = ("params", "param_names")
 _MISSING = object()
-
-
-def _immutable(v: Any) -> bool:
-    if type(v) is tuple:
-        return all(isinstance(x, _IMMUTABLE) for x in v)
-    return isinstance(v, _IMMUTABLE)
-
-
-def _cacheable(group: dict[str, Any]) -> bool:
-    """A group whose options can be compared by value (and tuples by identity) to reuse its step plan."""
-    return all(_immutable(v) for k, v in group.items() if k not in _NOT_OPTIONS)
 
 
 def _contiguous(a: np.ndarray) -> bool:
     return a.flags.c_contiguous and a.flags.aligned
-
-
-def _scalar_value(value: Any, key: str, gi: int, j: int) -> float:
-    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
-    np.asarray, or a real number), checked finite; returned as a float."""
-    if isinstance(value, np.ndarray):
-        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
-            raise ValueError(f"{V.where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
-                             f"{value.dtype}{list(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{V.where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{V.where(gi, j)}: state '{key}' must be finite, got {value!r}")
-    return v
 
 
 class _Rows:
@@ -135,7 +109,7 @@ def run_functional(kernel: K.Kernel, names: tuple[str, ...], params: Sequence[np
     rows.finish()
 
 
-class FusedOptimizer(Optimizer):
+class FusedOptimizer(PlanCache, StateMixin, Optimizer):
     """An optimizer whose update is one C kernel per group (see the module docstring).
 
     Subclasses set ``_spec`` (their ``fastopt._spec.Spec``: kernel, options, buffers, scalars) and pass
@@ -151,14 +125,7 @@ class FusedOptimizer(Optimizer):
     """
 
     _spec: Spec
-    _buffers: tuple[str, ...] = ()  # from the spec
-    _n_scalars: int = 0  # from the spec (the C table)
-    _has_step: bool = True
-    _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
-    # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
-    # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
-    # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
-    _scalar_state: tuple[tuple[str, Any], ...] = ()
+    _n_scalars: int = 0  # from the spec (the C table); _buffers too (StateMixin)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -180,16 +147,12 @@ class FusedOptimizer(Optimizer):
         self._checked_defaults = dict(defaults)  # checked by the constructor (Spec.options_from)
         super().__init__(params, defaults)
 
-    def _groups_changed(self) -> None:
-        self._cache = {}
-        self._plans = None
-
     def _check_group(self, group: dict[str, Any]) -> None:
         """``Spec.check``, skipped when every option is the very (immutable) object the constructor checked, so
         constructing an optimizer checks its options once."""
         checked = self._checked_defaults
         for name in self._spec.names:
-            if name not in group or group[name] is not checked.get(name, _MISSING) or not _immutable(group[name]):
+            if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
                 self._spec.check(group)
                 return
 
@@ -209,30 +172,6 @@ class FusedOptimizer(Optimizer):
         advance ``_scalar_state`` values. Runs after validation, once per step, just before the kernel."""
         self._fill_scalars(group, scalars, steps, fresh)
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at
-        the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
-        return zeros_like_aligned(data)
-
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if not self._scalar_state or not isinstance(pstate, dict) or not pstate:
-            return super()._load_param_state(pstate, group, p, gi, j)
-        rest = dict(pstate)
-        scalars = {}
-        for key, _ in self._scalar_state:
-            if key not in rest:
-                raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
-            value = rest.pop(key)
-            dtype = value.dtype if isinstance(value, np.ndarray) and value.dtype in V.FLOAT_DTYPES else np.float64
-            scalars[key] = np.array(_scalar_value(value, key, gi, j), dtype=dtype)
-        out = super()._load_param_state(rest, group, p, gi, j)
-        out.update(scalars)
-        return out
-
-    def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        arrays = tuple(k for k, on in zip(self._buffers, self._active(group)) if on)
-        return arrays, (("step",) if self._has_step else ())
-
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""Perform one step over every group (one kernel call per group). Returns the closure's loss."""
         plans = self._plans
@@ -245,13 +184,10 @@ class FusedOptimizer(Optimizer):
         if plans is not None and self._fast_step():
             return loss
         plans = []
-        for gi, group, with_grads in self._groups_with_grads():
+        for gi, group, checked in self._checked_groups():
             active = self._active(group)
             items = []
-            for j, p, g in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(g, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 if st:
                     for key, on in zip(self._buffers, active):
                         if on and key in st:
@@ -260,7 +196,7 @@ class FusedOptimizer(Optimizer):
                         V.step_count(st.get("step", 0), gi, j)
                     for key, _ in self._scalar_state:
                         if key in st:
-                            _scalar_value(st[key], key, gi, j)
+                            V.scalar_state(st[key], key, gi, j)
                 items.append((p, data, grad, st))
             plans.append((gi, group, active, items))
         V.no_overlap(self._step_arrays(plans))
@@ -294,7 +230,7 @@ class FusedOptimizer(Optimizer):
             rows.finish()
             if fast is not None:
                 if (rows.copy_back or len(commits) != len(group["params"]) or group is not launches[len(fast)][0]
-                        or not _cacheable(group)):
+                        or not cacheable(group)):
                     fast = None
                 else:
                     fast.append(self._step_plan(group, table, hyper))
@@ -303,6 +239,12 @@ class FusedOptimizer(Optimizer):
             self._written = [a for group in self.param_groups for p in group["params"]
                              for a in (p.data, *(self.state[p].get(k) for k in self._buffers)) if a is not None]
         return loss
+
+    def _fast_path_ok(self) -> bool:
+        """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
+        (ASGD, NAdam) always take the full path, which checks and advances it."""
+        return (not self._scalar_state
+                and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state)
 
     def _step_arrays(self, plans: list) -> list[tuple[np.ndarray | None, bool, str, str]]:
         """Every array a step reads or writes, for the one overlap check across all groups and dtypes."""
@@ -320,47 +262,6 @@ class FusedOptimizer(Optimizer):
     def _indices(self, gi: int, items: list) -> list[int]:
         ids = {id(p): j for j, p in enumerate(self.param_groups[gi]["params"])}
         return [ids[id(item[0])] for item in items]
-
-    def _fast_path_ok(self) -> bool:
-        """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
-        (ASGD, NAdam) always take the full path, which checks and advances it."""
-        return not self._scalar_state and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state
-
-    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
-        """The repeated step of ``group`` (see ``K.StepPlan``), made after a full step of it succeeded."""
-        spec = self._spec
-        keys = tuple(k for k in group if k not in _NOT_OPTIONS)
-        n = len(group["params"])
-        fresh = [False] * n  # a repeated step never creates state
-        at_step = spec.at_step(group) if spec.at_step is not None else None
-        fill = None
-        if self._has_step and spec.n_scalars and (at_step is not None or spec._fill is not None):
-            fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
-        else:  # constant scalars: as a repeated step sees them
-            spec.fill(group, table.scalars, [], fresh)
-        return K.StepPlan(table, spec.kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
-                          self._has_step, at_step, fill)
-
-    def _fast_step(self) -> bool:
-        """Repeat the last step's plans if nothing they relied on changed (one Cython call per group); False, with
-        nothing done, otherwise."""
-        plans = self._plans
-        groups = self.param_groups
-        if len(plans) != len(groups):
-            return False
-        if len(plans) == 1:
-            return plans[0].step(groups[0], self.state)
-        state = self.state
-        for plan, group in zip(plans, groups):
-            if not plan.bind(group, state):
-                return False
-        # each table checked its own gradients; across groups, the one overlap check
-        grads = [g for plan in plans for g in plan.grads]
-        if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
-            return False  # the full path names the conflict
-        for plan in plans:
-            plan.run()
-        return True
 
     def _prepare(self, gi: int, group: dict[str, Any], active: tuple[bool, ...], dtype: np.dtype,
                  items: list) -> tuple:
@@ -382,17 +283,3 @@ class FusedOptimizer(Optimizer):
             commits.append((p, st, new_keys, is_fresh))
         table = self._table((gi, dtype.num), rows, active)
         return group, active, table, rows, commits
-
-    def _table(self, key0: tuple, rows: _Rows, active: tuple[bool, ...]) -> Any:
-        """The pointer table for these rows, reused while the written arrays are the same objects."""
-        key = (active, tuple(id(a) for r in rows.rows for k, a in enumerate(r) if k != 1))
-        cached = self._cache.get(key0)
-        if cached is not None and cached[0] == key and not rows.copy_back:
-            table = cached[1]
-            if table.set_grads(rows.grads) < 0:
-                return table
-        names = ("param", "grad") + self._buffers
-        table = K.TensorTable(rows.rows, names, (False, True) + (False,) * len(self._buffers), self._n_scalars)
-        if not rows.copy_back:
-            self._cache[key0] = (key, table)
-        return table

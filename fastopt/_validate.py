@@ -124,6 +124,22 @@ def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'st
     return int(v)
 
 
+def scalar_state(value: Any, key: str, gi: int, j: int) -> float:
+    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
+    np.asarray, or a real number), checked finite; returned as a float."""
+    if isinstance(value, np.ndarray):
+        if value.shape != () or value.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
+                             f"{value.dtype}{list(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{where(gi, j)}: state '{key}' must be finite, got {value!r}")
+    return v
+
+
 def no_overlap(entries: list[tuple[np.ndarray | None, bool, str, str]]) -> None:
     """Refuse, before anything is written, arrays that overlap where a write would corrupt another: ``entries`` are
     ``(array, written, place, what)`` (place such as ``param_groups[0]['params'][1]``, what such as ``data``, ``grad``

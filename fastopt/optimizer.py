@@ -269,6 +269,17 @@ class Optimizer:
             self._check_group_at(gi, group)
             yield gi, group, [(j, p, g) for j, p in enumerate(group["params"]) if (g := p.grad) is not None]
 
+    def _checked_groups(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter, np.ndarray,
+                                                                                 np.ndarray, Any]]]]:
+        """``_groups_with_grads`` with each parameter's data and gradient checked (``V.param_data``, ``V.grad``):
+        ``(gi, group, [(j, p, data, grad, state or None)])``, the first pass of a dense optimizer's ``step``."""
+        for gi, group, with_grads in self._groups_with_grads():
+            checked = []
+            for j, p, g in with_grads:
+                data = V.param_data(p, gi, j)
+                checked.append((j, p, data, V.grad(g, gi, j, data), self.state.get(p)))
+            yield gi, group, checked
+
     def _groups_changed(self) -> None:
         """Called when groups are added or replaced; subclasses drop caches here."""
 

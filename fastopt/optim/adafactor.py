@@ -267,12 +267,9 @@ class Adafactor(Optimizer):
         if closure is not None:
             loss = closure()
         plans, arrays = [], []
-        for gi, group, with_grads in self._groups_with_grads():
+        for gi, group, checked in self._checked_groups():
             items = []
-            for j, p, g in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(g, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 if st:
                     shapes = _expected_state(data)
                     if set(st) != {"step"} | set(shapes):

@@ -196,12 +196,9 @@ class Muon(Optimizer):
         if closure is not None:
             loss = closure()
         plans, arrays = [], []
-        for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
+        for gi, group, checked in self._checked_groups():  # validate everything before writing anything
             items = []
-            for j, p, g in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(g, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 buf = None
                 if st and "momentum_buffer" in st:
                     buf = V.state_buffer(st["momentum_buffer"], "momentum_buffer", data, gi, j)
