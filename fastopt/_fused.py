@@ -12,7 +12,6 @@ is copied back into the parameter after the kernel (so strided views are updated
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validate as V
-from ._plan import NOT_OPTIONS, PlanCache, cacheable, immutable
+from ._plan import NOT_OPTIONS, PlanCache, cacheable
 from ._spec import Spec
 from ._state import StateMixin
 from .optimizer import Optimizer
@@ -28,7 +27,6 @@ from .optimizer import Optimizer
 __all__ = ["FusedOptimizer", "run_functional"]
 
 
-_MISSING = object()
 
 
 def _contiguous(a: np.ndarray) -> bool:
@@ -134,27 +132,11 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
             return
         cls._buffers = spec.buffers
         cls._n_scalars = spec.n_scalars
-        # torch's explicit signature stays on the class; its defaults must be the spec's
-        for name, param in inspect.signature(cls.__init__).parameters.items():
-            if name in spec.defaults and param.default is not inspect.Parameter.empty:
-                if param.default != spec.defaults[name] or type(param.default) is not type(spec.defaults[name]):
-                    raise TypeError(f"{cls.__name__}.__init__ has {name}={param.default!r}, its spec "
-                                    f"{spec.defaults[name]!r}")
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
         self._plans: list[K.StepPlan] | None = None
-        self._checked_defaults = dict(defaults)  # checked by the constructor (Spec.options_from)
         super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        """``Spec.check``, skipped when every option is the very (immutable) object the constructor checked, so
-        constructing an optimizer checks its options once."""
-        checked = self._checked_defaults
-        for name in self._spec.names:
-            if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
-                self._spec.check(group)
-                return
 
     def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
         return self._spec.active(group)

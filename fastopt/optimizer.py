@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
@@ -12,9 +13,12 @@ import numpy as np
 
 from . import _validate as V
 from ._memory import copy_aligned
+from ._plan import immutable
 from .parameter import Parameter
 
 __all__ = ["Optimizer", "RemovableHandle"]
+
+_MISSING = object()
 
 # Group keys that torch.optim stores but fastopt has no use for; a torch state_dict carrying them loads as
 # long as they hold the value that means "nothing special" (any other value would change behaviour).
@@ -137,6 +141,7 @@ class Optimizer:
         self._lock = threading.RLock()
         self._in_step = False
         self.defaults = dict(defaults)
+        self._checked_defaults = dict(defaults)  # with a spec: checked by the constructor (Spec.options_from)
         self._step_pre_hooks: OrderedDict = OrderedDict()
         self._step_post_hooks: OrderedDict = OrderedDict()
         self._state_dict_pre_hooks: OrderedDict = OrderedDict()
@@ -164,6 +169,13 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("_spec")
+        if spec is not None:  # torch's explicit signature stays on the class; its defaults must be the spec's
+            for name, param in inspect.signature(cls.__init__).parameters.items():
+                if name in spec.defaults and param.default is not inspect.Parameter.empty:
+                    if param.default != spec.defaults[name] or type(param.default) is not type(spec.defaults[name]):
+                        raise TypeError(f"{cls.__name__}.__init__ has {name}={param.default!r}, its spec "
+                                        f"{spec.defaults[name]!r}")
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_fastopt_wrapped", False):
             cls.step = _wrap_step(step)
@@ -187,8 +199,20 @@ class Optimizer:
         return "\n".join(lines)
 
     # ---- groups ------------------------------------------------------------------------------------------
+    _spec: Any = None  # a subclass's fastopt._spec.Spec: its options, declared once
+
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Check a group's options (ranges, types); subclasses raise ValueError/TypeError like torch."""
+        """Check a group's options (ranges, types), raising ValueError/TypeError like torch: the spec's one check
+        (``Spec.check``), skipped when every option is the very immutable object the constructor checked
+        (``Spec.options_from``), so constructing an optimizer checks its options once."""
+        spec = self._spec
+        if spec is None:
+            return
+        checked = self._checked_defaults
+        for name in spec.names:
+            if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
+                spec.check(group)
+                return
 
     @_locked
     def add_param_group(self, param_group: dict[str, Any]) -> None:

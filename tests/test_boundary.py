@@ -108,3 +108,27 @@ def test_every_spec_matches_the_c_table():
         Spec("lion", options=(Option("lr", 1.0, float, "lr"),), buffers=(Buffer("exp_avg"),))
     with pytest.raises(RuntimeError, match="reads 3 buffers"):
         Spec("lion", options=fo.Lion._spec.options, buffers=())
+
+
+def test_a_class_whose_signature_disagrees_with_its_spec_is_refused():
+    import fastopt as fo
+
+    with pytest.raises(TypeError, match="lr=0.5, its spec 0.0001"):
+        class Bad(fo.Lion):  # noqa: F811 - defined only to be refused
+            _spec = fo.Lion._spec
+
+            def __init__(self, params, lr: float = 0.5):
+                super().__init__(params, lr=lr)
+
+
+def test_every_optimizer_checks_its_options_once_at_construction(monkeypatch):
+    import fastopt as fo
+
+    calls = []
+    for cls in (fo.Adam, fo.SGD, fo.Muon, fo.SparseAdam, fo.Adafactor):
+        spec = cls._spec
+        monkeypatch.setattr(spec, "check", lambda o, _c=spec.check: (calls.append(1), _c(o))[1])
+        calls.clear()
+        p = fo.Parameter(np.zeros((2, 2)))
+        cls([p])
+        assert len(calls) == 1, cls

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import run_functional
+from .._spec import Option, Spec, flag
 from ..optimizer import Optimizer
 
 __all__ = ["Muon", "muon"]
@@ -21,23 +22,41 @@ EPS = 1e-7
 _ADJUST = (None, "original", "match_rms_adamw")
 
 
-def _check(lr: Any, weight_decay: Any, momentum: Any, nesterov: Any, ns_coefficients: Any, eps: Any,
-           ns_steps: Any, adjust_lr_fn: Any) -> None:
-    V.number("lr", lr, low=0.0, message=f"Learning rate should be >= 0 but is: {lr}")
-    V.number("momentum", momentum, low=0.0, message=f"momentum should be >= 0 but is: {momentum}")
-    V.number("weight_decay", weight_decay, low=0.0, message=f"weight decay should be >= 0 but is: {weight_decay}")
-    if adjust_lr_fn not in _ADJUST:
-        raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
-    V.flag("nesterov", nesterov)
-    if not isinstance(ns_coefficients, (tuple, list)) or len(ns_coefficients) != 3:
+def _adjust(value: Any) -> None:
+    if value not in _ADJUST:
+        raise ValueError(f"Adjust learning rate function {value} is not supported")
+
+
+def _coefficients(value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
-    for c in ns_coefficients:
+    for c in value:
         V.number("ns_coefficients", c)
-    V.eps(eps)
-    if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)) or ns_steps < 0:
-        raise TypeError(f"ns_steps must be a non-negative int, got {ns_steps!r}")
-    if ns_steps >= 100:
+
+
+def _ns_steps(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}")
+    if value >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
+
+
+# Muon's step is two table kernels around a NumPy iteration, so its options feed no single C struct (kernel None).
+SPEC = Spec(
+    None,
+    options=(Option("lr", 1e-3, lambda v: V.number("lr", v, low=0.0, message=f"Learning rate should be >= 0 but is: {v}"),
+                    None),
+             Option("weight_decay", 0.1, lambda v: V.number("weight_decay", v, low=0.0,
+                                                            message=f"weight decay should be >= 0 but is: {v}"), None),
+             Option("momentum", 0.95, lambda v: V.number("momentum", v, low=0.0,
+                                                         message=f"momentum should be >= 0 but is: {v}"), None),
+             flag("nesterov", True, None),
+             Option("ns_coefficients", (DEFAULT_A, DEFAULT_B, DEFAULT_C), _coefficients, None, normalize=tuple),
+             Option("eps", EPS, V.eps, None),
+             Option("ns_steps", DEFAULT_NS_STEPS, _ns_steps, None),
+             Option("adjust_lr_fn", None, _adjust, None)),
+    check_order=("lr", "momentum", "weight_decay", "adjust_lr_fn", "nesterov", "ns_coefficients", "eps", "ns_steps"),
+)
 
 
 def _adjust_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
@@ -89,7 +108,8 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
         [[-0.07  0.  ]
          [ 0.   -0.07]]
     """
-    _check(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
+    SPEC.check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                    ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray) or p.ndim != 2:
             raise ValueError(f"params[{i}]: Muon only supports 2D parameters, got shape {np.shape(p)}")
@@ -169,19 +189,16 @@ class Muon(Optimizer):
         >>> opt = fastopt.Muon([w1, w2], lr=0.02, momentum=0.95)
     """
 
+    _spec = SPEC
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True,
                  ns_coefficients: tuple[float, float, float] = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
                  eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: str | None = None) -> None:
-        _check(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                        ns_coefficients=tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
-                        adjust_lr_fn=adjust_lr_fn)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["weight_decay"], group["momentum"], group["nesterov"], group["ns_coefficients"],
-               group["eps"], group["ns_steps"], group["adjust_lr_fn"])
+        super()._check_group(group)
         for p in group["params"]:
             if np.ndim(p.data) != 2:
                 raise ValueError("Muon only supports 2D parameters whereas we found a parameter with size: "
