@@ -1,5 +1,6 @@
 """What the tests share: one relative error, one tolerance check, one torch pair, the state_dict converters between
-torch and fastopt, a thread-count context manager and the bit-exact "nothing changed" snapshot.
+torch and fastopt, a thread-count context manager, the bit-exact "nothing changed" snapshot, and the optimizers
+and (lr, momentum) recorder the scheduler tests use.
 
 torch is imported lazily (only by the torch helpers), so files that never touch torch run without it.
 """
@@ -226,3 +227,48 @@ class TorchPair:
         self.tp = [torch.tensor(f.data.copy(), requires_grad=True) for f in self.fp]
         self.t_opt = self.make_torch(self.tp)
         self.t_opt.load_state_dict(numpy_state_to_torch(self.fo_opt.state_dict()))
+
+
+# ---- schedulers -------------------------------------------------------------------------------------------------
+
+def sched_optimizer(kind: str, lrs: list[float], torch: Any = None) -> Any:
+    """An optimizer with one 3-element parameter group per entry of lrs: 'sgd' (momentum 0.9) or 'adam';
+    fastopt's, or torch's when the torch module is given."""
+    if torch is None:
+        rng = np.random.default_rng(0)
+        params, lib = [fo.Parameter(rng.standard_normal(3)) for _ in lrs], fo
+    else:
+        params, lib = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)) for _ in lrs], torch.optim
+    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, lrs)]
+    if kind == "sgd":
+        return lib.SGD(groups, lr=lrs[0], momentum=0.9)
+    return lib.Adam(groups, lr=lrs[0], betas=(0.9, 0.999))
+
+
+def step_optimizer(opt: Any) -> None:
+    """One optimizer step; fastopt's parameters get zero gradients first (torch's have none and are skipped)."""
+    for g in opt.param_groups:
+        for p in g["params"]:
+            if isinstance(p, fo.Parameter):
+                p.grad = np.zeros_like(p.data)
+    opt.step()
+
+
+def lr_momentum(groups: list[dict]) -> list:
+    """(lr, momentum or beta1) of every group."""
+    return [(g["lr"], g["betas"][0] if "betas" in g else g.get("momentum", None)) for g in groups]
+
+
+def record(opt: Any, sched: Any, n: int, metrics: list | None = None) -> list:
+    """(lr, momentum) of every group before each of n steps and after the last, stepping the optimizer, then the
+    scheduler (with metrics[i] when given)."""
+    trace = []
+    for i in range(n):
+        trace.append(lr_momentum(opt.param_groups))
+        step_optimizer(opt)
+        if metrics is not None:
+            sched.step(metrics[i])
+        else:
+            sched.step()
+    trace.append(lr_momentum(opt.param_groups))
+    return trace

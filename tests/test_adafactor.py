@@ -13,7 +13,7 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, case_id
-from helpers import TorchPair, num_threads, rejected, rel_err, requires_openmp
+from helpers import TorchPair, assert_arrays_equal, num_threads, rejected, rel_err, requires_openmp
 from reference import ref_adafactor
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -168,8 +168,7 @@ def test_thread_count_does_not_change_bits(dtype):
                 opt.step()
         results.append([p.data.copy() for p in params] + [v.copy() for p in params
                                                           for k, v in opt.state[p].items() if k != "step"])
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    assert_arrays_equal(*results)
 
 
 def test_state_dict_round_trip_resumes_bit_for_bit(rng, tmp_path):
@@ -273,8 +272,7 @@ def test_functional_rejects_before_writing(rng):
     with pytest.raises(ValueError, match="state_steps"):
         fo.functional.adafactor(p, g, rows, cols, var, [0], **kw)
     assert steps == [0, 0] and not rows[0].any() and not cols[0].any() and not var[1].any()
-    for a, b in zip(p, keep):
-        np.testing.assert_array_equal(a, b)
+    assert_arrays_equal(p, keep)
     fo.functional.adafactor(p, g, rows, cols, var, steps, **kw)
     assert steps == [1, 1] and rows[0].any() and var[1].any()
 

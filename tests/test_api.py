@@ -8,6 +8,7 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, case_id, make
+from helpers import assert_arrays_equal
 
 
 def P(n=3, dtype=np.float64):
@@ -151,8 +152,7 @@ def test_state_dict_round_trip_continues_bit_identically(case, dtype):
 
     straight, _ = run(-1)
     resumed, opt = run(6)
-    for a, b in zip(straight, resumed):
-        np.testing.assert_array_equal(a, b)
+    assert_arrays_equal(straight, resumed)
     assert opt.param_groups[1]["lr"] == 0.02
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, case_id, make
-from helpers import num_threads, requires_openmp
+from helpers import assert_arrays_equal, num_threads, requires_openmp
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -26,5 +26,4 @@ def test_one_and_two_threads_bit_identical(case):
                 opt.step()
         return [p.data.copy() for p in params]
 
-    for a, b in zip(run(1), run(2)):
-        np.testing.assert_array_equal(a, b)
+    assert_arrays_equal(run(1), run(2))

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from fastopt import lr_scheduler as F
-from sched_helpers import make_optimizer, record, snapshot, step_optimizer
+from helpers import lr_momentum, record, sched_optimizer, step_optimizer
 
 METRICS = [1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.4, 0.41,
            0.42, 0.43, 0.44, 0.45, 0.46]
@@ -112,27 +112,9 @@ def _torch_namespace(torch):
     return ns
 
 
-def _torch_optimizer(torch, kind, lrs):
-    params = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)) for _ in lrs]
-    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, lrs)]
-    if kind == "sgd":
-        return torch.optim.SGD(groups, lr=lrs[0], momentum=0.9)
-    return torch.optim.Adam(groups, lr=lrs[0], betas=(0.9, 0.999))
-
-
-def _torch_record(torch, opt, sched, n, metrics):
-    trace = []
-    for i in range(n):
-        trace.append(snapshot(opt.param_groups))
-        opt.step()
-        sched.step(metrics[i]) if metrics is not None else sched.step()
-    trace.append(snapshot(opt.param_groups))
-    return trace
-
-
 def _ours(case, n=None):
     _, kind, lrs, factory, steps, metrics = case
-    opt = make_optimizer(kind, lrs)
+    opt = sched_optimizer(kind, lrs)
     sched = factory(F, opt)
     return opt, sched, record(opt, sched, steps if n is None else n, metrics)
 
@@ -145,11 +127,11 @@ def test_torch_parity(case):
     torch = pytest.importorskip("torch")
     _, kind, lrs, factory, steps, metrics = case
     M = _torch_namespace(torch)
-    topt = _torch_optimizer(torch, kind, lrs)
+    topt = sched_optimizer(kind, lrs, torch=torch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tsched = factory(M, topt)
-        expected = _torch_record(torch, topt, tsched, steps, metrics)
+        expected = record(topt, tsched, steps, metrics)
     _, sched, got = _ours(case)
     assert got == expected  # bit-identical floats, lr and momentum of every group at every step
     assert sched.get_last_lr() == [float(x) for x in tsched.get_last_lr()]
@@ -164,8 +146,8 @@ def test_torch_parity(case):
 ])
 def test_torch_parity_step_epoch_closed_form(name, kwargs, epoch):
     torch = pytest.importorskip("torch")
-    topt = _torch_optimizer(torch, "sgd", [0.1, 0.3])
-    opt = make_optimizer("sgd", [0.1, 0.3])
+    topt = sched_optimizer("sgd", [0.1, 0.3], torch=torch)
+    opt = sched_optimizer("sgd", [0.1, 0.3])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ts = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
@@ -179,8 +161,8 @@ def test_torch_parity_step_epoch_closed_form(name, kwargs, epoch):
 @pytest.mark.parametrize("T_mult", [1, 2, 3])
 def test_torch_parity_warm_restarts_fractional_epoch(epoch, T_mult):
     torch = pytest.importorskip("torch")
-    topt = _torch_optimizer(torch, "sgd", [0.1])
-    opt = make_optimizer("sgd", [0.1])
+    topt = sched_optimizer("sgd", [0.1], torch=torch)
+    opt = sched_optimizer("sgd", [0.1])
     ts = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(topt, T_0=2, T_mult=T_mult, eta_min=1e-3)
     ours = F.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=T_mult, eta_min=1e-3)
     topt.step(); step_optimizer(opt)
@@ -197,16 +179,16 @@ def test_torch_state_dict_loads_into_ours(case):
     torch = pytest.importorskip("torch")
     _, kind, lrs, factory, steps, metrics = case
     k = steps // 2
-    topt = _torch_optimizer(torch, kind, lrs)
+    topt = sched_optimizer(kind, lrs, torch=torch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ts = factory(_torch_namespace(torch), topt)
-        _torch_record(torch, topt, ts, k, metrics)
+        record(topt, ts, k, metrics)
     sd = ts.state_dict()
     if "milestones" in sd:
         sd["milestones"] = dict(sd["milestones"])
     _, _, full = _ours(case)
-    opt = make_optimizer(kind, lrs)
+    opt = sched_optimizer(kind, lrs)
     sched = factory(F, opt)
     sched.load_state_dict(sd)
     rest = record(opt, sched, steps - k, metrics[k:] if metrics else None)
@@ -236,14 +218,14 @@ def assert_plain(obj, path="state_dict"):
 def _resume(case, k, mode, through_file=None):
     """Run k steps, checkpoint, rebuild everything and run the remaining steps."""
     _, kind, lrs, factory, steps, metrics = case
-    opt = make_optimizer(kind, lrs)
+    opt = sched_optimizer(kind, lrs)
     sched = factory(F, opt)
     head = record(opt, sched, k, metrics[:k] if metrics else None)[:-1]
     ssd, osd = sched.state_dict(), copy.deepcopy(opt.state_dict())
     assert_plain(ssd)
     if through_file is not None:
         ssd = through_file(ssd)
-    opt2 = make_optimizer(kind, lrs)
+    opt2 = sched_optimizer(kind, lrs)
     if mode == "optimizer-first":   # torch's trap: construction then rewrites group['lr']
         opt2.load_state_dict(osd)
         sched2 = factory(F, opt2)
@@ -265,7 +247,7 @@ def test_resume_from_state_dict_is_exact(case, mode):
 
 
 def test_resume_does_not_depend_on_the_given_dict_later():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.MultiStepLR(opt, [2, 4])
     sd = sched.state_dict()
     assert isinstance(sd["milestones"], dict) and not hasattr(sd["milestones"], "most_common")
@@ -281,7 +263,7 @@ def test_resume_does_not_depend_on_the_given_dict_later():
 
 
 def test_lambda_state_dict_saves_callable_objects_dict_only():
-    opt = make_optimizer("sgd", [0.1, 0.2])
+    opt = sched_optimizer("sgd", [0.1, 0.2])
     fn = Scale(0.5)
     sched = F.LambdaLR(opt, [fn, lambda e: 1.0])
     sd = sched.state_dict()
@@ -301,7 +283,7 @@ def _lrs(opt, sched, n):
 
 
 def test_sequential_restarts_multiplicative_from_its_initial_lr():
-    opt = make_optimizer("sgd", [1.0])
+    opt = sched_optimizer("sgd", [1.0])
     sched = F.SequentialLR(opt, [F.ExponentialLR(opt, 0.5), F.MultiplicativeLR(opt, lambda e: 0.9)], [3])
     # torch gives 1, .5, .25, .225, .2025 (continues from the previous rate times lambda(0))
     assert _lrs(opt, sched, 5) == [1.0, 0.5, 0.25, 1.0, 0.9, 0.81]
@@ -311,15 +293,15 @@ def test_nested_sequential_is_transparent():
     def inner(o):
         return F.SequentialLR(o, [F.ConstantLR(o, 0.5, total_iters=2), F.ConstantLR(o, 0.2, total_iters=10)], [2])
 
-    o1 = make_optimizer("sgd", [0.1])
+    o1 = sched_optimizer("sgd", [0.1])
     one = _lrs(o1, inner(o1), 12)
-    o2 = make_optimizer("sgd", [0.1])
+    o2 = sched_optimizer("sgd", [0.1])
     two = _lrs(o2, F.SequentialLR(o2, [inner(o2)], []), 12)
     assert one == two == [0.05, 0.05] + [0.02] * 10 + [0.1]  # torch's wrapper skips one 0.05
 
 
 def test_chained_inside_sequential_restarts_at_milestone():
-    opt = make_optimizer("sgd", [1.0])
+    opt = sched_optimizer("sgd", [1.0])
     chain = F.ChainedScheduler([F.ExponentialLR(opt, 0.9), F.StepLR(opt, 2, 0.5)])
     sched = F.SequentialLR(opt, [F.LinearLR(opt, 0.5, total_iters=2), chain], [3])
     got = _lrs(opt, sched, 8)
@@ -333,18 +315,18 @@ def test_sequential_last_epoch_fast_forwards():
         return F.SequentialLR(o, [F.ConstantLR(o, 0.1, total_iters=10), F.ExponentialLR(o, 0.9)], [3],
                               last_epoch=last_epoch)
 
-    o1 = make_optimizer("sgd", [1.0])
+    o1 = sched_optimizer("sgd", [1.0])
     full = record(o1, build(o1), 10)
     for n in range(-1, 8):
-        o2 = make_optimizer("sgd", [1.0])
+        o2 = sched_optimizer("sgd", [1.0])
         s2 = build(o2, n)
         assert s2.last_epoch == n + 1
-        assert snapshot(o2.param_groups) == full[n + 1]
+        assert lr_momentum(o2.param_groups) == full[n + 1]
         assert record(o2, s2, 10 - (n + 1))[1:] == full[n + 2:]
 
 
 def test_sequential_milestones_are_checked():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     a, b = F.ConstantLR(opt), F.ExponentialLR(opt, 0.9)
     with pytest.raises(ValueError, match="one more than the number of milestone"):
         F.SequentialLR(opt, [a, b], [1, 2])
@@ -356,7 +338,7 @@ def test_sequential_milestones_are_checked():
         F.SequentialLR(opt, [], [])
     with pytest.raises(ValueError, match="ReduceLROnPlateau"):
         F.SequentialLR(opt, [a, F.ReduceLROnPlateau(opt)], [1])
-    other = make_optimizer("sgd", [0.1])
+    other = sched_optimizer("sgd", [0.1])
     with pytest.raises(ValueError, match="same optimizer"):
         F.SequentialLR(opt, [a, F.ExponentialLR(other, 0.9)], [1])
     with pytest.raises(TypeError, match="not an LRScheduler"):
@@ -395,7 +377,7 @@ def test_sequential_milestones_are_checked():
     (lambda o: F.SWALR(o, [0.05]), ValueError, "swa_lr must have the same length"),
 ])
 def test_constructor_errors_leave_the_optimizer_unchanged(build, exc, match):
-    opt = make_optimizer("sgd", [0.1, 0.2])
+    opt = sched_optimizer("sgd", [0.1, 0.2])
     before = copy.deepcopy(opt.param_groups) if not hasattr(opt, "state") else [
         {k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     with pytest.raises(exc, match=match):
@@ -406,7 +388,7 @@ def test_constructor_errors_leave_the_optimizer_unchanged(build, exc, match):
 
 
 def test_cycle_momentum_needs_momentum():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     del opt.defaults["momentum"]
     with pytest.raises(ValueError, match="must support momentum"):
         F.CyclicLR(opt, 0.01, 0.1)
@@ -415,17 +397,17 @@ def test_cycle_momentum_needs_momentum():
 
 
 def test_onecycle_refuses_a_step_past_the_end_without_changing_anything():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.OneCycleLR(opt, 0.1, total_steps=3)
     record(opt, sched, 3)
-    snap, last, count = snapshot(opt.param_groups), sched.last_epoch, sched._step_count
+    snap, last, count = lr_momentum(opt.param_groups), sched.last_epoch, sched._step_count
     with pytest.raises(ValueError, match="Tried to step 4 times"):
         sched.step()
-    assert (snapshot(opt.param_groups), sched.last_epoch, sched._step_count) == (snap, last, count)
+    assert (lr_momentum(opt.param_groups), sched.last_epoch, sched._step_count) == (snap, last, count)
 
 
 def test_load_state_dict_errors():
-    opt = make_optimizer("sgd", [0.1, 0.2])
+    opt = sched_optimizer("sgd", [0.1, 0.2])
     sched = F.StepLR(opt, 2)
     with pytest.raises(TypeError, match="must be a dict"):
         sched.load_state_dict([1, 2])
@@ -441,7 +423,7 @@ def test_load_state_dict_errors():
 
 
 def test_group_added_after_construction_is_reported():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.LambdaLR(opt, lambda e: 1.0)
     # a second group of its own parameters (the same parameters in two groups would overlap: step refuses that)
     opt.param_groups.append(dict(opt.param_groups[0],
@@ -462,7 +444,7 @@ def _order_warnings(rec):
 
 
 def test_warns_when_scheduler_steps_before_optimizer():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.StepLR(opt, 2)
     with pytest.warns(UserWarning, match="Detected call of `lr_scheduler.step"):
         sched.step()
@@ -473,14 +455,14 @@ def test_warns_when_scheduler_steps_before_optimizer():
 
 
 def test_no_warning_in_the_right_order_and_warning_points_at_caller():
-    opt = make_optimizer("adam", [0.1])
+    opt = sched_optimizer("adam", [0.1])
     sched = F.CosineAnnealingLR(opt, 10)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         step_optimizer(opt)
         sched.step()
     assert not _order_warnings(rec)
-    opt2 = make_optimizer("adam", [0.1])
+    opt2 = sched_optimizer("adam", [0.1])
     s2 = F.ExponentialLR(opt2, 0.9)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -492,7 +474,7 @@ def test_no_warning_in_the_right_order_and_warning_points_at_caller():
 def test_no_warning_when_the_optimizer_skipped_its_step_on_purpose():
     """A step that was called but did nothing (e.g. skipped for non-finite grads) is not the
     mistake the warning is about."""
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.LinearLR(opt)
     opt._opt_called = False
     # The pre-hook fires when step() is called, whatever the step then does.
@@ -510,13 +492,13 @@ def test_no_warning_when_the_optimizer_skipped_its_step_on_purpose():
 
 
 def test_composite_warns_once():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     chain = F.ChainedScheduler([F.ConstantLR(opt), F.ExponentialLR(opt, 0.9), F.StepLR(opt, 2)])
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         chain.step()
     assert len(_order_warnings(rec)) == 1
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     seq = F.SequentialLR(opt, [F.ConstantLR(opt), F.ExponentialLR(opt, 0.9)], [1])
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
@@ -526,7 +508,7 @@ def test_composite_warns_once():
 
 
 def test_step_epoch_is_deprecated_and_uses_the_closed_form():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.MultiplicativeLR(opt, lambda e: 0.5)
     step_optimizer(opt)
     with pytest.warns(UserWarning, match="deprecated"):
@@ -549,21 +531,21 @@ def test_step_epoch_is_deprecated_and_uses_the_closed_form():
 
 
 def test_get_lr_outside_step_warns():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     sched = F.StepLR(opt, 2)
     with pytest.warns(UserWarning, match="get_last_lr"):
         sched.get_lr()
 
 
 def test_optimizer_stays_copyable():
-    opt = make_optimizer("sgd", [0.1])
+    opt = sched_optimizer("sgd", [0.1])
     F.StepLR(opt, 2)
     clone = copy.deepcopy(opt)
     assert clone.param_groups[0]["lr"] == 0.1
 
 
 def test_initial_lr_and_base_lrs():
-    opt = make_optimizer("adam", [0.1, 0.2])
+    opt = sched_optimizer("adam", [0.1, 0.2])
     sched = F.ExponentialLR(opt, 0.5)
     assert [g["initial_lr"] for g in opt.param_groups] == [0.1, 0.2] == sched.base_lrs
     record(opt, sched, 2)

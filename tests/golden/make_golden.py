@@ -58,6 +58,27 @@ CLIP_CASES = [("clip_grad_norm_", dict(max_norm=1.0)), ("clip_grad_norm_", dict(
               ("get_total_norm", dict(norm_type=0.5)), ("clip_grads_with_norm_", dict(max_norm=3.0))]
 
 
+def blas_platform() -> str:
+    """What NumPy's matmul results depend on (Muon's Newton-Schulz runs through it): NumPy, its BLAS, the CPU."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # pragma: no cover - NumPy builds without the dict form
+        blas = "unknown BLAS"
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return f"numpy {np.__version__}, {blas}, {cpu}"
+
+
+def uses_blas(name: str) -> bool:
+    """Rows whose results go through NumPy's matmul, which is exact only for the BLAS and CPU it ran on."""
+    return name.startswith("Muon(")
+
+
 def _seed(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
@@ -260,8 +281,8 @@ def record() -> dict:
 def main() -> None:
     data = record()
     with open(GOLDEN, "w") as f:
-        json.dump({"steps": STEPS, "checkpoints": CHECKPOINTS, "trajectories": data}, f, indent=0,
-                  sort_keys=True)
+        json.dump({"steps": STEPS, "checkpoints": CHECKPOINTS, "blas_platform": blas_platform(),
+                   "trajectories": data}, f, indent=0, sort_keys=True)
         f.write("\n")
     same = sum(d["1"] == d["2"] for r in data.values() for d in r.values())
     print(f"wrote {GOLDEN}: {len(data)} rows x {len(DTYPES)} dtypes x {len(THREADS)} thread counts; "
