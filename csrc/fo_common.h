@@ -111,7 +111,7 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
                                                              + (it)->begin + (offset))
 
 #define FO_ELEMENTWISE(name)                                                                                 \
-    static inline void FO_FN(name##_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)   \
+    FO_INLINE void FO_FN(name##_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)        \
     {                                                                                                        \
         const fo_work *it = &t->work[w];                                                                     \
         const int64_t n = it->end - it->begin, nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;       \
