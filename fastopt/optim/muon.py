@@ -179,7 +179,7 @@ class Muon(Optimizer):
         torch runs the Newton–Schulz iteration in **bfloat16** (``grad.bfloat16()``) and adds the bfloat16 update
         to the parameter; fastopt runs it in the parameter's dtype (float32 or float64). The two agree to
         bfloat16 precision only (about 3 significant digits of each update); with torch's iteration patched to
-        run in the parameter's dtype they agree to the usual parity bars (see tests/test_parity_optim_b.py).
+        run in the parameter's dtype they agree to the usual parity bars (see tests/test_torch_parity.py).
         Parameters of other than 2 dimensions are rejected (use AdamW for biases and embeddings).
 
     References: K. Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024
