@@ -22,9 +22,10 @@ from . import _validate as V
 from ._plan import NOT_OPTIONS, PlanCache, cacheable
 from ._spec import Spec
 from ._state import StateMixin
+from .optim._steps import next_steps, store_steps
 from .optimizer import Optimizer
 
-__all__ = ["FusedOptimizer", "run_functional"]
+__all__ = ["FusedOptimizer", "run_functional", "run_spec"]
 
 
 
@@ -105,6 +106,19 @@ def run_functional(kernel: K.Kernel, names: tuple[str, ...], params: Sequence[np
     fill_scalars(table.scalars)
     kernel(table, hyper)
     rows.finish()
+
+
+def run_spec(spec: Spec, options: dict[str, Any], params: Sequence[np.ndarray], grads: Sequence[np.ndarray],
+             buffers: Sequence[Sequence[np.ndarray] | None], state_steps: Any = None) -> None:
+    """A functional form whose kernel is ``spec``'s: check ``options`` (the spec's one check), compute the new step
+    counts (if ``state_steps`` is given), run the kernel with the spec's scalars and hyper block, then store the
+    counts. Nothing is written if a check fails."""
+    spec.check(options)
+    steps = next_steps(state_steps, len(params)) if state_steps is not None else []
+    run_functional(spec.kernel, spec.buffer_names, params, grads, buffers,
+                   lambda s: spec.fill(options, s, steps, []), spec.hyper(options))
+    if state_steps is not None:
+        store_steps(state_steps, steps)
 
 
 class FusedOptimizer(PlanCache, StateMixin, Optimizer):

@@ -29,7 +29,8 @@ def test_params_in_different_groups_that_overlap(make):
     base = np.zeros(10)
     a, b = fo.Parameter(base[:6]), fo.Parameter(base[4:])
     opt = make([{"params": _with_grads([a])}, {"params": _with_grads([b])}], lr=0.1)
-    _rejects(opt, r"param_groups\[1\]\['params'\]\[0\]: data shares memory with param_groups\[0\]\['params'\]\[0\] data")
+    _rejects(opt, r"param_groups\[1\]\['params'\]\[0\]: data shares memory with "
+                  r"param_groups\[0\]\['params'\]\[0\] data")
 
 
 def test_float32_and_float64_views_of_the_same_bytes():
@@ -85,7 +86,8 @@ def test_a_grad_aliasing_another_group_after_the_fast_path_is_armed():
     opt.step()
     assert opt._plans is not None
     b.grad = a.data
-    _rejects(opt, r"param_groups\[1\]\['params'\]\[0\]: grad shares memory with param_groups\[0\]\['params'\]\[0\] data")
+    _rejects(opt, r"param_groups\[1\]\['params'\]\[0\]: grad shares memory with "
+                  r"param_groups\[0\]\['params'\]\[0\] data")
 
 
 def test_a_state_buffer_sharing_memory_with_another_param():

@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
-from ._steps import next_steps, store_steps
 
 __all__ = ["Adadelta", "adadelta"]
 
@@ -44,11 +43,7 @@ def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: lis
         [0.9968 2.0032] [1]
     """
     options = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-    SPEC.check(options)
-    steps = next_steps(state_steps, len(params))
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [square_avgs, acc_deltas], lambda s: None,
-                   SPEC.hyper(options))
-    store_steps(state_steps, steps)
+    run_spec(SPEC, options, params, grads, [square_avgs, acc_deltas], state_steps)
 
 
 class Adadelta(FusedOptimizer):

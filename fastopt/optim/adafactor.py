@@ -30,8 +30,8 @@ def _eps(eps: Any) -> None:
 # not the parameter's shape, so its kernels take one tensor at a time and are not table rows (kernel None).
 SPEC = Spec(
     None,
-    options=(Option("lr", 1e-2, lambda v: V.number("lr", v, low=0.0, message=f"Learning rate should be >= 0 but is: {v}"),
-                    None),
+    options=(Option("lr", 1e-2, lambda v: V.number("lr", v, low=0.0,
+                                                message=f"Learning rate should be >= 0 but is: {v}"), None),
              Option("beta2_decay", -0.8, lambda v: V.number("beta2_decay", v, high=0.0,
                                                             message=f"beta2_decay should be <= 0 but is: {v}"), None),
              Option("eps", (None, 1e-3), _eps, None, normalize=tuple),

@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
-from ._steps import next_steps, store_steps
 
 __all__ = ["Adagrad", "adagrad"]
 
@@ -55,11 +54,7 @@ def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[
     """
     options = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay, initial_accumulator_value=0.0,
                    maximize=maximize)
-    SPEC.check(options)
-    steps = next_steps(state_steps, len(params))
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [state_sums],
-                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
-    store_steps(state_steps, steps)
+    run_spec(SPEC, options, params, grads, [state_sums], state_steps)
 
 
 class Adagrad(FusedOptimizer):

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Lion", "lion"]
@@ -39,8 +39,7 @@ def lion(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
         [0.9 2.1] [ 0.01 -0.01]
     """
     options = dict(lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, maximize=maximize)
-    SPEC.check(options)
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs], lambda s: None, SPEC.hyper(options))
+    run_spec(SPEC, options, params, grads, [exp_avgs])
 
 
 class Lion(FusedOptimizer):

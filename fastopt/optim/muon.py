@@ -44,8 +44,8 @@ def _ns_steps(value: Any) -> None:
 # Muon's step is two table kernels around a NumPy iteration, so its options feed no single C struct (kernel None).
 SPEC = Spec(
     None,
-    options=(Option("lr", 1e-3, lambda v: V.number("lr", v, low=0.0, message=f"Learning rate should be >= 0 but is: {v}"),
-                    None),
+    options=(Option("lr", 1e-3, lambda v: V.number("lr", v, low=0.0,
+                                                message=f"Learning rate should be >= 0 but is: {v}"), None),
              Option("weight_decay", 0.1, lambda v: V.number("weight_decay", v, low=0.0,
                                                             message=f"weight decay should be >= 0 but is: {v}"), None),
              Option("momentum", 0.95, lambda v: V.number("momentum", v, low=0.0,
@@ -138,7 +138,8 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
             scalars[i, 0] = _adjust_lr(float(lr), adjust_lr_fn, p.shape)
 
     apply = K.KERNELS["muon_apply"]
-    run_functional(apply, ("param", "update"), params, ortho, [], fill, apply.pack({"lr": lr, "weight_decay": weight_decay}))
+    run_functional(apply, ("param", "update"), params, ortho, [], fill,
+                   apply.pack({"lr": lr, "weight_decay": weight_decay}))
 
 
 class Muon(Optimizer):

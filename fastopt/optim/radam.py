@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
-from ._steps import next_steps, store_steps
 
 __all__ = ["RAdam", "radam"]
 
@@ -64,11 +63,7 @@ def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     """
     options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    SPEC.check(options)
-    steps = next_steps(state_steps, len(params))
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs],
-                   lambda s: SPEC.fill(options, s, steps, []), SPEC.hyper(options))
-    store_steps(state_steps, steps)
+    run_spec(SPEC, options, params, grads, [exp_avgs, exp_avg_sqs], state_steps)
 
 
 class RAdam(FusedOptimizer):

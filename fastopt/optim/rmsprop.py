@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
-from ._steps import next_steps, store_steps
 
 __all__ = ["RMSprop", "rmsprop"]
 
@@ -48,12 +47,9 @@ def rmsprop(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list
     """
     options = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
                    maximize=maximize)
-    SPEC.check(options)
-    steps = next_steps(state_steps, len(params))
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads,
-                   [square_avgs, grad_avgs if centered else None, momentum_buffer_list if momentum > 0 else None],
-                   lambda s: None, SPEC.hyper(options))
-    store_steps(state_steps, steps)
+    run_spec(SPEC, options, params, grads,
+             [square_avgs, grad_avgs if centered else None, momentum_buffer_list if momentum > 0 else None],
+             state_steps)
 
 
 class RMSprop(FusedOptimizer):

@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
-from ._steps import next_steps, store_steps
 
 __all__ = ["Rprop", "rprop"]
 
@@ -56,11 +55,7 @@ def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndar
         [0.78 2.22] [0.12 0.12] [2]
     """
     options = dict(lr=1.0, etas=(etaminus, etaplus), step_sizes=(step_size_min, step_size_max), maximize=maximize)
-    SPEC.check(options)
-    steps = next_steps(state_steps, len(params))
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [prevs, step_sizes], lambda s: None,
-                   SPEC.hyper(options))
-    store_steps(state_steps, steps)
+    run_spec(SPEC, options, params, grads, [prevs, step_sizes], state_steps)
 
 
 class Rprop(FusedOptimizer):
