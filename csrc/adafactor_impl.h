@@ -1,5 +1,5 @@
 /* adafactor_impl.h — Adafactor (Shazeer & Stern, 2018) in torch's single-tensor order
- * (torch/optim/_adafactor.py, _single_tensor_adafactor); see fo_adafactor.h for the calling sequence.
+ * (torch/optim/_adafactor.py, _single_tensor_adafactor); see fastopt.h (Adafactor) for the calling sequence.
  *
  * factored (grad G of shape (batch, m, n)), w = step^beta2_decay:
  *   row_mean = (sqrt(sum_j G^2))^2 / n          (torch: norm(G, dim=-1).square_().div_(n))
@@ -83,10 +83,7 @@ int FO_FN(fo_adafactor_sumsq)(const FO_T *x, const int64_t n, double *partials, 
     if (out == NULL || n < 0 || (n > 0 && (x == NULL || partials == NULL)))
         return FO_ERR_NULL;
     const int64_t nc = fo_adafactor_n_chunks(n);
-    FO_FN(af_job) job = {0};
-    job.grad = x;
-    job.n = n;
-    job.partials = partials;
+    FO_FN(af_job) job = {.grad = x, .n = n, .partials = partials};
     FO_AF_RUN(job, nc, af_sumsq_item, fo_threads_for(n, n_threads));
     double s = 0;
     for (int64_t c = 0; c < nc; ++c)
@@ -192,20 +189,9 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
     double *col_sum = scratch, *row_mean = scratch + batch * n;
 
-    FO_FN(af_job) job = {0};
-    job.grad = grad;
-    job.row_var = row_var;
-    job.col_var = col_var;
-    job.update = update;
-    job.col_sum = col_sum;
-    job.row_mean = row_mean;
-    job.m = m;
-    job.n = n;
-    job.n_blocks = (n + FO_AF_COLS - 1) / FO_AF_COLS;
-    job.w = w;
-    job.small = small;
-    job.eps1_sq = eps1_sq;
-    job.sign = sign;
+    FO_FN(af_job) job = {.grad = grad, .row_var = row_var, .col_var = col_var, .update = update, .col_sum = col_sum,
+                         .row_mean = row_mean, .m = m, .n = n, .n_blocks = (n + FO_AF_COLS - 1) / FO_AF_COLS, .w = w,
+                         .small = small, .eps1_sq = eps1_sq, .sign = sign};
 
     /* 1. row factor: one row per item */
     FO_AF_RUN(job, rows, af_row_item, nt);
@@ -244,15 +230,8 @@ int FO_FN(fo_adafactor_vector)(const FO_T *grad, FO_T *variance, FO_T *update, c
     const FO_T w = (FO_T)h->weight, eps1_sq = (FO_T)(h->eps1 * h->eps1);
     const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
-    FO_FN(af_job) job = {0};
-    job.grad = grad;
-    job.variance = variance;
-    job.update = update;
-    job.n = n;
-    job.w = w;
-    job.small = small;
-    job.eps1_sq = eps1_sq;
-    job.sign = sign;
+    FO_FN(af_job) job = {.grad = grad, .variance = variance, .update = update, .n = n, .w = w, .small = small,
+                         .eps1_sq = eps1_sq, .sign = sign};
     FO_AF_RUN(job, fo_adafactor_n_chunks(n), af_vector_item, nt);
     return FO_OK;
 }
@@ -267,12 +246,7 @@ int FO_FN(fo_adafactor_apply)(FO_T *param, const FO_T *update, const int64_t n, 
     if (param == NULL || update == NULL)
         return FO_ERR_NULL;
     const int nt = fo_threads_for(n, n_threads);
-    FO_FN(af_job) job = {0};
-    job.param = param;
-    job.update = (FO_T *)update;
-    job.n = n;
-    job.dec = (FO_T)decay;
-    job.step = (FO_T)step;
+    FO_FN(af_job) job = {.param = param, .update = (FO_T *)update, .n = n, .dec = (FO_T)decay, .step = (FO_T)step};
     FO_AF_RUN(job, fo_adafactor_n_chunks(n), af_apply_item, nt);
     return FO_OK;
 }
