@@ -21,6 +21,7 @@ import numpy as np
 cnp.import_array()
 
 cdef int _n_threads = 1
+cdef int64_t _GIL_FREE_MIN = 4096  # elements from which a kernel call releases the GIL
 
 PARALLEL_MIN = FO_PARALLEL_MIN
 
@@ -672,8 +673,11 @@ cdef class Kernel:
             raise TypeError(f"kernel {self.name}: table dtype must be float32 or float64")
         h = hyper
         t.lst.n_threads = _n_threads
-        with nogil:
+        if t.total < _GIL_FREE_MIN:  # a few microseconds at most: releasing the GIL would cost a good part of it
             rc = fn(&t.lst, <const void *>h)
+        else:
+            with nogil:
+                rc = fn(&t.lst, <const void *>h)
         if rc == FO_ERR_ARG:
             raise ValueError(f"{self.name}: the kernel rejected its hyper-parameters")
         if rc != FO_OK:
