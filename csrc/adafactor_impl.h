@@ -1,5 +1,5 @@
 /* adafactor_impl.h — Adafactor (Shazeer & Stern, 2018) in torch's single-tensor order
- * (torch/optim/_adafactor.py, _single_tensor_adafactor); see fo_adafactor.h for the calling sequence.
+ * (torch/optim/_adafactor.py, _single_tensor_adafactor); see fastopt.h (Adafactor) for the calling sequence.
  *
  * factored (grad G of shape (batch, m, n)), w = step^beta2_decay:
  *   row_mean = (sqrt(sum_j G^2))^2 / n          (torch: norm(G, dim=-1).square_().div_(n))
@@ -19,10 +19,10 @@
 #define FO_AF_COLS 256 /* columns per work item of the column sums */
 #endif
 
-/* torch's lerp: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w), both as one fma */
+/* torch's lerp (FO_LERP) as a function: its arguments here are computed values, evaluated once */
 static inline FO_T FO_FN(af_lerp)(const FO_T start, const FO_T end, const FO_T w, const int small_w)
 {
-    return small_w ? FO_FMA(w, end - start, start) : FO_FMA(w - (FO_T)1, end - start, end);
+    return FO_LERP(start, end, w, small_w);
 }
 
 /* sum of x^2 in double over FO_AF_LANES lanes, lanes added in order */
@@ -52,22 +52,124 @@ static inline FO_T FO_FN(af_mean_sq)(const double sumsq, const int64_t count)
     return (r * r) / (FO_T)count;
 }
 
+/* What the work items of one Adafactor call read and write: each loop below runs its items on the thread pool
+ * (fo_run_items, as every other kernel), one item per FO_CHUNK-element chunk, row or column block. Items are fixed
+ * by the shapes, never by the thread count, and write disjoint outputs, so results do not depend on threads. */
+typedef struct {
+    const FO_T *grad;
+    FO_T *row_var, *col_var, *update, *variance, *param;
+    double *col_sum, *row_mean, *partials;
+    int64_t m, n, n_blocks;
+    FO_T w, eps1_sq, sign, dec, step;
+    int small;
+} FO_FN(af_job);
+
+static inline int64_t FO_FN(af_chunk_end)(const int64_t c, const int64_t n)
+{
+    return (c * FO_CHUNK + FO_CHUNK < n) ? c * FO_CHUNK + FO_CHUNK : n;
+}
+
+static void FO_FN(af_sumsq_item)(const void *jp, const void *unused, int64_t c)
+{
+    const FO_FN(af_job) *j = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    j->partials[c] = FO_FN(af_sumsq)(j->grad + c * FO_CHUNK, FO_FN(af_chunk_end)(c, j->n) - c * FO_CHUNK);
+}
+
+#define FO_AF_RUN(job, count, item, nt) fo_run_items(&(job), (count), NULL, FO_FN(item), (nt))
+
 int FO_FN(fo_adafactor_sumsq)(const FO_T *x, const int64_t n, double *partials, const int n_threads, double *out)
 {
     if (out == NULL || n < 0 || (n > 0 && (x == NULL || partials == NULL)))
         return FO_ERR_NULL;
     const int64_t nc = fo_adafactor_n_chunks(n);
-    const int nt = fo_threads_for(n, n_threads);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < nc; ++c) {
-        const int64_t b = c * FO_CHUNK, e = (b + FO_CHUNK < n) ? b + FO_CHUNK : n;
-        partials[c] = FO_FN(af_sumsq)(x + b, e - b);
-    }
+    FO_FN(af_job) job = {.grad = x, .n = n, .partials = partials};
+    FO_AF_RUN(job, nc, af_sumsq_item, fo_threads_for(n, n_threads));
     double s = 0;
     for (int64_t c = 0; c < nc; ++c)
         s += partials[c];
     *out = s;
     return FO_OK;
+}
+
+static void FO_FN(af_row_item)(const void *jp, const void *unused, int64_t r)
+{
+    const FO_FN(af_job) *j = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    j->row_var[r] = FO_FN(af_lerp)(j->row_var[r], FO_FN(af_mean_sq)(FO_FN(af_sumsq)(j->grad + r * j->n, j->n), j->n),
+                                   j->w, j->small);
+}
+
+static void FO_FN(af_col_item)(const void *jp, const void *unused, int64_t item)
+{
+    const FO_FN(af_job) *jb = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    const int64_t m = jb->m, n = jb->n;
+    const int64_t b = item / jb->n_blocks, j0 = (item % jb->n_blocks) * FO_AF_COLS;
+    const int64_t j1 = (j0 + FO_AF_COLS < n) ? j0 + FO_AF_COLS : n;
+    double *FO_RESTRICT acc = jb->col_sum + b * n;
+    for (int64_t j = j0; j < j1; ++j)
+        acc[j] = 0;
+    for (int64_t i = 0; i < m; ++i) {
+        const FO_T *FO_RESTRICT g = jb->grad + (b * m + i) * n;
+#pragma omp simd
+        for (int64_t j = j0; j < j1; ++j) {
+            const double v = (double)g[j];
+            acc[j] += v * v;
+        }
+    }
+    FO_T *FO_RESTRICT cv = jb->col_var + b * n;
+    for (int64_t j = j0; j < j1; ++j)
+        cv[j] = FO_FN(af_lerp)(cv[j], FO_FN(af_mean_sq)(acc[j], m), jb->w, jb->small);
+}
+
+static void FO_FN(af_update_item)(const void *jp, const void *unused, int64_t r)
+{
+    const FO_FN(af_job) *jb = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    const int64_t n = jb->n, b = r / jb->m;
+    const FO_T rv = jb->row_var[r], rm = (FO_T)jb->row_mean[b], eps1_sq = jb->eps1_sq, sign = jb->sign;
+    const FO_T *FO_RESTRICT cv = jb->col_var + b * n;
+    const FO_T *FO_RESTRICT g = jb->grad + r * n;
+    FO_T *FO_RESTRICT u = jb->update + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+        FO_T v = (rv * cv[j]) / rm;
+        v = v < eps1_sq ? eps1_sq : v;
+        u[j] = ((FO_T)1 / FO_SQRT(v)) * (sign * g[j]);
+    }
+}
+
+static void FO_FN(af_vector_item)(const void *jp, const void *unused, int64_t c)
+{
+    const FO_FN(af_job) *jb = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    const int64_t b = c * FO_CHUNK, e = FO_FN(af_chunk_end)(c, jb->n);
+    const FO_T *FO_RESTRICT grad = jb->grad;
+    FO_T *FO_RESTRICT variance = jb->variance, *FO_RESTRICT update = jb->update;
+    const FO_T w = jb->w, eps1_sq = jb->eps1_sq, sign = jb->sign;
+    const int small = jb->small;
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) {
+        const FO_T g = sign * grad[i];
+        const FO_T v = FO_FN(af_lerp)(variance[i], g * g, w, small);
+        variance[i] = v;
+        const FO_T vc = v < eps1_sq ? eps1_sq : v;
+        update[i] = ((FO_T)1 / FO_SQRT(vc)) * g;
+    }
+}
+
+static void FO_FN(af_apply_item)(const void *jp, const void *unused, int64_t c)
+{
+    const FO_FN(af_job) *jb = (const FO_FN(af_job) *)jp;
+    (void)unused;
+    const int64_t b = c * FO_CHUNK, e = FO_FN(af_chunk_end)(c, jb->n);
+    FO_T *FO_RESTRICT param = jb->param;
+    const FO_T *FO_RESTRICT update = jb->update;
+    const FO_T s = jb->step, dec = jb->dec;
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i)
+        param[i] = FO_FMA(s, update[i], param[i] * dec);
 }
 
 int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var, FO_T *update, double *scratch,
@@ -83,36 +185,19 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
         return FO_ERR_NULL;
     const int nt = fo_threads_for(total, h->n_threads);
     const FO_T w = (FO_T)h->weight, eps1 = (FO_T)h->eps1, eps1_sq = (FO_T)(h->eps1 * h->eps1);
-    const int small = (w < 0 ? -w : w) < (FO_T)0.5;
+    const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
     double *col_sum = scratch, *row_mean = scratch + batch * n;
 
-    /* 1. row factor: one row per iteration */
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t r = 0; r < rows; ++r)
-        row_var[r] = FO_FN(af_lerp)(row_var[r], FO_FN(af_mean_sq)(FO_FN(af_sumsq)(grad + r * n, n), n), w, small);
+    FO_FN(af_job) job = {.grad = grad, .row_var = row_var, .col_var = col_var, .update = update, .col_sum = col_sum,
+                         .row_mean = row_mean, .m = m, .n = n, .n_blocks = (n + FO_AF_COLS - 1) / FO_AF_COLS, .w = w,
+                         .small = small, .eps1_sq = eps1_sq, .sign = sign};
 
-    /* 2. column factor: (batch entry, block of columns) per iteration, rows added in order */
-    const int64_t n_blocks = (n + FO_AF_COLS - 1) / FO_AF_COLS;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t item = 0; item < batch * n_blocks; ++item) {
-        const int64_t b = item / n_blocks, j0 = (item % n_blocks) * FO_AF_COLS;
-        const int64_t j1 = (j0 + FO_AF_COLS < n) ? j0 + FO_AF_COLS : n;
-        double *FO_RESTRICT acc = col_sum + b * n;
-        for (int64_t j = j0; j < j1; ++j)
-            acc[j] = 0;
-        for (int64_t i = 0; i < m; ++i) {
-            const FO_T *FO_RESTRICT g = grad + (b * m + i) * n;
-#pragma omp simd
-            for (int64_t j = j0; j < j1; ++j) {
-                const double v = (double)g[j];
-                acc[j] += v * v;
-            }
-        }
-        FO_T *FO_RESTRICT cv = col_var + b * n;
-        for (int64_t j = j0; j < j1; ++j)
-            cv[j] = FO_FN(af_lerp)(cv[j], FO_FN(af_mean_sq)(acc[j], m), w, small);
-    }
+    /* 1. row factor: one row per item */
+    FO_AF_RUN(job, rows, af_row_item, nt);
+
+    /* 2. column factor: (batch entry, block of columns) per item, rows added in order */
+    FO_AF_RUN(job, batch * job.n_blocks, af_col_item, nt);
 
     /* 3. mean of the row factor per batch entry, floored at eps1 */
     for (int64_t b = 0; b < batch; ++b) {
@@ -127,21 +212,8 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
         row_mean[b] = (double)(mean < eps1 ? eps1 : mean);
     }
 
-    /* 4. update = rsqrt(clamp(row_i * col_j / r, eps1^2)) * G */
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t r = 0; r < rows; ++r) {
-        const int64_t b = r / m;
-        const FO_T rv = row_var[r], rm = (FO_T)row_mean[b];
-        const FO_T *FO_RESTRICT cv = col_var + b * n;
-        const FO_T *FO_RESTRICT g = grad + r * n;
-        FO_T *FO_RESTRICT u = update + r * n;
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) {
-            FO_T v = (rv * cv[j]) / rm;
-            v = v < eps1_sq ? eps1_sq : v;
-            u[j] = ((FO_T)1 / FO_SQRT(v)) * (sign * g[j]);
-        }
-    }
+    /* 4. update = rsqrt(clamp(row_i * col_j / r, eps1^2)) * G, one row per item */
+    FO_AF_RUN(job, rows, af_update_item, nt);
     return FO_OK;
 }
 
@@ -156,21 +228,11 @@ int FO_FN(fo_adafactor_vector)(const FO_T *grad, FO_T *variance, FO_T *update, c
         return FO_ERR_NULL;
     const int nt = fo_threads_for(n, h->n_threads);
     const FO_T w = (FO_T)h->weight, eps1_sq = (FO_T)(h->eps1 * h->eps1);
-    const int small = (w < 0 ? -w : w) < (FO_T)0.5;
+    const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
-    const int64_t nc = fo_adafactor_n_chunks(n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < nc; ++c) {
-        const int64_t b = c * FO_CHUNK, e = (b + FO_CHUNK < n) ? b + FO_CHUNK : n;
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i) {
-            const FO_T g = sign * grad[i];
-            const FO_T v = FO_FN(af_lerp)(variance[i], g * g, w, small);
-            variance[i] = v;
-            const FO_T vc = v < eps1_sq ? eps1_sq : v;
-            update[i] = ((FO_T)1 / FO_SQRT(vc)) * g;
-        }
-    }
+    FO_FN(af_job) job = {.grad = grad, .variance = variance, .update = update, .n = n, .w = w, .small = small,
+                         .eps1_sq = eps1_sq, .sign = sign};
+    FO_AF_RUN(job, fo_adafactor_n_chunks(n), af_vector_item, nt);
     return FO_OK;
 }
 
@@ -184,14 +246,7 @@ int FO_FN(fo_adafactor_apply)(FO_T *param, const FO_T *update, const int64_t n, 
     if (param == NULL || update == NULL)
         return FO_ERR_NULL;
     const int nt = fo_threads_for(n, n_threads);
-    const FO_T dec = (FO_T)decay, s = (FO_T)step;
-    const int64_t nc = fo_adafactor_n_chunks(n);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t c = 0; c < nc; ++c) {
-        const int64_t b = c * FO_CHUNK, e = (b + FO_CHUNK < n) ? b + FO_CHUNK : n;
-#pragma omp simd
-        for (int64_t i = b; i < e; ++i)
-            param[i] = FO_FMA(s, update[i], param[i] * dec);
-    }
+    FO_FN(af_job) job = {.param = param, .update = (FO_T *)update, .n = n, .dec = (FO_T)decay, .step = (FO_T)step};
+    FO_AF_RUN(job, fo_adafactor_n_chunks(n), af_apply_item, nt);
     return FO_OK;
 }

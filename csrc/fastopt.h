@@ -56,36 +56,117 @@ void fo_run_items(const void *t, int64_t n_work, const void *h, fo_item_fn fn, i
 int fo_have_openmp(void);
 /* Check the list's shape and that buffers [0, n_required) are non-NULL for every tensor. */
 int fo_check_list(const fo_tensor_list *t, int64_t n_required);
-/* fo_check_list, and at least n_scalars per-tensor scalars: the check every elementwise kernel makes first. */
-int fo_kernel_check(const fo_tensor_list *t, int64_t n_required, int64_t n_scalars);
+/* The check every elementwise kernel makes first (the driver in fo_elementwise.h): the list is well formed, holds
+ * at least n_scalars per-tensor scalars, and every buffer position in the bit mask `needs` is non-NULL for every
+ * non-empty tensor (positions beyond t->n_bufs are a layout error). */
+int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 
-/* ---- SGD ----  bufs: 0 param (INOUT), 1 grad (IN), 2 momentum_buffer (INOUT, NULL iff momentum == 0)
- *                scalars: 0 first (1.0 when the momentum buffer is new: it is set to the gradient) */
+/* ---- The kernel table ------------------------------------------------------------------------------------
+ *
+ * Every elementwise kernel is one row of FO_KERNELS below: X(name, fields, n_bufs, n_scalars). From that row come
+ * its hyper-parameter struct fo_<name>_hyper (the fields, in order: D(S, x) is a double, I(S, x) an int), its two
+ * entry points fo_<name>_{f32,f64}, the constants fo_<name>_n_bufs / fo_<name>_n_scalars, and its row of
+ * fo_kernels[] (kernel_table.c), which Python reads to pack a hyper block by field name and to check, when the
+ * module loads, that each optimizer's spec names exactly these fields (fastopt/_spec.py).
+ *
+ * The comment above each field list gives the buffers (bufs 0 and 1 are param INOUT and grad IN unless said
+ * otherwise; NULL for an unused optional buffer) and the per-tensor scalars, in their positions. */
+
+/* SGD: 2 momentum_buffer (NULL iff momentum == 0); scalars 0 first (1.0 when the buffer is new: set to g) */
+#define FO_SGD_FIELDS(D, I, S) D(S, lr) D(S, momentum) D(S, dampening) D(S, weight_decay) I(S, nesterov) I(S, maximize)
+/* Adam / AdamW: 2 exp_avg, 3 exp_avg_sq, 4 max_exp_avg_sq (NULL unless amsgrad);
+ * scalars 0 step_size = lr / (1 - beta1^t), 1 bias_correction2_sqrt = sqrt(1 - beta2^t) */
+#define FO_ADAM_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, amsgrad) I(S, maximize) I(S, decoupled_weight_decay)
+/* RMSprop: 2 square_avg, 3 grad_avg (NULL unless centered), 4 momentum_buffer (NULL unless momentum > 0) */
+#define FO_RMSPROP_FIELDS(D, I, S) D(S, lr) D(S, alpha) D(S, eps) D(S, weight_decay) D(S, momentum) \
+    I(S, centered) I(S, maximize)
+/* Adagrad: 2 sum; scalars 0 clr = lr / (1 + (t - 1) * lr_decay) */
+#define FO_ADAGRAD_FIELDS(D, I, S) D(S, eps) D(S, weight_decay) I(S, maximize)
+/* Adadelta: 2 square_avg, 3 acc_delta */
+#define FO_ADADELTA_FIELDS(D, I, S) D(S, lr) D(S, rho) D(S, eps) D(S, weight_decay) I(S, maximize)
+/* Adamax: 2 exp_avg, 3 exp_inf; scalars 0 clr = lr / (1 - beta1^t) */
+#define FO_ADAMAX_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) I(S, maximize)
+/* NAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction2 = 1 - beta2^t, 1 grad coefficient
+ * -lr (1 - mu_t) / (1 - prod mu), 2 exp_avg coefficient -lr mu_{t+1} / (1 - prod mu * mu_{t+1}) */
+#define FO_NADAM_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, maximize) I(S, decoupled_weight_decay)
+/* RAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction1 = 1 - beta1^t, 1 sqrt(1 - beta2^t), 2 rect (the
+ * variance rectification term), 3 rectified (1.0 when rho_t > 5, else 0.0) */
+#define FO_RADAM_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, maximize) I(S, decoupled_weight_decay)
+/* Lion: 2 exp_avg */
+#define FO_LION_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, weight_decay) I(S, maximize)
+/* ASGD: 2 ax; scalars 0 decay = 1 - lambd * eta, 1 -eta, 2 mu, 3 1.0 if mu == 1 (ax = p) else 0.0 */
+#define FO_ASGD_FIELDS(D, I, S) D(S, weight_decay) I(S, maximize)
+/* Rprop: 2 prev, 3 step_size */
+#define FO_RPROP_FIELDS(D, I, S) D(S, etaminus) D(S, etaplus) D(S, step_size_min) D(S, step_size_max) I(S, maximize)
+/* Muon's momentum: 0 update (OUT), 1 grad, 2 momentum_buffer */
+#define FO_MUON_MOMENTUM_FIELDS(D, I, S) D(S, momentum) I(S, nesterov)
+/* Muon's update: 0 param, 1 update (IN, the orthogonalised update); scalars 0 adjusted_lr */
+#define FO_MUON_APPLY_FIELDS(D, I, S) D(S, lr) D(S, weight_decay)
+/* SparseAdam over gathered rows: 0 param rows, 1 gradient rows, 2 exp_avg rows, 3 exp_avg_sq rows;
+ * scalars 0 step_size */
+#define FO_SPARSE_ADAM_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, eps) I(S, maximize)
+/* Parameter averaging (SWA / EMA): 0 averaged (INOUT), 1 current parameter (IN). mode FO_AVG_SWA:
+ * a += (p - a) / weight (weight = n_averaged + 1); FO_AVG_LERP: a = lerp(a, p, weight);
+ * FO_AVG_EMA: a = weight * a + (1 - weight) * p (weight = decay) */
+#define FO_AVERAGE_FIELDS(D, I, S) I(S, mode) D(S, weight)
+/* The same-traffic probe (the benchmark's memory ceiling): reads 1 (IN), and every written buffer b (0, then
+ * n_state of 2..4) becomes b + scale * g, exactly an optimizer's traffic (fastopt.bench) */
+#define FO_PROBE_FIELDS(D, I, S) I(S, n_state) D(S, scale)
+
+#define FO_KERNELS(X)                                   \
+    X(sgd, FO_SGD_FIELDS, 3, 1)                         \
+    X(adam, FO_ADAM_FIELDS, 5, 2)                       \
+    X(rmsprop, FO_RMSPROP_FIELDS, 5, 0)                 \
+    X(adagrad, FO_ADAGRAD_FIELDS, 3, 1)                 \
+    X(adadelta, FO_ADADELTA_FIELDS, 4, 0)               \
+    X(adamax, FO_ADAMAX_FIELDS, 4, 1)                   \
+    X(nadam, FO_NADAM_FIELDS, 4, 3)                     \
+    X(radam, FO_RADAM_FIELDS, 4, 4)                     \
+    X(lion, FO_LION_FIELDS, 3, 0)                       \
+    X(asgd, FO_ASGD_FIELDS, 3, 4)                       \
+    X(rprop, FO_RPROP_FIELDS, 4, 0)                     \
+    X(muon_momentum, FO_MUON_MOMENTUM_FIELDS, 3, 0)     \
+    X(muon_apply, FO_MUON_APPLY_FIELDS, 2, 1)           \
+    X(sparse_adam, FO_SPARSE_ADAM_FIELDS, 4, 1)         \
+    X(average, FO_AVERAGE_FIELDS, 2, 0)                 \
+    X(probe, FO_PROBE_FIELDS, 5, 0)
+
+enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
+
+#define FO_MEMBER_D_(S, x) double x;
+#define FO_MEMBER_I_(S, x) int x;
+#define FO_DECLARE_KERNEL_(name, FIELDS, nb, ns)                                   \
+    typedef struct { FIELDS(FO_MEMBER_D_, FO_MEMBER_I_, _) } fo_##name##_hyper;    \
+    enum { fo_##name##_n_bufs = nb, fo_##name##_n_scalars = ns };                  \
+    int fo_##name##_f32(const fo_tensor_list *t, const fo_##name##_hyper *h);      \
+    int fo_##name##_f64(const fo_tensor_list *t, const fo_##name##_hyper *h);
+FO_KERNELS(FO_DECLARE_KERNEL_)
+#undef FO_DECLARE_KERNEL_
+#undef FO_MEMBER_D_
+#undef FO_MEMBER_I_
+
+/* The table Python reads (kernel_table.c): one row per FO_KERNELS entry, in that order. */
+enum { FO_FIELD_DOUBLE = 0, FO_FIELD_INT = 1 };
 typedef struct {
-    double lr, momentum, dampening, weight_decay;
-    int nesterov, maximize;
-} fo_sgd_hyper;
-int fo_sgd_f32(const fo_tensor_list *t, const fo_sgd_hyper *h);
-int fo_sgd_f64(const fo_tensor_list *t, const fo_sgd_hyper *h);
-
-/* ---- Adam / AdamW ----  bufs: 0 param, 1 grad, 2 exp_avg, 3 exp_avg_sq, 4 max_exp_avg_sq (NULL unless amsgrad)
- *                         scalars: 0 step_size = lr / (1 - beta1^t), 1 bias_correction2_sqrt = sqrt(1 - beta2^t) */
+    const char *name;
+    int kind;        /* FO_FIELD_DOUBLE or FO_FIELD_INT */
+    size_t offset;   /* offsetof(fo_<kernel>_hyper, name) */
+} fo_field;
+typedef int (*fo_kernel_fn)(const fo_tensor_list *t, const void *h);
 typedef struct {
-    double lr, beta1, beta2, eps, weight_decay;
-    int amsgrad, maximize, decoupled_weight_decay;
-} fo_adam_hyper;
-int fo_adam_f32(const fo_tensor_list *t, const fo_adam_hyper *h);
-int fo_adam_f64(const fo_tensor_list *t, const fo_adam_hyper *h);
-
-/* ---- RMSprop ----  bufs: 0 param, 1 grad, 2 square_avg, 3 grad_avg (NULL unless centered),
- *                           4 momentum_buffer (NULL unless momentum > 0);  no scalars */
-typedef struct {
-    double lr, alpha, eps, weight_decay, momentum;
-    int centered, maximize;
-} fo_rmsprop_hyper;
-int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
-int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h);
-
+    const char *name;
+    int64_t n_fields;
+    const fo_field *fields;   /* in the struct's order */
+    size_t hyper_size;        /* sizeof(fo_<name>_hyper) */
+    int64_t n_bufs;           /* buffers per tensor (the most the kernel reads) */
+    int64_t n_scalars;        /* per-tensor doubles */
+    fo_kernel_fn f32, f64;
+} fo_kernel_info;
+extern const fo_kernel_info fo_kernels[];
+extern const int64_t fo_n_kernels;
 
 /* ---- Gradient clipping (clip.c) ----
  * A list of gradients of mixed dtypes: one pointer, size and dtype per tensor, and the fixed work items.
@@ -112,55 +193,45 @@ int fo_grad_scale(const fo_grad_list *g, double coef);
 int fo_grad_clamp(const fo_grad_list *g, double lo, double hi);
 
 
-/* ---- Parameter averaging (averaging.c) ----  bufs: 0 averaged (INOUT), 1 current parameter (IN); no scalars.
- * mode FO_AVG_SWA: a += (p - a) / weight (weight = n_averaged + 1); FO_AVG_LERP: a = lerp(a, p, weight);
- * FO_AVG_EMA: a = weight * a + (1 - weight) * p (weight = decay). */
-enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
+/* ---- Adafactor (adafactor.c) ----
+ *
+ * Adafactor's state does not have the parameter's shape (row_var and col_var are reduced along one axis), so
+ * these kernels take one tensor at a time, viewed as a C-contiguous (batch, m, n) block (the leading dimensions
+ * folded into batch; a 0-D or 1-D tensor is a flat vector of n elements). Python runs them in this order per
+ * tensor: sumsq(param) -> factored or vector -> sumsq(update) -> apply, and turns the two sums of squares into
+ * the step size alpha and the clipping divisor in double, as torch does with .item().
+ *
+ * Every reduction accumulates in double in FO_AF_LANES fixed lanes inside fixed FO_CHUNK-element chunks whose
+ * partials are added in index order, so results never depend on the thread count. */
 typedef struct {
-    int mode;
-    double weight;
-} fo_avg_hyper;
-int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h);
-int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h);
-/* ---- ASGD ----  bufs: 0 param, 1 grad, 2 ax
- *                 scalars: 0 decay = 1 - lambd * eta, 1 -eta, 2 mu, 3 1.0 if mu == 1 (ax = p) else 0.0 */
-typedef struct {
-    double weight_decay;
+    double weight;   /* lerp weight of the second-moment average: step^beta2_decay (torch's one_minus_beta2_t) */
+    double eps1;     /* floor of the row mean and, squared, of the variance estimate */
     int maximize;
-} fo_asgd_hyper;
-int fo_asgd_f32(const fo_tensor_list *t, const fo_asgd_hyper *h);
-int fo_asgd_f64(const fo_tensor_list *t, const fo_asgd_hyper *h);
+    int n_threads;   /* threads the caller allows (>= 1) */
+} fo_adafactor_hyper;
 
-/* ---- Rprop ----  bufs: 0 param, 1 grad, 2 prev, 3 step_size;  no scalars */
-typedef struct {
-    double etaminus, etaplus, step_size_min, step_size_max;
-    int maximize;
-} fo_rprop_hyper;
-int fo_rprop_f32(const fo_tensor_list *t, const fo_rprop_hyper *h);
-int fo_rprop_f64(const fo_tensor_list *t, const fo_rprop_hyper *h);
+/* sum of x^2 over n elements into *out. partials: caller's scratch of fo_adafactor_n_chunks(n) doubles. */
+int64_t fo_adafactor_n_chunks(int64_t n);
+int fo_adafactor_sumsq_f32(const float *x, int64_t n, double *partials, int n_threads, double *out);
+int fo_adafactor_sumsq_f64(const double *x, int64_t n, double *partials, int n_threads, double *out);
+/* Factored second moment (grad of >= 2 dims) over (batch, m, n):
+ *   grad [batch*m*n] IN, row_var [batch*m] INOUT, col_var [batch*n] INOUT, update [batch*m*n] OUT,
+ *   scratch [batch*(n+1)] doubles (column sums, then the row means) */
+int fo_adafactor_factored_f32(const float *grad, float *row_var, float *col_var, float *update, double *scratch,
+                              int64_t batch, int64_t m, int64_t n, const fo_adafactor_hyper *h);
+int fo_adafactor_factored_f64(const double *grad, double *row_var, double *col_var, double *update,
+                              double *scratch, int64_t batch, int64_t m, int64_t n, const fo_adafactor_hyper *h);
+/* Unfactored (0-D or 1-D grad): grad [n] IN, variance [n] INOUT, update [n] OUT */
+int fo_adafactor_vector_f32(const float *grad, float *variance, float *update, int64_t n,
+                            const fo_adafactor_hyper *h);
+int fo_adafactor_vector_f64(const double *grad, double *variance, double *update, int64_t n,
+                            const fo_adafactor_hyper *h);
+/* param = param * decay + step * update  (the product rounded first, then one fma: torch's mul_ then add_) */
+int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double decay, double step,
+                           int n_threads);
+int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
+                           int n_threads);
 
-/* ---- Muon (elementwise parts) ----
- * momentum: bufs 0 update (OUT), 1 grad, 2 momentum_buffer; no scalars
- * apply:    bufs 0 param, 1 update (IN, the orthogonalised update); scalars: 0 adjusted_lr */
-typedef struct {
-    double lr, weight_decay, momentum;
-    int nesterov;
-} fo_muon_hyper;
-int fo_muon_momentum_f32(const fo_tensor_list *t, const fo_muon_hyper *h);
-int fo_muon_momentum_f64(const fo_tensor_list *t, const fo_muon_hyper *h);
-int fo_muon_apply_f32(const fo_tensor_list *t, const fo_muon_hyper *h);
-int fo_muon_apply_f64(const fo_tensor_list *t, const fo_muon_hyper *h);
-
-/* ---- SparseAdam (over gathered rows) ----  bufs: 0 param rows, 1 gradient rows, 2 exp_avg rows,
- *                                             3 exp_avg_sq rows;  scalars: 0 step_size */
-typedef struct {
-    double beta1, beta2, eps;
-    int maximize;
-} fo_sparse_adam_hyper;
-int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
-int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h);
-#include "fo_optim_a.h" /* Adagrad, Adadelta, Adamax, NAdam, RAdam, Lion */
-#include "fo_adafactor.h" /* Adafactor: per-tensor kernels over (batch, m, n) views */
 
 #ifdef __cplusplus
 }

@@ -60,8 +60,6 @@ FO_INLINE int64_t fo_align_head(const void *p, int64_t n, int64_t elem)
     return head < n ? head : n;
 }
 
-/* Pointer to buffer k of the tensor of work item `it`, offset to the item's first element. */
-#define FO_BUF(t, it, k, T) ((T *)(t)->bufs[(it)->tensor * (t)->n_bufs + (k)] + (it)->begin)
 /* Runtime ISA dispatch: each kernel's per-item function is compiled three times — AVX-512 + FMA, AVX2 + FMA,
  * baseline x86-64 — and fo_isa() picks one when a kernel runs, so one portable binary uses what the CPU has.
  * FMA is used exactly where torch's CPU kernels use it (add with alpha, lerp, addcmul), through fma(), which
@@ -86,18 +84,92 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
 #define FO_SELECT(item) \
     (fo_isa() == 2 ? FO_FN(item##_avx512) : fo_isa() == 1 ? FO_FN(item##_avx2) : FO_FN(item##_base))
 
-/* The whole body of an elementwise kernel's entry point: return the first problem fo_kernel_check finds (a missing
- * buffer among [0, n_required), a malformed list, fewer than n_scalars per-tensor scalars), else run item (its ISA
- * variant) over every work item and return FO_OK. */
-#define FO_KERNEL_BODY(t, h, item, n_required, n_scalars)                                                  \
-    do {                                                                                                    \
-        if ((t) == NULL || (h) == NULL)                                                                     \
-            return FO_ERR_ARG;                                                                              \
-        const int fo_rc_ = fo_kernel_check((t), (n_required), (n_scalars));                                \
-        if (fo_rc_ != FO_OK)                                                                                \
-            return fo_rc_;                                                                                  \
-        FO_RUN_ITEMS((t), FO_SELECT(item), (h));                                                            \
-        return FO_OK;                                                                                       \
-    } while (0)
+/* ---- The elementwise driver: every kernel of the table (fastopt.h, FO_KERNELS) is built by it ----------------
+ *
+ * A kernel is one file, csrc/<name>.c, that instantiates itself (fo_instantiate.h includes it once per element
+ * type, with FO_T set); its body defines:
+ *   FO_RANGE(<name>) { ... }                the update over one run of n elements (see FO_RANGE);
+ *   FO_FN(<name>_needs)(h)                   bit mask of the buffer positions these options read or write
+ *                                            (bit k: buffer k), or -1 if the options are invalid (FO_ERR_ARG)
+ *                                            (FO_NEEDS_FIRST for a fixed set);
+ * and ends with FO_ELEMENTWISE(<name>). That generates the per-item function, which peels the elements before
+ * the parameter's first 64-byte boundary (see fo_align_head), its three ISA variants, and the entry point
+ * fo_<name>_{f32,f64}: check the list (fo_kernel_check) before the first write, then run every work item on the
+ * thread pool. Each element is computed by the same correctly rounded operations on either side of the peel and
+ * in every variant, so the results depend neither on the alignment nor on the CPU nor on the thread count. */
+#define FO_MAX_BUFS 5 /* the most buffers per tensor any table kernel reads (fastopt.h: n_bufs) */
+
+/* The signature of a kernel body's range function: h its hyper-parameters, bufs[k] buffer k at the range's
+ * first element (NULL for an unused optional buffer), s the tensor's per-tensor scalars, n the range's length. */
+#define FO_RANGE(name) FO_INLINE void FO_FN(name##_range)(const fo_##name##_hyper *h, FO_T *const *bufs, \
+                                                          const double *s, const int64_t n)
+
+/* Buffer k of the tensor of work item `it`, `offset` elements into the item (NULL stays NULL). */
+#define FO_ITEM_BUF(t, it, k, offset)                                                                        \
+    ((t)->bufs[(it)->tensor * (t)->n_bufs + (k)] == NULL ? (FO_T *)NULL                                     \
+                                                       : (FO_T *)(t)->bufs[(it)->tensor * (t)->n_bufs + (k)] \
+                                                             + (it)->begin + (offset))
+
+#define FO_ELEMENTWISE(name)                                                                                 \
+    FO_INLINE void FO_FN(name##_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)        \
+    {                                                                                                        \
+        const fo_work *it = &t->work[w];                                                                     \
+        const int64_t n = it->end - it->begin, nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;       \
+        const double *s = t->scalars + it->tensor * t->n_scalars;                                            \
+        FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
+        for (int64_t k = 0; k < nb; ++k)                                                                     \
+            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
+        const int64_t head = fo_align_head(b[0], n, (int64_t)sizeof(FO_T));                                  \
+        if (head > 0) {                                                                                      \
+            FO_FN(name##_range)(h, b, s, head);                                                              \
+            for (int64_t k = 0; k < nb; ++k)                                                                 \
+                b[k] = FO_ITEM_BUF(t, it, k, head);                                                          \
+        }                                                                                                    \
+        FO_FN(name##_range)(h, b, s, n - head);                                                              \
+    }                                                                                                        \
+    FO_DEFINE_VARIANTS(name##_item, fo_##name##_hyper)                                                       \
+    int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##name##_hyper *h)                                \
+    {                                                                                                        \
+        if (t == NULL || h == NULL)                                                                          \
+            return FO_ERR_ARG;                                                                               \
+        const int64_t fo_needs_ = FO_FN(name##_needs)(h);                                                    \
+        if (fo_needs_ < 0)                                                                                   \
+            return FO_ERR_ARG;                                                                               \
+        const int fo_rc_ = fo_kernel_check(t, (uint32_t)fo_needs_, fo_##name##_n_scalars);                   \
+        if (fo_rc_ != FO_OK)                                                                                 \
+            return fo_rc_;                                                                                   \
+        FO_RUN_ITEMS(t, FO_SELECT(name##_item), h);                                                          \
+        return FO_OK;                                                                                        \
+    }
+
+/* A kernel that always reads buffers [0, n): its needs function. */
+#define FO_NEEDS_FIRST(name, n)                                                   \
+    static inline int64_t FO_FN(name##_needs)(const fo_##name##_hyper *h)         \
+    {                                                                             \
+        (void)h;                                                                  \
+        return FO_FIRST(n);                                                       \
+    }
+
+/* Bit mask of buffer positions [0, n): what most kernels need (param, grad, then their state). */
+#define FO_FIRST(n) ((int64_t)((1u << (n)) - 1u))
+
+/* ---- Helpers for what repeats in kernel bodies (each in torch's operations) ----------------------------- */
+
+/* torch's lerp(start, end, w): start + w * (end - start) when |w| < 0.5, else end - (end - start) * (1 - w), each
+ * as one fma (torch's CPU lerp kernel); `small_w` is |w| < 0.5, decided once per call (fo_small_weight). */
+#define FO_LERP(start, end, w, small_w) \
+    ((small_w) ? FO_FMA((w), (end) - (start), (start)) : FO_FMA((w) - 1, (end) - (start), (end)))
+#define fo_small_weight(w) (((w) < 0 ? -(w) : (w)) < 0.5)
+
+/* The weight-decay prologue of the kernels with a decoupled_weight_decay option (Adam, NAdam, RAdam): L2 decay
+ * (added to the gradient, FO_GRAD) unless decoupled; decoupled, the parameter is first scaled by 1 - lr * wd
+ * (exactly 1 otherwise: p * 1 == p for every p). */
+#define FO_L2(h) ((h)->weight_decay != 0 && !(h)->decoupled_weight_decay)
+#define FO_DECOUPLED_DECAY(h) \
+    ((FO_T)(((h)->weight_decay != 0 && (h)->decoupled_weight_decay) ? 1 - (h)->lr * (h)->weight_decay : 1.0))
+
+/* The gradient as the update sees it: negated if maximize, plus wd * p for L2 weight decay (grad.add(p, alpha=wd),
+ * one fma). `l2` is weight_decay != 0 (and not decoupled), decided once per call. */
+#define FO_GRAD(g, p, wd, maximize, l2) ((l2) ? FO_FMA((wd), (p), (maximize) ? -(g) : (g)) : ((maximize) ? -(g) : (g)))
 
 #endif /* FO_COMMON_H */

@@ -59,12 +59,25 @@ int fo_have_openmp(void)
 #endif
 }
 
-int fo_kernel_check(const fo_tensor_list *t, int64_t n_required, int64_t n_scalars)
+int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars)
 {
-    const int rc = fo_check_list(t, n_required);
+    int64_t top = 0;
+    for (int64_t k = 0; k < 32; ++k)
+        if (needs >> k & 1u)
+            top = k + 1;
+    const int rc = fo_check_list(t, 0);
     if (rc != FO_OK)
         return rc;
-    return t->n_scalars < n_scalars ? FO_ERR_LAYOUT : FO_OK;
+    if (t->n_bufs < top || t->n_scalars < n_scalars)
+        return FO_ERR_LAYOUT;
+    for (int64_t i = 0; i < t->n_tensors; ++i) {
+        if (t->sizes[i] == 0)
+            continue;
+        for (int64_t k = 0; k < top; ++k)
+            if ((needs >> k & 1u) && t->bufs[i * t->n_bufs + k] == NULL)
+                return FO_ERR_NULL;
+    }
+    return FO_OK;
 }
 
 int fo_check_list(const fo_tensor_list *t, int64_t n_required)

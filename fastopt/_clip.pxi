@@ -13,7 +13,6 @@ cdef class GradTable:
     cdef int64_t *sizes
     cdef int *dtypes
     cdef fo_work *work
-    cdef _interval *spans
     cdef list _arrays
     cdef list _names
     cdef readonly int64_t n_tensors
@@ -21,14 +20,13 @@ cdef class GradTable:
     cdef readonly int64_t total
 
     def __cinit__(self, list arrays, bint writeable, list names=None):
-        cdef int64_t n = len(arrays), i, ns = 0
+        cdef int64_t n = len(arrays), i
         cdef cnp.ndarray a
         cdef int tn
         self.data = NULL
         self.sizes = NULL
         self.dtypes = NULL
         self.work = NULL
-        self.spans = NULL
         self._arrays = list(arrays)
         self._names = names if names is not None else [f"grads[{i}]" for i in range(n)]
         if len(self._names) != n:
@@ -38,8 +36,7 @@ cdef class GradTable:
         self.data = <void **>malloc(max(n, 1) * sizeof(void *))
         self.sizes = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
         self.dtypes = <int *>malloc(max(n, 1) * sizeof(int))
-        self.spans = <_interval *>malloc(max(n, 1) * sizeof(_interval))
-        if self.data == NULL or self.sizes == NULL or self.dtypes == NULL or self.spans == NULL:
+        if self.data == NULL or self.sizes == NULL or self.dtypes == NULL:
             raise MemoryError()
         for i in range(n):
             arr = self._arrays[i]
@@ -60,19 +57,12 @@ cdef class GradTable:
             self.sizes[i] = cnp.PyArray_SIZE(a)
             self.total += self.sizes[i]
             self.data[i] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else NULL
-            if writeable and self.sizes[i] > 0:
-                self.spans[ns].lo = <uintptr_t>cnp.PyArray_DATA(a)
-                self.spans[ns].hi = self.spans[ns].lo + <uintptr_t>cnp.PyArray_NBYTES(a)
-                self.spans[ns].tensor = i
-                self.spans[ns].buf = 0
-                ns += 1
-        if writeable:
-            qsort(self.spans, ns, sizeof(_interval), _cmp_interval)
-            for i in range(1, ns):
-                if self.spans[i].lo < self.spans[i - 1].hi:
-                    j, k = sorted((self.spans[i - 1].tensor, self.spans[i].tensor))
-                    raise ValueError(f"{self._names[j]} and {self._names[k]} share memory; gradients written in place "
-                                     "must be separate arrays")
+        if writeable:  # the one overlap check
+            pair = find_overlap(self._arrays, [True] * n)
+            if pair is not None:
+                j, k = pair
+                raise ValueError(f"{self._names[j]} and {self._names[k]} share memory; gradients written in place "
+                                 "must be separate arrays")
         self.n_work = fo_count_work(self.sizes, n, FO_CHUNK)
         self.work = <fo_work *>malloc(max(self.n_work, 1) * sizeof(fo_work))
         if self.work == NULL:
@@ -92,7 +82,6 @@ cdef class GradTable:
         free(self.sizes)
         free(self.dtypes)
         free(self.work)
-        free(self.spans)
 
 
 def grad_norm(GradTable t, double norm_type):

@@ -1,5 +1,9 @@
 """The one-call-per-group machinery shared by every elementwise optimizer.
 
+This module is the step driver; the plan cache (what a repeated step reuses, and that step) is ``_plan.py``, the
+state (new buffers, scalar state, loading) ``_state.py``, the checks ``_validate.py`` and the algorithm's
+declaration ``_spec.py``.
+
 ``FusedOptimizer.step`` validates every group (options, params, grads, existing state) before anything is
 written, then creates missing state, advances step counters, fills the per-tensor scalars and runs the group's
 C kernel once over all its tensors. ``run_functional`` is the same path for the functional forms, over plain
@@ -8,7 +12,6 @@ is copied back into the parameter after the kernel (so strided views are updated
 """
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,90 +19,19 @@ import numpy as np
 
 from . import _kernels as K
 from . import _validate as V
-from ._memory import zeros_like_aligned
+from ._plan import NOT_OPTIONS, PlanCache, cacheable
+from ._spec import Spec
+from ._state import StateMixin
+from .optim._steps import next_steps, store_steps
 from .optimizer import Optimizer
 
-__all__ = ["FusedOptimizer", "run_functional"]
+__all__ = ["FusedOptimizer", "run_functional", "run_spec"]
 
 
-# Option values whose equality and type pin down validity: a group whose options all have these types (or are
-# tuples of them) can skip re-validation while its options are unchanged. Anything else is re-checked every step.
-_IMMUTABLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
-_NOT_OPTIONS = ("params", "param_names")
-
-
-class _Plan:
-    """What a repeated step of one group reuses: its validated options and the kernel's pointer table.
-
-    Valid while the group has the same parameters and option values (same types; tuples by identity), every
-    parameter has a gradient, and ``TensorTable.rebind`` finds the same data and state arrays, unchanged.
-    """
-
-    __slots__ = ("params", "keys", "getter", "values", "types", "tuples", "hyper", "table", "fresh")
-
-    def __init__(self, group: dict[str, Any], hyper: tuple, table: Any) -> None:
-        self.params = tuple(group["params"])
-        self.keys = tuple(k for k in group if k not in _NOT_OPTIONS)
-        self.getter = operator.itemgetter(*self.keys) if self.keys else (lambda g: ())
-        values = self.getter(group)
-        self.values = values if len(self.keys) != 1 else (values,)
-        self.types = tuple(map(type, self.values))
-        self.tuples = tuple(i for i, v in enumerate(self.values) if type(v) is tuple)
-        self.hyper = hyper
-        self.table = table
-        self.fresh = [False] * len(self.params)
-
-    @staticmethod
-    def cacheable(group: dict[str, Any]) -> bool:
-        for k, v in group.items():
-            if k in _NOT_OPTIONS:
-                continue
-            if type(v) is tuple:
-                if not all(isinstance(x, _IMMUTABLE) for x in v):
-                    return False
-            elif not isinstance(v, _IMMUTABLE):
-                return False
-        return True
-
-    def same_options(self, group: dict[str, Any]) -> bool:
-        # The hooks (_check_group, _active, _hyper) read only keys present when the plan was made (a missing key
-        # would have failed that step), so equal values of equal types — tuples by identity — suffice.
-        if tuple(group["params"]) != self.params:
-            return False
-        try:
-            values = self.getter(group)
-            if len(self.keys) == 1:
-                values = (values,)
-            if not (values == self.values):
-                return False
-        except (KeyError, ValueError, TypeError):
-            return False
-        if tuple(map(type, values)) != self.types:
-            return False
-        for i in self.tuples:
-            if values[i] is not self.values[i]:
-                return False
-        return True
 
 
 def _contiguous(a: np.ndarray) -> bool:
     return a.flags.c_contiguous and a.flags.aligned
-
-
-def _scalar_value(value: Any, key: str, gi: int, j: int) -> float:
-    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
-    np.asarray, or a real number), checked finite; returned as a float."""
-    if isinstance(value, np.ndarray):
-        if value.shape != () or value.dtype not in V.FLOAT_DTYPES:
-            raise ValueError(f"{V.where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
-                             f"{value.dtype}{list(value.shape)}")
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{V.where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{V.where(gi, j)}: state '{key}' must be finite, got {value!r}")
-    return v
 
 
 class _Rows:
@@ -129,10 +61,11 @@ class _Rows:
             np.copyto(data, scratch)
 
 
-def run_functional(kernel: Callable, names: tuple[str, ...], n_scalars: int, params: Sequence[np.ndarray],
+def run_functional(kernel: K.Kernel, names: tuple[str, ...], params: Sequence[np.ndarray],
                    grads: Sequence[np.ndarray], buffers: Sequence[Sequence[np.ndarray] | None],
-                   fill_scalars: Callable[[np.ndarray], None], hyper: tuple) -> None:
-    """Run ``kernel`` once over lists of arrays: ``buffers`` holds one list per state buffer (or None if unused).
+                   fill_scalars: Callable[[np.ndarray], None], hyper: bytes) -> None:
+    """Run ``kernel`` (a row of the C table) once over lists of arrays with the packed block ``hyper``: ``names``
+    are its buffer names, ``buffers`` holds one list per state buffer (or None if unused).
 
     Every array is checked first (dtype, shapes, writeability, overlap); state buffers must be C-contiguous.
     """
@@ -169,53 +102,66 @@ def run_functional(kernel: Callable, names: tuple[str, ...], n_scalars: int, par
         return
     if len({r[0].dtype for r in rows.rows}) != 1:
         raise TypeError("all params of one call must share a dtype (float32 or float64)")
-    table = K.TensorTable(rows.rows, names, (False, True) + (False,) * (len(names) - 2), n_scalars)
+    table = K.TensorTable(rows.rows, names, (False, True) + (False,) * (len(names) - 2), kernel.n_scalars)
     fill_scalars(table.scalars)
-    kernel(table, *hyper)
+    kernel(table, hyper)
     rows.finish()
 
 
-class FusedOptimizer(Optimizer):
+def run_spec(spec: Spec, options: dict[str, Any], params: Sequence[np.ndarray], grads: Sequence[np.ndarray],
+             buffers: Sequence[Sequence[np.ndarray] | None], state_steps: Any = None) -> None:
+    """A functional form whose kernel is ``spec``'s: check ``options`` (the spec's one check), compute the new step
+    counts (if ``state_steps`` is given), run the kernel with the spec's scalars and hyper block, then store the
+    counts. Nothing is written if a check fails."""
+    spec.check(options)
+    steps = next_steps(state_steps, len(params)) if state_steps is not None else []
+    run_functional(spec.kernel, spec.buffer_names, params, grads, buffers,
+                   lambda s: spec.fill(options, s, steps, []), spec.hyper(options))
+    if state_steps is not None:
+        store_steps(state_steps, steps)
+
+
+class FusedOptimizer(PlanCache, StateMixin, Optimizer):
     """An optimizer whose update is one C kernel per group (see the module docstring).
 
-    Subclasses set ``_kernel`` (a ``fastopt._kernels`` function), ``_buffers`` (state keys in kernel order) and
-    ``_n_scalars``, and implement ``_active`` (which buffers the group's options use), ``_hyper`` (the kernel's
-    arguments after the table) and ``_fill_scalars``. ``_has_step`` says whether state keeps a ``step`` count.
+    Subclasses set ``_spec`` (their ``fastopt._spec.Spec``: kernel, options, buffers, scalars) and pass
+    ``self._spec.options_from(locals())`` from their explicit ``__init__``; the group check, the active buffers, the
+    kernel's hyper block and the per-tensor scalars all come from the spec. ``_has_step`` says whether state keeps
+    a ``step`` count.
 
     Optional hooks: ``_initial_buffer`` (a new state buffer's contents; zeros by default, Adagrad's start at
-    ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's
-    ``mu_product``, ASGD's ``eta`` and ``mu``: ``(key, initial value or function of the group)`` pairs; 0-d arrays checked in the validation pass, created with the
-    new state and loadable from a state dict) and ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the
-    live per-parameter state dicts, to advance such scalars as the step is committed).
+    ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's ``mu_product``,
+    ASGD's ``eta`` and ``mu``: ``(key, initial value or function of the group)`` pairs; 0-d arrays checked in the
+    validation pass, created with the new state and loadable from a state dict) and ``_fill_scalars_from_state``
+    (like ``_fill_scalars`` but also given the live per-parameter state dicts, to advance such scalars as the step
+    is committed).
     """
 
-    _kernel: Callable
-    _buffers: tuple[str, ...] = ()
-    _n_scalars: int = 0
-    _has_step: bool = True
-    _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
-    # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
-    # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
-    # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
-    _scalar_state: tuple[tuple[str, Any], ...] = ()
+    _spec: Spec
+    _n_scalars: int = 0  # from the spec (the C table); _buffers too (StateMixin)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("_spec")
+        if spec is None:
+            return
+        cls._buffers = spec.buffers
+        cls._n_scalars = spec.n_scalars
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
-        self._plans: list[_Plan] | None = None
+        self._plans: list[K.StepPlan] | None = None
         super().__init__(params, defaults)
 
-    def _groups_changed(self) -> None:
-        self._cache = {}
-        self._plans = None
-
     def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
-        return (True,) * len(self._buffers)
+        return self._spec.active(group)
 
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        raise NotImplementedError
+    def _hyper(self, group: dict[str, Any]) -> bytes:
+        return self._spec.hyper(group)
 
     def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars; ``steps`` are the counts after this step, ``fresh`` marks new state."""
+        self._spec.fill(group, scalars, steps, fresh)
 
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:
@@ -223,45 +169,22 @@ class FusedOptimizer(Optimizer):
         advance ``_scalar_state`` values. Runs after validation, once per step, just before the kernel."""
         self._fill_scalars(group, scalars, steps, fresh)
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at
-        the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
-        return zeros_like_aligned(data)
-
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if not self._scalar_state or not isinstance(pstate, dict) or not pstate:
-            return super()._load_param_state(pstate, group, p, gi, j)
-        rest = dict(pstate)
-        scalars = {}
-        for key, _ in self._scalar_state:
-            if key not in rest:
-                raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
-            value = rest.pop(key)
-            dtype = value.dtype if isinstance(value, np.ndarray) and value.dtype in V.FLOAT_DTYPES else np.float64
-            scalars[key] = np.array(_scalar_value(value, key, gi, j), dtype=dtype)
-        out = super()._load_param_state(rest, group, p, gi, j)
-        out.update(scalars)
-        return out
-
-    def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        arrays = tuple(k for k, on in zip(self._buffers, self._active(group)) if on)
-        return arrays, (("step",) if self._has_step else ())
-
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""Perform one step over every group (one kernel call per group). Returns the closure's loss."""
+        plans = self._plans
+        if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
+            if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
+                return None
         loss = None
         if closure is not None:
             loss = closure()
-        if self._plans is not None and self._fast_step():
+        if plans is not None and self._fast_step():
             return loss
         plans = []
-        for gi, group, with_grads in self._groups_with_grads():
+        for gi, group, checked in self._checked_groups():
             active = self._active(group)
             items = []
-            for j, p in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 if st:
                     for key, on in zip(self._buffers, active):
                         if on and key in st:
@@ -270,9 +193,10 @@ class FusedOptimizer(Optimizer):
                         V.step_count(st.get("step", 0), gi, j)
                     for key, _ in self._scalar_state:
                         if key in st:
-                            _scalar_value(st[key], key, gi, j)
+                            V.scalar_state(st[key], key, gi, j)
                 items.append((p, data, grad, st))
             plans.append((gi, group, active, items))
+        V.no_overlap(self._step_arrays(plans))
         # Pass 2: stage the new state and build (or reuse) the pointer tables; the tables check every buffer
         # again, including overlaps between parameters. Nothing visible has changed yet.
         launches = []
@@ -283,7 +207,7 @@ class FusedOptimizer(Optimizer):
             for dtype, its in by_dtype.items():
                 launches.append(self._prepare(gi, group, active, dtype, its))
         # Pass 3: commit state and step counts, run each kernel once, copy scratch back.
-        fast: list[_Plan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
+        fast: list[K.StepPlan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
         for group, active, table, rows, commits in launches:
             steps: list[int] = []
             fresh: list[bool] = []
@@ -298,50 +222,43 @@ class FusedOptimizer(Optimizer):
                 states.append(live)
             self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
             hyper = self._hyper(group)
-            type(self)._kernel(table, *hyper)
+            self._spec.kernel(table, hyper)
             table.release(1)
             rows.finish()
             if fast is not None:
                 if (rows.copy_back or len(commits) != len(group["params"]) or group is not launches[len(fast)][0]
-                        or not _Plan.cacheable(group)):
+                        or not cacheable(group)):
                     fast = None
                 else:
-                    fast.append(_Plan(group, hyper, table))
+                    fast.append(self._step_plan(group, table, hyper))
         self._plans = fast
+        if fast is not None and len(fast) > 1:  # what the fast path checks new gradients against
+            self._written = [a for group in self.param_groups for p in group["params"]
+                             for a in (p.data, *(self.state[p].get(k) for k in self._buffers)) if a is not None]
         return loss
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state
         (ASGD, NAdam) always take the full path, which checks and advances it."""
-        return not self._scalar_state and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state
+        return (not self._scalar_state
+                and type(self)._fill_scalars_from_state is FusedOptimizer._fill_scalars_from_state)
 
-    def _fast_step(self) -> bool:
-        """Repeat the last step's plan if nothing it relied on changed; False (nothing done) otherwise."""
-        plans = self._plans
-        groups = self.param_groups
-        if len(plans) != len(groups):
-            return False
-        state = self.state
-        has_step = self._has_step
-        bound = []
-        for plan, group in zip(plans, groups):
-            if not plan.same_options(group):
-                return False
-            got = plan.table.rebind(group["params"], state, has_step)
-            if got is None:
-                return False
-            bound.append(got)
-        kernel = type(self)._kernel
-        for plan, group, (states, steps) in zip(plans, groups, bound):
-            if has_step:
-                steps = [s + 1 for s in steps]
-                for st, s in zip(states, steps):
-                    st["step"] = s
-            table = plan.table
-            self._fill_scalars(group, table.scalars, steps, plan.fresh)
-            kernel(table, *plan.hyper)
-            table.release(1)
-        return True
+    def _step_arrays(self, plans: list) -> list[tuple[np.ndarray | None, bool, str, str]]:
+        """Every array a step reads or writes, for the one overlap check across all groups and dtypes."""
+        out = []
+        for gi, _, active, items in plans:
+            for (p, data, grad, st), j in zip(items, self._indices(gi, items)):
+                place = V.where(gi, j)
+                out.append((data, True, place, "data"))
+                out.append((grad, False, place, "grad"))
+                if st:
+                    out.extend((st[k], True, place, f"state '{k}'") for k, on in zip(self._buffers, active)
+                               if on and k in st)
+        return out
+
+    def _indices(self, gi: int, items: list) -> list[int]:
+        ids = {id(p): j for j, p in enumerate(self.param_groups[gi]["params"])}
+        return [ids[id(item[0])] for item in items]
 
     def _prepare(self, gi: int, group: dict[str, Any], active: tuple[bool, ...], dtype: np.dtype,
                  items: list) -> tuple:
@@ -363,17 +280,3 @@ class FusedOptimizer(Optimizer):
             commits.append((p, st, new_keys, is_fresh))
         table = self._table((gi, dtype.num), rows, active)
         return group, active, table, rows, commits
-
-    def _table(self, key0: tuple, rows: _Rows, active: tuple[bool, ...]) -> Any:
-        """The pointer table for these rows, reused while the written arrays are the same objects."""
-        key = (active, tuple(id(a) for r in rows.rows for k, a in enumerate(r) if k != 1))
-        cached = self._cache.get(key0)
-        if cached is not None and cached[0] == key and not rows.copy_back:
-            table = cached[1]
-            if table.set_grads(rows.grads) < 0:
-                return table
-        names = ("param", "grad") + self._buffers
-        table = K.TensorTable(rows.rows, names, (False, True) + (False,) * len(self._buffers), self._n_scalars)
-        if not rows.copy_back:
-            self._cache[key0] = (key, table)
-        return table

@@ -33,23 +33,27 @@ cdef extern from "fastopt.h" nogil:
     int fo_max_threads()
     int fo_have_openmp()
 
-    ctypedef struct fo_sgd_hyper:
-        double lr, momentum, dampening, weight_decay
-        int nesterov, maximize
-    int fo_sgd_f32(const fo_tensor_list *t, const fo_sgd_hyper *h)
-    int fo_sgd_f64(const fo_tensor_list *t, const fo_sgd_hyper *h)
-
-    ctypedef struct fo_adam_hyper:
-        double lr, beta1, beta2, eps, weight_decay
-        int amsgrad, maximize, decoupled_weight_decay
-    int fo_adam_f32(const fo_tensor_list *t, const fo_adam_hyper *h)
-    int fo_adam_f64(const fo_tensor_list *t, const fo_adam_hyper *h)
-
-    ctypedef struct fo_rmsprop_hyper:
-        double lr, alpha, eps, weight_decay, momentum
-        int centered, maximize
-    int fo_rmsprop_f32(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
-    int fo_rmsprop_f64(const fo_tensor_list *t, const fo_rmsprop_hyper *h)
+    # The kernel table (FO_KERNELS in fastopt.h, rows in kernel_table.c)
+    enum:
+        FO_FIELD_DOUBLE
+        FO_FIELD_INT
+    ctypedef struct fo_field:
+        const char *name
+        int kind
+        size_t offset
+    ctypedef int (*fo_kernel_fn)(const fo_tensor_list *t, const void *h) noexcept nogil
+    ctypedef struct fo_kernel_info:
+        const char *name
+        int64_t n_fields
+        const fo_field *fields
+        size_t hyper_size
+        int64_t n_bufs
+        int64_t n_scalars
+        fo_kernel_fn f32
+        fo_kernel_fn f64
+    const fo_kernel_info fo_kernels[]
+    const int64_t fo_n_kernels
+    int fo_isa()
 
     # ---- Gradient clipping (clip.c) ----
     enum:
@@ -69,78 +73,12 @@ cdef extern from "fastopt.h" nogil:
     int fo_grad_scale(const fo_grad_list *g, double coef)
     int fo_grad_clamp(const fo_grad_list *g, double lo, double hi)
 
-    # ---- Parameter averaging (averaging.c) ----
     enum:
         FO_AVG_SWA
         FO_AVG_LERP
         FO_AVG_EMA
-    ctypedef struct fo_avg_hyper:
-        int mode
-        double weight
-    int fo_average_f32(const fo_tensor_list *t, const fo_avg_hyper *h)
-    int fo_average_f64(const fo_tensor_list *t, const fo_avg_hyper *h)
-    ctypedef struct fo_asgd_hyper:
-        double weight_decay
-        int maximize
-    int fo_asgd_f32(const fo_tensor_list *t, const fo_asgd_hyper *h)
-    int fo_asgd_f64(const fo_tensor_list *t, const fo_asgd_hyper *h)
 
-    ctypedef struct fo_rprop_hyper:
-        double etaminus, etaplus, step_size_min, step_size_max
-        int maximize
-    int fo_rprop_f32(const fo_tensor_list *t, const fo_rprop_hyper *h)
-    int fo_rprop_f64(const fo_tensor_list *t, const fo_rprop_hyper *h)
-
-    ctypedef struct fo_muon_hyper:
-        double lr, weight_decay, momentum
-        int nesterov
-    int fo_muon_momentum_f32(const fo_tensor_list *t, const fo_muon_hyper *h)
-    int fo_muon_momentum_f64(const fo_tensor_list *t, const fo_muon_hyper *h)
-    int fo_muon_apply_f32(const fo_tensor_list *t, const fo_muon_hyper *h)
-    int fo_muon_apply_f64(const fo_tensor_list *t, const fo_muon_hyper *h)
-
-    ctypedef struct fo_sparse_adam_hyper:
-        double beta1, beta2, eps
-        int maximize
-    int fo_sparse_adam_f32(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
-    int fo_sparse_adam_f64(const fo_tensor_list *t, const fo_sparse_adam_hyper *h)
-    # fo_optim_a.h (included by fastopt.h): Adagrad, Adadelta, Adamax, NAdam, RAdam, Lion
-    ctypedef struct fo_adagrad_hyper:
-        double eps, weight_decay
-        int maximize
-    int fo_adagrad_f32(const fo_tensor_list *t, const fo_adagrad_hyper *h)
-    int fo_adagrad_f64(const fo_tensor_list *t, const fo_adagrad_hyper *h)
-
-    ctypedef struct fo_adadelta_hyper:
-        double lr, rho, eps, weight_decay
-        int maximize
-    int fo_adadelta_f32(const fo_tensor_list *t, const fo_adadelta_hyper *h)
-    int fo_adadelta_f64(const fo_tensor_list *t, const fo_adadelta_hyper *h)
-
-    ctypedef struct fo_adamax_hyper:
-        double beta1, beta2, eps, weight_decay
-        int maximize
-    int fo_adamax_f32(const fo_tensor_list *t, const fo_adamax_hyper *h)
-    int fo_adamax_f64(const fo_tensor_list *t, const fo_adamax_hyper *h)
-
-    ctypedef struct fo_nadam_hyper:
-        double lr, beta1, beta2, eps, weight_decay
-        int maximize, decoupled_weight_decay
-    int fo_nadam_f32(const fo_tensor_list *t, const fo_nadam_hyper *h)
-    int fo_nadam_f64(const fo_tensor_list *t, const fo_nadam_hyper *h)
-
-    ctypedef struct fo_radam_hyper:
-        double lr, beta1, beta2, eps, weight_decay
-        int maximize, decoupled_weight_decay
-    int fo_radam_f32(const fo_tensor_list *t, const fo_radam_hyper *h)
-    int fo_radam_f64(const fo_tensor_list *t, const fo_radam_hyper *h)
-
-    ctypedef struct fo_lion_hyper:
-        double lr, beta1, beta2, weight_decay
-        int maximize
-    int fo_lion_f32(const fo_tensor_list *t, const fo_lion_hyper *h)
-    int fo_lion_f64(const fo_tensor_list *t, const fo_lion_hyper *h)
-    # fo_adafactor.h (included by fastopt.h): Adafactor, per-tensor kernels over (batch, m, n) views
+    # ---- Adafactor (adafactor.c): per-tensor kernels over (batch, m, n) views ----
     ctypedef struct fo_adafactor_hyper:
         double weight, eps1
         int maximize, n_threads

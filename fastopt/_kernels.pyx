@@ -3,9 +3,11 @@
 
 ``TensorTable`` checks every buffer of one parameter group (dtype, C-contiguity, alignment, equal sizes,
 writeability, no overlap between a written buffer and any other buffer) and builds the C pointer table with
-its fixed work items; it keeps a reference to every array it points into. One small wrapper per kernel fills
-the hyper-parameter struct, releases the GIL, calls the kernel and turns its status into an exception.
-These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
+its fixed work items; it keeps a reference to every array it points into. ``Kernel`` (one per row of the C kernel
+table, in ``KERNELS``) packs a hyper-parameter block by field name, releases the GIL, runs the kernel and turns its
+status into an exception: one generic call for every elementwise kernel. ``find_overlap`` is the one overlap check
+(sorted byte extents, exact test where they meet) every caller uses, and ``StepPlan`` runs a group's repeated step
+in one call. These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
 No algorithm lives here.
 """
 import os
@@ -19,6 +21,7 @@ import numpy as np
 cnp.import_array()
 
 cdef int _n_threads = 1
+cdef int64_t _GIL_FREE_MIN = 4096  # elements from which a kernel call releases the GIL
 
 PARALLEL_MIN = FO_PARALLEL_MIN
 
@@ -80,6 +83,117 @@ cdef int _cmp_interval(const void *a, const void *b) noexcept nogil:
     cdef uintptr_t x = (<const _interval *>a).lo
     cdef uintptr_t y = (<const _interval *>b).lo
     return -1 if x < y else (1 if x > y else 0)
+
+
+ctypedef struct _extent:
+    uintptr_t lo
+    uintptr_t hi
+    int64_t index
+    int written
+
+
+cdef int _cmp_extent(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const _extent *>a).lo
+    cdef uintptr_t y = (<const _extent *>b).lo
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef bint _extent_of(cnp.ndarray a, uintptr_t *lo, uintptr_t *hi):
+    """The bytes [lo, hi) that ``a``'s elements span, whatever its strides; False for an empty array."""
+    cdef int nd = cnp.PyArray_NDIM(a), k
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(a)
+    cdef Py_ssize_t low = 0, high = 0, step
+    if cnp.PyArray_SIZE(a) == 0:
+        return False
+    for k in range(nd):
+        step = (dims[k] - 1) * strides[k]
+        if step < 0:
+            low += step
+        else:
+            high += step
+    lo[0] = <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>low
+    hi[0] = <uintptr_t>cnp.PyArray_DATA(a) + <uintptr_t>high + <uintptr_t>cnp.PyArray_ITEMSIZE(a)
+    return True
+
+
+cdef bint _overlaps_itself(cnp.ndarray a):
+    """Whether two elements of ``a`` share bytes (a zero stride, or strides that interleave). Sufficient test first:
+    with the axes sorted by |stride|, each stride clears the span of the smaller ones; exact count otherwise."""
+    cdef int nd = cnp.PyArray_NDIM(a), k
+    cdef Py_ssize_t span = cnp.PyArray_ITEMSIZE(a), st
+    if cnp.PyArray_SIZE(a) <= 1:
+        return False
+    axes = sorted((abs(<Py_ssize_t>cnp.PyArray_STRIDES(a)[k]), <Py_ssize_t>cnp.PyArray_DIMS(a)[k])
+                  for k in range(nd) if cnp.PyArray_DIMS(a)[k] > 1)
+    for st, dim in axes:
+        if st < span:
+            break
+        span += (dim - 1) * st
+    else:
+        return False
+    offsets = np.zeros((), np.int64)
+    for k in range(nd):
+        offsets = np.add.outer(offsets, np.arange(cnp.PyArray_DIMS(a)[k], dtype=np.int64) * cnp.PyArray_STRIDES(a)[k])
+    offsets = np.unique(offsets.ravel())
+    return offsets.size != a.size or bool(np.any(np.diff(offsets) < cnp.PyArray_ITEMSIZE(a)))
+
+
+def find_overlap(list arrays, list written):
+    """The one overlap check: the first conflict among ``arrays`` (ndarrays of any dtype and strides; None entries
+    are skipped), or None. ``written[i]`` says the caller writes array i. A conflict is a written array whose
+    elements overlap each other (returned as ``(i, i)``), or two arrays sharing a byte where at least one is
+    written (``(i, j)``, i before j in the list). The byte extents are sorted (O(n log n)) and the exact test
+    (``np.shares_memory``) runs only where two extents intersect.
+    """
+    cdef int64_t n = len(arrays), m = 0, i, j, k
+    cdef _extent *ext
+    cdef uintptr_t *reach
+    cdef uintptr_t lo, hi
+    cdef cnp.ndarray a
+    if len(written) != n:
+        raise ValueError(f"got {n} arrays but {len(written)} written flags")
+    if n == 0:
+        return None
+    ext = <_extent *>malloc(n * sizeof(_extent))
+    reach = <uintptr_t *>malloc(n * sizeof(uintptr_t))
+    if ext == NULL or reach == NULL:
+        free(ext)
+        free(reach)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            arr = arrays[i]
+            if arr is None:
+                continue
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"array {i} must be a numpy.ndarray, got {type(arr).__name__}")
+            a = <cnp.ndarray>arr
+            if not _extent_of(a, &lo, &hi):
+                continue
+            if written[i] and not (cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)) \
+                    and _overlaps_itself(a):
+                return (i, i)
+            ext[m].lo = lo
+            ext[m].hi = hi
+            ext[m].index = i
+            ext[m].written = 1 if written[i] else 0
+            m += 1
+        qsort(ext, m, sizeof(_extent), _cmp_extent)
+        best = None
+        for j in range(m):
+            reach[j] = ext[j].hi if j == 0 or ext[j].hi > reach[j - 1] else reach[j - 1]
+            k = j - 1
+            while k >= 0 and reach[k] > ext[j].lo:  # reach[k]: the furthest end among extents 0..k
+                if ext[k].hi > ext[j].lo and (ext[k].written or ext[j].written):
+                    x, y = sorted((ext[k].index, ext[j].index))
+                    if (best is None or (y, x) < (best[1], best[0])) and np.shares_memory(arrays[x], arrays[y]):
+                        best = (x, y)
+                k -= 1
+        return best
+    finally:
+        free(ext)
+        free(reach)
 
 
 cdef class TensorTable:
@@ -284,12 +398,12 @@ cdef class TensorTable:
                 return False
         return True
 
-    def rebind(self, list params, object state, bint has_step):
+    cpdef object rebind(self, list params, object state, bint has_step):
         """Fast path of a repeated step: check that ``params`` (objects with ``.data`` and ``.grad``) and their
         ``state[p]`` dicts still hold exactly the arrays this table was built from, unchanged in dtype, shape,
         layout and writeability, that every gradient passes the checks of ``set_grads``, and (``has_step``)
         that every ``state[p]['step']`` is a non-negative int. Then point the table at the gradients and return
-        ``(states, steps)``; return None, changing nothing, if anything differs (the caller takes the full path).
+        ``(states, steps, grads)``; return None, changing nothing, if anything differs (the caller takes the full path).
         """
         cdef int64_t i, k, n = self.n_tensors, nb = len(self._names)
         cdef cnp.ndarray d
@@ -340,9 +454,9 @@ cdef class TensorTable:
             row = self._rows[i]
             row[1] = d
             self.bufs[i * nb + 1] = cnp.PyArray_DATA(d) if self.sizes[i] > 0 else <void *>1
-        return states, steps
+        return states, steps, grads
 
-    def release(self, int64_t k=1) -> None:
+    cpdef release(self, int64_t k=1):
         """Drop the references held at position k (the gradients) once a step is done; the pointers become NULL,
         so a kernel run before the next ``set_grads``/``rebind`` fails its check instead of reading freed memory."""
         cdef int64_t i, nb = len(self._names)
@@ -353,7 +467,121 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = NULL
 
 
-def fill_columns(cnp.ndarray scalars, tuple values) -> None:
+cdef object _MISSING = object()
+
+
+cdef class StepPlan:
+    """The repeated step of one group, in one call (``FusedOptimizer``'s fast path).
+
+    Built after a full step validated the group; holds its table (params, state buffers), the group's options
+    as they were then (values and types; tuples by identity), the packed hyper block and how to get the per-tensor
+    scalars. ``bind`` confirms that the group and its arrays are unchanged and that every gradient is the array
+    validated last time or passes the same checks (identity, shape, dtype, flags, no overlap with what the table
+    writes); ``run`` then advances the step counts, fills the scalars and runs the kernel without the GIL. Either
+    returns False and changes nothing visible when the full path must run instead. ``step`` is both, for a
+    single group.
+
+    Args:
+        table: the group's ``TensorTable`` (its gradients released).
+        kernel: the table kernel.
+        hyper: its packed hyper-parameter block.
+        params: the group's parameters.
+        options: the group's option values and their keys (the group must still hold equal values of equal types).
+        has_step: whether each parameter's state counts steps.
+        at_step: ``at_step(t)`` giving every scalar for step count t (used when the group's tensors share a count),
+            or None.
+        fill: ``fill(scalars, steps)`` writing the scalars for per-tensor counts (the general case), or None if the
+            scalars do not change between steps (the caller filled them once).
+    """
+    cdef TensorTable table
+    cdef Kernel kernel
+    cdef bytes hyper
+    cdef list params
+    cdef tuple keys
+    cdef tuple values
+    cdef tuple types
+    cdef bint has_step
+    cdef object at_step
+    cdef object fill
+    cdef list states
+    cdef list steps
+    cdef readonly list grads
+
+    def __init__(self, TensorTable table, Kernel kernel, bytes hyper, list params, tuple keys, tuple values,
+                 bint has_step, object at_step, object fill):
+        self.table, self.kernel, self.hyper = table, kernel, hyper
+        self.params, self.keys, self.values = list(params), keys, values
+        self.types = tuple(type(v) for v in values)
+        self.has_step, self.at_step, self.fill = has_step, at_step, fill
+        self.states = self.steps = self.grads = None
+
+    cdef bint _same_options(self, dict group):
+        cdef Py_ssize_t i, n = len(self.keys)
+        cdef list ps
+        g = group.get("params")
+        if type(g) is not list:
+            return False
+        ps = <list>g
+        if len(ps) != len(self.params):
+            return False
+        for i in range(len(ps)):
+            if ps[i] is not self.params[i]:
+                return False
+        for i in range(n):
+            v = group.get(self.keys[i], _MISSING)
+            w = self.values[i]
+            if v is w:
+                continue
+            if type(v) is not self.types[i] or type(v) is tuple or not (v == w):
+                return False
+        return True
+
+    cpdef bint bind(self, dict group, object state):
+        """Check the group and its arrays (see the class docstring) and point the table at the gradients."""
+        if not self._same_options(group):
+            return False
+        got = self.table.rebind(self.params, state, self.has_step)
+        if got is None:
+            return False
+        self.states, self.steps, self.grads = got
+        return True
+
+    cpdef bint run(self) except -1:
+        """Advance the step counts, fill the scalars, run the kernel (without the GIL), drop the gradients."""
+        cdef Py_ssize_t i, n = len(self.states)
+        cdef dict st
+        cdef int64_t t0, k
+        cdef bint same = True
+        cdef list steps = self.steps
+        if self.has_step:
+            for i in range(n):
+                t = <object>steps[i] + 1
+                steps[i] = t
+                st = <dict>self.states[i]
+                st["step"] = t
+            for i in range(1, n):
+                if steps[i] != steps[0]:
+                    same = False
+                    break
+            if same and n > 0 and self.at_step is not None:
+                fill_columns(<cnp.ndarray>self.table.scalars, self.at_step(steps[0]))
+            elif self.fill is not None:
+                self.fill(self.table.scalars, steps)
+        try:
+            self.kernel._run(self.table, self.hyper)
+        finally:
+            self.table.release(1)
+            self.states = self.steps = self.grads = None
+        return True
+
+    def step(self, dict group, object state) -> bool:
+        """``bind`` then ``run``: the whole repeated step of a one-group optimizer in one call."""
+        if not self.bind(group, state):
+            return False
+        return self.run()
+
+
+cpdef fill_columns(cnp.ndarray scalars, tuple values):
     """Set column k of ``scalars`` (a writeable C-contiguous float64 2-D array, e.g. ``TensorTable.scalars``)
     to ``values[k]`` in every row: the per-step scalars of a group whose tensors share a step count, without
     NumPy's indexing overhead (which dominates a tiny model's step)."""
@@ -382,70 +610,114 @@ cdef _raise(int rc, str kernel):
     raise RuntimeError(f"{kernel}: kernel failed with status {rc}")
 
 
-cdef inline int _prepare(TensorTable t) except -1:
-    t.lst.n_threads = _n_threads
-    return 0
+cdef class Kernel:
+    """One row of the C kernel table (``fo_kernels`` in csrc/kernel_table.c, generated from ``FO_KERNELS``).
+
+    ``fields`` are the names of its hyper-parameter struct's fields in the struct's order; ``pack`` builds that
+    struct from a mapping by name, and calling the kernel runs it over a ``TensorTable`` with such a block. This is
+    the one generic call every optimizer, Muon, SparseAdam, SWA and the benchmark probe go through.
+    """
+    cdef const fo_kernel_info *info
+    cdef readonly str name
+    cdef readonly tuple fields
+    cdef readonly tuple kinds
+    cdef readonly int64_t n_bufs
+    cdef readonly int64_t n_scalars
+    cdef readonly Py_ssize_t hyper_size
+
+    def __repr__(self):
+        return f"<fastopt kernel {self.name}{self.fields}>"
+
+    def pack(self, values) -> bytes:
+        """The kernel's hyper-parameter struct, its fields filled by name from ``values`` (a mapping with exactly
+        these keys): doubles from real numbers, ints from bools or ints. ValueError/TypeError otherwise."""
+        cdef bytearray buf
+        cdef char *base
+        cdef const fo_field *f
+        cdef int64_t k
+        if len(values) != len(self.fields) or any(name not in values for name in self.fields):
+            missing = [n for n in self.fields if n not in values]
+            extra = sorted(str(n) for n in values if n not in self.fields)
+            raise ValueError(f"kernel {self.name}: hyper-parameters must be exactly {self.fields}; "
+                             f"missing {missing}, unknown {extra}")
+        buf = bytearray(self.hyper_size)
+        base = buf
+        for k in range(self.info.n_fields):
+            f = &self.info.fields[k]
+            v = values[self.fields[k]]
+            if f.kind == FO_FIELD_DOUBLE:
+                (<double *>(base + f.offset))[0] = <double>float(v)
+            else:
+                if not isinstance(v, (bool, int, np.bool_, np.integer)):
+                    raise TypeError(f"kernel {self.name}: field '{self.fields[k]}' takes a bool or an int, "
+                                    f"got {type(v).__name__}")
+                (<int *>(base + f.offset))[0] = <int>int(v)
+        return bytes(buf)
+
+    def __call__(self, TensorTable t, bytes hyper) -> None:
+        """Run the kernel over ``t`` with the block ``hyper`` (from ``pack``), without the GIL. The table keeps a
+        reference to every array it points into, and ``hyper`` is held by this call, for the whole run."""
+        self._run(t, hyper)
+
+    cdef int _run(self, TensorTable t, bytes hyper) except -1:
+        cdef int rc
+        cdef const char *h
+        cdef fo_kernel_fn fn
+        if len(hyper) != self.hyper_size:
+            raise ValueError(f"kernel {self.name}: hyper block of {len(hyper)} bytes, expected {self.hyper_size}")
+        if t.type_num == cnp.NPY_FLOAT32:
+            fn = self.info.f32
+        elif t.type_num == cnp.NPY_FLOAT64 or t.n_tensors == 0:
+            fn = self.info.f64
+        else:
+            raise TypeError(f"kernel {self.name}: table dtype must be float32 or float64")
+        h = hyper
+        t.lst.n_threads = _n_threads
+        if t.total < _GIL_FREE_MIN:  # a few microseconds at most: releasing the GIL would cost a good part of it
+            rc = fn(&t.lst, <const void *>h)
+        else:
+            with nogil:
+                rc = fn(&t.lst, <const void *>h)
+        if rc == FO_ERR_ARG:
+            raise ValueError(f"{self.name}: the kernel rejected its hyper-parameters")
+        if rc != FO_OK:
+            _raise(rc, self.name)
+        return 0
 
 
-def sgd(TensorTable t, double lr, double momentum, double dampening, double weight_decay,
-        bint nesterov, bint maximize) -> None:
-    """Run the SGD kernel over table ``t`` (buffers: param, grad, momentum_buffer; scalars: first)."""
-    cdef fo_sgd_hyper h
-    cdef int rc
-    h.lr = lr; h.momentum = momentum; h.dampening = dampening; h.weight_decay = weight_decay
-    h.nesterov = nesterov; h.maximize = maximize
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_sgd_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_sgd_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "sgd")
+cdef Kernel _kernel_row(int64_t i):
+    cdef Kernel k = Kernel.__new__(Kernel)
+    cdef const fo_kernel_info *info = &fo_kernels[i]
+    k.info = info
+    k.name = info.name.decode()
+    k.fields = tuple(info.fields[j].name.decode() for j in range(info.n_fields))
+    k.kinds = tuple("double" if info.fields[j].kind == FO_FIELD_DOUBLE else "int" for j in range(info.n_fields))
+    k.n_bufs = info.n_bufs
+    k.n_scalars = info.n_scalars
+    k.hyper_size = info.hyper_size
+    return k
 
 
-def adam(TensorTable t, double lr, double beta1, double beta2, double eps, double weight_decay,
-         bint amsgrad, bint maximize, bint decoupled_weight_decay) -> None:
-    """Run the Adam kernel (buffers: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq;
-    scalars: step_size, bias_correction2_sqrt)."""
-    cdef fo_adam_hyper h
-    cdef int rc
-    h.lr = lr; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps; h.weight_decay = weight_decay
-    h.amsgrad = amsgrad; h.maximize = maximize; h.decoupled_weight_decay = decoupled_weight_decay
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_adam_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_adam_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "adam")
+KERNELS = {k.name: k for k in (_kernel_row(i) for i in range(fo_n_kernels))}
+"""Every kernel of the C table, by name."""
+
+AVG_SWA = FO_AVG_SWA
+AVG_LERP = FO_AVG_LERP
+AVG_EMA = FO_AVG_EMA
 
 
-def rmsprop(TensorTable t, double lr, double alpha, double eps, double weight_decay, double momentum,
-            bint centered, bint maximize) -> None:
-    """Run the RMSprop kernel (buffers: param, grad, square_avg, grad_avg, momentum_buffer; no scalars)."""
-    cdef fo_rmsprop_hyper h
-    cdef int rc
-    h.lr = lr; h.alpha = alpha; h.eps = eps; h.weight_decay = weight_decay; h.momentum = momentum
-    h.centered = centered; h.maximize = maximize
-    _prepare(t)
-    if t.type_num == cnp.NPY_FLOAT32:
-        with nogil:
-            rc = fo_rmsprop_f32(&t.lst, &h)
-    else:
-        with nogil:
-            rc = fo_rmsprop_f64(&t.lst, &h)
-    if rc != FO_OK:
-        _raise(rc, "rmsprop")
+def probe(TensorTable t, int n_state, double scale=1.0) -> None:
+    """Run the same-traffic probe over ``t``: buffers param (INOUT), grad (IN), then ``n_state`` INOUT buffers;
+    each written element b becomes ``b + scale * grad``. Threads and work items as the optimizer kernels."""
+    KERNELS["probe"](t, KERNELS["probe"].pack({"n_state": n_state, "scale": scale}))
+
+
+def isa() -> str:
+    """The instruction set the kernels use on this CPU: 'avx512', 'avx2' or 'baseline'."""
+    return ("baseline", "avx2", "avx512")[fo_isa()]
+
+
 include "_lbfgs.pxi"
 include "_clip.pxi"
-include "_averaging.pxi"
-include "_optim_b.pxi"
-include "_optim_a.pxi"
 include "_adafactor.pxi"
 
-
-include "_probe.pxi"

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels as K
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -81,9 +83,9 @@ def param_data(p: Any, gi: int, j: int) -> np.ndarray:
     return data
 
 
-def grad(p: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
-    """The parameter's gradient, checked against its data: ndarray, same shape and dtype, no shared memory."""
-    g = p.grad
+def grad(g: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
+    """A parameter's gradient ``g`` (read once from ``.grad``), checked against its data: ndarray, same shape and
+    dtype, no shared memory."""
     if not isinstance(g, np.ndarray):
         raise TypeError(f"{where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
     if g.dtype != data.dtype:
@@ -120,3 +122,38 @@ def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'st
     if not (v >= 0 and math.isfinite(v) and v == int(v)):
         raise ValueError(f"{place}{what} must be a non-negative whole number, got {value!r}")
     return int(v)
+
+
+def scalar_state(value: Any, key: str, gi: int, j: int) -> float:
+    """A per-parameter scalar state value (a 0-d float32/float64 array, as torch's scalar tensors convert with
+    np.asarray, or a real number), checked finite; returned as a float."""
+    if isinstance(value, np.ndarray):
+        if value.shape != () or value.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{where(gi, j)}: state '{key}' must be a 0-d float32 or float64 array, got "
+                             f"{value.dtype}{list(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where(gi, j)}: state '{key}' must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{where(gi, j)}: state '{key}' must be finite, got {value!r}")
+    return v
+
+
+def no_overlap(entries: list[tuple[np.ndarray | None, bool, str, str]]) -> None:
+    """Refuse, before anything is written, arrays that overlap where a write would corrupt another: ``entries`` are
+    ``(array, written, place, what)`` (place such as ``param_groups[0]['params'][1]``, what such as ``data``, ``grad``
+    or ``state 'exp_avg'``), across every group and dtype of a call. One sort-based check (``_kernels.find_overlap``):
+    a written array overlapping itself, or any two arrays sharing memory where at least one is written."""
+    pair = K.find_overlap([e[0] for e in entries], [e[1] for e in entries])
+    if pair is None:
+        return
+    i, j = pair
+    if i == j:
+        _, _, place, what = entries[i]
+        raise ValueError(f"{place}: {what} overlaps itself (a zero or overlapping stride); fastopt writes it in "
+                         "place and needs every element in memory of its own")
+    _, _, place_i, what_i = entries[i]
+    _, _, place_j, what_j = entries[j]
+    raise ValueError(f"{place_j}: {what_j} shares memory with {place_i} {what_i}; an array fastopt writes must not "
+                     "overlap any other array of the step")

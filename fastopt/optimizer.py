@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -11,9 +13,12 @@ import numpy as np
 
 from . import _validate as V
 from ._memory import copy_aligned
+from ._plan import immutable
 from .parameter import Parameter
 
 __all__ = ["Optimizer", "RemovableHandle"]
+
+_MISSING = object()
 
 # Group keys that torch.optim stores but fastopt has no use for; a torch state_dict carrying them loads as
 # long as they hold the value that means "nothing special" (any other value would change behaviour).
@@ -46,27 +51,48 @@ def _wrap_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
-        if getattr(self, "_in_step", False):  # a subclass step calling super().step(): hooks run once
-            return step(self, *args, **kwargs)
-        self._in_step = True
-        try:
-            if self._step_pre_hooks:
-                for hook in list(self._step_pre_hooks.values()):
-                    res = hook(self, args, kwargs)
-                    if res is not None:
-                        if not (isinstance(res, tuple) and len(res) == 2):
-                            raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
-                        args, kwargs = res
-            out = step(self, *args, **kwargs)
+        with self._lock:
+            if self._step_pre_hooks or self._step_post_hooks or self._in_step:
+                return _hooked_step(self, step, args, kwargs)
+            out = step(self, *args, **kwargs)  # no hooks: nothing to run around it
             self._opt_called = True
-            if self._step_post_hooks:
-                for hook in list(self._step_post_hooks.values()):
-                    hook(self, args, kwargs)
             return out
-        finally:
-            self._in_step = False
 
     wrapper._fastopt_wrapped = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _hooked_step(self: "Optimizer", step: Callable, args: tuple, kwargs: dict) -> Any:
+    """The body of a wrapped ``step``: pre-hooks, the step, post-hooks (once, even if a subclass calls super)."""
+    if self._in_step:  # a subclass step calling super().step(): hooks run once
+        return step(self, *args, **kwargs)
+    self._in_step = True
+    try:
+        if self._step_pre_hooks:
+            for hook in list(self._step_pre_hooks.values()):
+                res = hook(self, args, kwargs)
+                if res is not None:
+                    if not (isinstance(res, tuple) and len(res) == 2):
+                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
+                    args, kwargs = res
+        out = step(self, *args, **kwargs)
+        self._opt_called = True
+        if self._step_post_hooks:
+            for hook in list(self._step_post_hooks.values()):
+                hook(self, args, kwargs)
+        return out
+    finally:
+        self._in_step = False
+
+
+def _locked(method: Callable) -> Callable:
+    """Run ``method`` holding the optimizer's lock (see ``Optimizer``: calls from several threads are serialised)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -82,6 +108,15 @@ class Optimizer:
         param_groups (list[dict]): one dict per group: ``'params'`` (list of Parameters) and the options.
         state (defaultdict[Parameter, dict]): per-parameter state (NumPy arrays and step counts).
         defaults (dict): the default options.
+
+    Thread safety:
+        Each optimizer holds a lock (``threading.RLock``) that ``step``, ``zero_grad``, ``add_param_group``,
+        ``state_dict`` and ``load_state_dict`` take for their whole call, so calls from several threads on one
+        optimizer run one at a time, in some order, and each sees and leaves a consistent state. A kernel keeps a
+        reference to every array it reads or writes until it returns, so a gradient replaced or set to None by
+        another thread during a step is never freed under it (the step uses the arrays it found when it started;
+        a parameter whose gradient is None when the step reads it is skipped, as in torch). Assigning ``.grad``
+        or editing ``param_groups`` directly takes no lock: do it between steps when the order matters.
 
     Example:
         A subclass passes its default options to ``__init__`` and defines ``step``:
@@ -103,7 +138,10 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self._lock = threading.RLock()
+        self._in_step = False
         self.defaults = dict(defaults)
+        self._checked_defaults = dict(defaults)  # with a spec: checked by the constructor (Spec.options_from)
         self._step_pre_hooks: OrderedDict = OrderedDict()
         self._step_post_hooks: OrderedDict = OrderedDict()
         self._state_dict_pre_hooks: OrderedDict = OrderedDict()
@@ -131,9 +169,25 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("_spec")
+        if spec is not None:  # torch's explicit signature stays on the class; its defaults must be the spec's
+            for name, param in inspect.signature(cls.__init__).parameters.items():
+                if name in spec.defaults and param.default is not inspect.Parameter.empty:
+                    if param.default != spec.defaults[name] or type(param.default) is not type(spec.defaults[name]):
+                        raise TypeError(f"{cls.__name__}.__init__ has {name}={param.default!r}, its spec "
+                                        f"{spec.defaults[name]!r}")
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_fastopt_wrapped", False):
             cls.step = _wrap_step(step)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock cannot be copied or pickled; the copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -145,9 +199,22 @@ class Optimizer:
         return "\n".join(lines)
 
     # ---- groups ------------------------------------------------------------------------------------------
-    def _check_group(self, group: dict[str, Any]) -> None:
-        """Check a group's options (ranges, types); subclasses raise ValueError/TypeError like torch."""
+    _spec: Any = None  # a subclass's fastopt._spec.Spec: its options, declared once
 
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Check a group's options (ranges, types), raising ValueError/TypeError like torch: the spec's one check
+        (``Spec.check``), skipped when every option is the very immutable object the constructor checked
+        (``Spec.options_from``), so constructing an optimizer checks its options once."""
+        spec = self._spec
+        if spec is None:
+            return
+        checked = self._checked_defaults
+        for name in spec.names:
+            if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
+                spec.check(group)
+                return
+
+    @_locked
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters (a dict with ``'params'`` and optional options) to ``param_groups``.
 
@@ -217,17 +284,31 @@ class Optimizer:
         except (ValueError, TypeError) as e:
             raise type(e)(f"param_groups[{gi}]: {e}") from None
 
-    def _groups_with_grads(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter]]]]:
-        """Each group after its options are checked (errors name the group), with its (index, Parameter) pairs
-        that have a gradient: the first pass of every ``step``, which validates before anything is written."""
+    def _groups_with_grads(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter, Any]]]]:
+        """Each group after its options are checked (errors name the group), with its (index, Parameter, grad)
+        triples for the parameters that have a gradient: the first pass of every ``step``, which validates before
+        anything is written. Each ``.grad`` is read once, here: the step uses that array even if another thread
+        assigns a new one meanwhile."""
         for gi, group in enumerate(self.param_groups):
             self._check_group_at(gi, group)
-            yield gi, group, [(j, p) for j, p in enumerate(group["params"]) if p.grad is not None]
+            yield gi, group, [(j, p, g) for j, p in enumerate(group["params"]) if (g := p.grad) is not None]
+
+    def _checked_groups(self) -> Iterable[tuple[int, dict[str, Any], list[tuple[int, Parameter, np.ndarray,
+                                                                                 np.ndarray, Any]]]]:
+        """``_groups_with_grads`` with each parameter's data and gradient checked (``V.param_data``, ``V.grad``):
+        ``(gi, group, [(j, p, data, grad, state or None)])``, the first pass of a dense optimizer's ``step``."""
+        for gi, group, with_grads in self._groups_with_grads():
+            checked = []
+            for j, p, g in with_grads:
+                data = V.param_data(p, gi, j)
+                checked.append((j, p, data, V.grad(g, gi, j, data), self.state.get(p)))
+            yield gi, group, checked
 
     def _groups_changed(self) -> None:
         """Called when groups are added or replaced; subclasses drop caches here."""
 
     # ---- gradients ---------------------------------------------------------------------------------------
+    @_locked
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to None (default, as torch), or to zeros in place."""
         for group in self.param_groups:
@@ -285,6 +366,7 @@ class Optimizer:
         """(array keys, scalar step keys) a parameter's state holds under ``group``'s options."""
         return (), ()
 
+    @_locked
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state in torch's layout.
 
@@ -312,6 +394,7 @@ class Optimizer:
                 out = res
         return out
 
+    @_locked
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state produced by ``state_dict()`` (or a torch optimizer's, converted with ``np.asarray``).
 

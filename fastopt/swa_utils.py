@@ -30,6 +30,8 @@ from . import _kernels as K
 from . import _validate as V
 from .parameter import Parameter
 
+_AVERAGE = K.KERNELS["average"]
+
 __all__ = ["AveragedParameters", "AvgRule", "get_ema_avg_fn", "get_ema_multi_avg_fn", "get_swa_avg_fn",
            "get_swa_multi_avg_fn"]
 
@@ -252,9 +254,8 @@ class AveragedParameters:
                 to the constructor, in the same order; checked before anything changes.
         """
         ps = self._check_like(params, "params", writeable=False)
-        for i, (p, a) in enumerate(zip(ps, self.params)):
-            if a.data.size and np.shares_memory(p.data, a.data):
-                raise ValueError(f"params[{i}] shares memory with the averaged parameter")
+        V.no_overlap([(a.data, True, f"the average of params[{i}]", "data") for i, a in enumerate(self.params)]
+                     + [(p.data, False, f"params[{i}]", "data") for i, p in enumerate(ps)])
         if self.n_averaged == 0:
             for p, a in zip(ps, self.params):
                 np.copyto(a.data, p.data)
@@ -265,7 +266,8 @@ class AveragedParameters:
                          else np.ascontiguousarray(p.data)]
                         for p, a in zip(ps, self.params) if a.data.dtype == dtype]
                 if rows:
-                    K.average(K.TensorTable(rows, ("averaged", "param"), (False, True), 0), mode, weight)
+                    _AVERAGE(K.TensorTable(rows, ("averaged", "param"), (False, True), 0),
+                             _AVERAGE.pack({"mode": mode, "weight": weight}))
         self.n_averaged += 1
 
     def copy_to(self, params: Parameter | Iterable[Parameter]) -> None:

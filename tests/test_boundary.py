@@ -10,6 +10,11 @@ import pytest
 from fastopt import _kernels as K
 
 NAMES = ("param", "grad", "momentum_buffer")
+SGD = K.KERNELS["sgd"]
+
+
+def _sgd(t, lr):
+    SGD(t, SGD.pack(dict(lr=lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False)))
 
 
 def _table(n=5):
@@ -39,10 +44,10 @@ def test_a_released_table_refuses_to_run_until_it_has_gradients_again():
     t.release(1)
     before = p.copy()
     with pytest.raises(RuntimeError, match="required buffer is missing"):
-        K.sgd(t, 0.1, 0.0, 0.0, 0.0, False, False)
+        _sgd(t, 0.1)
     np.testing.assert_array_equal(p, before)
     assert t.set_grads([np.full(5, 2.0)]) == -1
-    K.sgd(t, 0.5, 0.0, 0.0, 0.0, False, False)
+    _sgd(t, 0.5)
     np.testing.assert_array_equal(p, before - 1.0)
 
 
@@ -52,7 +57,7 @@ def test_the_table_keeps_its_own_rows():
     t = K.TensorTable(rows, NAMES, (False, True, False), 1)
     rows[0][0] = None  # the caller's list changing must not drop the array the table points into
     del p
-    K.sgd(t, 0.5, 0.0, 0.0, 0.0, False, False)
+    _sgd(t, 0.5)
 
 
 def _lbfgs_buffers(n=3, m=2):
@@ -70,3 +75,60 @@ def test_lbfgs_buffers_must_not_share_memory():
     y = np.zeros(3)
     with pytest.raises(ValueError, match="history slot 0"):
         core.set_slot(0, y, y)
+
+
+def test_kernels_pack_their_hyper_block_by_field_name():
+    assert SGD.fields == ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    with pytest.raises(ValueError, match=r"missing \['maximize'\], unknown \['maximise'\]"):
+        SGD.pack(dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximise=False))
+    with pytest.raises(TypeError, match="'nesterov' takes a bool or an int"):
+        SGD.pack(dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=0.5, maximize=False))
+    t, p, g, b = _table()
+    with pytest.raises(ValueError, match="hyper block of 3 bytes"):
+        SGD(t, b"abc")
+    # the same values in another order pack to the same block
+    a = SGD.pack(dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True, maximize=False))
+    z = SGD.pack(dict(maximize=False, nesterov=True, weight_decay=0.0, dampening=0.0, momentum=0.9, lr=0.1))
+    assert a == z
+
+
+def test_every_spec_matches_the_c_table():
+    """Each optimizer's spec feeds exactly its kernel's C fields (checked at import; here for the record), and a
+    spec that does not is refused when it is built."""
+    from fastopt._spec import Buffer, Option, Spec
+
+    import fastopt as fo
+    for cls in (fo.SGD, fo.Adam, fo.AdamW, fo.RMSprop, fo.Adagrad, fo.Adadelta, fo.Adamax, fo.NAdam, fo.RAdam,
+                fo.Lion, fo.ASGD, fo.Rprop):
+        spec = cls._spec
+        fed = sorted(f for o in spec.options for f in o.fields)
+        assert fed == sorted(spec.kernel.fields), cls
+        assert 2 + len(spec.buffers) == spec.kernel.n_bufs, cls
+    with pytest.raises(RuntimeError, match="feeds C fields"):
+        Spec("lion", options=(Option("lr", 1.0, float, "lr"),), buffers=(Buffer("exp_avg"),))
+    with pytest.raises(RuntimeError, match="reads 3 buffers"):
+        Spec("lion", options=fo.Lion._spec.options, buffers=())
+
+
+def test_a_class_whose_signature_disagrees_with_its_spec_is_refused():
+    import fastopt as fo
+
+    with pytest.raises(TypeError, match="lr=0.5, its spec 0.0001"):
+        class Bad(fo.Lion):  # noqa: F811 - defined only to be refused
+            _spec = fo.Lion._spec
+
+            def __init__(self, params, lr: float = 0.5):
+                super().__init__(params, lr=lr)
+
+
+def test_every_optimizer_checks_its_options_once_at_construction(monkeypatch):
+    import fastopt as fo
+
+    calls = []
+    for cls in (fo.Adam, fo.SGD, fo.Muon, fo.SparseAdam, fo.Adafactor):
+        spec = cls._spec
+        monkeypatch.setattr(spec, "check", lambda o, _c=spec.check: (calls.append(1), _c(o))[1])
+        calls.clear()
+        p = fo.Parameter(np.zeros((2, 2)))
+        cls([p])
+        assert len(calls) == 1, cls

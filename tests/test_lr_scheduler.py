@@ -425,7 +425,9 @@ def test_load_state_dict_errors():
 def test_group_added_after_construction_is_reported():
     opt = sched_optimizer("sgd", [0.1])
     sched = F.LambdaLR(opt, lambda e: 1.0)
-    opt.param_groups.append(dict(opt.param_groups[0]))
+    # a second group of its own parameters (the same parameters in two groups would overlap: step refuses that)
+    opt.param_groups.append(dict(opt.param_groups[0],
+                                 params=[copy.deepcopy(p) for p in opt.param_groups[0]["params"]]))
     with pytest.raises(ValueError, match="1 learning rates for 2 param groups"):
         step_optimizer(opt)
         sched.step()

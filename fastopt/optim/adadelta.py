@@ -8,20 +8,22 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Adadelta", "adadelta"]
 
-_NAMES = ("param", "grad", "square_avg", "acc_delta")
 
-
-def _check(lr: Any, rho: Any, eps: Any, weight_decay: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.number("rho", rho, low=0.0, high=1.0, message=f"Invalid rho value: {rho}")
-    V.eps(eps)
-    V.weight_decay(weight_decay)
-    V.flag("maximize", maximize)
+SPEC = Spec(
+    "adadelta",
+    options=(Option("lr", 1.0, V.lr, "lr"),
+             Option("rho", 0.9, lambda v: V.number("rho", v, low=0.0, high=1.0, message=f"Invalid rho value: {v}"),
+                    "rho"),
+             Option("eps", 1e-6, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("maximize")),
+    buffers=(Buffer("square_avg"), Buffer("acc_delta")),
+)
 
 
 def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list[np.ndarray],
@@ -40,11 +42,8 @@ def adadelta(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: lis
         >>> print(np.round(p, 4), steps)
         [0.9968 2.0032] [1]
     """
-    _check(lr, rho, eps, weight_decay, maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.adadelta, _NAMES, 0, params, grads, [square_avgs, acc_deltas], lambda s: None,
-                   (float(lr), float(rho), float(eps), float(weight_decay), bool(maximize)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+    run_spec(SPEC, options, params, grads, [square_avgs, acc_deltas], state_steps)
 
 
 class Adadelta(FusedOptimizer):
@@ -76,19 +75,9 @@ class Adadelta(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.adadelta)
-    _buffers = ("square_avg", "acc_delta")
-    _n_scalars = 0
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
                  weight_decay: float = 0, *, maximize: bool = False) -> None:
-        _check(lr, rho, eps, weight_decay, maximize)
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        return (float(group["lr"]), float(group["rho"]), float(group["eps"]), float(group["weight_decay"]),
-                bool(group["maximize"]))

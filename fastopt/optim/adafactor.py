@@ -10,6 +10,7 @@ from numpy.lib.array_utils import byte_bounds
 
 from .. import _kernels as K
 from .. import _validate as V
+from .._spec import Option, Spec, flag
 from ..optimizer import Optimizer
 from ..parameter import Parameter
 from ._steps import next_steps, store_steps
@@ -17,18 +18,29 @@ from ._steps import next_steps, store_steps
 __all__ = ["Adafactor", "adafactor"]
 
 
-def _check(lr: Any, beta2_decay: Any, eps: Any, d: Any, weight_decay: Any, maximize: Any) -> None:
-    """torch's constructor checks and messages; TypeError for values that are not real numbers."""
-    V.number("lr", lr, low=0.0, message=f"Learning rate should be >= 0 but is: {lr}")
-    V.number("beta2_decay", beta2_decay, high=0.0, message=f"beta2_decay should be <= 0 but is: {beta2_decay}")
+def _eps(eps: Any) -> None:
     if not isinstance(eps, (tuple, list)) or len(eps) != 2:
         raise TypeError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
     if eps[0] is not None:
         V.number("eps1", eps[0], low=0.0, message=f"epsilon1 should be >= 0 but is: {eps[0]}")
     V.number("eps2", eps[1], low=0.0, message=f"epsilon2 should be >= 0 but is: {eps[1]}")
-    V.number("d", d, low=1.0, message=f"Clipping threshold d should be >= 1 but is: {d}")
-    V.number("weight_decay", weight_decay, low=0.0, message=f"weight_decay should be >= 0 but is: {weight_decay}")
-    V.flag("maximize", maximize)
+
+
+# torch's constructor checks and messages (TypeError for values that are not real numbers). Adafactor's state is
+# not the parameter's shape, so its kernels take one tensor at a time and are not table rows (kernel None).
+SPEC = Spec(
+    None,
+    options=(Option("lr", 1e-2, lambda v: V.number("lr", v, low=0.0,
+                                                message=f"Learning rate should be >= 0 but is: {v}"), None),
+             Option("beta2_decay", -0.8, lambda v: V.number("beta2_decay", v, high=0.0,
+                                                            message=f"beta2_decay should be <= 0 but is: {v}"), None),
+             Option("eps", (None, 1e-3), _eps, None, normalize=tuple),
+             Option("d", 1.0, lambda v: V.number("d", v, low=1.0,
+                                                 message=f"Clipping threshold d should be >= 1 but is: {v}"), None),
+             Option("weight_decay", 0.0, lambda v: V.number("weight_decay", v, low=0.0,
+                                                            message=f"weight_decay should be >= 0 but is: {v}"), None),
+             flag("maximize", False, None)),
+)
 
 
 def _factor_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -148,7 +160,8 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
         [[0.99 0.99 0.99]
          [0.99 0.99 0.99]]
     """
-    _check(lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize)
+    SPEC.check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
+                    maximize=maximize))
     params, grads = list(params), list(grads)
     _check_items(params, grads, list(row_vars), list(col_vars), list(variances), lambda i: f"params[{i}]")
     steps = next_steps(state_steps, len(params))
@@ -222,17 +235,12 @@ class Adafactor(Optimizer):
         >>> w.grad = np.random.randn(64, 32); opt.step()
     """
 
+    _spec = SPEC
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
                  maximize: bool = False) -> None:
-        _check(lr, beta2_decay, eps, d, weight_decay, maximize)
-        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d, weight_decay=weight_decay,
-                        maximize=maximize)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["beta2_decay"], group["eps"], group["d"], group["weight_decay"],
-               group["maximize"])
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
         """Check a saved state against the live parameter (keys, shapes and dtypes by its dimensions); copy it."""
@@ -266,13 +274,10 @@ class Adafactor(Optimizer):
         loss = None
         if closure is not None:
             loss = closure()
-        plans = []
-        for gi, group, with_grads in self._groups_with_grads():
+        plans, arrays = [], []
+        for gi, group, checked in self._checked_groups():
             items = []
-            for j, p in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 if st:
                     shapes = _expected_state(data)
                     if set(st) != {"step"} | set(shapes):
@@ -286,6 +291,10 @@ class Adafactor(Optimizer):
             _check_items([it[2] for it in items], [it[3] for it in items], *self._buffers(items),
                          lambda k: V.where(gi, names[k]))
             plans.append((group, items))
+            arrays += [(a, w, V.where(gi, j), what) for j, _, data, grad, st in items
+                       for a, w, what in ((data, True, "data"), (grad, False, "grad"),
+                                          *((v, True, f"state '{k}'") for k, v in (st or {}).items() if k != "step"))]
+        V.no_overlap(arrays)
         for group, items in plans:
             if not items:
                 continue

@@ -1,36 +1,40 @@
 """Adagrad (torch.optim.Adagrad)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Adagrad", "adagrad"]
 
-_NAMES = ("param", "grad", "sum")
+
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+    """Per tensor at step t: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
+    lr, lr_decay = float(options["lr"]), float(options["lr_decay"])
+    return lambda t: (lr / (1 + (t - 1) * lr_decay),)
 
 
-def _check(lr: Any, lr_decay: Any, weight_decay: Any, initial_accumulator_value: Any, eps: Any,
-           maximize: Any) -> None:
-    V.lr(lr)
-    V.number("lr_decay", lr_decay, low=0.0, message=f"Invalid lr_decay value: {lr_decay}")
-    V.weight_decay(weight_decay)
-    V.number("initial_accumulator_value", initial_accumulator_value, low=0.0,
-             message=f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
-    V.eps(eps)
-    V.flag("maximize", maximize)
-
-
-def _fill(scalars: np.ndarray, steps: list[int], lr: float, lr_decay: float) -> None:
-    """Per tensor: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
-    for i, t in enumerate(steps):
-        scalars[i, 0] = lr / (1 + (t - 1) * lr_decay)
+SPEC = Spec(
+    "adagrad",
+    options=(Option("lr", 1e-2, V.lr, None),
+             Option("lr_decay", 0, lambda v: V.number("lr_decay", v, low=0.0, message=f"Invalid lr_decay value: {v}"),
+                    None),
+             Option("eps", 1e-10, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             Option("initial_accumulator_value", 0,
+                    lambda v: V.number("initial_accumulator_value", v, low=0.0,
+                                       message=f"Invalid initial_accumulator_value value: {v}"), None),
+             flag("maximize")),
+    check_order=("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+    buffers=(Buffer("sum"),),
+    at_step=_at_step,
+)
 
 
 def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[np.ndarray], state_steps: Any,
@@ -48,12 +52,9 @@ def adagrad(params: list[np.ndarray], grads: list[np.ndarray], state_sums: list[
         >>> print(np.round(p, 4), state_sums[0], steps)
         [0.9 2.1] [1. 1.] [1]
     """
-    _check(lr, lr_decay, weight_decay, 0.0, eps, maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.adagrad, _NAMES, 1, params, grads, [state_sums],
-                   lambda s: _fill(s, steps, float(lr), float(lr_decay)),
-                   (float(eps), float(weight_decay), bool(maximize)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay, initial_accumulator_value=0.0,
+                   maximize=maximize)
+    run_spec(SPEC, options, params, grads, [state_sums], state_steps)
 
 
 class Adagrad(FusedOptimizer):
@@ -94,33 +95,19 @@ class Adagrad(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.adagrad)
-    _buffers = ("sum",)
-    _n_scalars = 1
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
-        _check(lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize)
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
         for group in self.param_groups:
             for p in group["params"]:
                 data = np.asarray(p.data)
                 if isinstance(p.data, np.ndarray) and data.dtype in V.FLOAT_DTYPES:
                     self.state[p] = {"step": 0, "sum": self._initial_buffer(group, "sum", data)}
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["lr_decay"], group["weight_decay"], group["initial_accumulator_value"],
-               group["eps"], group["maximize"])
-
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
         buf = super()._initial_buffer(group, key, data)  # co-aligned with the parameter
         buf.fill(group["initial_accumulator_value"])
         return buf
 
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        return (float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
-
-    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-        _fill(scalars, steps, float(group["lr"]), float(group["lr_decay"]))

@@ -1,45 +1,36 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
-_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float]]:
+    """Per tensor at step t: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
+    lr, beta1, beta2 = float(options["lr"]), float(options["betas"][0]), float(options["betas"][1])
+    return lambda t: (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5)
 
 
-def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, amsgrad: Any, maximize: Any, decoupled: Any) -> None:
-    V.lr(lr)
-    V.eps(eps)
-    V.betas(betas)
-    V.weight_decay(weight_decay)
-    V.flag("amsgrad", amsgrad)
-    V.flag("maximize", maximize)
-    V.flag("decoupled_weight_decay", decoupled)
-
-
-def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float, beta2: float) -> None:
-    """Per tensor: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
-    if steps and steps.count(steps[0]) == len(steps):  # the usual case: one step count for the whole group
-        t = steps[0]
-        K.fill_columns(scalars, (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5))
-        return
-    done: dict[int, tuple[float, float]] = {}
-    for i, t in enumerate(steps):
-        pair = done.get(t)
-        if pair is None:
-            bias_correction1 = 1 - beta1 ** t
-            bias_correction2 = 1 - beta2 ** t
-            pair = done[t] = (lr / bias_correction1, bias_correction2 ** 0.5)
-        scalars[i, 0], scalars[i, 1] = pair
+SPEC = Spec(
+    "adam",
+    options=(Option("lr", 1e-3, V.lr, "lr"),
+             Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("eps", 1e-8, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")),
+    check_order=("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"),
+    buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq"), Buffer("max_exp_avg_sq", when=lambda o: o["amsgrad"])),
+    at_step=_at_step,
+)
 
 
 def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
@@ -60,14 +51,10 @@ def adam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
         >>> print(np.round(p, 4), steps)  # the first step moves each entry by lr against its gradient's sign
         [0.9 2.1] [1]
     """
-    _check(lr, (beta1, beta2), eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.adam, _NAMES, 2, params, grads,
-                   [exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None],
-                   lambda s: _fill(s, steps, float(lr), float(beta1), float(beta2)),
-                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
-                    bool(maximize), bool(decoupled_weight_decay)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                   maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    run_spec(SPEC, options, params, grads, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else None],
+             state_steps)
 
 
 def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
@@ -128,32 +115,12 @@ class Adam(FusedOptimizer):
         >>> opt.zero_grad(); w.grad, b.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.adam)
-    _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _n_scalars = 2
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
                  decoupled_weight_decay: bool = False) -> None:
-        _check(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["amsgrad"],
-               group["maximize"], group["decoupled_weight_decay"])
-
-    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
-        return (True, True, bool(group["amsgrad"]))
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        b1, b2 = group["betas"]
-        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
-                bool(group["amsgrad"]), bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
-
-    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-        _fill(scalars, steps, float(group["lr"]), float(group["betas"][0]), float(group["betas"][1]))
+        super().__init__(params, self._spec.options_from(locals()))
 
 
 class AdamW(Adam):
@@ -177,8 +144,9 @@ class AdamW(Adam):
         >>> opt = fastopt.AdamW(model_params, lr=3e-4, weight_decay=0.1)
     """
 
+    _spec = SPEC.with_defaults(weight_decay=1e-2, decoupled_weight_decay=True)
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize, decoupled_weight_decay=True)
+        FusedOptimizer.__init__(self, params, self._spec.options_from(locals()))

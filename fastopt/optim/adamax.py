@@ -1,33 +1,36 @@
 """Adamax (torch.optim.Adamax)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Adamax", "adamax"]
 
-_NAMES = ("param", "grad", "exp_avg", "exp_inf")
+
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+    """Per tensor at step t: clr = lr / (1 - beta1^t), in double as torch computes it."""
+    lr, beta1 = float(options["lr"]), float(options["betas"][0])
+    return lambda t: (lr / (1 - beta1 ** t),)
 
 
-def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.eps(eps)
-    V.betas(betas)
-    V.weight_decay(weight_decay)
-    V.flag("maximize", maximize)
-
-
-def _fill(scalars: np.ndarray, steps: list[int], lr: float, beta1: float) -> None:
-    """Per tensor: clr = lr / (1 - beta1^t), in double as torch computes it."""
-    for i, t in enumerate(steps):
-        scalars[i, 0] = lr / (1 - beta1 ** t)
+SPEC = Spec(
+    "adamax",
+    options=(Option("lr", 2e-3, V.lr, None),
+             Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("eps", 1e-8, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("maximize")),
+    check_order=("lr", "eps", "betas", "weight_decay", "maximize"),
+    buffers=(Buffer("exp_avg"), Buffer("exp_inf")),
+    at_step=_at_step,
+)
 
 
 def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
@@ -46,12 +49,8 @@ def adamax(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.
         >>> print(np.round(p, 4), np.round(exp_infs[0], 4))
         [0.9 2.1] [1. 1.]
     """
-    _check(lr, (beta1, beta2), eps, weight_decay, maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.adamax, _NAMES, 1, params, grads, [exp_avgs, exp_infs],
-                   lambda s: _fill(s, steps, float(lr), float(beta1)),
-                   (float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, maximize=maximize)
+    run_spec(SPEC, options, params, grads, [exp_avgs, exp_infs], state_steps)
 
 
 class Adamax(FusedOptimizer):
@@ -86,22 +85,9 @@ class Adamax(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.adamax)
-    _buffers = ("exp_avg", "exp_inf")
-    _n_scalars = 1
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, *, maximize: bool = False) -> None:
-        _check(lr, betas, eps, weight_decay, maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        b1, b2 = group["betas"]
-        return (float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]), bool(group["maximize"]))
-
-    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-        _fill(scalars, steps, float(group["lr"]), float(group["betas"][0]))

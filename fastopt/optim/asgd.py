@@ -9,22 +9,10 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
+from .._spec import Buffer, Option, Spec, flag
 from ._steps import next_steps, store_steps
 
 __all__ = ["ASGD", "asgd"]
-
-_NAMES = ("param", "grad", "ax")
-
-
-
-
-def _check(lr: Any, lambd: Any, alpha: Any, t0: Any, weight_decay: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.weight_decay(weight_decay)
-    V.number("lambd", lambd)
-    V.number("alpha", alpha)
-    V.number("t0", t0)
-    V.flag("maximize", maximize)
 
 
 def _fill(scalars: np.ndarray, etas: list[float], mus: list[float], lambd: float) -> None:
@@ -42,6 +30,19 @@ def _advance_eta_mu(eta: np.ndarray, mu: np.ndarray, step: int, lr: float, lambd
     t = float(step)
     eta[()] = lr / ((1 + lambd * lr * t) ** alpha)
     mu[()] = 1 / max(1, t - t0)
+
+
+SPEC = Spec(
+    "asgd",
+    options=(Option("lr", 1e-2, V.lr, None),
+             Option("lambd", 1e-4, lambda v: V.number("lambd", v), None),
+             Option("alpha", 0.75, lambda v: V.number("alpha", v), None),
+             Option("t0", 1e6, lambda v: V.number("t0", v), None),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("maximize")),
+    check_order=("lr", "weight_decay", "lambd", "alpha", "t0", "maximize"),
+    buffers=(Buffer("ax"),),
+)
 
 
 def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray], mus: list[np.ndarray],
@@ -62,16 +63,17 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
         >>> print(np.round(p, 4), np.round(axs[0], 4), steps)
         [0.9 2.1] [0.9 2.1] [1]
     """
-    _check(lr, lambd, alpha, t0, weight_decay, maximize)
+    options = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+    SPEC.check(options)
     n = len(params)
     for name, lst in (("mus", mus), ("etas", etas)):
         if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES
                                     and a.flags.writeable for a in lst):
             raise ValueError(f"{name} must be a list of {n} writeable 0-d float arrays")
     steps = next_steps(state_steps, n)
-    run_functional(K.asgd, _NAMES, 4, params, grads, [axs],
+    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [axs],
                    lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
-                   (float(weight_decay), bool(maximize)))
+                   SPEC.hyper(options))
     store_steps(state_steps, steps)
     for eta, mu, t in zip(etas, mus, steps):
         _advance_eta_mu(eta, mu, t, float(lr), float(lambd), float(alpha), float(t0))
@@ -116,22 +118,12 @@ class ASGD(FusedOptimizer):
         >>> opt = fastopt.ASGD([w], lr=0.01, t0=100)
     """
 
-    _kernel = staticmethod(K.asgd)
-    _buffers = ("ax",)
-    _n_scalars = 4
+    _spec = SPEC
     _scalar_state = (("eta", lambda group: float(group["lr"])), ("mu", 1.0))
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
                  t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
-        _check(lr, lambd, alpha, t0, weight_decay, maximize)
-        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["lambd"], group["alpha"], group["t0"], group["weight_decay"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        return (float(group["weight_decay"]), bool(group["maximize"]))
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:

@@ -8,18 +8,20 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Lion", "lion"]
 
-_NAMES = ("param", "grad", "exp_avg")
 
-
-def _check(lr: Any, betas: Any, weight_decay: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.betas(betas)
-    V.weight_decay(weight_decay)
-    V.flag("maximize", maximize)
+SPEC = Spec(
+    "lion",
+    options=(Option("lr", 1e-4, V.lr, "lr"),
+             Option("betas", (0.9, 0.99), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("weight_decay", 0.0, V.weight_decay, "weight_decay"),
+             flag("maximize")),
+    buffers=(Buffer("exp_avg"),),
+)
 
 
 def lion(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray], *, lr: float,
@@ -36,9 +38,8 @@ def lion(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.nd
         >>> print(np.round(p, 4), np.round(exp_avgs[0], 4))  # a signed step of lr; m = beta2 * m + (1 - beta2) * g
         [0.9 2.1] [ 0.01 -0.01]
     """
-    _check(lr, (beta1, beta2), weight_decay, maximize)
-    run_functional(K.lion, _NAMES, 0, params, grads, [exp_avgs], lambda s: None,
-                   (float(lr), float(beta1), float(beta2), float(weight_decay), bool(maximize)))
+    options = dict(lr=lr, betas=(beta1, beta2), weight_decay=weight_decay, maximize=maximize)
+    run_spec(SPEC, options, params, grads, [exp_avgs])
 
 
 class Lion(FusedOptimizer):
@@ -75,20 +76,10 @@ class Lion(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.lion)
-    _buffers = ("exp_avg",)
-    _n_scalars = 0
+    _spec = SPEC
     _has_step = False
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:
-        _check(lr, betas, weight_decay, maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["weight_decay"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        b1, b2 = group["betas"]
-        return (float(group["lr"]), float(b1), float(b2), float(group["weight_decay"]), bool(group["maximize"]))

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import run_functional
+from .._spec import Option, Spec, flag
 from ..optimizer import Optimizer
 
 __all__ = ["Muon", "muon"]
@@ -21,23 +22,41 @@ EPS = 1e-7
 _ADJUST = (None, "original", "match_rms_adamw")
 
 
-def _check(lr: Any, weight_decay: Any, momentum: Any, nesterov: Any, ns_coefficients: Any, eps: Any,
-           ns_steps: Any, adjust_lr_fn: Any) -> None:
-    V.number("lr", lr, low=0.0, message=f"Learning rate should be >= 0 but is: {lr}")
-    V.number("momentum", momentum, low=0.0, message=f"momentum should be >= 0 but is: {momentum}")
-    V.number("weight_decay", weight_decay, low=0.0, message=f"weight decay should be >= 0 but is: {weight_decay}")
-    if adjust_lr_fn not in _ADJUST:
-        raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
-    V.flag("nesterov", nesterov)
-    if not isinstance(ns_coefficients, (tuple, list)) or len(ns_coefficients) != 3:
+def _adjust(value: Any) -> None:
+    if value not in _ADJUST:
+        raise ValueError(f"Adjust learning rate function {value} is not supported")
+
+
+def _coefficients(value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
-    for c in ns_coefficients:
+    for c in value:
         V.number("ns_coefficients", c)
-    V.eps(eps)
-    if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)) or ns_steps < 0:
-        raise TypeError(f"ns_steps must be a non-negative int, got {ns_steps!r}")
-    if ns_steps >= 100:
+
+
+def _ns_steps(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}")
+    if value >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
+
+
+# Muon's step is two table kernels around a NumPy iteration, so its options feed no single C struct (kernel None).
+SPEC = Spec(
+    None,
+    options=(Option("lr", 1e-3, lambda v: V.number("lr", v, low=0.0,
+                                                message=f"Learning rate should be >= 0 but is: {v}"), None),
+             Option("weight_decay", 0.1, lambda v: V.number("weight_decay", v, low=0.0,
+                                                            message=f"weight decay should be >= 0 but is: {v}"), None),
+             Option("momentum", 0.95, lambda v: V.number("momentum", v, low=0.0,
+                                                         message=f"momentum should be >= 0 but is: {v}"), None),
+             flag("nesterov", True, None),
+             Option("ns_coefficients", (DEFAULT_A, DEFAULT_B, DEFAULT_C), _coefficients, None, normalize=tuple),
+             Option("eps", EPS, V.eps, None),
+             Option("ns_steps", DEFAULT_NS_STEPS, _ns_steps, None),
+             Option("adjust_lr_fn", None, _adjust, None)),
+    check_order=("lr", "momentum", "weight_decay", "adjust_lr_fn", "nesterov", "ns_coefficients", "eps", "ns_steps"),
+)
 
 
 def _adjust_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
@@ -89,7 +108,8 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
         [[-0.07  0.  ]
          [ 0.   -0.07]]
     """
-    _check(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
+    SPEC.check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                    ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray) or p.ndim != 2:
             raise ValueError(f"params[{i}]: Muon only supports 2D parameters, got shape {np.shape(p)}")
@@ -107,8 +127,9 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
             raise ValueError(f"grads[{i}] shares memory with params[{i}]")
     updates = [np.empty(g.shape, dtype=g.dtype) for g in grads]
     # 1. momentum (C): b = lerp(b, g, 1 - mu); u = lerp(g, b, mu) or b. Checks every array before writing.
-    run_functional(K.muon_momentum, ("update", "grad", "momentum_buffer"), 0, updates, grads,
-                   [muon_momentum_bufs], lambda s: None, (float(momentum), bool(nesterov)))
+    mom = K.KERNELS["muon_momentum"]
+    run_functional(mom, ("update", "grad", "momentum_buffer"), updates, grads, [muon_momentum_bufs], lambda s: None,
+                   mom.pack({"momentum": momentum, "nesterov": nesterov}))
     # 2. orthogonalise (NumPy matmul), 3. decay and step (C)
     ortho = [newton_schulz(u, ns_coefficients, int(ns_steps), float(eps)) for u in updates]
 
@@ -116,8 +137,9 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
         for i, p in enumerate(params):
             scalars[i, 0] = _adjust_lr(float(lr), adjust_lr_fn, p.shape)
 
-    run_functional(K.muon_apply, ("param", "update"), 1, params, ortho, [], fill,
-                   (float(lr), float(weight_decay)))
+    apply = K.KERNELS["muon_apply"]
+    run_functional(apply, ("param", "update"), params, ortho, [], fill,
+                   apply.pack({"lr": lr, "weight_decay": weight_decay}))
 
 
 class Muon(Optimizer):
@@ -158,7 +180,7 @@ class Muon(Optimizer):
         torch runs the Newton–Schulz iteration in **bfloat16** (``grad.bfloat16()``) and adds the bfloat16 update
         to the parameter; fastopt runs it in the parameter's dtype (float32 or float64). The two agree to
         bfloat16 precision only (about 3 significant digits of each update); with torch's iteration patched to
-        run in the parameter's dtype they agree to the usual parity bars (see tests/test_parity_optim_b.py).
+        run in the parameter's dtype they agree to the usual parity bars (see tests/test_torch_parity.py).
         Parameters of other than 2 dimensions are rejected (use AdamW for biases and embeddings).
 
     References: K. Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024
@@ -168,19 +190,16 @@ class Muon(Optimizer):
         >>> opt = fastopt.Muon([w1, w2], lr=0.02, momentum=0.95)
     """
 
+    _spec = SPEC
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True,
                  ns_coefficients: tuple[float, float, float] = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
                  eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: str | None = None) -> None:
-        _check(lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                        ns_coefficients=tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
-                        adjust_lr_fn=adjust_lr_fn)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["weight_decay"], group["momentum"], group["nesterov"], group["ns_coefficients"],
-               group["eps"], group["ns_steps"], group["adjust_lr_fn"])
+        super()._check_group(group)
         for p in group["params"]:
             if np.ndim(p.data) != 2:
                 raise ValueError("Muon only supports 2D parameters whereas we found a parameter with size: "
@@ -194,20 +213,20 @@ class Muon(Optimizer):
         loss = None
         if closure is not None:
             loss = closure()
-        plans = []
-        for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
+        plans, arrays = [], []
+        for gi, group, checked in self._checked_groups():  # validate everything before writing anything
             items = []
-            for j, p in with_grads:
-                data = V.param_data(p, gi, j)
-                grad = V.grad(p, gi, j, data)
-                st = self.state.get(p)
+            for j, p, data, grad, st in checked:
                 buf = None
                 if st and "momentum_buffer" in st:
                     buf = V.state_buffer(st["momentum_buffer"], "momentum_buffer", data, gi, j)
                     if not (buf.flags.c_contiguous and buf.flags.aligned):
                         raise ValueError(f"{V.where(gi, j)}: state 'momentum_buffer' must be C-contiguous")
                 items.append((p, data, grad, buf))
+                arrays += [(data, True, V.where(gi, j), "data"), (grad, False, V.where(gi, j), "grad"),
+                           (buf, True, V.where(gi, j), "state 'momentum_buffer'")]
             plans.append((group, items))
+        V.no_overlap(arrays)
         for group, items in plans:
             by_dtype: dict[np.dtype, list] = {}
             for item in items:

@@ -9,22 +9,10 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
+from .._spec import Buffer, Option, Spec, flag
 from ._steps import next_steps, store_steps
 
 __all__ = ["NAdam", "nadam"]
-
-_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq")
-
-
-def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, momentum_decay: Any, decoupled: Any,
-           maximize: Any) -> None:
-    V.lr(lr)
-    V.eps(eps)
-    V.betas(betas)
-    V.weight_decay(weight_decay)
-    V.number("momentum_decay", momentum_decay, low=0.0, message=f"Invalid momentum_decay value: {momentum_decay}")
-    V.flag("decoupled_weight_decay", decoupled)
-    V.flag("maximize", maximize)
 
 
 def _mu(beta1: float, momentum_decay: float, t: int) -> float:
@@ -47,6 +35,20 @@ def _times_mu(mu_product: Any, mu: float, dtype: np.dtype) -> float:
     return float(dtype.type(dtype.type(mu_product) * dtype.type(mu)))
 
 
+SPEC = Spec(
+    "nadam",
+    options=(Option("lr", 2e-3, V.lr, "lr"),
+             Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("eps", 1e-8, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             Option("momentum_decay", 4e-3, lambda v: V.number("momentum_decay", v, low=0.0,
+                                                               message=f"Invalid momentum_decay value: {v}"), None),
+             flag("decoupled_weight_decay"), flag("maximize")),
+    check_order=("lr", "eps", "betas", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"),
+    buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
+)
+
+
 def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
           exp_avg_sqs: list[np.ndarray], mu_products: Any, state_steps: Any, decoupled_weight_decay: bool = False,
           *, beta1: float, beta2: float, lr: float, weight_decay: float, momentum_decay: float, eps: float,
@@ -66,7 +68,9 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
         >>> print(np.round(p, 4), round(mu_products[0], 4), steps)
         [0.8944 2.1056] 0.4501 [1]
     """
-    _check(lr, (beta1, beta2), eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
+    options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                   decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    SPEC.check(options)
     n = len(params)
     if isinstance(mu_products, np.ndarray):
         if mu_products.shape != (n,) or mu_products.dtype.kind != "f" or not mu_products.flags.writeable:
@@ -86,9 +90,8 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
         for i, (t, mp) in enumerate(zip(steps, new)):
             _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
 
-    run_functional(K.nadam, _NAMES, 3, params, grads, [exp_avgs, exp_avg_sqs], fill,
-                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
-                    bool(decoupled_weight_decay)))
+    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs], fill,
+                   SPEC.hyper(options))
     store_steps(state_steps, steps)
     mu_products[:] = new
 
@@ -135,28 +138,13 @@ class NAdam(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.nadam)
-    _buffers = ("exp_avg", "exp_avg_sq")
-    _n_scalars = 3
+    _spec = SPEC
     _scalar_state = (("mu_product", 1.0),)
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
                  decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
-        _check(lr, betas, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-                        maximize=maximize)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["momentum_decay"],
-               group["decoupled_weight_decay"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        b1, b2 = group["betas"]
-        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
-                bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _fill_scalars_from_state(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int],
                                  fresh: list[bool], states: list[dict[str, Any]]) -> None:

@@ -1,45 +1,48 @@
 """RAdam (torch.optim.RAdam)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["RAdam", "radam"]
 
-_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq")
 
-
-def _check(lr: Any, betas: Any, eps: Any, weight_decay: Any, decoupled: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.eps(eps)
-    V.betas(betas)
-    V.weight_decay(weight_decay)
-    V.flag("decoupled_weight_decay", decoupled)
-    V.flag("maximize", maximize)
-
-
-def _fill(scalars: np.ndarray, steps: list[int], beta1: float, beta2: float) -> None:
-    """Per tensor: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is rectified
-    (rho_t > 5), all in double as torch computes them."""
+def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float, float, float]]:
+    """Per tensor at step t: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is
+    rectified (rho_t > 5), all in double as torch computes them."""
+    beta1, beta2 = float(options["betas"][0]), float(options["betas"][1])
     rho_inf = 2 / (1 - beta2) - 1
-    for i, t in enumerate(steps):
+
+    def at(t: int) -> tuple[float, float, float, float]:
         bias_correction1 = 1 - beta1 ** t
         bias_correction2 = 1 - beta2 ** t
         rho_t = rho_inf - 2 * t * (beta2 ** t) / bias_correction2
         rectified = rho_t > 5.0
         rect = (((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
                 if rectified else 1.0)
-        scalars[i, 0] = bias_correction1
-        scalars[i, 1] = bias_correction2 ** 0.5
-        scalars[i, 2] = rect
-        scalars[i, 3] = 1.0 if rectified else 0.0
+        return bias_correction1, bias_correction2 ** 0.5, rect, 1.0 if rectified else 0.0
+
+    return at
+
+
+SPEC = Spec(
+    "radam",
+    options=(Option("lr", 1e-3, V.lr, "lr"),
+             Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("eps", 1e-8, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("decoupled_weight_decay"), flag("maximize")),
+    check_order=("lr", "eps", "betas", "weight_decay", "decoupled_weight_decay", "maximize"),
+    buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
+    at_step=_at_step,
+)
 
 
 def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.ndarray],
@@ -58,13 +61,9 @@ def radam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
         >>> print(np.round(p, 4))  # early steps are un-adapted SGD with momentum (rho_t <= 5)
         [0.9 2.1]
     """
-    _check(lr, (beta1, beta2), eps, weight_decay, decoupled_weight_decay, maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.radam, _NAMES, 4, params, grads, [exp_avgs, exp_avg_sqs],
-                   lambda s: _fill(s, steps, float(beta1), float(beta2)),
-                   (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), bool(maximize),
-                    bool(decoupled_weight_decay)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
+                   decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    run_spec(SPEC, options, params, grads, [exp_avgs, exp_avg_sqs], state_steps)
 
 
 class RAdam(FusedOptimizer):
@@ -107,26 +106,10 @@ class RAdam(FusedOptimizer):
         >>> opt.zero_grad(); w.grad = backward(x, y); opt.step()
     """
 
-    _kernel = staticmethod(K.radam)
-    _buffers = ("exp_avg", "exp_avg_sq")
-    _n_scalars = 4
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False, *,
                  maximize: bool = False) -> None:
-        _check(lr, betas, eps, weight_decay, decoupled_weight_decay, maximize)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["eps"], group["weight_decay"], group["decoupled_weight_decay"],
-               group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        b1, b2 = group["betas"]
-        return (float(group["lr"]), float(b1), float(b2), float(group["eps"]), float(group["weight_decay"]),
-                bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
-
-    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-        _fill(scalars, steps, float(group["betas"][0]), float(group["betas"][1]))

@@ -8,22 +8,24 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["RMSprop", "rmsprop"]
 
-_NAMES = ("param", "grad", "square_avg", "grad_avg", "momentum_buffer")
 
-
-def _check(lr: Any, alpha: Any, eps: Any, weight_decay: Any, momentum: Any, centered: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.eps(eps)
-    V.number("momentum", momentum, low=0.0)
-    V.weight_decay(weight_decay)
-    V.number("alpha", alpha, low=0.0)
-    V.flag("centered", centered)
-    V.flag("maximize", maximize)
+SPEC = Spec(
+    "rmsprop",
+    options=(Option("lr", 1e-2, V.lr, "lr"),
+             Option("alpha", 0.99, lambda v: V.number("alpha", v, low=0.0), "alpha"),
+             Option("eps", 1e-8, V.eps, "eps"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             Option("momentum", 0, lambda v: V.number("momentum", v, low=0.0), "momentum"),
+             flag("centered"), flag("maximize")),
+    check_order=("lr", "eps", "momentum", "weight_decay", "alpha", "centered", "maximize"),
+    buffers=(Buffer("square_avg"), Buffer("grad_avg", when=lambda o: o["centered"]),
+             Buffer("momentum_buffer", when=lambda o: o["momentum"] > 0)),
+)
 
 
 def rmsprop(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list[np.ndarray],
@@ -43,14 +45,11 @@ def rmsprop(params: list[np.ndarray], grads: list[np.ndarray], square_avgs: list
         >>> print(np.round(p, 4), np.round(square_avgs[0], 4))  # step lr * g / sqrt(0.01 * g**2) = 10 * lr
         [0.9 2.1] [0.01 0.01]
     """
-    _check(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.rmsprop, _NAMES, 0, params, grads,
-                   [square_avgs, grad_avgs if centered else None, momentum_buffer_list if momentum > 0 else None],
-                   lambda s: None,
-                   (float(lr), float(alpha), float(eps), float(weight_decay), float(momentum), bool(centered),
-                    bool(maximize)))
-    store_steps(state_steps, steps)
+    options = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+                   maximize=maximize)
+    run_spec(SPEC, options, params, grads,
+             [square_avgs, grad_avgs if centered else None, momentum_buffer_list if momentum > 0 else None],
+             state_steps)
 
 
 class RMSprop(FusedOptimizer):
@@ -83,25 +82,10 @@ class RMSprop(FusedOptimizer):
         >>> opt = fastopt.RMSprop([w], lr=0.01, alpha=0.9)
     """
 
-    _kernel = staticmethod(K.rmsprop)
-    _buffers = ("square_avg", "grad_avg", "momentum_buffer")
-    _n_scalars = 0
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
                  maximize: bool = False) -> None:
-        _check(lr, alpha, eps, weight_decay, momentum, centered, maximize)
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
-               group["centered"], group["maximize"])
-
-    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
-        return (True, bool(group["centered"]), group["momentum"] > 0)
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        return (float(group["lr"]), float(group["alpha"]), float(group["eps"]), float(group["weight_decay"]),
-                float(group["momentum"]), bool(group["centered"]), bool(group["maximize"]))

@@ -8,12 +8,10 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._fused import FusedOptimizer, run_functional
-from ._steps import next_steps, store_steps
+from .._fused import FusedOptimizer, run_spec
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["Rprop", "rprop"]
-
-_NAMES = ("param", "grad", "prev", "step_size")
 
 
 def _pair(name: str, value: Any) -> tuple[float, float]:
@@ -22,13 +20,21 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
     return V.number(name, value[0]), V.number(name, value[1])
 
 
-def _check(lr: Any, etas: Any, step_sizes: Any, maximize: Any) -> None:
-    V.lr(lr)
+def _etas(etas: Any) -> None:
     etaminus, etaplus = _pair("etas", etas)
     if not 0.0 < etaminus < 1.0 < etaplus:
         raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
-    _pair("step_sizes", step_sizes)
-    V.flag("maximize", maximize)
+
+
+SPEC = Spec(
+    "rprop",
+    options=(Option("lr", 1e-2, V.lr, None),  # the initial step size (_initial_buffer)
+             Option("etas", (0.5, 1.2), _etas, ("etaminus", "etaplus"), normalize=tuple),
+             Option("step_sizes", (1e-6, 50), lambda v: _pair("step_sizes", v), ("step_size_min", "step_size_max"),
+                    normalize=tuple),
+             flag("maximize")),
+    buffers=(Buffer("prev"), Buffer("step_size")),
+)
 
 
 def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndarray],
@@ -48,11 +54,8 @@ def rprop(params: list[np.ndarray], grads: list[np.ndarray], prevs: list[np.ndar
         >>> print(np.round(p, 4), np.round(step_sizes[0], 4), steps)
         [0.78 2.22] [0.12 0.12] [2]
     """
-    _check(1.0, (etaminus, etaplus), (step_size_min, step_size_max), maximize)
-    steps = next_steps(state_steps, len(params))
-    run_functional(K.rprop, _NAMES, 0, params, grads, [prevs, step_sizes], lambda s: None,
-                   (float(etaminus), float(etaplus), float(step_size_min), float(step_size_max), bool(maximize)))
-    store_steps(state_steps, steps)
+    options = dict(lr=1.0, etas=(etaminus, etaplus), step_sizes=(step_size_min, step_size_max), maximize=maximize)
+    run_spec(SPEC, options, params, grads, [prevs, step_sizes], state_steps)
 
 
 class Rprop(FusedOptimizer):
@@ -93,23 +96,11 @@ class Rprop(FusedOptimizer):
         >>> opt = fastopt.Rprop([w], lr=0.01, etas=(0.5, 1.2))
     """
 
-    _kernel = staticmethod(K.rprop)
-    _buffers = ("prev", "step_size")
-    _n_scalars = 0
+    _spec = SPEC
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
                  step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False) -> None:
-        _check(lr, etas, step_sizes, maximize)
-        defaults = dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["etas"], group["step_sizes"], group["maximize"])
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        etaminus, etaplus = group["etas"]
-        lo, hi = group["step_sizes"]
-        return (float(etaminus), float(etaplus), float(lo), float(hi), bool(group["maximize"]))
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
         buf = super()._initial_buffer(group, key, data)

@@ -9,20 +9,32 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
+from .._spec import Buffer, Option, Spec, flag
 
 __all__ = ["SGD", "sgd"]
 
-_NAMES = ("param", "grad", "momentum_buffer")
 
-
-def _check(lr: Any, momentum: Any, dampening: Any, weight_decay: Any, nesterov: Any, maximize: Any) -> None:
-    V.lr(lr)
-    V.number("momentum", momentum, low=0.0)
-    V.number("dampening", dampening)
-    V.weight_decay(weight_decay)
-    if V.flag("nesterov", nesterov) and (momentum <= 0 or dampening != 0):
+def _nesterov_rule(options: dict[str, Any]) -> None:
+    if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-    V.flag("maximize", maximize)
+
+
+def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+    """Per tensor: 1.0 when its momentum buffer is new (it starts at the gradient, as torch's)."""
+    scalars[:, 0] = fresh
+
+
+SPEC = Spec(
+    "sgd",
+    options=(Option("lr", 1e-3, V.lr, "lr"),
+             Option("momentum", 0, lambda v: V.number("momentum", v, low=0.0), "momentum"),
+             Option("dampening", 0, lambda v: V.number("dampening", v), "dampening"),
+             Option("weight_decay", 0, V.weight_decay, "weight_decay"),
+             flag("nesterov"), flag("maximize")),
+    check_group=_nesterov_rule,
+    buffers=(Buffer("momentum_buffer", when=lambda o: o["momentum"] != 0),),
+    fill=_fill,
+)
 
 
 def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_list: list[np.ndarray | None], *,
@@ -41,7 +53,9 @@ def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_li
         >>> print(np.round(p, 4), bufs[0])
         [0.9 2.1] [ 1. -1.]
     """
-    _check(lr, momentum, dampening, weight_decay, nesterov, maximize)
+    options = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                   maximize=maximize)
+    SPEC.check(options)
     n = len(params)
     fresh = [False] * n
     buffers = None
@@ -52,11 +66,8 @@ def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_li
                    for p, b in zip(params, momentum_buffer_list)]
         fresh = [b is None for b in momentum_buffer_list]
 
-    def fill(scalars: np.ndarray) -> None:
-        scalars[:, 0] = fresh
-
-    run_functional(K.sgd, _NAMES, 1, params, d_p_list, [buffers], fill,
-                   (float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize)))
+    run_functional(SPEC.kernel, SPEC.buffer_names, params, d_p_list, [buffers],
+                   lambda s: _fill(options, s, [], fresh), SPEC.hyper(options))
     if buffers is not None:
         momentum_buffer_list[:] = buffers
 
@@ -92,29 +103,11 @@ class SGD(FusedOptimizer):
         >>> w.grad = compute_grad(w.data); opt.step()
     """
 
-    _kernel = staticmethod(K.sgd)
-    _buffers = ("momentum_buffer",)
-    _n_scalars = 1
+    _spec = SPEC
     _has_step = False
     _fresh_uses_grad = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
-        _check(lr, momentum, dampening, weight_decay, nesterov, maximize)
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, self._spec.options_from(locals()))
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
-               group["maximize"])
-
-    def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
-        return (group["momentum"] != 0,)
-
-    def _hyper(self, group: dict[str, Any]) -> tuple:
-        return (float(group["lr"]), float(group["momentum"]), float(group["dampening"]),
-                float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]))
-
-    def _fill_scalars(self, group: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
-        scalars[:, 0] = fresh

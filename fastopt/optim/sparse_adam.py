@@ -9,11 +9,10 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
+from .._spec import Buffer, Option, Spec, flag
 from ..optimizer import Optimizer
 
 __all__ = ["SparseAdam", "SparseGrad", "sparse_adam"]
-
-_NAMES = ("param", "grad", "exp_avg", "exp_avg_sq")
 
 
 class SparseGrad:
@@ -71,13 +70,22 @@ class SparseGrad:
         return f"SparseGrad(nnz={self.indices.size}, row_shape={self.values.shape[1:]}, dtype={self.values.dtype})"
 
 
-def _check(lr: Any, betas: Any, eps: Any, maximize: Any) -> None:
+def _lr(lr: Any) -> None:
     V.number("lr", lr, low=0.0, low_open=True, message=f"Invalid learning rate: {lr}")
     if math.isinf(float(lr)):
         raise ValueError(f"Invalid learning rate: {lr}")
-    V.number("eps", eps, low=0.0, low_open=True, message=f"Invalid epsilon value: {eps}")
-    V.betas(betas)
-    V.flag("maximize", maximize)
+
+
+SPEC = Spec(
+    "sparse_adam",
+    options=(Option("lr", 1e-3, _lr, None),  # in the per-tensor step size
+             Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
+             Option("eps", 1e-8, lambda v: V.number("eps", v, low=0.0, low_open=True,
+                                                    message=f"Invalid epsilon value: {v}"), "eps"),
+             flag("maximize")),
+    check_order=("lr", "eps", "betas", "maximize"),
+    buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
+)
 
 
 def _check_grad(g: Any, data: np.ndarray, where: str) -> None:
@@ -111,12 +119,13 @@ def _run(datas: list[np.ndarray], grads: list[SparseGrad], exp_avgs: list[np.nda
         sizes.append(t)
     if not table_rows:
         return
-    table = K.TensorTable(table_rows, _NAMES, (False, True, False, False), 1)
+    table = K.TensorTable(table_rows, SPEC.buffer_names, (False, True, False, False), 1)
     for i, t in enumerate(sizes):
         bias_correction1 = 1 - beta1 ** t
         bias_correction2 = 1 - beta2 ** t
         table.scalars[i, 0] = lr * math.sqrt(bias_correction2) / bias_correction1
-    K.sparse_adam(table, beta1, beta2, eps, maximize)
+    kernel = K.KERNELS["sparse_adam"]
+    kernel(table, kernel.pack({"beta1": beta1, "beta2": beta2, "eps": eps, "maximize": maximize}))
     for (d, m, v, rows), (pr, _, mr, vr) in zip(rows_list, table_rows):
         d[rows] = pr
         m[rows] = mr
@@ -142,7 +151,7 @@ def sparse_adam(params: list[np.ndarray], grads: list[SparseGrad], exp_avgs: lis
          [1.  1. ]
          [0.9 0.9]]
     """
-    _check(lr, (beta1, beta2), eps, maximize)
+    SPEC.check(dict(lr=lr, betas=(beta1, beta2), eps=eps, maximize=maximize))
     n = len(params)
     if not (len(grads) == len(exp_avgs) == len(exp_avg_sqs) == len(state_steps) == n):
         raise ValueError("params, grads, exp_avgs, exp_avg_sqs and state_steps must have the same length")
@@ -197,13 +206,11 @@ class SparseAdam(Optimizer):
         >>> emb.grad = fastopt.SparseGrad(batch_ids, grad_rows); opt.step()
     """
 
+    _spec = SPEC
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, maximize: bool = False) -> None:
-        _check(lr, betas, eps, maximize)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _check(group["lr"], group["betas"], group["eps"], group["maximize"])
+        super().__init__(params, self._spec.options_from(locals()))
 
     def _state_spec(self, group: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return ("exp_avg", "exp_avg_sq"), ("step",)
@@ -216,28 +223,28 @@ class SparseAdam(Optimizer):
         plans = []
         for gi, group, with_grads in self._groups_with_grads():  # validate everything before writing anything
             items = []
-            for j, p in with_grads:
+            for j, p, g in with_grads:
                 data = V.param_data(p, gi, j)
-                _check_grad(p.grad, data, V.where(gi, j))
+                _check_grad(g, data, V.where(gi, j))
                 st = self.state.get(p)
                 if st:
                     for key in ("exp_avg", "exp_avg_sq"):
                         V.state_buffer(st.get(key), key, data, gi, j)
                     V.step_count(st.get("step", 0), gi, j)
-                items.append((p, data))
+                items.append((p, data, g))
             plans.append((group, items))
         for group, items in plans:
             beta1, beta2 = group["betas"]
-            for dt in {d.dtype for _, d in items}:
-                sel = [(p, d) for p, d in items if d.dtype == dt]
-                for p, d in sel:
+            for dt in {d.dtype for _, d, _ in items}:
+                sel = [(p, d, g) for p, d, g in items if d.dtype == dt]
+                for p, d, _ in sel:
                     st = self.state[p]
                     if not st:
                         st["step"] = 0
                         st["exp_avg"] = np.zeros(d.shape, d.dtype)
                         st["exp_avg_sq"] = np.zeros(d.shape, d.dtype)
                     st["step"] = int(st["step"]) + 1
-                _run([d for _, d in sel], [p.grad for p, _ in sel], [self.state[p]["exp_avg"] for p, _ in sel],
-                     [self.state[p]["exp_avg_sq"] for p, _ in sel], [self.state[p]["step"] for p, _ in sel],
+                _run([d for _, d, _ in sel], [g for _, _, g in sel], [self.state[p]["exp_avg"] for p, _, _ in sel],
+                     [self.state[p]["exp_avg_sq"] for p, _, _ in sel], [self.state[p]["step"] for p, _, _ in sel],
                      float(group["lr"]), float(beta1), float(beta2), float(group["eps"]), bool(group["maximize"]))
         return loss

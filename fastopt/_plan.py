@@ -1,0 +1,94 @@
+"""The plan cache of ``FusedOptimizer``: what a repeated step reuses, and the repeated step itself.
+
+After a full step of a group succeeded, ``_step_plan`` records it as a ``fastopt._kernels.StepPlan`` (its pointer
+table, option values, packed hyper block, scalar rule); the next ``step`` runs it in one Cython call per group
+(``_fast_step``) while nothing it relied on changed. Pointer tables are also cached per (group, dtype) for the
+full path (``_table``), reused while the written arrays are the same objects.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as K
+
+__all__ = ["PlanCache", "immutable", "cacheable", "NOT_OPTIONS"]
+
+# Option values whose equality and type pin down validity: a group whose options all have these types (or are
+# tuples of them) can skip re-validation while its options are unchanged. Anything else is re-checked every step.
+_IMMUTABLE = (bool, int, float, str, type(None), np.bool_, np.integer, np.floating)
+NOT_OPTIONS = ("params", "param_names")
+
+
+def immutable(v: Any) -> bool:
+    if type(v) is tuple:
+        return all(isinstance(x, _IMMUTABLE) for x in v)
+    return isinstance(v, _IMMUTABLE)
+
+
+def cacheable(group: dict[str, Any]) -> bool:
+    """A group whose options can be compared by value (and tuples by identity) to reuse its step plan."""
+    return all(immutable(v) for k, v in group.items() if k not in NOT_OPTIONS)
+
+
+class PlanCache:
+    """Mixin of ``FusedOptimizer``: the cached step plans and pointer tables (see the module docstring)."""
+
+    _cache: dict
+    _plans: list | None
+    _written: list
+
+    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
+        """The repeated step of ``group`` (see ``K.StepPlan``), made after a full step of it succeeded."""
+        spec = self._spec
+        keys = tuple(k for k in group if k not in NOT_OPTIONS)
+        n = len(group["params"])
+        fresh = [False] * n  # a repeated step never creates state
+        at_step = spec.at_step(group) if spec.at_step is not None else None
+        fill = None
+        if self._has_step and spec.n_scalars and (at_step is not None or spec._fill is not None):
+            fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
+        else:  # constant scalars: as a repeated step sees them
+            spec.fill(group, table.scalars, [], fresh)
+        return K.StepPlan(table, spec.kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
+                          self._has_step, at_step, fill)
+
+    def _fast_step(self) -> bool:
+        """Repeat the last step's plans if nothing they relied on changed (one Cython call per group); False, with
+        nothing done, otherwise."""
+        plans = self._plans
+        groups = self.param_groups
+        if len(plans) != len(groups):
+            return False
+        if len(plans) == 1:
+            return plans[0].step(groups[0], self.state)
+        state = self.state
+        for plan, group in zip(plans, groups):
+            if not plan.bind(group, state):
+                return False
+        # each table checked its own gradients; across groups, the one overlap check
+        grads = [g for plan in plans for g in plan.grads]
+        if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
+            return False  # the full path names the conflict
+        for plan in plans:
+            plan.run()
+        return True
+
+    def _table(self, key0: tuple, rows: Any, active: tuple[bool, ...]) -> Any:
+        """The pointer table for these rows, reused while the written arrays are the same objects."""
+        key = (active, tuple(id(a) for r in rows.rows for k, a in enumerate(r) if k != 1))
+        cached = self._cache.get(key0)
+        if cached is not None and cached[0] == key and not rows.copy_back:
+            table = cached[1]
+            if table.set_grads(rows.grads) < 0:
+                return table
+        names = ("param", "grad") + self._buffers
+        table = K.TensorTable(rows.rows, names, (False, True) + (False,) * len(self._buffers), self._n_scalars)
+        if not rows.copy_back:
+            self._cache[key0] = (key, table)
+        return table
+
+    def _groups_changed(self) -> None:
+        self._cache = {}
+        self._plans = None
