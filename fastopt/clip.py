@@ -14,8 +14,11 @@ Differences from torch, on purpose:
   General ``p`` uses ``pow`` in double.
 - ``max_norm`` and ``clip_value`` must be non-negative and not NaN (torch accepts negative values and then
   flips or replaces the gradients' signs), and ``total_norm`` must be non-negative or NaN.
-- in-place functions check every gradient first: a read-only gradient, or two gradients sharing memory,
-  raise ValueError before anything is changed — even when the clipping coefficient is 1.
+- in-place functions check every gradient first: two gradients sharing memory, or a gradient sharing memory
+  with a parameter, raise ValueError before anything is changed — even when the clipping coefficient is 1.
+  A read-only gradient (``np.asarray`` of a JAX array, a memory map) is fine: when it has to be written, it is
+  copied into a buffer fastopt owns (one per parameter, reused while shape and dtype stay the same) and that
+  buffer becomes ``.grad``; the caller's array is never written.
 - ``foreach`` is accepted (None, True or False) and has no effect: fastopt has one implementation, which
   gives the same result either way, so no choice of it can change what you get.
 - gradients must be float32 or float64 (no float16/bfloat16/complex).
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 import types
 import warnings
+import weakref
 from collections.abc import Iterable
 from typing import Any, Union
 
@@ -101,35 +105,64 @@ def _param_list(parameters: Any, fname: str) -> list[Parameter]:
     return params
 
 
-def _grads(params: list[Parameter], writeable: bool) -> tuple[list[np.ndarray], list[str]]:
-    """The non-None gradients (checked) and their names ``parameters[i].grad``."""
-    grads, names = [], []
+def _grads(params: list[Parameter], writeable: bool) -> tuple[list[np.ndarray], list[str], list[Parameter]]:
+    """The non-None gradients (checked), their names ``parameters[i].grad`` and their parameters.
+
+    With ``writeable`` (the in-place functions), the one overlap check also runs over every gradient and every
+    parameter: two gradients sharing memory, or a gradient sharing memory with any parameter (writing it would
+    change the parameter), raise ValueError. Read-only gradients are allowed: :func:`_writable` swaps them for a
+    buffer fastopt owns just before the first write."""
+    grads, names, owners = [], [], []
     for i, p in enumerate(params):
         g = p.grad
         if g is None:
             continue
         name = f"parameters[{i}].grad"
         if not isinstance(g, np.ndarray):
-            raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(g).__name__}")
+            raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(g).__name__}"
+                            + (" (convert it with np.asarray)" if hasattr(g, "__array__") else ""))
         if g.dtype not in _FLOATS:
             raise TypeError(f"{name} has dtype {g.dtype}; expected float32 or float64")
         if g.shape != p.data.shape:
             raise ValueError(f"{name} has shape {g.shape}, the parameter has shape {p.data.shape}")
-        if writeable and not g.flags.writeable:
-            raise ValueError(f"{name} is read-only; clipping changes gradients in place (give a writeable array)")
         grads.append(g)
         names.append(name)
-    if writeable:
-        # strided gradients go through scratch copies; the C table only sees those, so check their memory here
-        for a in range(len(grads)):
-            if _contiguous(grads[a]) or grads[a].size == 0:
-                continue
-            for b in range(len(grads)):
-                if b != a and grads[b].size and np.shares_memory(grads[a], grads[b]):
-                    x, y = sorted((a, b))
-                    raise ValueError(f"{names[x]} and {names[y]} share memory; gradients written in place "
-                                     "must be separate arrays")
-    return grads, names
+        owners.append(i)
+    if writeable and grads:
+        datas = [p.data for p in params]
+        pair = K.find_overlap(datas + grads, [False] * len(datas) + [True] * len(grads))
+        if pair is not None:
+            a, b = pair
+            what = [f"parameters[{k}]" if k < len(datas) else names[k - len(datas)] for k in (a, b)]
+            if a == b:
+                raise ValueError(f"{what[0]} overlaps itself (zero or interleaved strides); clipping writes it "
+                                 "in place")
+            raise ValueError(f"{what[0]} and {what[1]} share memory; gradients are written in place, so each must "
+                             "be a separate array that shares no memory with any parameter")
+    return grads, names, [params[i] for i in owners]
+
+
+# Read-only gradients (np.asarray of a JAX array, a broadcast view, a memory map) are clipped in a buffer fastopt
+# owns: one per parameter, made the first time and reused while the shape and dtype stay the same, so a training
+# loop that assigns a fresh read-only gradient every step allocates nothing after the first.
+_BUFFERS: "weakref.WeakKeyDictionary[Parameter, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
+def _writable(grads: list[np.ndarray], owners: list[Parameter]) -> list[np.ndarray]:
+    """``grads`` with every read-only one replaced (in the list and as its parameter's ``.grad``) by fastopt's
+    buffer holding the same values. Called after every check has passed, right before the first write."""
+    out = []
+    for p, g in zip(owners, grads):
+        if not g.flags.writeable:
+            buf = _BUFFERS.get(p)
+            if buf is None or buf.shape != g.shape or buf.dtype != g.dtype:
+                buf = np.empty(g.shape, g.dtype)
+                _BUFFERS[p] = buf
+            np.copyto(buf, g)
+            p.grad = buf
+            g = buf
+        out.append(g)
+    return out
 
 
 def _total_norm(grads: list[np.ndarray], names: list[str], p: float, error_if_nonfinite: bool) -> np.float64:
@@ -143,12 +176,10 @@ def _total_norm(grads: list[np.ndarray], names: list[str], p: float, error_if_no
     return np.float64(total)
 
 
-def _scale(grads: list[np.ndarray], names: list[str], coef: float) -> None:
-    if not grads:
+def _scale(grads: list[np.ndarray], names: list[str], owners: list[Parameter], coef: float) -> None:
+    if not grads or coef == 1.0:  # g * 1 == g for every g: nothing to write (the checks have run)
         return
-    if coef == 1.0:  # g * 1 == g for every g: nothing to write, but refuse what a write would refuse
-        K.GradTable([g for g in grads if _contiguous(g)], True, [n for g, n in zip(grads, names) if _contiguous(g)])
-        return
+    grads = _writable(grads, owners)
     work, back = [], []
     for g in grads:
         if _contiguous(g):
@@ -238,7 +269,7 @@ def clip_grads_with_norm_(parameters: ParamsArg, max_norm: float, total_norm: An
         foreach (bool, optional): accepted for torch compatibility; no effect (default: None).
 
     Raises:
-        ValueError: negative or NaN ``max_norm``, negative ``total_norm``, a read-only gradient, gradients
+        ValueError: negative or NaN ``max_norm``, negative ``total_norm``, gradients
             sharing memory (checked before anything changes).
 
     Example:
@@ -249,8 +280,8 @@ def clip_grads_with_norm_(parameters: ParamsArg, max_norm: float, total_norm: An
     params = _param_list(parameters, "clip_grads_with_norm_")
     max_norm = _nonneg("max_norm", max_norm)
     total = _nonneg("total_norm", total_norm, allow_nan=True)
-    grads, names = _grads(params, writeable=True)
-    _scale(grads, names, _clip_coef(max_norm, total))
+    grads, names, owners = _grads(params, writeable=True)
+    _scale(grads, names, owners, _clip_coef(max_norm, total))
 
 
 def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float | str = 2.0,
@@ -263,7 +294,8 @@ def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float | s
         N = \big\|(g_1, \dots, g_n)\big\|_p,\qquad g_i \leftarrow g_i\cdot\min\Big(\frac{\text{max\_norm}}{N + 10^{-6}},\ 1\Big)
 
     One C pass computes the norm (in double, deterministic for any thread count) and one scales. Every
-    gradient is checked before either: a read-only gradient raises ValueError and nothing changes.
+    gradient is checked before either (a rejected call changes nothing); a read-only gradient is clipped in a
+    buffer fastopt owns, which becomes its ``.grad``.
 
     Args:
         parameters (Parameter or iterable of Parameter): whose ``.grad`` to clip (None grads are skipped).
@@ -286,9 +318,9 @@ def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float | s
     _check_foreach(foreach)
     params = _param_list(parameters, "clip_grad_norm_")
     max_norm = _nonneg("max_norm", max_norm)
-    grads, names = _grads(params, writeable=True)
+    grads, names, owners = _grads(params, writeable=True)
     total = _total_norm(grads, names, p, error_if_nonfinite)
-    _scale(grads, names, _clip_coef(max_norm, float(total)))
+    _scale(grads, names, owners, _clip_coef(max_norm, float(total)))
     return total
 
 
@@ -301,7 +333,7 @@ def clip_grad_value_(parameters: ParamsArg, clip_value: float, foreach: bool | N
         foreach (bool, optional): accepted for torch compatibility; no effect (default: None).
 
     Raises:
-        ValueError: negative or NaN ``clip_value``, a read-only gradient, gradients sharing memory (checked
+        ValueError: negative or NaN ``clip_value``, gradients sharing memory with each other or a parameter (checked
             before anything changes).
 
     Example:
@@ -312,9 +344,10 @@ def clip_grad_value_(parameters: ParamsArg, clip_value: float, foreach: bool | N
     _check_foreach(foreach)
     params = _param_list(parameters, "clip_grad_value_")
     v = _nonneg("clip_value", clip_value)
-    grads, names = _grads(params, writeable=True)
+    grads, names, owners = _grads(params, writeable=True)
     if not grads:
         return
+    grads = _writable(grads, owners)
     work, back = [], []
     for g in grads:
         if _contiguous(g):

@@ -141,17 +141,52 @@ def test_strided_grads_clipped_in_place(rng, op):
     np.testing.assert_array_equal(base[:, 1::2], other)  # the interleaved elements are untouched
 
 
+@pytest.mark.parametrize("call,expect", [
+    (lambda ps: clip_grad_norm_(ps, 0.1), lambda gs: [g * (0.1 / (np.sqrt(sum(np.sum(x * x) for x in gs)) + 1e-6))
+                                                      for g in gs]),
+    (lambda ps: clip_grad_value_(ps, 0.1), lambda gs: [np.clip(g, -0.1, 0.1) for g in gs]),
+    (lambda ps: clip_grads_with_norm_(ps, 0.1, 5.0), lambda gs: [g * (0.1 / (5.0 + 1e-6)) for g in gs]),
+])
+def test_readonly_grad_is_clipped_in_a_buffer_fastopt_owns_and_reuses(rng, call, expect):
+    """A read-only gradient (np.asarray of a JAX array, a memory map) is clipped in a buffer fastopt owns: the
+    caller's array is never written, .grad becomes the buffer, and the next read-only gradient of the same
+    shape and dtype reuses it (no allocation per step)."""
+    ps = make_params(rng, [10, 20], (np.float64,))
+    for step in range(2):
+        given = [q.grad.copy() for q in ps]
+        ps[1].grad.flags.writeable = False
+        caller = ps[1].grad
+        want = expect(given)
+        call(ps)
+        assert caller.tobytes() == given[1].tobytes()                  # the read-only array is untouched
+        assert ps[1].grad is not caller and ps[1].grad.flags.writeable
+        if step == 0:
+            owned = ps[1].grad
+        else:
+            assert ps[1].grad is owned                                 # the same buffer, reused
+        for q, w in zip(ps, want):
+            np.testing.assert_allclose(q.grad, w, rtol=1e-12, atol=0)
+        ps[1].grad = rng.standard_normal(20)
+
+
+def test_readonly_grad_not_copied_when_nothing_is_written(rng):
+    ps = make_params(rng, [10], (np.float64,))
+    ps[0].grad.flags.writeable = False
+    g = ps[0].grad
+    clip_grad_norm_(ps, max_norm=1e9)                                  # coefficient 1: nothing to write
+    assert ps[0].grad is g
+
+
 @pytest.mark.parametrize("call", [lambda ps: clip_grad_norm_(ps, 0.1), lambda ps: clip_grad_value_(ps, 0.1),
                                   lambda ps: clip_grads_with_norm_(ps, 0.1, 5.0)])
-def test_readonly_grad_rejected_nothing_changed(rng, call):
+def test_grad_sharing_memory_with_a_param_rejected_nothing_changed(rng, call):
     ps = make_params(rng, [10, 20], (np.float64,))
-    ps[1].grad.flags.writeable = False
-    before = [q.grad.copy() for q in ps]
-    with pytest.raises(ValueError, match=r"parameters\[1\]\.grad is read-only"):
+    ps[0].grad = ps[0].data                                            # the grad IS the param
+    before = [q.data.copy() for q in ps]
+    with pytest.raises(ValueError, match=r"parameters\[0\] and parameters\[0\]\.grad share memory"):
         call(ps)
-    for g0, q in zip(before, ps):
-        np.testing.assert_array_equal(q.grad, g0)
-    assert get_total_norm([q.grad for q in ps]) > 0  # reading a read-only grad is fine
+    for b, q in zip(before, ps):
+        np.testing.assert_array_equal(q.data, b)
 
 
 def test_shared_memory_grads_rejected(rng):
