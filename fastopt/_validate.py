@@ -83,13 +83,29 @@ def param_data(p: Any, gi: int, j: int) -> np.ndarray:
     return data
 
 
+def dtype_hint(param_dtype: np.dtype, grad_dtype: np.dtype) -> str:
+    """A hint for the usual sources of a gradient whose dtype is not its parameter's (appended to the error)."""
+    if param_dtype == np.float64 and grad_dtype == np.float32:
+        return (" (JAX computes in float32 unless jax.config.update('jax_enable_x64', True); or cast the "
+                "gradient: g.astype(np.float64))")
+    if param_dtype == np.float32 and grad_dtype == np.float64:
+        return (" (NumPy gives float64 when float32 arrays meet float64 arrays or Python-float arrays; cast the "
+                "gradient: g.astype(np.float32), or keep the data float32)")
+    if grad_dtype.kind in "iub":
+        return " (an integer/bool gradient: check what the gradient function returns)"
+    return f" (cast the gradient: g.astype(np.{param_dtype}))"
+
+
 def grad(g: Any, gi: int, j: int, data: np.ndarray) -> np.ndarray:
     """A parameter's gradient ``g`` (read once from ``.grad``), checked against its data: ndarray, same shape and
     dtype, no shared memory."""
     if not isinstance(g, np.ndarray):
-        raise TypeError(f"{where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
+        hint = (" (a JAX, torch or autograd array: pass np.asarray(g); a read-only result is fine)"
+                if hasattr(g, "__array__") else "")
+        raise TypeError(f"{where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}{hint}")
     if g.dtype != data.dtype:
-        raise TypeError(f"{where(gi, j)}: grad is {g.dtype}, param is {data.dtype}; they must match")
+        raise TypeError(f"{where(gi, j)}: grad is {g.dtype}, param is {data.dtype}; they must match"
+                        + dtype_hint(data.dtype, g.dtype))
     if g.shape != data.shape:
         raise ValueError(f"{where(gi, j)}: grad has shape {g.shape}, param has shape {data.shape}")
     if g.size and np.may_share_memory(g, data) and np.shares_memory(g, data):

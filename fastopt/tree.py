@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from ._validate import dtype_hint
 from .parameter import Parameter
 
 __all__ = ["leaves", "parameters", "set_grads"]
@@ -108,15 +109,6 @@ def parameters(tree: Any) -> list[Parameter]:
     return out
 
 
-def _hint(param: Parameter, grad: np.ndarray) -> str:
-    if param.dtype == np.float64 and grad.dtype == np.float32:
-        return (" (a float32 gradient for a float64 parameter: JAX computes in float32 unless "
-                "jax.config.update('jax_enable_x64', True); or cast with grad.astype(np.float64))")
-    if grad.dtype.kind != "f":
-        return " (the gradient function returned integers or objects: check its output)"
-    return f" (cast with grad.astype(np.{param.dtype}))"
-
-
 def set_grads(params: Iterable[Parameter], grad_tree: Any) -> None:
     r"""Set ``p.grad`` of every parameter from the leaf of ``grad_tree`` at the same path.
 
@@ -173,7 +165,7 @@ def set_grads(params: Iterable[Parameter], grad_tree: Any) -> None:
             raise ValueError(f"gradient {name!r} has shape {arr.shape}, parameter has {p.shape}")
         if arr.dtype != p.dtype:
             raise TypeError(f"gradient {name!r} is {arr.dtype}, parameter is {p.dtype}"
-                            + _hint(p, arr))
+                            + dtype_hint(p.dtype, arr.dtype))
         staged.append((p, arr))
     for p, staged_grad in staged:
         p.grad = staged_grad

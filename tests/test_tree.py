@@ -52,7 +52,7 @@ def test_set_grads_accepts_read_only_and_none_leaves():
     ({"w": np.ones(3), "v": np.ones(2), "z": np.ones(1)}, ValueError, r"unexpected \['z'\]"),
     ({"w": np.ones(4), "v": np.ones(2)}, ValueError, r"gradient 'w' has shape \(4,\), parameter has \(3,\)"),
     ({"w": np.ones(3, np.float32), "v": np.ones(2)}, TypeError, r"jax_enable_x64"),
-    ({"w": np.ones(3, np.int64), "v": np.ones(2)}, TypeError, r"integers"),
+    ({"w": np.ones(3, np.int64), "v": np.ones(2)}, TypeError, r"integer/bool gradient"),
 ])
 def test_set_grads_checks_everything_before_setting_any_grad(grads, exc, match):
     params = fo.tree.parameters({"w": np.zeros(3), "v": np.zeros(2)})
@@ -120,3 +120,21 @@ def test_one_call_checkpoint_of_params_optimizer_scheduler_and_rng_resumes_exact
     resumed = run(10, resume_from=tmp_path / "run.npz")
     for a, b in zip(straight, resumed):
         np.testing.assert_array_equal(a, b)
+
+
+def test_step_dtype_errors_carry_a_hint_for_the_usual_sources():
+    w = fo.Parameter(np.zeros(3))
+    opt = fo.SGD([w], lr=0.1)
+    w.grad = np.ones(3, np.float32)                   # a JAX gradient without jax_enable_x64
+    with pytest.raises(TypeError, match=r"grad is float32, param is float64.*jax_enable_x64"):
+        opt.step()
+
+    class FakeDeviceArray:                            # what a JAX/torch array looks like to fastopt
+        def __array__(self, dtype=None, copy=None):
+            return np.ones(3)
+
+    w.grad = FakeDeviceArray()
+    with pytest.raises(TypeError, match=r"np\.asarray\(g\)"):
+        opt.step()
+    w.grad = np.asarray(FakeDeviceArray())
+    opt.step()                                        # the suggested fix works
