@@ -149,6 +149,7 @@ class Optimizer:
         self._load_state_dict_pre_hooks: OrderedDict = OrderedDict()
         self._load_state_dict_post_hooks: OrderedDict = OrderedDict()
         self._opt_called = False
+        self._derived_names: set[int] = set()   # indices of the groups whose param_names came from Parameter.name
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError("params argument given to the optimizer should be an iterable of Parameters or "
                             f"dicts, but got {type(params).__module__}.{type(params).__name__}")
@@ -156,7 +157,14 @@ class Optimizer:
             raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
                             "ordering of parameters in sets will change between runs. Please use a list instead.")
         if isinstance(params, dict):
-            params = [params]
+            # torch refuses a dict too (it iterates over the keys); say what to pass instead
+            if "params" in params:
+                raise TypeError("params should be an iterable of Parameters or of param-group dicts, but got a "
+                                "single param-group dict; wrap it in a list: [{'params': ..., ...}]")
+            if params and all(isinstance(v, Parameter) for v in params.values()):
+                raise TypeError("params should be an iterable of Parameters or of param-group dicts, but got a dict "
+                                "of Parameters; for named parameters pass its items: optimizer(params.items(), ...)")
+            raise TypeError("params should be an iterable of Parameters or of param-group dicts, but got a dict")
         self.state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         groups = list(params)
@@ -250,6 +258,13 @@ class Optimizer:
                 tensors.append(item)
         if names and len(names) != len(tensors):
             raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+        derived = False
+        if not names:
+            # one naming mechanism: Parameter(x, name=...) names (fastopt.tree makes them) stand for (name, param)
+            # pairs when every param of the group has one and they are distinct within the group
+            given = [getattr(p, "name", None) for p in tensors]
+            if given and all(isinstance(n, str) for n in given) and len(set(given)) == len(given):
+                names, derived = list(given), True
         for p in tensors:
             if not isinstance(p, Parameter):
                 hint = " (wrap it: fastopt.Parameter(array))" if isinstance(p, np.ndarray) else ""
@@ -266,14 +281,20 @@ class Optimizer:
             group.setdefault(key, default)
         self._check_group_at(len(self.param_groups), group)
         seen: set[int] = set()
-        for other in self.param_groups:
+        for oi, other in enumerate(self.param_groups):
             seen.update(id(p) for p in other["params"])
-            if ("param_names" in other) != ("param_names" in group):
+            # torch's rule for (name, param) pairs: all groups with them or none; names taken from
+            # Parameter.name are not held to it (a group of unnamed params may sit beside them)
+            explicit_other = "param_names" in other and oi not in self._derived_names
+            explicit_group = bool(names) and not derived
+            if (explicit_group and "param_names" not in other) or (explicit_other and not names):
                 txt = "with names" if "param_names" in group else "without names"
                 raise ValueError("all optimizer param groups should be with/without names. "
                                  f"cannot add param group {txt} to the optimizer")
         if any(id(p) in seen for p in tensors):
             raise ValueError("some parameters appear in more than one parameter group")
+        if derived:
+            self._derived_names.add(len(self.param_groups))
         self.param_groups.append(group)
         self._groups_changed()
 

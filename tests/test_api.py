@@ -211,3 +211,39 @@ def test_threads_setting():
             fo.set_num_threads(0)
     finally:
         fo.set_num_threads(n)
+
+
+@pytest.mark.parametrize("params,match", [
+    ("group", r"single param-group dict; wrap it in a list"),
+    ("named", r"dict of Parameters; for named parameters pass its items"),
+])
+def test_a_dict_is_not_params(params, match):
+    w, b = fo.Parameter(np.zeros(2)), fo.Parameter(np.zeros(1))
+    arg = {"params": [w, b]} if params == "group" else {"w": w, "b": b}
+    with pytest.raises(TypeError, match=match):
+        fo.Adam(arg)
+    opt = fo.Adam({"w": w, "b": b}.items())                  # the suggested fix
+    assert opt.param_groups[0]["param_names"] == ["w", "b"]
+
+
+def test_parameter_names_are_the_param_names():
+    w, b = fo.Parameter(np.zeros(2), name="w"), fo.Parameter(np.zeros(1), name="b")
+    opt = fo.Adam([w, b])
+    assert opt.param_groups[0]["param_names"] == ["w", "b"]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["w", "b"]
+    # state follows the names into an optimizer whose params come in another order
+    w.grad, b.grad = np.ones(2), np.ones(1)
+    opt.step()
+    w2, b2 = fo.Parameter(np.zeros(2), name="w"), fo.Parameter(np.zeros(1), name="b")
+    opt2 = fo.Adam([b2, w2])
+    opt2.load_state_dict(opt.state_dict())
+    np.testing.assert_array_equal(opt2.state[w2]["exp_avg"], opt.state[w]["exp_avg"])
+    # unnamed, partly named or repeated names: no param_names (positional, as in torch)
+    for ps in ([fo.Parameter(np.zeros(2))], [fo.Parameter(np.zeros(2), name="x"), fo.Parameter(np.zeros(2))],
+               [fo.Parameter(np.zeros(2), name="x"), fo.Parameter(np.zeros(2), name="x")]):
+        assert "param_names" not in fo.SGD(ps, lr=0.1).param_groups[0]
+    # a group named through Parameter.name may sit beside an unnamed one (explicit pairs still may not)
+    opt3 = fo.SGD([{"params": [fo.Parameter(np.zeros(2), name="a")]}, {"params": [fo.Parameter(np.zeros(2))]}], lr=0.1)
+    assert "param_names" in opt3.param_groups[0] and "param_names" not in opt3.param_groups[1]
+    with pytest.raises(ValueError, match="with/without names"):
+        fo.SGD([{"params": [("a", fo.Parameter(np.zeros(2)))]}, {"params": [fo.Parameter(np.zeros(2))]}], lr=0.1)
