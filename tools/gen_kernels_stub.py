@@ -109,12 +109,12 @@ def signature(lines: list[str], i: int) -> tuple[str, int]:
 
 
 def function(header: str, classes: set[str], indent: str) -> str:
-    m = re.match(r"(?:cpdef\s+(?P<ctype>[\w.]+)\s+|def\s+)(?P<name>\w+)\s*\((?P<args>.*)\)\s*"
+    m = re.match(r"(?:cpdef\s+(?:(?P<ctype>[\w.]+)\s+)?|def\s+)(?P<name>\w+)\s*\((?P<args>.*)\)\s*"
                  r"(?:->\s*(?P<ret>[^:]+?))?\s*(?:except[^:]*)?:", header)
     if m is None:
         raise SystemExit(f"gen_kernels_stub: cannot parse {header!r}")
     name = m.group("name")
-    ret = m.group("ret") or m.group("ctype")
+    ret = m.group("ret") or m.group("ctype")   # None (an untyped cpdef) becomes Any
     args = [stub_arg(a, classes) for a in split_args(m.group("args"))]
     if name in ("__cinit__", "__init__"):
         name, ret = "__init__", "None"
