@@ -26,13 +26,9 @@ cdef int _af_type(object a) except -1:
 
 
 cdef int _af_disjoint(list written, list others) except -1:
-    """No array the kernel writes may share memory with any other array of the call."""
-    cdef Py_ssize_t i, k
-    for i in range(len(written)):
-        for k in range(len(written) + len(others)):
-            other = written[k] if k < len(written) else others[k - len(written)]
-            if k != i and written[i].size and other.size and np.may_share_memory(written[i], other):
-                raise ValueError("adafactor: a buffer written by the kernel shares memory with another buffer")
+    """No array the kernel writes may share memory with any other array of the call (the one overlap check)."""
+    if find_overlap(written + others, [True] * len(written) + [False] * len(others)) is not None:
+        raise ValueError("adafactor: a buffer written by the kernel shares memory with another buffer")
     return 0
 
 

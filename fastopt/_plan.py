@@ -39,6 +39,12 @@ class PlanCache:
     _plans: list | None
     _written: list
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state["_cache"], state["_plans"] = {}, None  # pointer tables are rebuilt by the copy's first step
+        state.pop("_written", None)
+        return state
+
     def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
         """The repeated step of ``group`` (see ``K.StepPlan``), made after a full step of it succeeded."""
         spec = self._spec

@@ -141,3 +141,21 @@ def test_mixed_calls_from_several_threads():
     assert len(opt.param_groups) == 1 + len(extra)
     for p in ps + extra:
         assert np.isfinite(p.data).all()
+
+
+def test_an_optimizer_with_a_lock_and_cached_plans_can_be_copied():
+    """The lock and the cached pointer tables are not copied (each copy gets its own); the copy continues exactly."""
+    import copy
+    import pickle
+
+    ps = _params(7)
+    opt = fo.Adam(ps)
+    opt.step()
+    opt.step()
+    for make in (copy.deepcopy, lambda x: pickle.loads(pickle.dumps(x))):
+        o2, p2 = make((opt, ps))
+        o2.step()
+        opt.step()
+        for a, b in zip(ps, p2):
+            np.testing.assert_array_equal(a.data, b.data)
+        assert o2._lock is not opt._lock
