@@ -159,7 +159,7 @@ def generate() -> str:
             continue
         if m := re.match(r"([A-Za-z_]\w*)\s*=\s*(.*)$", line):
             out.append(f"{m.group(1)}: {constant_type(m.group(2))}")
-        elif line.startswith("def "):
+        elif line.startswith(("def ", "cpdef ")):                # top-level functions, cpdef ones too
             header, i = signature(lines, i)
             out.append(function(header, classes, ""))
             continue
