@@ -348,12 +348,15 @@ def test_float32_bounds_are_rounded_inward():
     assert lo[2] == hi[2]
 
 
-def test_import_fastopt_does_not_import_scipy():
+def test_import_fastopt_does_not_import_scipy(tmp_path):
     code = "import sys, fastopt; print('scipy.optimize' in sys.modules, 'scipy' in sys.modules)"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(fastopt.__file__)),
                                                     env.get("PYTHONPATH")) if p)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    # cwd outside the checkout: `-c` puts the working directory first on sys.path, and the checkout's fastopt/
+    # has no compiled extension when the package was installed (as in CI)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=tmp_path)
     assert out.stdout.split() == ["False", "False"]
 
 
