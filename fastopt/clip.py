@@ -176,9 +176,10 @@ def _total_norm(grads: list[np.ndarray], names: list[str], p: float, error_if_no
     return np.float64(total)
 
 
-def _scale(grads: list[np.ndarray], names: list[str], owners: list[Parameter], coef: float) -> None:
-    if not grads or coef == 1.0:  # g * 1 == g for every g: nothing to write (the checks have run)
-        return
+def _in_place(grads: list[np.ndarray], names: list[str], owners: list[Parameter], kernel: Any,
+              *args: float) -> None:
+    """Run ``kernel(table, *args)`` over the gradients in place, after every check: read-only gradients swapped
+    for fastopt's buffers, strided ones through contiguous scratch copies written back afterwards."""
     grads = _writable(grads, owners)
     work, back = [], []
     for g in grads:
@@ -188,9 +189,14 @@ def _scale(grads: list[np.ndarray], names: list[str], owners: list[Parameter], c
             s = np.array(g, order="C", copy=True)
             work.append(s)
             back.append((g, s))
-    K.grad_scale(K.GradTable(work, True, names), coef)
+    kernel(K.GradTable(work, True, names), *args)
     for g, s in back:
         np.copyto(g, s)
+
+
+def _scale(grads: list[np.ndarray], names: list[str], owners: list[Parameter], coef: float) -> None:
+    if grads and coef != 1.0:  # g * 1 == g for every g: nothing to write (the checks have run)
+        _in_place(grads, names, owners, K.grad_scale, coef)
 
 
 def _clip_coef(max_norm: float, total_norm: float) -> float:
@@ -345,17 +351,5 @@ def clip_grad_value_(parameters: ParamsArg, clip_value: float, foreach: bool | N
     params = _param_list(parameters, "clip_grad_value_")
     v = _nonneg("clip_value", clip_value)
     grads, names, owners = _grads(params, writeable=True)
-    if not grads:
-        return
-    grads = _writable(grads, owners)
-    work, back = [], []
-    for g in grads:
-        if _contiguous(g):
-            work.append(g)
-        else:
-            s = np.array(g, order="C", copy=True)
-            work.append(s)
-            back.append((g, s))
-    K.grad_clamp(K.GradTable(work, True, names), -v, v)
-    for g, s in back:
-        np.copyto(g, s)
+    if grads:
+        _in_place(grads, names, owners, K.grad_clamp, -v, v)
