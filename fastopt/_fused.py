@@ -86,7 +86,7 @@ def run_functional(kernel: K.Kernel, names: tuple[str, ...], params: Sequence[np
             raise ValueError(f"grads[{i}] must be an ndarray of shape {d.shape} and dtype {d.dtype}")
         if g.size and np.shares_memory(g, d):
             raise ValueError(f"grads[{i}] shares memory with params[{i}]")
-        state = []
+        state: list[np.ndarray | None] = []
         for b, name in zip(buffers, names[2:]):
             if b is None:
                 state.append(None)
@@ -115,7 +115,7 @@ def run_spec(spec: Spec, options: dict[str, Any], params: Sequence[np.ndarray], 
     counts. Nothing is written if a check fails."""
     spec.check(options)
     steps = next_steps(state_steps, len(params)) if state_steps is not None else []
-    run_functional(spec.kernel, spec.buffer_names, params, grads, buffers,
+    run_functional(spec.table_kernel, spec.buffer_names, params, grads, buffers,
                    lambda s: spec.fill(options, s, steps, []), spec.hyper(options))
     if state_steps is not None:
         store_steps(state_steps, steps)
@@ -180,7 +180,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
             loss = closure()
         if plans is not None and self._fast_step():
             return loss
-        plans = []
+        work = []  # per group: (gi, group, active buffers, checked items)
         for gi, group, checked in self._checked_groups():
             active = self._active(group)
             items = []
@@ -195,12 +195,12 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                         if key in st:
                             V.scalar_state(st[key], key, gi, j)
                 items.append((p, data, grad, st))
-            plans.append((gi, group, active, items))
-        V.no_overlap(self._step_arrays(plans))
+            work.append((gi, group, active, items))
+        V.no_overlap(self._step_arrays(work))
         # Pass 2: stage the new state and build (or reuse) the pointer tables; the tables check every buffer
         # again, including overlaps between parameters. Nothing visible has changed yet.
         launches = []
-        for gi, group, active, items in plans:
+        for gi, group, active, items in work:
             by_dtype: dict[np.dtype, list] = {}
             for item in items:
                 by_dtype.setdefault(item[1].dtype, []).append(item)
@@ -222,7 +222,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                 states.append(live)
             self._fill_scalars_from_state(group, table.scalars, steps, fresh, states)
             hyper = self._hyper(group)
-            self._spec.kernel(table, hyper)
+            self._spec.table_kernel(table, hyper)
             table.release(1)
             rows.finish()
             if fast is not None:

@@ -48,7 +48,7 @@ class Kernel:
     def pack(self, values: Any) -> Any: ...
     def __call__(self, t: TensorTable, hyper: Any) -> None: ...
 
-KERNELS: dict[str, int]
+KERNELS: dict[str, Kernel]
 AVG_SWA: int
 AVG_LERP: int
 AVG_EMA: int

@@ -7,11 +7,17 @@ full path (``_table``), reused while the written arrays are the same objects.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _kernels as K
+
+if TYPE_CHECKING:  # the mixin is only ever a base of FusedOptimizer, next to Optimizer (no import cycle at run time)
+    from ._spec import Spec
+    from .optimizer import Optimizer as _Base
+else:
+    _Base = object
 
 __all__ = ["PlanCache", "immutable", "cacheable", "NOT_OPTIONS"]
 
@@ -32,15 +38,20 @@ def cacheable(group: dict[str, Any]) -> bool:
     return all(immutable(v) for k, v in group.items() if k not in NOT_OPTIONS)
 
 
-class PlanCache:
+class PlanCache(_Base):
     """Mixin of ``FusedOptimizer``: the cached step plans and pointer tables (see the module docstring)."""
 
-    _cache: dict
-    _plans: list | None
+    _cache: dict[Any, tuple[tuple, Any]]
+    _plans: list[K.StepPlan] | None
     _written: list
+    # set by FusedOptimizer (from its spec) and StateMixin
+    _spec: Spec
+    _has_step: bool
+    _buffers: tuple[str, ...]
+    _n_scalars: int
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()  # type: ignore[misc]
+        state = super().__getstate__()
         state["_cache"], state["_plans"] = {}, None  # pointer tables are rebuilt by the copy's first step
         state.pop("_written", None)
         return state
@@ -57,13 +68,14 @@ class PlanCache:
             fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
         else:  # constant scalars: as a repeated step sees them
             spec.fill(group, table.scalars, [], fresh)
-        return K.StepPlan(table, spec.kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
+        return K.StepPlan(table, spec.table_kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
                           self._has_step, at_step, fill)
 
     def _fast_step(self) -> bool:
         """Repeat the last step's plans if nothing they relied on changed (one Cython call per group); False, with
-        nothing done, otherwise."""
+        nothing done, otherwise. Only called while there are plans."""
         plans = self._plans
+        assert plans is not None
         groups = self.param_groups
         if len(plans) != len(groups):
             return False

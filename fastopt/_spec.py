@@ -99,7 +99,7 @@ class Spec:
     def _verify(self) -> None:
         """The spec and the C kernel table agree: every C field is fed by exactly one option, and the buffers fill
         the kernel's positions after param and grad. Raised at import (the spec is built when its module loads)."""
-        k = self.kernel
+        k = self.table_kernel
         fed = [f for _, fields in self._feeds for f in fields]
         if sorted(fed) != sorted(k.fields):
             raise RuntimeError(f"the spec of kernel '{k.name}' feeds C fields {sorted(fed)}, but fo_{k.name}_hyper "
@@ -107,6 +107,13 @@ class Spec:
         if 2 + len(self.buffers) != k.n_bufs:
             raise RuntimeError(f"the spec of kernel '{k.name}' declares buffers {self.buffers}, but the kernel "
                                f"reads {k.n_bufs} buffers per tensor (param, grad and {k.n_bufs - 2} state)")
+
+    @property
+    def table_kernel(self) -> K.Kernel:
+        """The kernel's row of the C table; only for a spec declared with one (RuntimeError otherwise)."""
+        if self.kernel is None:
+            raise RuntimeError("this spec has no table kernel (declared with kernel=None)")
+        return self.kernel
 
     @property
     def n_scalars(self) -> int:
@@ -155,7 +162,7 @@ class Spec:
             else:
                 for f, x in zip(fields, v):
                     values[f] = x
-        return self.kernel.pack(values)
+        return self.table_kernel.pack(values)
 
     def fill(self, options: Mapping[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
         """Write the per-tensor scalars for these options, step counts (after this step) and new-state flags."""

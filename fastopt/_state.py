@@ -7,17 +7,22 @@ dict in its saved dtype.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _validate as V
 from ._memory import zeros_like_aligned
 
+if TYPE_CHECKING:  # the mixin is only ever a base of FusedOptimizer, next to Optimizer (no import cycle at run time)
+    from .optimizer import Optimizer as _Base
+else:
+    _Base = object
+
 __all__ = ["StateMixin"]
 
 
-class StateMixin:
+class StateMixin(_Base):
     """Mixin of ``FusedOptimizer``: how its state is created, described and loaded."""
 
     _buffers: tuple[str, ...] = ()
@@ -27,6 +32,10 @@ class StateMixin:
     # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
     # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
     _scalar_state: tuple[tuple[str, Any], ...] = ()
+
+    if TYPE_CHECKING:
+        def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
+            """Which state buffers the group's options use (FusedOptimizer's, from its spec)."""
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
         """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at

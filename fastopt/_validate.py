@@ -127,7 +127,7 @@ def state_buffer(value: Any, key: str, data: np.ndarray, gi: int, j: int) -> np.
 
 def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'step'") -> int:
     """A step counter: a non-negative whole number (an int, or a 0-d array such as torch's float32 step)."""
-    place = f"{where(gi, j)}: " if gi is not None else ""
+    place = f"{where(gi, j)}: " if gi is not None and j is not None else ""  # callers give both or neither
     if isinstance(value, np.ndarray):
         if value.shape != ():
             raise ValueError(f"{place}{what} must be a scalar, got shape {value.shape}")

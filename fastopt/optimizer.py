@@ -186,7 +186,7 @@ class Optimizer:
                                         f"{spec.defaults[name]!r}")
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "_fastopt_wrapped", False):
-            cls.step = _wrap_step(step)
+            setattr(cls, "step", _wrap_step(step))  # (mypy refuses assigning to a method; same effect)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -262,7 +262,7 @@ class Optimizer:
         if not names:
             # one naming mechanism: Parameter(x, name=...) names (fastopt.tree makes them) stand for (name, param)
             # pairs when every param of the group has one and they are distinct within the group
-            given = [getattr(p, "name", None) for p in tensors]
+            given: list[Any] = [getattr(p, "name", None) for p in tensors]
             if given and all(isinstance(n, str) for n in given) and len(set(given)) == len(given):
                 names, derived = list(given), True
         for p in tensors:

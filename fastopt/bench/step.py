@@ -150,6 +150,7 @@ def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list
         for v in torch_wanted:
             skipped[v] = "torch not installed" if torch is None else "torch has no such optimizer"
     elif torch_wanted:
+        assert algo.torch_name is not None  # the branch above took the None case
         tparams = [torch.from_numpy(p) for p in params]
         for tp, g in zip(tparams, grads):
             tp.grad = torch.from_numpy(g)

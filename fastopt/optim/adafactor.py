@@ -300,7 +300,7 @@ class Adafactor(Optimizer):
                 continue
             for _, p, data, _, st in items:
                 if not st:
-                    new = {"step": 0}
+                    new: dict[str, Any] = {"step": 0}
                     new.update({k: np.zeros(s, data.dtype) for k, s in _expected_state(data).items()})
                     self.state[p] = new
             rows, cols, variances = self._buffers(items)

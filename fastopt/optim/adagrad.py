@@ -1,7 +1,7 @@
 """Adagrad (torch.optim.Adagrad)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["Adagrad", "adagrad"]
 
 
-def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float]]:
     """Per tensor at step t: clr = lr / (1 + (t - 1) * lr_decay), in double as torch computes it."""
     lr, lr_decay = float(options["lr"]), float(options["lr_decay"])
     return lambda t: (lr / (1 + (t - 1) * lr_decay),)

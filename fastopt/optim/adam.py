@@ -1,7 +1,7 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
 
-def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float]]:
+def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float, float]]:
     """Per tensor at step t: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
     lr, beta1, beta2 = float(options["lr"]), float(options["betas"][0]), float(options["betas"][1])
     return lambda t: (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5)

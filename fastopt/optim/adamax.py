@@ -1,7 +1,7 @@
 """Adamax (torch.optim.Adamax)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["Adamax", "adamax"]
 
 
-def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float]]:
+def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float]]:
     """Per tensor at step t: clr = lr / (1 - beta1^t), in double as torch computes it."""
     lr, beta1 = float(options["lr"]), float(options["betas"][0])
     return lambda t: (lr / (1 - beta1 ** t),)

@@ -71,7 +71,7 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
                                     and a.flags.writeable for a in lst):
             raise ValueError(f"{name} must be a list of {n} writeable 0-d float arrays")
     steps = next_steps(state_steps, n)
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [axs],
+    run_functional(SPEC.table_kernel, SPEC.buffer_names, params, grads, [axs],
                    lambda s: _fill(s, [float(e) for e in etas], [float(m) for m in mus], float(lambd)),
                    SPEC.hyper(options))
     store_steps(state_steps, steps)

@@ -90,7 +90,7 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
         for i, (t, mp) in enumerate(zip(steps, new)):
             _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
 
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs], fill,
+    run_functional(SPEC.table_kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs], fill,
                    SPEC.hyper(options))
     store_steps(state_steps, steps)
     mu_products[:] = new

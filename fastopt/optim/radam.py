@@ -1,7 +1,7 @@
 """RAdam (torch.optim.RAdam)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["RAdam", "radam"]
 
 
-def _at_step(options: dict[str, Any]) -> Callable[[int], tuple[float, float, float, float]]:
+def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float, float, float, float]]:
     """Per tensor at step t: 1 - beta1^t, sqrt(1 - beta2^t), the rectification term and whether step t is
     rectified (rho_t > 5), all in double as torch computes them."""
     beta1, beta2 = float(options["betas"][0]), float(options["betas"][1])

@@ -1,7 +1,7 @@
 """Stochastic gradient descent with momentum (torch.optim.SGD)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,12 +14,12 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["SGD", "sgd"]
 
 
-def _nesterov_rule(options: dict[str, Any]) -> None:
+def _nesterov_rule(options: Mapping[str, Any]) -> None:
     if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
-def _fill(options: dict[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
+def _fill(options: Mapping[str, Any], scalars: np.ndarray, steps: list[int], fresh: list[bool]) -> None:
     """Per tensor: 1.0 when its momentum buffer is new (it starts at the gradient, as torch's)."""
     scalars[:, 0] = fresh
 
@@ -66,7 +66,7 @@ def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_li
                    for p, b in zip(params, momentum_buffer_list)]
         fresh = [b is None for b in momentum_buffer_list]
 
-    run_functional(SPEC.kernel, SPEC.buffer_names, params, d_p_list, [buffers],
+    run_functional(SPEC.table_kernel, SPEC.buffer_names, params, d_p_list, [buffers],
                    lambda s: _fill(options, s, [], fresh), SPEC.hyper(options))
     if buffers is not None:
         momentum_buffer_list[:] = buffers
