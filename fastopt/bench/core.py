@@ -27,17 +27,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 
 import fastopt as fo
 
 from .numpy_impl import NumpyAdam
-from .step import ALGOS, build, case_shapes, interleave, set_threads
+from .step import ALGOS, build, case_shapes, interleave, set_threads, torch  # torch or None
 
-try:  # torch is optional: its columns are skipped without it
-    import torch
-except ImportError:  # pragma: no cover - depends on the environment
-    torch = None
 
 __all__ = ["run_core", "write_core"]
 

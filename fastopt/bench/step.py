@@ -22,10 +22,16 @@ from fastopt import _kernels as K
 
 from .numpy_impl import NUMPY_OPTIMIZERS
 
-try:  # torch is optional: its columns are skipped without it
-    import torch
-except ImportError:  # pragma: no cover - depends on the environment
-    torch = None
+def _optional_torch() -> Any:
+    """torch, or None: it is optional, and its columns are skipped without it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return torch
+
+
+torch = _optional_torch()
 
 __all__ = ["ALGOS", "CASES", "IMPLS", "Algo", "Measurement", "build", "case_shapes", "interleave", "run_case",
            "set_threads"]
