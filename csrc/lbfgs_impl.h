@@ -7,19 +7,7 @@
  * lives in the named struct w->st, so the caller can save and restore the whole machine. */
 
 
-/* sum_i a_i b_i in double, four fixed accumulators (order independent of CPU and thread count). */
-static double FO_FN(lb_dot)(const FO_T *FO_RESTRICT a, const FO_T *FO_RESTRICT b, int64_t n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += (double)a[i] * (double)b[i];
-        s1 += (double)a[i + 1] * (double)b[i + 1];
-        s2 += (double)a[i + 2] * (double)b[i + 2];
-        s3 += (double)a[i + 3] * (double)b[i + 3];
-    }
-    for (; i < n; ++i) s0 += (double)a[i] * (double)b[i];
-    return (s0 + s1) + (s2 + s3);
-}
+#include "fo_dot_impl.h"
 
 /* ys = (g - prev_g) . (d * t) and yy = |g - prev_g|^2, rounding y and s to FO_T first as torch does;
  * nothing is written. */
@@ -96,7 +84,7 @@ static void FO_FN(lb_two_loop)(const fo_lbfgs_work *w) {
     for (int64_t i = len - 1; i >= 0; --i) {
         const int64_t k = (start + i) % m;
         const FO_T *s = (const FO_T *)w->old_stps[k], *y = (const FO_T *)w->old_dirs[k];
-        const double al = FO_FN(lb_dot)(s, q, n) * w->ro[k];
+        const double al = FO_FN(fo_dot)(s, q, n) * w->ro[k];
         w->al[i] = al;
         const FO_T a = (FO_T)(-al);
         for (int64_t j = 0; j < n; ++j) q[j] = q[j] + a * y[j];
@@ -106,7 +94,7 @@ static void FO_FN(lb_two_loop)(const fo_lbfgs_work *w) {
     for (int64_t i = 0; i < len; ++i) {
         const int64_t k = (start + i) % m;
         const FO_T *s = (const FO_T *)w->old_stps[k], *y = (const FO_T *)w->old_dirs[k];
-        const double be = FO_FN(lb_dot)(y, q, n) * w->ro[k];
+        const double be = FO_FN(fo_dot)(y, q, n) * w->ro[k];
         const FO_T a = (FO_T)(w->al[i] - be);
         for (int64_t j = 0; j < n; ++j) q[j] = q[j] + a * s[j];
     }
@@ -199,7 +187,7 @@ iter_top:
             FO_T *y = (FO_T *)w->old_dirs[k], *s = (FO_T *)w->old_stps[k];
             for (int64_t j = 0; j < n; ++j) { y[j] = g[j] - pg[j]; s[j] = d[j] * tt; }
             w->ro[k] = 1.0 / ys;
-            st->h_diag = ys / FO_FN(lb_dot)(y, y, n);
+            st->h_diag = ys / FO_FN(fo_dot)(y, y, n);
         }
         FO_FN(lb_two_loop)(w);
     }
@@ -212,7 +200,7 @@ iter_top:
         t = h->lr;
     }
     st->t = t;
-    st->gtd = FO_FN(lb_dot)(g, d, n);
+    st->gtd = FO_FN(fo_dot)(g, d, n);
     if (!(st->gtd <= -h->tolerance_change)) {
         if (h->restart_bad_dir && !st->fresh && !isnan(st->gtd)) {
             /* not a descent direction: forget the memory and take steepest descent (not an iteration) */
@@ -269,7 +257,7 @@ got_bracket:
     st->ls_evals += 1;
     t = st->t;
     f_new = f_in;
-    gtd_new = FO_FN(lb_dot)(g, d, n);
+    gtd_new = FO_FN(fo_dot)(g, d, n);
     if (!isfinite(f_new) || isnan(gtd_new)) {
         if (st->t_prev > 0.0 && st->f_prev < st->f0) {
             /* keep the last finite point of the bracketing phase, which already decreased f */
@@ -356,7 +344,7 @@ got_zoom:
     st->ls_iter += 1;
     t = st->t;
     f_new = f_in;
-    gtd_new = FO_FN(lb_dot)(g, d, n);
+    gtd_new = FO_FN(fo_dot)(g, d, n);
     if (!isfinite(f_new) || isnan(gtd_new)) {
         if (BF[st->low] < st->f0) goto ls_end;   /* keep the best bracket point */
         kind = FO_LBFGS_NONFINITE; goto fail;

@@ -5,19 +5,7 @@
  * Byrd, Lu, Nocedal & Zhu (1995): B = theta I - W M W', W = [Y, theta S] (n x 2k for k = col stored pairs,
  * oldest first), M = [[-D, L'], [L, theta S'S]]^{-1}, D = diag(s_i'y_i), L_ij = s_i'y_j for i > j. */
 
-/* sum_i a_i b_i in double, four fixed accumulators (same order for any CPU and thread count) */
-static double FO_FN(bb_dot)(const FO_T *FO_RESTRICT a, const FO_T *FO_RESTRICT b, int64_t n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += (double)a[i] * (double)b[i];
-        s1 += (double)a[i + 1] * (double)b[i + 1];
-        s2 += (double)a[i + 2] * (double)b[i + 2];
-        s3 += (double)a[i + 3] * (double)b[i + 3];
-    }
-    for (; i < n; ++i) s0 += (double)a[i] * (double)b[i];
-    return (s0 + s1) + (s2 + s3);
-}
+#include "fo_dot_impl.h"
 
 static FO_T FO_FN(bb_clamp)(FO_T v, FO_T lo, FO_T hi) {
     if (v < lo) return lo;
@@ -151,8 +139,8 @@ static void FO_FN(bb_gcp)(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h) {
     if (f1 == 0.0) return;                 /* no descent along the path: z = x */
     for (int64_t j = 0; j < k; ++j) {
         const int64_t slot = (st->head + j) % m;
-        p[j] = FO_FN(bb_dot)(Y + slot * n, d, n);
-        p[k + j] = theta * FO_FN(bb_dot)(S + slot * n, d, n);
+        p[j] = FO_FN(fo_dot)(Y + slot * n, d, n);
+        p[k + j] = theta * FO_FN(fo_dot)(S + slot * n, d, n);
     }
     lb_matvec(M, p, Mp, k2);
     double f2 = -theta * f1 - lb_vdot(p, Mp, k2);
@@ -327,11 +315,11 @@ static void FO_FN(bb_update)(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h) 
     for (int64_t i = 0; i < k; ++i) {
         const int64_t si = (st->head + i) % m;
         const FO_T *Si = (const FO_T *)w->S + si * n, *Yi = (const FO_T *)w->Y + si * n;
-        const double ss = FO_FN(bb_dot)(Si, S, n), yy = FO_FN(bb_dot)(Yi, Y, n);
+        const double ss = FO_FN(fo_dot)(Si, S, n), yy = FO_FN(fo_dot)(Yi, Y, n);
         SS[i * m + j] = ss; SS[j * m + i] = ss;
         YY[i * m + j] = yy; YY[j * m + i] = yy;
-        SY[i * m + j] = FO_FN(bb_dot)(Si, Y, n);
-        SY[j * m + i] = FO_FN(bb_dot)(S, Yi, n);
+        SY[i * m + j] = FO_FN(fo_dot)(Si, Y, n);
+        SY[j * m + i] = FO_FN(fo_dot)(S, Yi, n);
     }
     st->theta = YY[j * m + j] / SY[j * m + j];
 }
@@ -482,7 +470,7 @@ got_search:
     st->loc_fev += 1;
     st->ls_iter += 1;
     {
-        const double gd = FO_FN(bb_dot)(g, d, n);
+        const double gd = FO_FN(fo_dot)(g, d, n);
         if (!isfinite(f_in) || !isfinite(gd)) {
             /* no value here: back off toward the best trial and never extrapolate past this one again */
             st->ls_nonfinite = 1;
