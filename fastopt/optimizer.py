@@ -416,6 +416,23 @@ class Optimizer:
         return out
 
     @_locked
+    def _hooked_state_dict(self, state_dict: Any) -> tuple[dict[str, Any], Any, Any]:
+        """The first part of every ``load_state_dict``: run the pre-hooks, then check the outer layout (a dict with
+        'state' and 'param_groups', one saved group per live group). Returns (state_dict, groups, state)."""
+        for hook in list(self._load_state_dict_pre_hooks.values()):
+            res = hook(self, state_dict)
+            if res is not None:
+                state_dict = res
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+        groups, saved = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not isinstance(saved, dict):
+            raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
+        if len(groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(groups)} saved, {len(self.param_groups)} here)")
+        return state_dict, groups, saved
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state produced by ``state_dict()`` (or a torch optimizer's, converted with ``np.asarray``).
 
@@ -426,19 +443,7 @@ class Optimizer:
         pairs) and the saved groups carry ``'param_names'``: a missing or unknown name is a ValueError.
         Otherwise they are matched by position, as in torch.
         """
-        for hook in list(self._load_state_dict_pre_hooks.values()):
-            res = hook(self, state_dict)
-            if res is not None:
-                state_dict = res
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
-        saved_groups = state_dict["param_groups"]
-        saved_state = state_dict["state"]
-        if not isinstance(saved_groups, (list, tuple)) or not isinstance(saved_state, dict):
-            raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)} saved, {len(self.param_groups)} here)")
+        state_dict, saved_groups, saved_state = self._hooked_state_dict(state_dict)
         new_groups = []
         id_map: dict[Any, tuple[int, int, Parameter]] = {}
         for gi, (live, saved) in enumerate(zip(self.param_groups, saved_groups)):

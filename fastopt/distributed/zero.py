@@ -556,19 +556,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         every rank, nothing changed on error)."""
         err = None
         try:
-            for hook in list(self._load_state_dict_pre_hooks.values()):
-                res = hook(self, state_dict)
-                if res is not None:
-                    state_dict = res
-            if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-                raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
-            groups = state_dict["param_groups"]
-            saved = state_dict["state"]
-            if not isinstance(groups, (list, tuple)) or not isinstance(saved, dict):
-                raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")
-            if len(groups) != len(self.param_groups):
-                raise ValueError("loaded state dict has a different number of parameter groups "
-                                 f"({len(groups)} saved, {len(self.param_groups)} here)")
+            state_dict, groups, saved = self._hooked_state_dict(state_dict)
             index: dict[Any, int] = {}
             start = 0
             for gi, (g, live) in enumerate(zip(groups, self.param_groups)):
