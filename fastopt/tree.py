@@ -40,13 +40,17 @@ def leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         tree: nested dicts (str or int keys), lists and tuples of leaves.
         prefix (str, optional): prepended to every path (default: "").
     """
+    return ((path, leaf) for path, leaf in _walk(tree, prefix) if leaf is not None)
+
+
+def _walk(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every ``(path, leaf)`` of ``tree``, None leaves included; keys are checked."""
     if isinstance(tree, dict):
         items: Iterable[tuple[Any, Any]] = tree.items()
     elif isinstance(tree, (list, tuple)):
         items = enumerate(tree)
     else:
-        if tree is not None:
-            yield prefix, tree
+        yield prefix, tree
         return
     for key, sub in items:
         if not isinstance(key, (str, int)) or isinstance(key, bool):
@@ -54,7 +58,7 @@ def leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         if isinstance(key, str) and "." in key:
             raise ValueError(f"tree key {key!r} at {prefix or '<root>'!r} contains '.', "
                              "which separates the parts of a path")
-        yield from leaves(sub, f"{prefix}.{key}" if prefix else str(key))
+        yield from _walk(sub, f"{prefix}.{key}" if prefix else str(key))
 
 
 def parameters(tree: Any) -> list[Parameter]:
@@ -135,20 +139,7 @@ def set_grads(params: Iterable[Parameter], grad_tree: Any) -> None:
             raise TypeError(f"params[{i}] is not a named Parameter; make them with "
                             "fastopt.tree.parameters(tree)")
         by_name[p.name] = p
-    grads: dict[str, Any] = {}
-
-    def walk(tree: Any, prefix: str) -> None:  # like leaves(), but keeps None leaves
-        if isinstance(tree, dict):
-            items: Iterable[tuple[Any, Any]] = tree.items()
-        elif isinstance(tree, (list, tuple)):
-            items = enumerate(tree)
-        else:
-            grads[prefix] = tree
-            return
-        for key, sub in items:
-            walk(sub, f"{prefix}.{key}" if prefix else str(key))
-
-    walk(grad_tree, "")
+    grads = dict(_walk(grad_tree, ""))
     missing = [n for n in by_name if n not in grads]
     extra = [n for n in grads if n not in by_name and grads[n] is not None]
     if missing or extra:
