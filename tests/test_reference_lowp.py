@@ -74,12 +74,11 @@ def test_quantization_error_is_at_most_half_a_code_gap(signed):
     gaps = np.diff(code.astype(np.float64)).max()            # loose global bound first
     assert np.all(np.abs(back - x) <= scale * gaps / 2 * (1 + 1e-5))   # -1 lies beyond the last code
     # exact: the chosen code is the nearest one
-    normalized = x.astype(np.float64) / scale
     best = np.abs(code[None, :].astype(np.float64) - (x / scale.astype(np.float32))[:, None]).min(axis=1)
     chosen = np.abs(code[q].astype(np.float64) - (x / scale.astype(np.float32)))
     assert np.all(chosen <= best + 1e-12), np.flatnonzero(chosen > best + 1e-12)[:5]
-    assert np.all(np.abs(code[q[np.argmax(np.abs(x))]]) == 1.0)   # the block max maps to +-1
-    del normalized
+    top = int(np.argmax(np.abs(x)))        # a block's max maps to the end code: 1, or the most negative code
+    assert code[q[top]] == (code[-1] if x[top] > 0 else code[0])
 
 
 def test_quantize_blockwise_agrees_with_bitsandbytes_cpu_outside_its_lookup_table_limits():
@@ -101,7 +100,7 @@ def test_quantize_blockwise_agrees_with_bitsandbytes_cpu_outside_its_lookup_tabl
     explained = (np.abs(normalized) < 2e-5) | near_mid
     differ = ours != theirs
     assert not np.any(differ & ~explained), f"{np.sum(differ & ~explained)} unexplained code differences"
-    assert differ.sum() <= explained.sum()
+    assert (~differ).mean() > 0.5           # most codes agree (75 % here: the data reach down to 1e-5 of absmax)
 
 
 def test_adam_8bit_reference_tracks_float32_adam_as_closely_as_bitsandbytes():
