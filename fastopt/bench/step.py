@@ -46,6 +46,10 @@ class Algo:
     numpy_kwargs: dict
     keys: tuple[str, ...]  # state buffers, in the order the probe and the NumPy version use them
     default: bool = True   # measured by a plain `fastopt bench`; the others with --algos (issue 4's family)
+    # An algorithm torch.optim lacks: its reference implementation on torch CPU (the `reference` column), built
+    # from the torch params (their .grad set); returns an object with .step(). None: no such column.
+    make_reference: Callable[[list], Any] | None = None
+    reference_label: str = ""  # e.g. "schedulefree 1.4.1"
 
     def bytes_per_element(self, itemsize: int) -> int:
         """Minimum traffic: read param, grad and each state buffer; write param and each state buffer."""
@@ -84,7 +88,7 @@ SIZE_CASES = {"1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000
 CASES = list(SIZE_CASES) + ["model200", "mlp"]
 CASE_LABELS = {"model200": "200-tensor model", "mlp": "MLP 1-20-1"}
 
-IMPLS = ["fastopt", "probe", "numpy", "torch loop", "torch foreach", "torch fused"]
+IMPLS = ["fastopt", "probe", "numpy", "torch loop", "torch foreach", "torch fused", "reference"]
 _TORCH_VARIANTS = {"torch loop": dict(foreach=False), "torch foreach": dict(foreach=True),
                    "torch fused": dict(fused=True)}
 
@@ -172,6 +176,22 @@ def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list
                 for k, arr in zip(algo.keys, st):
                     topt.state[tp][k] = torch.from_numpy(arr)
             steps[v] = topt.step
+    if "reference" in want:
+        if algo.make_reference is None:
+            skipped["reference"] = "no reference implementation beside torch.optim"
+        elif torch is None:
+            skipped["reference"] = "torch not installed"
+        else:
+            rparams = [torch.from_numpy(p) for p in params]  # the same arrays; its state is its own
+            for rp, g in zip(rparams, grads):
+                rp.grad = torch.from_numpy(g)
+            try:
+                ref = algo.make_reference(rparams)
+                ref.step()
+            except ImportError as e:
+                skipped["reference"] = f"{algo.reference_label or 'reference'} not installed ({e})"
+            else:
+                steps["reference"] = ref.step
     return steps
 
 
