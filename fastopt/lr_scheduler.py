@@ -355,20 +355,19 @@ class LRScheduler:
     def _advance(self, epoch: int | None = None) -> None:
         """One step without warnings (composite schedulers step their children with this)."""
         self._step_count += 1
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if epoch is not None and hasattr(self, "_get_closed_form_lr"):
+            self._set_lrs(self._get_closed_form_lr())
+        else:
+            self._set_lrs(self._lrs_in_step())
+
+    def _lrs_in_step(self) -> list:
+        """The rates :meth:`get_lr` gives for ``last_epoch``, called as :meth:`step` calls it (so it does not warn)."""
         self._get_lr_called_within_step = True
         try:
-            if epoch is None:
-                self.last_epoch += 1
-                values = self.get_lr()
-            else:
-                self.last_epoch = epoch
-                if hasattr(self, "_get_closed_form_lr"):
-                    values = self._get_closed_form_lr()
-                else:
-                    values = self.get_lr()
+            return self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        self._set_lrs(values)
 
     def _set_lrs(self, values: Iterable) -> None:
         values = list(values)
@@ -385,6 +384,11 @@ class LRScheduler:
     def get_lr(self) -> list:
         r"""Rates for epoch ``last_epoch``; used inside :meth:`step`. To read the current rates use
         :meth:`get_last_lr` (calling this from outside ``step()`` warns, as in torch)."""
+        self._warn_get_lr()
+        return self._compute_lr()
+
+    def _compute_lr(self) -> list:
+        """The built-in schedulers' :meth:`get_lr` without its warning (a user's subclass overrides get_lr)."""
         raise NotImplementedError
 
     def _warn_get_lr(self) -> None:
@@ -441,10 +445,16 @@ class LRScheduler:
 
 
 class _LambdaMixin(LRScheduler):
-    """state_dict handling shared by LambdaLR and MultiplicativeLR (listed before LRScheduler in their bases,
-    so the method resolution order is the one a plain mixin would give)."""
+    """The constructor and state_dict handling shared by LambdaLR and MultiplicativeLR (listed before
+    LRScheduler in their bases, so the method resolution order is the one a plain mixin would give)."""
 
     lr_lambdas: list
+
+    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float] | list,
+                 last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer)
+        self._set_lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
 
     def _set_lambdas(self, optimizer: Any, lr_lambda: Any) -> None:
         if not isinstance(lr_lambda, (list, tuple)):
@@ -507,26 +517,14 @@ class LambdaLR(_LambdaMixin, LRScheduler):
         >>> sched = LambdaLR(opt, lr_lambda=lambda epoch: 0.95 ** epoch)
     """
 
-    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
     def _restart_at_milestone(self) -> None:
         # get_lr is already a closed form: epoch 0 is eta_0 * lambda(0), as in torch.
         self.last_epoch = 0
         self._step_count = 1
-        self._get_lr_called_within_step = True
-        try:
-            values = self.get_lr()
-        finally:
-            self._get_lr_called_within_step = False
-        self._set_lrs(values)
+        self._set_lrs(self._lrs_in_step())
 
 
 class MultiplicativeLR(_LambdaMixin, LRScheduler):
@@ -552,14 +550,7 @@ class MultiplicativeLR(_LambdaMixin, LRScheduler):
         >>> sched = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)
     """
 
-    def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self._is_initial:
             return _group_values(self.optimizer, "lr")
         return [group["lr"] * fn(self.last_epoch)
@@ -603,8 +594,7 @@ class StepLR(LRScheduler):
         self.gamma = _real("StepLR", "gamma", gamma, 0.0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return _group_values(self.optimizer, "lr")
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
@@ -647,8 +637,7 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self.last_epoch not in self.milestones:
             return _group_values(self.optimizer, "lr")
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch]
@@ -694,13 +683,14 @@ class ConstantLR(LRScheduler):
         self.total_iters = _count("ConstantLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self.last_epoch == 0:
-            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
-        if self.last_epoch != self.total_iters:
+            scale = self.factor
+        elif self.last_epoch == self.total_iters:
+            scale = 1.0 / self.factor
+        else:
             return _group_values(self.optimizer, "lr")
-        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+        return [group["lr"] * scale for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list:
         return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
@@ -743,8 +733,7 @@ class LinearLR(LRScheduler):
         self.total_iters = _count("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self.last_epoch == 0:
             return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
         if self._is_initial or self.last_epoch > self.total_iters:
@@ -783,8 +772,7 @@ class ExponentialLR(LRScheduler):
         self.gamma = _real("ExponentialLR", "gamma", gamma, 0.0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self._is_initial:
             return _group_values(self.optimizer, "lr")
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
@@ -818,8 +806,7 @@ class PolynomialLR(LRScheduler):
         self.power = _real("PolynomialLR", "power", power, 0.0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self._is_initial or self.last_epoch > self.total_iters:
             return _group_values(self.optimizer, "lr")
         decay_factor = ((1.0 - self.last_epoch / self.total_iters)
@@ -863,8 +850,7 @@ class CosineAnnealingLR(LRScheduler):
         self.eta_min = _real("CosineAnnealingLR", "eta_min", eta_min, 0.0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         if self._is_initial:
             return _group_values(self.optimizer, "lr")
         if self._step_count == 1 and self.last_epoch > 0:
@@ -1065,17 +1051,17 @@ class SequentialLR(LRScheduler):
         self._start_fresh()
 
     def _start_fresh(self) -> None:
-        self.last_epoch = 0
-        self._step_count = 1
-        active = self._schedulers[bisect_right(self._milestones, 0)]
-        active._start_fresh()
-        self._last_lr = active.get_last_lr()
+        self._restart_first(lambda s: s._start_fresh())
 
     def _restart_at_milestone(self) -> None:
+        self._restart_first(lambda s: s._restart_at_milestone())
+
+    def _restart_first(self, how: Callable[[LRScheduler], None]) -> None:
+        """Back to epoch 0: restart the first scheduler with ``how`` (its _start_fresh or _restart_at_milestone)."""
         self.last_epoch = 0
         self._step_count = 1
         active = self._schedulers[bisect_right(self._milestones, 0)]
-        active._restart_at_milestone()
+        how(active)
         self._last_lr = active.get_last_lr()
 
     def step(self) -> None:  # type: ignore[override]
@@ -1307,22 +1293,13 @@ class _MomentumCycler:
         if self.cycle_momentum:
             # get_lr() is a closed form in last_epoch that sets the momenta as a side effect;
             # the rates it returns equal the restored _last_lr and are not used.
-            self._get_lr_called_within_step = True
-            try:
-                self.get_lr()  # type: ignore[attr-defined]
-            finally:
-                self._get_lr_called_within_step = False
+            self._lrs_in_step()  # type: ignore[attr-defined]
 
     def _restart_at_milestone(self) -> None:
         # get_lr is a closed form of last_epoch (as in torch).
         self.last_epoch = 0
         self._step_count = 1
-        self._get_lr_called_within_step = True
-        try:
-            values = self.get_lr()  # type: ignore[attr-defined]
-        finally:
-            self._get_lr_called_within_step = False
-        self._set_lrs(values)  # type: ignore[attr-defined]
+        self._set_lrs(self._lrs_in_step())  # type: ignore[attr-defined]
 
 
 class CyclicLR(_MomentumCycler, LRScheduler):
@@ -1436,8 +1413,7 @@ class CyclicLR(_MomentumCycler, LRScheduler):
             return 1 / (2.0 ** (x - 1))
         return self.gamma ** x
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
         if x <= self.step_ratio:
@@ -1604,8 +1580,7 @@ class OneCycleLR(_MomentumCycler, LRScheduler):
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(
@@ -1693,8 +1668,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self.T_cur: float = last_epoch     # fractional after step(epoch) with a float epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         return [self.eta_min + (base_lr - self.eta_min)
                 * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base_lr in self.base_lrs]
@@ -1735,12 +1709,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
         self._step_count += 1
-        self._get_lr_called_within_step = True
-        try:
-            values = self.get_lr()
-        finally:
-            self._get_lr_called_within_step = False
-        self._set_lrs(values)
+        self._set_lrs(self._lrs_in_step())
 
     def _start_fresh(self) -> None:
         self.last_epoch = -1
@@ -1820,8 +1789,7 @@ class SWALR(LRScheduler):
             return swa_lr
         return (lr - alpha * swa_lr) / (1 - alpha)
 
-    def get_lr(self) -> list:
-        self._warn_get_lr()
+    def _compute_lr(self) -> list:
         step = self._step_count - 1
         if self.anneal_epochs == 0:
             step = max(1, step)
