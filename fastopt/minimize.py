@@ -292,12 +292,33 @@ def _finite(o: dict, *names: str) -> None:
             raise ValueError(f"options['{name}'] must be a finite number >= 0, got {v!r}")
 
 
-def _callback_caller(callback: Callable | None, R: type) -> Callable | None:
+def _callback_caller(callback: Callable | None, R: type, shape: tuple) -> Callable[[np.ndarray, float], bool]:
+    """``stop(x, f)``: give the user's callback a copy of the accepted iterate ``x`` (in ``shape``) and ``f``; True
+    when the callback asked to stop (raised StopIteration), as scipy does."""
     if callback is None:
-        return None
-    if _wants_intermediate_result(callback):
-        return lambda x, f: callback(intermediate_result=R(x=x, fun=f))
-    return lambda x, f: callback(x)
+        return lambda x, f: False
+    call = ((lambda x, f: callback(intermediate_result=R(x=x, fun=f))) if _wants_intermediate_result(callback)
+            else (lambda x, f: callback(x)))
+
+    def stop(x: np.ndarray, f: float) -> bool:
+        try:
+            call(x.copy().reshape(shape), f)
+        except StopIteration:
+            return True
+        return False
+    return stop
+
+
+def _evaluate_into(evaluate: Callable, X: np.ndarray, G: np.ndarray, failed: Callable[[], Any]) -> float:
+    """f at the core's iterate ``X``, its gradient written into ``G``. An exception from the user's function
+    propagates carrying ``failed()``, the result at the last accepted iterate (see _attach)."""
+    try:
+        f, gv = evaluate(X.copy())
+    except BaseException as e:
+        _attach(e, failed())
+        raise
+    np.copyto(G, gv, casting="unsafe")
+    return f
 
 
 def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
@@ -324,8 +345,8 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
                    max_ls=maxls, line_search=line_search, eval_last=True, report_iter=True, restart_bad_dir=True)
     counts = [0, 0]  # nfev, njev
     evaluate = _evaluator(fun, jac, args, n, dtype, counts, None, None, None, None)
-    cb = _callback_caller(callback, R)
     shape = x_in.shape if x_in.ndim else (n,)
+    stop = _callback_caller(callback, R, shape)
 
     def result(x, f, g, status, message, nit):
         return R(x=x.copy().reshape(shape), fun=float(f), jac=g.copy().reshape(shape), nit=nit, nfev=counts[0],
@@ -338,13 +359,8 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
     while True:
         task = core.run(f)
         if task == C.EVAL:
-            try:
-                f, gv = evaluate(X.copy())
-            except BaseException as e:
-                _attach(e, result(last[0], last[1], last[2], 2, "Error: fun failed; x is the last accepted "
-                                  "iterate.", nit))
-                raise
-            np.copyto(G, gv, casting="unsafe")
+            f = _evaluate_into(evaluate, X, G, lambda: result(last[0], last[1], last[2], 2, "Error: fun failed; x is "
+                                                              "the last accepted iterate.", nit))
             if nit == 0 and np.isnan(last[1]):
                 last = (X.copy(), f, G.copy())
         elif task == C.ITER:
@@ -353,12 +369,9 @@ def _minimize_lbfgs(fun, x_in, args, jac, tol, callback, options):
             if o["disp"]:
                 print(f"L-BFGS iter {nit:6d}  f = {mach['f']: .10e}  max|g| = "
                       f"{float(np.max(np.abs(G), initial=0.0)):.3e}  nfev = {counts[0]}")
-            if cb is not None:
-                try:
-                    cb(X.copy().reshape(shape), mach["f"])
-                except StopIteration:
-                    stopped_by_callback = True
-                    break
+            if stop(X, mach["f"]):
+                stopped_by_callback = True
+                break
         elif task == C.NEED_SLOT:
             mach.add_slot()
         else:
@@ -413,8 +426,8 @@ def _minimize_lbfgsb(fun, x_in, args, jac, bounds, tol, callback, options):
     box = (mach.lo.astype(np.float64), mach.hi.astype(np.float64))
     evaluate = _evaluator(fun, jac, args, n, dtype, counts, box[0], box[1], float(o["eps"]),
                           o["finite_diff_rel_step"])
-    cb = _callback_caller(callback, R)
     shape = x_in.shape if x_in.ndim else (n,)
+    stop = _callback_caller(callback, R, shape)
     core, X, G = mach.core, mach.x, mach.g
 
     def result(x, f, g, code):
@@ -435,14 +448,9 @@ def _minimize_lbfgsb(fun, x_in, args, jac, bounds, tol, callback, options):
     while True:
         task = core.run(f)
         if task == C.B_EVAL:
-            try:
-                f, gv = evaluate(X.copy())
-            except BaseException as e:
-                if last is None:                  # nothing accepted yet: the (clipped) starting point
-                    last = (X.copy(), np.nan, np.full(n, np.nan, dtype))
-                _attach(e, result(last[0], last[1], last[2], C.B_FUN_ERROR))
-                raise
-            np.copyto(G, gv, casting="unsafe")
+            # nothing accepted yet when fun fails: the result is at the (clipped) starting point
+            f = _evaluate_into(evaluate, X, G, lambda: result(*(last or (X.copy(), np.nan, np.full(n, np.nan, dtype))),
+                                                              C.B_FUN_ERROR))
             if last is None:
                 last = (X.copy(), f, G.copy())
         elif task == C.B_ITER:
@@ -450,12 +458,9 @@ def _minimize_lbfgsb(fun, x_in, args, jac, bounds, tol, callback, options):
             if o["disp"]:
                 print(f"L-BFGS-B iter {mach['nit']:6d}  f = {mach['f']: .10e}  |proj g| = {mach['sbgnrm']:.3e}  "
                       f"nfev = {counts[0]}  free = {mach['nfree']}")
-            if cb is not None:
-                try:
-                    cb(X.copy().reshape(shape), mach["f"])
-                except StopIteration:
-                    task = C.B_CALLBACK
-                    break
+            if stop(X, mach["f"]):
+                task = C.B_CALLBACK
+                break
         else:
             break
     if task == C.B_CALLBACK:
