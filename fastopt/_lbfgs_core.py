@@ -6,18 +6,10 @@ import numpy as np
 
 from . import _kernels as _k
 
-EVAL = _k.LBFGS_EVAL
-ITER = _k.LBFGS_ITER
-NEED_SLOT = _k.LBFGS_NEED_SLOT
-STOP = _k.LBFGS_STOP
-CONV_GRAD = _k.LBFGS_CONV_GRAD
-CONV_F = _k.LBFGS_CONV_F
-CONV_X = _k.LBFGS_CONV_X
-CONV_GTD = _k.LBFGS_CONV_GTD
-MAX_ITER = _k.LBFGS_MAX_ITER
-MAX_EVAL = _k.LBFGS_MAX_EVAL
-LS_FAILED = _k.LBFGS_LS_FAILED
-NONFINITE = _k.LBFGS_NONFINITE
+# the unbounded core's requests to its caller, then its stop codes: converged, a limit, a failure (the C enum)
+EVAL, ITER, NEED_SLOT, STOP = _k.LBFGS_EVAL, _k.LBFGS_ITER, _k.LBFGS_NEED_SLOT, _k.LBFGS_STOP
+CONV_GRAD, CONV_F, CONV_X, CONV_GTD = _k.LBFGS_CONV_GRAD, _k.LBFGS_CONV_F, _k.LBFGS_CONV_X, _k.LBFGS_CONV_GTD
+MAX_ITER, MAX_EVAL, LS_FAILED, NONFINITE = _k.LBFGS_MAX_ITER, _k.LBFGS_MAX_EVAL, _k.LBFGS_LS_FAILED, _k.LBFGS_NONFINITE
 
 #: stop code -> (scipy status, message) of the unbounded core: the one table, read from the C core
 CODES = dict(_k.LBFGS_CODES)
@@ -58,6 +50,7 @@ class Machine:
 
     __slots__ = ("core", "x", "g", "d", "prev_g", "ro", "al", "st", "old_dirs", "old_stps", "n", "m",
                  "dtype", "line_search", "_x0", "_gb0", "_gb1")
+    ROLLBACK = ("st", "d", "prev_g", "ro", "al")
 
     def __init__(self, n: int, dtype, m: int, line_search: bool, d=None, prev_g=None, ro=None, al=None):
         e = lambda: np.zeros(n, dtype)  # noqa: E731
@@ -100,6 +93,21 @@ class Machine:
         for j, (y, s) in enumerate(zip(self.old_dirs, self.old_stps)):
             self.core.set_slot(j, y, s)
         self.st["hist_start"] = 0
+
+    def snapshot(self) -> dict:
+        """Copies of everything one step of the core may write (for a rollback): the arrays of
+        :attr:`ROLLBACK` and the history pairs."""
+        snap: dict = {b: getattr(self, b).copy() for b in self.ROLLBACK}
+        snap["history"] = [(y.copy(), s.copy()) for y, s in zip(self.old_dirs, self.old_stps)]
+        return snap
+
+    def restore(self, snap: dict) -> None:
+        for b in self.ROLLBACK:
+            np.copyto(getattr(self, b), snap[b])
+        # slots allocated during the step stay (the core points at them); they lie beyond the restored length
+        for (y, s), (y0, s0) in zip(zip(self.old_dirs, self.old_stps), snap["history"]):
+            np.copyto(y, y0)
+            np.copyto(s, s0)
 
 
 # ---- L-BFGS-B ----------------------------------------------------------------------------------------

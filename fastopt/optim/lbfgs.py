@@ -35,21 +35,6 @@ def _loss_value(loss: Any) -> float:
         raise TypeError(f"LBFGS.step: the closure's value {type(loss).__name__} is not a real scalar ({e})") from None
 
 
-def _snapshot(mach: "C.Machine") -> tuple:
-    """Copies of everything one step of the unbounded core may write, for a rollback."""
-    arrays = tuple(a.copy() for a in (mach.st, mach.d, mach.prev_g, mach.ro, mach.al))
-    return arrays, len(mach.old_dirs), [(y.copy(), s.copy()) for y, s in zip(mach.old_dirs, mach.old_stps)]
-
-
-def _restore(mach: "C.Machine", snap: tuple) -> None:
-    arrays, nslots, hist = snap
-    for dst, src in zip((mach.st, mach.d, mach.prev_g, mach.ro, mach.al), arrays):
-        np.copyto(dst, src)
-    # slots allocated during the step stay (the core points at them); they lie beyond the restored length
-    for (y, s), (y0, s0) in zip(zip(mach.old_dirs, mach.old_stps), hist):
-        np.copyto(y, y0)
-        np.copyto(s, s0)
-
 # state keys (torch's names; 'old_dirs'/'old_stps' are lists of flat arrays, oldest first, like torch's lists)
 _ARRAY_KEYS = ("d", "prev_flat_grad", "al")
 _FLOAT_KEYS = ("t", "H_diag", "prev_loss")
@@ -396,20 +381,33 @@ class LBFGS(Optimizer):
                             max_eval=group["max_eval"], max_ls=_NO_LIMIT,
                             line_search=group["line_search_fn"] is not None, eval_last=False, report_iter=False,
                             restart_bad_dir=False)
+        orig_loss, _ = self._run_core(closure, mach, datas, spans)
+        self._save_state(mach)
+        return orig_loss
+
+    def _run_core(self, closure: Callable[[], Any], mach: C.Machine | C.BMachine, datas: list[np.ndarray],
+                  spans: list[tuple[int, int]]) -> tuple[Any, int]:
+        """One step of either core on the parameters: evaluate the closure wherever the core asks, hand the
+        unbounded core the history slots it asks for, until it stops. On an exception the parameters and the
+        core's buffers go back to where the step began. Returns the closure's first value (what ``step``
+        returns, as in torch) and the code the core stopped with."""
+        bounded = isinstance(mach, C.BMachine)
+        eval_task = C.B_EVAL if bounded else C.EVAL
         X, G, params = mach.x, mach.g, self._params
         self._gather(X, datas, spans)
         x_start = X.copy()
-        snap = _snapshot(mach)
-        core = mach.core
+        snap = mach.snapshot()
         sign = -1.0 if self.maximize else 1.0
         orig_loss = None
         first = True
         f = 0.0
         try:
             while True:
-                task = core.run(f)
-                if task == C.EVAL:
-                    if not first:                     # the first evaluation is at the parameters as they are
+                task = mach.core.run(f)
+                if task == eval_task:
+                    # the unbounded core evaluates first at the parameters as they are; the bounded one clips
+                    # the start into the box, so its every point is written to the parameters
+                    if bounded or not first:
                         self._scatter(X, datas, spans)
                     loss = closure()
                     if first:
@@ -418,17 +416,16 @@ class LBFGS(Optimizer):
                     self._gather_grad(G, datas, spans, params)
                     if self.maximize:
                         np.negative(G, out=G)
-                elif task == C.NEED_SLOT:
+                elif task == C.NEED_SLOT and isinstance(mach, C.Machine):
                     mach.add_slot()
                 else:
                     break
         except BaseException:
             self._scatter(x_start, datas, spans)
-            _restore(mach, snap)
+            mach.restore(snap)
             raise
         self._scatter(X, datas, spans)
-        self._save_state(mach)
-        return orig_loss
+        return orig_loss, task
 
     # ---- bounds: the L-BFGS-B core ---------------------------------------------------------------------
     def _bounded_machine(self, n: int, dtype: np.dtype, group: dict[str, Any]) -> C.BMachine:
@@ -465,33 +462,7 @@ class LBFGS(Optimizer):
                             lr=float(group["lr"]), ls_ftol=1e-3, ls_gtol=0.9, ls_xtol=0.1, fabs_tol=tc, xabs_tol=tc,
                             max_iter=group["max_iter"], max_fun=group["max_eval"] - 1, max_ls=_BOUNDED_MAX_LS,
                             line_search=ls, report_iter=False)
-        X, G, params = mach.x, mach.g, self._params
-        self._gather(X, datas, spans)
-        x_start = X.copy()
-        snap = mach.snapshot()
-        core = mach.core
-        sign = -1.0 if self.maximize else 1.0
-        orig_loss = None
-        first = True
-        f = 0.0
-        try:
-            while True:
-                task = core.run(f)
-                if task != C.B_EVAL:
-                    break
-                self._scatter(X, datas, spans)        # the core clips the start into the box
-                loss = closure()
-                if first:
-                    orig_loss, first = loss, False
-                f = sign * _loss_value(loss)
-                self._gather_grad(G, datas, spans, params)
-                if self.maximize:
-                    np.negative(G, out=G)
-        except BaseException:
-            self._scatter(x_start, datas, spans)
-            mach.restore(snap)
-            raise
-        self._scatter(X, datas, spans)
+        orig_loss, task = self._run_core(closure, mach, datas, spans)
         st = self.state[self._params[0]]
         st["func_evals"] = mach["nfev"]
         st["n_iter"] = mach["nit"]
