@@ -173,3 +173,16 @@ def no_overlap(entries: list[tuple[np.ndarray | None, bool, str, str]]) -> None:
     _, _, place_j, what_j = entries[j]
     raise ValueError(f"{place_j}: {what_j} shares memory with {place_i} {what_i}; an array fastopt writes must not "
                      "overlap any other array of the step")
+
+
+def grad_like(g: np.ndarray | Any, label: str, data: np.ndarray) -> np.ndarray:
+    """A gradient that is read into another buffer, never written through (so it may share the data's memory):
+    checked to be an ndarray of the data's dtype and shape. ``label`` names the place, e.g.
+    ``param_groups[0]['params'][1]``; a None gradient is the caller's case."""
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{label}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
+    if g.dtype != data.dtype:
+        raise TypeError(f"{label}: grad is {g.dtype}, param is {data.dtype}; they must match")
+    if g.shape != data.shape:
+        raise ValueError(f"{label}: grad has shape {g.shape}, param has shape {data.shape}")
+    return g

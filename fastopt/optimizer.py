@@ -69,12 +69,7 @@ def _hooked_step(self: "Optimizer", step: Callable, args: tuple, kwargs: dict) -
     self._in_step = True
     try:
         if self._step_pre_hooks:
-            for hook in list(self._step_pre_hooks.values()):
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
-                    args, kwargs = res
+            args, kwargs = _run_pre_hooks(self, self._step_pre_hooks, args, kwargs)
         out = step(self, *args, **kwargs)
         self._opt_called = True
         if self._step_post_hooks:
@@ -83,6 +78,17 @@ def _hooked_step(self: "Optimizer", step: Callable, args: tuple, kwargs: dict) -
         return out
     finally:
         self._in_step = False
+
+
+def _run_pre_hooks(opt: Any, hooks: OrderedDict, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Run step pre-hooks as torch does: each ``hook(opt, args, kwargs)`` returns None or new ``(args, kwargs)``."""
+    for hook in list(hooks.values()):
+        res = hook(opt, args, kwargs)
+        if res is not None:
+            if not (isinstance(res, tuple) and len(res) == 2):
+                raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
+            args, kwargs = res
+    return args, kwargs
 
 
 def _locked(method: Callable) -> Callable:
@@ -431,6 +437,13 @@ class Optimizer:
         if len(groups) != len(self.param_groups):
             raise ValueError("loaded state dict has a different number of parameter groups "
                              f"({len(groups)} saved, {len(self.param_groups)} here)")
+        for gi, (live, g) in enumerate(zip(self.param_groups, groups)):
+            if not isinstance(g, dict) or "params" not in g:
+                raise ValueError(f"param_groups[{gi}] of the loaded state dict has no 'params'")
+            if len(g["params"]) != len(live["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group ({gi}) that doesn't match the "
+                                 f"size of optimizer's group ({len(g['params'])} saved, "
+                                 f"{len(live['params'])} here)")
         return state_dict, groups, saved
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -447,12 +460,6 @@ class Optimizer:
         new_groups = []
         id_map: dict[Any, tuple[int, int, Parameter]] = {}
         for gi, (live, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if not isinstance(saved, dict) or "params" not in saved:
-                raise ValueError(f"param_groups[{gi}] of the loaded state dict has no 'params'")
-            if len(saved["params"]) != len(live["params"]):
-                raise ValueError(f"loaded state dict contains a parameter group ({gi}) that doesn't match the "
-                                 f"size of optimizer's group ({len(saved['params'])} saved, "
-                                 f"{len(live['params'])} here)")
             group = {}
             for key, value in saved.items():
                 if key in ("params", "param_names"):

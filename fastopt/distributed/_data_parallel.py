@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from mpi4py import MPI
 
+from .. import _validate as V
 from ..clip import clip_grads_with_norm_, get_total_norm
 from ..parameter import Parameter
 from ._comm import DEFAULT_BUCKET_BYTES, agree, dtype_name, first_difference, get_comm, labelled_params, stream
@@ -27,6 +28,20 @@ def _by_dtype(arrays: list[np.ndarray]) -> dict[np.dtype, list[np.ndarray]]:
     for a in arrays:
         out.setdefault(a.dtype, []).append(a)
     return out
+
+
+def _checked_locally(params: Any, fname: str, check: Callable[[list[Parameter], list[str]], int]
+                     ) -> tuple[list[Parameter], list[str], int, Exception | None]:
+    """This rank's checks of a collective call: the labelled parameter list, ``check(plist, labels)``'s value (the
+    bucket size) and the error either raised (None if none), which the caller hands to ``agree`` so that every
+    rank raises it (the list is empty if it could not be read)."""
+    plist: list[Parameter] = []
+    labels: list[str] = []
+    try:
+        plist, labels = labelled_params(params, fname)
+        return plist, labels, check(plist, labels), None
+    except Exception as e:  # noqa: BLE001 - every local error is turned into the same error on every rank
+        return plist, labels, 0, e
 
 
 def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 0, *,
@@ -53,11 +68,8 @@ def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 
         >>> dist.broadcast_parameters(params, comm=comm)     # now rank 0's values on every rank
     """
     comm = get_comm(comm)
-    err = None
-    plist: list[Parameter] = []
-    labels: list[str] = []
-    try:
-        plist, labels = labelled_params(params, "broadcast_parameters")
+
+    def check(plist: list[Parameter], labels: list[str]) -> int:
         if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < comm.size:
             raise ValueError(f"root must be a rank in [0, {comm.size}), got {root!r}")
         bucket = _bucket_bytes(bucket_size)
@@ -66,8 +78,9 @@ def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 
                 raise TypeError(f"{label}: data must be a float32 or float64 ndarray")
             if comm.rank != root and not p.data.flags.writeable:
                 raise ValueError(f"{label}: data is read-only; broadcast_parameters writes it in place")
-    except Exception as e:  # noqa: BLE001 - every local error is turned into the same error on every rank
-        err = e
+        return bucket
+
+    plist, labels, bucket, err = _checked_locally(params, "broadcast_parameters", check)
     sig = [(tuple(p.data.shape), dtype_name(p.data.dtype)) if isinstance(p.data, np.ndarray) else None for p in plist]
     agree(comm, err, [len(sig)] + sig, ["the number of parameters"] + labels, "parameter shapes and dtypes")
     if comm.size == 1:
@@ -80,14 +93,8 @@ def broadcast_parameters(params: Any, comm: MPI.Comm | None = None, root: int = 
 def _check_grads(plist: list[Parameter], labels: list[str]) -> None:
     for p, label in zip(plist, labels):
         g = p.grad
-        if g is None:
-            continue
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"{label}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
-        if g.dtype != p.data.dtype:
-            raise TypeError(f"{label}: grad is {g.dtype}, param is {p.data.dtype}; they must match")
-        if g.shape != p.data.shape:
-            raise ValueError(f"{label}: grad has shape {g.shape}, param has shape {p.data.shape}")
+        if g is not None:
+            V.grad_like(g, label, p.data)
 
 
 def grad_presence_mismatch(sigs: list[list[Any]], labels: list[str]) -> str:
@@ -143,17 +150,15 @@ def allreduce_grads(params: Any, comm: MPI.Comm | None = None, *, bucket_size: i
         >>> dist.allreduce_grads([w], comm=comm)             # with 2 ranks: w.grad == [0.5, 0.5] on both
     """
     comm = get_comm(comm)
-    err = None
-    plist: list[Parameter] = []
-    labels: list[str] = []
-    try:
-        plist, labels = labelled_params(params, "allreduce_grads")
+
+    def check(plist: list[Parameter], labels: list[str]) -> int:
         bucket = _bucket_bytes(bucket_size)
         if not isinstance(average, (bool, np.bool_)):
             raise TypeError(f"average must be a bool, got {average!r}")
         _check_grads(plist, labels)
-    except Exception as e:  # noqa: BLE001
-        err = e
+        return bucket
+
+    plist, labels, bucket, err = _checked_locally(params, "allreduce_grads", check)
     sig = [(tuple(p.data.shape), dtype_name(p.data.dtype), p.grad is not None) if isinstance(p.data, np.ndarray) else None
            for p in plist]
     agree(comm, err, [len(sig)] + sig, ["the number of parameters"] + labels, mismatch=grad_presence_mismatch)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from .. import _validate as V
 from ..optim.adadelta import Adadelta
 from ..optim.adagrad import Adagrad
 from ..optim.adam import Adam, AdamW
@@ -44,7 +45,7 @@ from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
 from ..optim.rprop import Rprop
 from ..optim.sgd import SGD
-from ..optimizer import Optimizer, RemovableHandle
+from ..optimizer import Optimizer, RemovableHandle, _run_pre_hooks
 from ..parameter import Parameter
 from ._comm import agree, dtype_name, get_comm, staging
 from ._data_parallel import grad_presence_mismatch
@@ -314,12 +315,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                     raise ValueError(f"{label}: data is read-only; fastopt updates parameters in place")
                 g = p.grad
                 if g is not None:
-                    if not isinstance(g, np.ndarray):
-                        raise TypeError(f"{label}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
-                    if g.dtype != data.dtype:
-                        raise TypeError(f"{label}: grad is {g.dtype}, param is {data.dtype}; they must match")
-                    if g.shape != data.shape:
-                        raise ValueError(f"{label}: grad has shape {g.shape}, param has shape {data.shape}")
+                    V.grad_like(g, label, data)
                 sig.append((b_shape, dtype_name(b_dtype), g is not None))
                 labels.append(label)
                 k += 1
@@ -393,11 +389,11 @@ class ZeroRedundancyOptimizer(Optimizer):
     # hook raising on one rank makes every rank raise instead of leaving them waiting in the reduction.
     def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs) -> None | (args, kwargs)`` runs at the start of each ``step``."""
-        return _register(self._zero_pre_hooks, hook)
+        return self._register(self._zero_pre_hooks, hook)
 
     def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs) -> None`` runs after each ``step``, once the parameters are gathered."""
-        return _register(self._zero_post_hooks, hook)
+        return self._register(self._zero_post_hooks, hook)
 
     # ---- step --------------------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -420,12 +416,7 @@ class ZeroRedundancyOptimizer(Optimizer):
 
         def before() -> Any:
             nonlocal args, kwargs
-            for hook in list(self._zero_pre_hooks.values()):
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {res!r}")
-                    args, kwargs = res
+            args, kwargs = _run_pre_hooks(self, self._zero_pre_hooks, args, kwargs)
             fn = args[0] if args else kwargs.get("closure")
             loss = fn() if fn is not None else None
             self._sync_options()
@@ -559,13 +550,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             state_dict, groups, saved = self._hooked_state_dict(state_dict)
             index: dict[Any, int] = {}
             start = 0
-            for gi, (g, live) in enumerate(zip(groups, self.param_groups)):
-                if not isinstance(g, dict) or "params" not in g:
-                    raise ValueError(f"param_groups[{gi}] of the loaded state dict has no 'params'")
-                if len(g["params"]) != len(live["params"]):
-                    raise ValueError(f"loaded state dict contains a parameter group ({gi}) that doesn't match the "
-                                     f"size of optimizer's group ({len(g['params'])} saved, "
-                                     f"{len(live['params'])} here)")
+            for g, live in zip(groups, self.param_groups):     # their sizes were checked by _hooked_state_dict
                 index.update((sid, start + j) for j, sid in enumerate(g["params"]))
                 start += len(live["params"])
             records = []
@@ -637,14 +622,6 @@ def _option_entries(gi: int, group: dict[str, Any], sig: list[Any], labels: list
     for key in sorted(opts):
         sig.append(repr(opts[key]))
         labels.append(f"param_groups[{gi}]['{key}']")
-
-
-def _register(hooks: OrderedDict, hook: Callable) -> RemovableHandle:
-    if not callable(hook):
-        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = hook
-    return handle
 
 
 def _where(zopt: ZeroRedundancyOptimizer, k: int) -> str:

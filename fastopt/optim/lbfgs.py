@@ -489,11 +489,5 @@ class LBFGS(Optimizer):
             g = p.grad
             if g is None:
                 G[a:b] = 0
-                continue
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"{V.where(0, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
-            if g.shape != d.shape:
-                raise ValueError(f"{V.where(0, j)}: grad has shape {g.shape}, param has shape {d.shape}")
-            if g.dtype != d.dtype:
-                raise TypeError(f"{V.where(0, j)}: grad is {g.dtype}, param is {d.dtype}; they must match")
-            np.copyto(G[a:b], g.reshape(-1))
+            else:
+                np.copyto(G[a:b], V.grad_like(g, V.where(0, j), d).reshape(-1))
