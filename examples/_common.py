@@ -38,3 +38,13 @@ def pyplot():
         print("matplotlib is not installed, so no plot is written (pip install matplotlib)", file=sys.stderr)
         return None
     return plt
+
+
+def save_figure(plt, fig, args: argparse.Namespace, name: str, dpi: int = 110) -> Path:
+    """Lay ``fig`` out, write it to ``out_dir / name``, close it and say where it went."""
+    fig.tight_layout()
+    path = out_path(args, name)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    print(f"plot written to {path}")
+    return path

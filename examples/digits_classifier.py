@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from _common import out_path, parser, pyplot
+from _common import parser, pyplot, save_figure
 
 import fastopt as fo
 from fastopt import lr_scheduler
@@ -132,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         ax3.plot(range(1, epochs + 1), [100 * a for a in accs], marker=".")
         ax3.set_title(f"test accuracy (final {100 * accs[-1]:.1f}%)")
         ax3.set_xlabel("epoch")
-        fig.tight_layout()
-        path = out_path(args, "digits_classifier.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        print(f"plot written to {path}")
+        save_figure(plt, fig, args, "digits_classifier.png")
     return 0
 
 

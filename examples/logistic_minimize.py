@@ -17,7 +17,7 @@ import sys
 import time
 
 import numpy as np
-from _common import out_path, parser, pyplot
+from _common import parser, pyplot, save_figure
 
 import fastopt as fo
 
@@ -104,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylabel("f(x_k) - f*  (floored at 1e-13)")
         ax.set_title(f"Logistic regression, {n} x {d}: L-BFGS in fastopt and scipy")
         ax.legend()
-        fig.tight_layout()
-        path = out_path(args, "logistic_minimize.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        print(f"plot written to {path}")
+        save_figure(plt, fig, args, "logistic_minimize.png")
     # the two solvers must agree: same objective to 1e-9 relative, same solution to 1e-3
     agree = (abs(fo_res.fun - sp_res.fun) <= 1e-9 * max(1.0, abs(sp_res.fun))
              and np.max(np.abs(fo_res.x - sp_res.x)) <= 1e-3)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from _common import out_path, parser, pyplot
+from _common import parser, pyplot, save_figure
 
 import fastopt as fo
 from fastopt.demo import MLP
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ax2.plot(x, poly["line"][0] * x + poly["line"][1], "C0:", label="best straight line")
         ax2.set_title("Polynomial regression: y = x² + noise")
         ax2.legend()
-        fig.tight_layout()
-        path = out_path(args, "regression.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        print(f"plot written to {path}")
+        save_figure(plt, fig, args, "regression.png")
     return 0
 
 
