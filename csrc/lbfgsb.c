@@ -128,6 +128,19 @@ static double lb_max3(double a, double b, double c) {
     return m > c ? m : c;
 }
 
+/* The minimiser of the cubic that interpolates the trial (stp, fp, dp) and the end point (sa, fa, da), as a step
+ * from stp (the paper's stpc for the cases that use both slopes and keep the discriminant as it is). */
+static double lb_cubic_from_trial(double stp, double fp, double dp, double sa, double fa, double da) {
+    const double theta = 3.0 * (fa - fp) / (stp - sa) + da + dp;
+    const double s = lb_max3(fabs(theta), fabs(da), fabs(dp));
+    double gamma = s * sqrt((theta / s) * (theta / s) - (da / s) * (dp / s));
+    if (stp > sa) gamma = -gamma;
+    const double p = (gamma - dp) + theta;
+    const double q = ((gamma - dp) + gamma) + da;
+    const double r = p / q;
+    return stp + r * (sa - stp);
+}
+
 /* The safeguarded step of the paper's section 4: from the interval end points (stx, fx, dx) (best so far)
  * and (sty, fy, dy) and the trial (stp, fp, dp), choose the next trial and update the interval. */
 static void lb_mt_step(double *stx, double *fx, double *dx, double *sty, double *fy, double *dy, double *stp,
@@ -149,14 +162,7 @@ static void lb_mt_step(double *stx, double *fx, double *dx, double *sty, double 
         *brackt = 1;
     } else if (sgnd < 0.0) {
         /* lower value, slopes of opposite sign: bracketed; cubic or secant, whichever is farther */
-        theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        s = lb_max3(fabs(theta), fabs(*dx), fabs(dp));
-        gamma = s * sqrt((theta / s) * (theta / s) - (*dx / s) * (dp / s));
-        if (*stp > *stx) gamma = -gamma;
-        p = (gamma - dp) + theta;
-        q = ((gamma - dp) + gamma) + *dx;
-        r = p / q;
-        stpc = *stp + r * (*stx - *stp);
+        stpc = lb_cubic_from_trial(*stp, fp, dp, *stx, *fx, *dx);
         stpq = *stp + (dp / (dp - *dx)) * (*stx - *stp);
         stpf = (fabs(stpc - *stp) > fabs(stpq - *stp)) ? stpc : stpq;
         *brackt = 1;
@@ -186,15 +192,8 @@ static void lb_mt_step(double *stx, double *fx, double *dx, double *sty, double 
     } else {
         /* lower value, same sign, slope not decreasing: cubic toward sty if bracketed, else a bound */
         if (*brackt) {
-            theta = 3.0 * (fp - *fy) / (*sty - *stp) + *dy + dp;
-            s = lb_max3(fabs(theta), fabs(*dy), fabs(dp));
-            gamma = s * sqrt((theta / s) * (theta / s) - (*dy / s) * (dp / s));
-            if (*stp > *sty) gamma = -gamma;
-            p = (gamma - dp) + theta;
-            q = ((gamma - dp) + gamma) + *dy;
-            r = p / q;
-            stpc = *stp + r * (*sty - *stp);
-            stpf = stpc;
+            /* the cubic through (sty, fy, dy): 3 (fp - fy) / (sty - stp) is the same quotient with both signs flipped */
+            stpf = lb_cubic_from_trial(*stp, fp, dp, *sty, *fy, *dy);
         } else {
             stpf = (*stp > *stx) ? stpmax : stpmin;
         }
