@@ -137,6 +137,10 @@ int FO_FN(fo_lbfgs_run)(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double 
     double t, f_new, gtd_new;
     int kind;
 
+    if (st->phase != P_IDLE && st->phase != P_AFTER) {   /* f_in is an evaluation the core asked for */
+        st->cur_evals += 1;
+        st->func_evals += 1;
+    }
     switch (st->phase) {
     case P_IDLE: goto start;
     case P_START: goto got_start;
@@ -156,8 +160,6 @@ start:
     return FO_LBFGS_EVAL;
 
 got_start:
-    st->cur_evals += 1;
-    st->func_evals += 1;
     st->f = f_in;
     if (!isfinite(f_in)) { kind = FO_LBFGS_NONFINITE; goto stop_with; }
     if (!h->line_search) {
@@ -239,8 +241,6 @@ iter_top:
     goto iter_done;
 
 got_fixed:
-    st->cur_evals += 1;
-    st->func_evals += 1;
     st->f = f_in;
     if (!isfinite(f_in)) { kind = FO_LBFGS_NONFINITE; goto fail; }
     if (!st->have_best || f_in < st->fbest) {
@@ -251,8 +251,6 @@ got_fixed:
     goto iter_done;
 
 got_bracket:
-    st->cur_evals += 1;
-    st->func_evals += 1;
     if (st->ls_evals > 0) st->ls_iter += 1;   /* evaluations after the first end a loop pass */
     st->ls_evals += 1;
     t = st->t;
@@ -338,8 +336,6 @@ zoom_loop:
     }
 
 got_zoom:
-    st->cur_evals += 1;
-    st->func_evals += 1;
     st->ls_evals += 1;
     st->ls_iter += 1;
     t = st->t;

@@ -359,6 +359,10 @@ int FO_FN(fo_lbfgsb_run)(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, doub
     int64_t *where = w->iw, *fl = w->iw + n;
     int kind;
 
+    if (st->phase == LB_START || st->phase == LB_SEARCH) {   /* f_in is an evaluation the core asked for */
+        st->nfev += 1;
+        st->loc_fev += 1;
+    }
     switch (st->phase) {
     case LB_IDLE: goto start;
     case LB_START: goto got_start;
@@ -383,8 +387,6 @@ start:
     return FO_LBFGSB_EVAL;
 
 got_start:
-    st->nfev += 1;
-    st->loc_fev += 1;
     st->f = f_in;
     st->sbgnrm = FO_FN(fo_lbfgsb_projgr)(w);
     if (!isfinite(f_in) || !isfinite(st->sbgnrm)) { kind = FO_LBFGSB_NONFINITE; goto stop; }
@@ -466,8 +468,6 @@ trial:
     return FO_LBFGSB_EVAL;
 
 got_search:
-    st->nfev += 1;
-    st->loc_fev += 1;
     st->ls_iter += 1;
     {
         const double gd = FO_FN(fo_dot)(g, d, n);
