@@ -41,7 +41,12 @@ typedef struct {
     int64_t n_work;
     int64_t total;          /* sum of sizes */
     int n_threads;          /* threads the caller allows (>= 1) */
+    /* Scratch of the reduce-then-update kernels (fo_reduce.h), owned by the table and allocated with the work
+     * items, so a step allocates nothing: FO_PARTIALS doubles per work item, then FO_PARTIALS per tensor
+     * ([(n_work + n_tensors) * FO_PARTIALS]). Contents are undefined between calls; other kernels ignore it. */
+    double *partials;
 } fo_tensor_list;
+enum { FO_PARTIALS = 4 };
 
 /* Work planning (table.c). fo_count_work gives how many items fo_plan_work writes for these sizes. */
 int64_t fo_count_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk);
@@ -116,6 +121,28 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
  * n_state of 2..4) becomes b + scale * g, exactly an optimizer's traffic (fastopt.bench) */
 #define FO_PROBE_FIELDS(D, I, S) I(S, n_state) D(S, scale)
 
+/* ---- AdEMAMix, LAMB, LARS and Lookahead (issue #15; pytorch-optimizer 4.1's variants) ---- */
+/* AdEMAMix: 2 exp_avg, 3 exp_avg_sq, 4 exp_avg_slow; scalars 0 bias_correction1 = 1 - beta1^t,
+ * 1 sqrt(1 - beta2^t), 2 alpha_t, 3 1 - beta3_t (the warm-up schedules, computed in Python) */
+#define FO_ADEMAMIX_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, weight_decouple) I(S, fixed_decay) I(S, maximize)
+/* LAMB (reduce then update, fo_reduce.h): 2 exp_avg, 3 exp_avg_sq; scalars 0 step_size = lr / (1 - beta1^t)
+ * (lr under adam_debias) */
+#define FO_LAMB_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, weight_decouple) I(S, fixed_decay) I(S, grad_averaging) I(S, adam) I(S, maximize)
+/* LARS (reduce then update): 2 momentum_buffer (NULL iff momentum == 0); scalars 0 1.0 if the tensor has more
+ * than one dimension (only those are adapted, as pytorch-optimizer), else 0.0 */
+#define FO_LARS_FIELDS(D, I, S) D(S, lr) D(S, momentum) D(S, dampening) D(S, weight_decay) \
+    D(S, trust_coefficient) I(S, nesterov) I(S, adapt) I(S, maximize)
+/* Lookahead's slow-weight update: 0 param (INOUT, the fast weights), 1 slow_params (INOUT):
+ * p = lerp(p, slow, weight) with weight = 1 - alpha, then slow = p */
+#define FO_LOOKAHEAD_FIELDS(D, I, S) D(S, weight)
+#define FO_KERNELS_BEYOND_MORE(X)                       \
+    X(ademamix, FO_ADEMAMIX_FIELDS, 5, 4)               \
+    X(lamb, FO_LAMB_FIELDS, 4, 1)                       \
+    X(lars, FO_LARS_FIELDS, 3, 1)                       \
+    X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)
+
 #define FO_KERNELS(X)                                   \
     X(sgd, FO_SGD_FIELDS, 3, 1)                         \
     X(adam, FO_ADAM_FIELDS, 5, 2)                       \
@@ -132,7 +159,8 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(muon_apply, FO_MUON_APPLY_FIELDS, 2, 1)           \
     X(sparse_adam, FO_SPARSE_ADAM_FIELDS, 4, 1)         \
     X(average, FO_AVERAGE_FIELDS, 2, 0)                 \
-    X(probe, FO_PROBE_FIELDS, 5, 0)
+    X(probe, FO_PROBE_FIELDS, 5, 0)                     \
+    FO_KERNELS_BEYOND_MORE(X)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
 

@@ -24,7 +24,9 @@ cdef extern from "fastopt.h" nogil:
         int64_t n_work
         int64_t total
         int n_threads
+        double *partials
 
+    int64_t FO_PARTIALS
     int64_t FO_CHUNK
     int64_t FO_PARALLEL_MIN
     int64_t fo_count_work(const int64_t *sizes, int64_t n_tensors, int64_t chunk)

@@ -210,6 +210,7 @@ cdef class TensorTable:
     cdef void **bufs
     cdef int64_t *sizes
     cdef fo_work *work
+    cdef double *partials
     cdef _interval *written
     cdef int64_t n_written
     cdef list _rows
@@ -226,6 +227,7 @@ cdef class TensorTable:
         self.bufs = NULL
         self.sizes = NULL
         self.work = NULL
+        self.partials = NULL
         self.written = NULL
         if len(readonly) != nb:
             raise ValueError(f"got {nb} buffer names but {len(readonly)} read-only flags")
@@ -269,6 +271,10 @@ cdef class TensorTable:
         self.work = <fo_work *>malloc(max(self.lst.n_work, 1) * sizeof(fo_work))
         if self.work == NULL:
             raise MemoryError()
+        # the reduce-then-update kernels' scratch (fastopt.h: fo_tensor_list.partials), so a step allocates nothing
+        self.partials = <double *>malloc(max((self.lst.n_work + n) * FO_PARTIALS, 1) * sizeof(double))
+        if self.partials == NULL:
+            raise MemoryError()
         fo_plan_work(self.sizes, n, FO_CHUNK, self.work)
         self.lst.n_tensors = n
         self.lst.n_bufs = nb
@@ -279,11 +285,13 @@ cdef class TensorTable:
         self.lst.work = self.work
         self.lst.total = self.total
         self.lst.n_threads = 1
+        self.lst.partials = self.partials
 
     def __dealloc__(self):
         free(self.bufs)
         free(self.sizes)
         free(self.work)
+        free(self.partials)
         free(self.written)
 
     cdef void *_check(self, object arr, int64_t i, int64_t k) except NULL:

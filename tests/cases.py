@@ -196,3 +196,45 @@ TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "Ad
                                      "Adagrad": "Adagrad", "Adadelta": "Adadelta", "Adamax": "Adamax",
                                      "NAdam": "NAdam", "RAdam": "RAdam", "Lion": None,
                                      "Adafactor": "Adafactor"}
+
+
+# ---- AdEMAMix, LAMB, LARS (issue #15; beyond torch.optim, pytorch-optimizer's variants) --------------------------
+CASES += [
+    ("AdEMAMix", dict()),
+    ("AdEMAMix", dict(lr=1e-2, betas=(0.8, 0.99, 0.999), alpha=2.0, t_alpha_beta3=3.0, weight_decay=0.1)),
+    ("AdEMAMix", dict(lr=1e-2, weight_decay=0.1, weight_decouple=True, eps=1e-6, maximize=True)),
+    ("AdEMAMix", dict(lr=1e-2, betas=(0.3, 0.9, 0.4), weight_decay=0.2, weight_decouple=True, fixed_decay=True)),
+    ("LAMB", dict()),
+    ("LAMB", dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1, eps=1e-8)),
+    ("LAMB", dict(lr=1e-2, weight_decay=0.1, weight_decouple=False, grad_averaging=False, maximize=True)),
+    ("LAMB", dict(lr=1e-2, weight_decay=0.3, fixed_decay=True, adam_debias=True)),
+    ("LAMB", dict(lr=1e-2, adam=True)),
+    ("LARS", dict()),
+    ("LARS", dict(lr=0.1, weight_decay=0.1, momentum=0.3)),  # momentum 0 (no state): tests/test_beyond_more.py
+    ("LARS", dict(lr=0.1, momentum=0.8, dampening=0.3, trust_coefficient=0.02, maximize=True)),
+    ("LARS", dict(lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.01, adapt=False)),
+]
+ERROR_CASES += [
+    ("AdEMAMix", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("AdEMAMix", dict(betas=(0.9, 0.999)), TypeError, r"betas must be a triple"),
+    ("AdEMAMix", dict(betas=(1.0, 0.999, 0.9999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("AdEMAMix", dict(betas=(0.9, 0.999, 1.5)), ValueError, "Invalid beta parameter at index 2: 1.5"),
+    ("AdEMAMix", dict(alpha=-1.0), ValueError, "Invalid alpha value"),
+    ("AdEMAMix", dict(t_alpha_beta3=0), ValueError, "Invalid t_alpha_beta3 value: 0"),
+    ("AdEMAMix", dict(betas=(0.0, 0.999, 0.9999), t_alpha_beta3=10), ValueError, r"log\(beta1\)"),
+    ("AdEMAMix", dict(weight_decouple=1), TypeError, "weight_decouple must be a bool"),
+    ("AdEMAMix", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("LAMB", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("LAMB", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("LAMB", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("LAMB", dict(eps=-1e-6), ValueError, "Invalid epsilon value"),
+    ("LAMB", dict(adam=None), TypeError, "adam must be a bool"),
+    ("LAMB", dict(pre_norm=True), TypeError, "pre_norm"),
+    ("LARS", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("LARS", dict(momentum=1.0), ValueError, "Invalid momentum value: 1.0"),
+    ("LARS", dict(dampening=-0.1), ValueError, "Invalid dampening value: -0.1"),
+    ("LARS", dict(trust_coefficient=-1e-3), ValueError, "Invalid trust_coefficient value: -0.001"),
+    ("LARS", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("LARS", dict(adapt="yes"), TypeError, "adapt must be a bool"),
+]
+TORCH_NAMES.update({"AdEMAMix": None, "LAMB": None, "LARS": None})

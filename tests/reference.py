@@ -347,3 +347,90 @@ REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": r
               "ASGD": ref_asgd, "Rprop": ref_rprop,
               "Adagrad": ref_adagrad, "Adadelta": ref_adadelta, "Adamax": ref_adamax, "NAdam": ref_nadam,
               "RAdam": ref_radam, "Lion": ref_lion, "Adafactor": ref_adafactor}
+
+
+# ---- AdEMAMix, LAMB, LARS (issue #15), each as pytorch-optimizer 4.1's per-parameter loop -----------------------
+
+def ref_ademamix(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3,
+                 betas: tuple = (0.9, 0.999, 0.9999), weight_decay: float = 0.0, weight_decouple: bool = False,
+                 fixed_decay: bool = False, alpha: float = 5.0, t_alpha_beta3: float | None = None,
+                 eps: float = 1e-8, maximize: bool = False) -> None:
+    """Pagliardini, Ablin & Grangier (2024), Algorithm 1: Adam's numerator m1 / (1 - beta1^t) plus alpha_t times a
+    slow EMA m2 (decay beta3_t); alpha and beta3 warmed up over T = t_alpha_beta3 steps (the paper's schedulers)."""
+    import math
+
+    dt = p.dtype
+    beta1, beta2, beta3 = betas
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_avg_sq", "exp_avg_slow"))
+    t = state["step"]
+    if weight_decay != 0:
+        if weight_decouple:
+            p[...] = p * _c(1 - weight_decay * (1.0 if fixed_decay else lr), dt)
+        elif weight_decay > 0:
+            g = g + _c(weight_decay, dt) * p
+    if t_alpha_beta3 is None:
+        alpha_t, beta3_t = alpha, beta3
+    else:
+        alpha_t = min(t * alpha / t_alpha_beta3, alpha)
+        frac = t / t_alpha_beta3
+        lb1, lb3 = math.log(beta1), math.log(beta3)
+        beta3_t = min(math.exp(lb1 * lb3 / ((1 - frac) * lb3 + frac * lb1)), beta3)
+    m1, v = _adam_moments(state, g, beta1, beta2)
+    m2 = state["exp_avg_slow"]
+    m2[...] = _lerp(m2, g, 1 - beta3_t)
+    denom = np.sqrt(v) / _c(math.sqrt(1 - beta2 ** t), dt) + _c(eps, dt)
+    update = m1 / _c(1 - beta1 ** t, dt) + _c(alpha_t, dt) * m2
+    p[...] = p + (_c(-lr, dt) * update) / denom
+
+
+def _norm64(x: np.ndarray) -> float:
+    """The 2-norm summed in double (fastopt's deterministic reductions)."""
+    return float(np.sqrt(np.sum(np.square(x, dtype=np.float64))))
+
+
+def ref_lamb(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+             weight_decay: float = 0.0, weight_decouple: bool = True, fixed_decay: bool = False,
+             grad_averaging: bool = True, adam: bool = False, eps: float = 1e-6, maximize: bool = False,
+             adam_debias: bool = False) -> None:
+    """You et al. (2019), Algorithm 2 (LAMB): the Adam direction u = m / (sqrt(v) + eps) (+ wd x), scaled by the
+    trust ratio min(|x|, 10) / (|u| + eps); the step size lr / (1 - beta1^t), no correction of v."""
+    dt = p.dtype
+    beta1, beta2 = betas
+    g = _begin(p, g, state, maximize, ("exp_avg", "exp_avg_sq"))
+    t = state["step"]
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m[...] = m * _c(beta1, dt) + _c(1 - beta1 if grad_averaging else 1.0, dt) * g
+    _ema_sq(v, g, beta2)
+    if weight_decay != 0 and weight_decouple:
+        p[...] = p * _c(1 - weight_decay * (1.0 if fixed_decay else lr), dt)
+    u = m / (np.sqrt(v) + _c(eps, dt))
+    if not weight_decouple and weight_decay > 0:
+        u = u + _c(weight_decay, dt) * p
+    w_norm, u_norm = min(_norm64(p), 10.0), _norm64(u)
+    trust = 1.0 if adam or w_norm == 0 or u_norm == 0 else w_norm / (u_norm + eps)
+    step_size = lr if adam_debias else lr / (1 - beta1 ** t)
+    p[...] = p + _c(-step_size * trust, dt) * u
+
+
+def ref_lars(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, weight_decay: float = 0.0,
+             momentum: float = 0.9, dampening: float = 0.0, trust_coefficient: float = 1e-3,
+             nesterov: bool = False, maximize: bool = False, adapt: bool = True) -> None:
+    """You, Gitman & Ginsburg (2017), Algorithm 1 (LARS): arrays of more than one dimension take the local rate
+    tc |p| / (|g| + wd |p|) on g + wd p; then momentum SGD (the buffer starts at zero)."""
+    dt = p.dtype
+    g = -g if maximize else g.copy()
+    if momentum > 0 and "momentum_buffer" not in state:
+        state["momentum_buffer"] = np.zeros_like(p)
+    if adapt and p.ndim > 1:
+        p_norm, g_norm = _norm64(p), _norm64(g)
+        den = g_norm + weight_decay * p_norm
+        trust = trust_coefficient * p_norm / den if p_norm > 0 and den > 0 else 1.0
+        g = (g + _c(weight_decay, dt) * p) * _c(trust, dt)
+    if momentum > 0:
+        b = state["momentum_buffer"]
+        b[...] = b * _c(momentum, dt) + _c(1 - dampening, dt) * g
+        g = g + _c(momentum, dt) * b if nesterov else b.copy()
+    p[...] = p + _c(-lr, dt) * g
+
+
+REFERENCES.update({"AdEMAMix": ref_ademamix, "LAMB": ref_lamb, "LARS": ref_lars})

@@ -83,6 +83,30 @@ ALGOS: dict[str, Algo] = {
     "lion": Algo("Lion", lambda ps: fo.Lion(ps, lr=1e-4, weight_decay=0.1), None, {}, {}, ("exp_avg",), False),
 }
 
+# ---- AdEMAMix, LAMB, LARS (issue #15): against pytorch-optimizer on torch CPU (its default, foreach, path) ----
+
+
+def _pytorch_optimizer(name: str, **kwargs: Any) -> Callable[[list], Any]:
+    def make(params: list) -> Any:
+        import pytorch_optimizer  # ImportError: the bench reports the column as not installed
+
+        return getattr(pytorch_optimizer, name)(params, **kwargs)
+    return make
+
+
+_PO = "pytorch-optimizer"
+ALGOS.update({
+    "ademamix": Algo("AdEMAMix", lambda ps: fo.AdEMAMix(ps, lr=1e-3), None, {}, {},
+                     ("exp_avg", "exp_avg_sq", "exp_avg_slow"), False,
+                     make_reference=_pytorch_optimizer("AdEMAMix", lr=1e-3), reference_label=_PO),
+    "lamb": Algo("LAMB", lambda ps: fo.LAMB(ps, lr=1e-3, weight_decay=1e-2), None, {}, {},
+                 ("exp_avg", "exp_avg_sq"), False,
+                 make_reference=_pytorch_optimizer("Lamb", lr=1e-3, weight_decay=1e-2), reference_label=_PO),
+    "lars": Algo("LARS", lambda ps: fo.LARS(ps, lr=1e-2, weight_decay=1e-4), None, {}, {}, ("momentum_buffer",),
+                 False, make_reference=_pytorch_optimizer("LARS", lr=1e-2, weight_decay=1e-4),
+                 reference_label=_PO),
+})
+
 # Single-tensor sizes, then the two models.
 SIZE_CASES = {"1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000, "5e7": 50_000_000}
 CASES = list(SIZE_CASES) + ["model200", "mlp"]

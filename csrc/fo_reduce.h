@@ -1,0 +1,94 @@
+/* fo_reduce.h — the reduce-then-update driver: kernels whose update needs per-tensor norms of the step's own
+ * values (LAMB's and LARS's trust ratios). Included by such a kernel's body inside its FO_T instantiation, after
+ * fo_common.h; it extends the elementwise driver (FO_ELEMENTWISE) and changes nothing for the other kernels.
+ *
+ * A kernel body defines
+ *   FO_REDUCE_RANGE(name) { ... }   pass 1 over one whole work item (no alignment peel, so that which element
+ *                                   lands in which accumulator lane never depends on the address): it may update
+ *                                   state in place, and writes FO_PARTIALS sums into acc[], each accumulated in
+ *                                   double in FO_LANES fixed lanes (element i of the item into lane i % FO_LANES;
+ *                                   items start at multiples of FO_CHUNK) folded by fo_fold_lanes;
+ *   FO_FN(name##_combine)(h, s, sums, out)   per tensor, on the calling thread: its FO_PARTIALS sums (the items'
+ *                                   partials added in item order) -> FO_PARTIALS results (the trust ratio, ...);
+ *   FO_APPLY_RANGE(name) { ... }    pass 2, elementwise, given the tensor's results r[] (with FO_ELEMENTWISE's
+ *                                   alignment peel: elementwise results do not depend on where a run starts);
+ *   FO_FN(name##_needs)(h)          as for FO_ELEMENTWISE;
+ * and ends with FO_REDUCE_THEN_UPDATE(name), which generates the entry point fo_<name>_{f32,f64}: check the list
+ * (before the first write), pass 1 over every work item on the thread pool, the per-tensor combination in index
+ * order, pass 2 over every work item. The partials live in the table's scratch (fo_tensor_list.partials), so
+ * nothing is allocated; every sum has one fixed order, so the results are the same bits for any thread count and
+ * instruction set. */
+#ifndef FO_REDUCE_H_ONCE
+#define FO_REDUCE_H_ONCE
+#define FO_LANES 8
+/* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): one order for every CPU */
+static inline double fo_fold_lanes(const double *l)
+{
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+#endif
+
+#define FO_REDUCE_RANGE(name) FO_INLINE void FO_FN(name##_reduce_range)(const fo_##name##_hyper *h,            \
+                                                                         FO_T *const *bufs, const double *s, \
+                                                                         const int64_t n, double *acc)
+#define FO_APPLY_RANGE(name) FO_INLINE void FO_FN(name##_apply_range)(const fo_##name##_hyper *h,              \
+                                                                       FO_T *const *bufs, const double *s,   \
+                                                                       const double *r, const int64_t n)
+
+#define FO_REDUCE_THEN_UPDATE(name)                                                                          \
+    FO_INLINE void FO_FN(name##_reduce_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w) \
+    {                                                                                                        \
+        const fo_work *it = &t->work[w];                                                                     \
+        const int64_t nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;                                \
+        FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
+        for (int64_t k = 0; k < nb; ++k)                                                                     \
+            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
+        double *acc = t->partials + w * FO_PARTIALS;                                                         \
+        for (int k = 0; k < FO_PARTIALS; ++k)                                                                \
+            acc[k] = 0.0;                                                                                    \
+        FO_FN(name##_reduce_range)(h, b, t->scalars + it->tensor * t->n_scalars, it->end - it->begin, acc);  \
+    }                                                                                                        \
+    FO_INLINE void FO_FN(name##_apply_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)  \
+    {                                                                                                        \
+        const fo_work *it = &t->work[w];                                                                     \
+        const int64_t n = it->end - it->begin, nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;       \
+        const double *s = t->scalars + it->tensor * t->n_scalars;                                            \
+        const double *r = t->partials + (t->n_work + it->tensor) * FO_PARTIALS;                              \
+        FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
+        for (int64_t k = 0; k < nb; ++k)                                                                     \
+            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
+        const int64_t head = fo_align_head(b[0], n, (int64_t)sizeof(FO_T));                                  \
+        if (head > 0) {                                                                                      \
+            FO_FN(name##_apply_range)(h, b, s, r, head);                                                     \
+            for (int64_t k = 0; k < nb; ++k)                                                                 \
+                b[k] = FO_ITEM_BUF(t, it, k, head);                                                          \
+        }                                                                                                    \
+        FO_FN(name##_apply_range)(h, b, s, r, n - head);                                                     \
+    }                                                                                                        \
+    FO_DEFINE_VARIANTS(name##_reduce_item, fo_##name##_hyper)                                                \
+    FO_DEFINE_VARIANTS(name##_apply_item, fo_##name##_hyper)                                                 \
+    int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##name##_hyper *h)                                \
+    {                                                                                                        \
+        if (t == NULL || h == NULL)                                                                          \
+            return FO_ERR_ARG;                                                                               \
+        const int64_t fo_needs_ = FO_FN(name##_needs)(h);                                                    \
+        if (fo_needs_ < 0)                                                                                   \
+            return FO_ERR_ARG;                                                                               \
+        const int fo_rc_ = fo_kernel_check(t, (uint32_t)fo_needs_, fo_##name##_n_scalars);                   \
+        if (fo_rc_ != FO_OK)                                                                                 \
+            return fo_rc_;                                                                                   \
+        if (t->partials == NULL)                                                                             \
+            return FO_ERR_LAYOUT;                                                                            \
+        FO_RUN_ITEMS(t, FO_SELECT(name##_reduce_item), h);                                                   \
+        int64_t w = 0;                                                                                       \
+        for (int64_t i = 0; i < t->n_tensors; ++i) { /* the items of tensor i are consecutive, in order */   \
+            double sums[FO_PARTIALS] = {0.0};                                                                \
+            for (; w < t->n_work && t->work[w].tensor == i; ++w)                                             \
+                for (int k = 0; k < FO_PARTIALS; ++k)                                                        \
+                    sums[k] += t->partials[w * FO_PARTIALS + k];                                             \
+            FO_FN(name##_combine)(h, t->scalars + i * t->n_scalars, sums,                                    \
+                                  t->partials + (t->n_work + i) * FO_PARTIALS);                              \
+        }                                                                                                    \
+        FO_RUN_ITEMS(t, FO_SELECT(name##_apply_item), h);                                                    \
+        return FO_OK;                                                                                        \
+    }

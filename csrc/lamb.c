@@ -1,0 +1,95 @@
+/* lamb.c — LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
+ * Algorithm 2) in pytorch-optimizer 4.1's variant and order of operations (pytorch_optimizer/optimizer/lamb.py,
+ * Lamb.update: the first moment's bias correction in the step size only, none on v; the weight norm clamped to
+ * [0, 10]); a reduce-then-update kernel (fo_reduce.h).
+ *
+ * Pass 1, per element, and the two sums of its tensor:
+ *   g  = -grad if maximize else grad                              grad        IN
+ *   m  = m * beta1 + c * g          c = 1 - beta1 if grad_averaging else 1 (one fma)   exp_avg     INOUT
+ *   v  = v * beta2 + ((1 - beta2) * g) * g                                              exp_avg_sq  INOUT
+ *   x  = p * (1 - wd * lr)          (weight_decouple, wd != 0; wd alone if fixed_decay)  param       INOUT
+ *   u  = m / (sqrt(v) + eps) + wd * x     (the decay term only without weight_decouple, wd > 0; one fma)
+ *   sums: |x|^2, |u|^2    (in double, fixed lanes and order)
+ * Per tensor:  w = min(|x|, 10), a = |u|,  trust = 1 if w == 0 or a == 0 (or adam) else w / (a + eps)
+ * Pass 2, per element (u recomputed from the new m, v: the same operations, the same bits):
+ *   p  = x + (-step_size * trust) * u      (one fma; step_size = lr / (1 - beta1^t), or lr under adam_debias)
+ */
+#ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
+#include "fastopt.h"
+#define FO_IMPL "lamb.c"
+#include "fo_instantiate.h"
+#else /* included by fo_instantiate.h with FO_T set: the body */
+#include "fo_reduce.h"
+
+/* The decoupled factor applied to p (exactly 1 when off: p * 1 == p). */
+#define FO_LAMB_DECAY(h) \
+    ((FO_T)(((h)->weight_decay != 0 && (h)->weight_decouple) ? 1 - (h)->weight_decay * ((h)->fixed_decay ? 1.0 : (h)->lr) : 1.0))
+#define FO_LAMB_L2(h) ((h)->weight_decay > 0 && !(h)->weight_decouple)
+
+FO_REDUCE_RANGE(lamb)
+{
+    (void)s;
+    FO_T *FO_RESTRICT p = bufs[0];
+    const FO_T *FO_RESTRICT g = bufs[1];
+    FO_T *FO_RESTRICT m = bufs[2];
+    FO_T *FO_RESTRICT v = bufs[3];
+    const FO_T decay = FO_LAMB_DECAY(h), wd = (FO_T)h->weight_decay, eps = (FO_T)h->eps;
+    const FO_T b1 = (FO_T)h->beta1, c = (FO_T)(h->grad_averaging ? 1 - h->beta1 : 1.0);
+    const FO_T b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2);
+    const int l2 = FO_LAMB_L2(h), maximize = h->maximize;
+    double xs[FO_LANES] = {0.0}, us[FO_LANES] = {0.0};
+    int64_t i0 = 0;
+    for (; i0 < n; i0 += FO_LANES) {
+        const int64_t len = n - i0 < FO_LANES ? n - i0 : FO_LANES;
+#pragma omp simd
+        for (int64_t j = 0; j < len; ++j) {
+            const int64_t i = i0 + j;
+            const FO_T gi = maximize ? -g[i] : g[i];
+            const FO_T mi = FO_FMA(c, gi, m[i] * b1);
+            const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+            const FO_T x = p[i] * decay;
+            FO_T u = mi / (FO_SQRT(vi) + eps);
+            if (l2)
+                u = FO_FMA(wd, x, u);
+            m[i] = mi;
+            v[i] = vi;
+            xs[j] += (double)x * (double)x;
+            us[j] += (double)u * (double)u;
+        }
+    }
+    acc[0] = fo_fold_lanes(xs);
+    acc[1] = fo_fold_lanes(us);
+}
+
+static inline void FO_FN(lamb_combine)(const fo_lamb_hyper *h, const double *s, const double *sums, double *out)
+{
+    double w = sqrt(sums[0]);
+    if (w > 10.0)
+        w = 10.0; /* pytorch-optimizer's Lamb.clamp */
+    const double a = sqrt(sums[1]);
+    const double trust = (h->adam || w == 0 || a == 0) ? 1.0 : w / (a + h->eps);
+    out[0] = -s[0] * trust;
+}
+
+FO_APPLY_RANGE(lamb)
+{
+    (void)s;
+    FO_T *FO_RESTRICT p = bufs[0];
+    const FO_T *FO_RESTRICT m = bufs[2];
+    const FO_T *FO_RESTRICT v = bufs[3];
+    const FO_T decay = FO_LAMB_DECAY(h), wd = (FO_T)h->weight_decay, eps = (FO_T)h->eps, coef = (FO_T)r[0];
+    const int l2 = FO_LAMB_L2(h);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const FO_T x = p[i] * decay;
+        FO_T u = m[i] / (FO_SQRT(v[i]) + eps);
+        if (l2)
+            u = FO_FMA(wd, x, u);
+        p[i] = FO_FMA(coef, u, x);
+    }
+}
+
+FO_NEEDS_FIRST(lamb, 4)
+
+FO_REDUCE_THEN_UPDATE(lamb)
+#endif
