@@ -118,12 +118,14 @@ typedef struct {
     fo_lbfgs_state *st;
 } fo_lbfgs_work;
 
-int fo_lbfgs_run_f32(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f);
-int fo_lbfgs_run_f64(const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f);
+/* Declares name_f32 and name_f64, the core's entry point for each element type: the buffers are void *, so
+ * both take the same parameters (used by fo_lbfgsb.h too). */
+#define FO_LBFGS_F32_F64(ret, name, params) ret name##_f32 params; ret name##_f64 params
+
+FO_LBFGS_F32_F64(int, fo_lbfgs_run, (const fo_lbfgs_work *w, const fo_lbfgs_hyper *h, double f));
 
 /* The two-loop recursion alone: d = -H g from the stored pairs (ring order), st->h_diag. Exposed for tests. */
-int fo_lbfgs_direction_f32(const fo_lbfgs_work *w);
-int fo_lbfgs_direction_f64(const fo_lbfgs_work *w);
+FO_LBFGS_F32_F64(int, fo_lbfgs_direction, (const fo_lbfgs_work *w));
 
 /* torch's _cubic_interpolate (bounded when has_bounds != 0). Exposed for tests. */
 double fo_lbfgs_cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2,

@@ -114,11 +114,9 @@ typedef struct {
     fo_lbfgsb_state *st;
 } fo_lbfgsb_work;
 
-int fo_lbfgsb_run_f32(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f);
-int fo_lbfgsb_run_f64(const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f);
+FO_LBFGS_F32_F64(int, fo_lbfgsb_run, (const fo_lbfgsb_work *w, const fo_lbfgsb_hyper *h, double f));
 
 /* max_i |proj g_i| at w->x (scipy's projgr), for tests and for the caller's final report */
-double fo_lbfgsb_projgr_f32(const fo_lbfgsb_work *w);
-double fo_lbfgsb_projgr_f64(const fo_lbfgsb_work *w);
+FO_LBFGS_F32_F64(double, fo_lbfgsb_projgr, (const fo_lbfgsb_work *w));
 
 #endif /* FO_LBFGSB_H */
