@@ -20,6 +20,24 @@ __all__ = ["Optimizer", "RemovableHandle"]
 
 _MISSING = object()
 
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types (tuples element by element): what need not be replaced in a group."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def normalize_group(group: dict[str, Any], normalized: dict[str, Any]) -> None:
+    """Write the checked, normalised option values into ``group`` where they differ in type or value from what is
+    there (a NumPy scalar, a 1-element array, a list for a pair). An accepted value keeps its identity when it is
+    already plain, so the repeated-step cache (which compares tuples by identity) is not invalidated."""
+    for key, value in normalized.items():
+        if not _same(group.get(key, _MISSING), value):
+            group[key] = value
+
 # Group keys that torch.optim stores but fastopt has no use for; a torch state_dict carrying them loads as
 # long as they hold the value that means "nothing special" (any other value would change behaviour).
 _TORCH_ONLY_KEYS = {"foreach": (None, False, True), "capturable": (False,), "differentiable": (False,),
@@ -212,14 +230,19 @@ class Optimizer:
     def _check_group(self, group: dict[str, Any]) -> None:
         """Check a group's options (ranges, types), raising ValueError/TypeError like torch: the spec's one check
         (``Spec.check``), skipped when every option is the very immutable object the constructor checked
-        (``Spec.options_from``), so constructing an optimizer checks its options once."""
+        (``Spec.options_from``), so constructing an optimizer checks its options once.
+
+        An accepted value that is not already in its plain form (a NumPy scalar or a 1-element array such as
+        ``np.float32(0.1)`` set by a user or a scheduler, a list for a pair) is replaced in the group by the plain
+        Python value it stands for (``normalize_group``), so ``param_groups`` and ``state_dict()`` hold Python
+        floats/ints/bools and the repeated-step cache sees an unchanged group."""
         spec = self._spec
         if spec is None:
             return
         checked = self._checked_defaults
         for name in spec.names:
             if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
-                spec.check(group)
+                normalize_group(group, spec.check(group))
                 return
 
     @_locked

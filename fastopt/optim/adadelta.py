@@ -19,7 +19,7 @@ SPEC = Spec(
     options=(Option("lr", 1.0, V.lr, "lr"),
              Option("rho", 0.9, lambda v: V.number("rho", v, low=0.0, high=1.0, message=f"Invalid rho value: {v}"),
                     "rho"),
-             Option("eps", 1e-6, V.eps, "eps"),
+             Option("eps", 1e-6, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("maximize")),
     buffers=(Buffer("square_avg"), Buffer("acc_delta")),

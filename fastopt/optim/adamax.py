@@ -24,7 +24,7 @@ SPEC = Spec(
     "adamax",
     options=(Option("lr", 2e-3, V.lr, None),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("maximize")),
     check_order=("lr", "eps", "betas", "weight_decay", "maximize"),

@@ -39,7 +39,7 @@ SPEC = Spec(
     "nadam",
     options=(Option("lr", 2e-3, V.lr, "lr"),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              Option("momentum_decay", 4e-3, lambda v: V.number("momentum_decay", v, low=0.0,
                                                                message=f"Invalid momentum_decay value: {v}"), None),
@@ -70,7 +70,8 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     """
     options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    SPEC.check(options)
+    options = SPEC.check(options)  # plain Python values from here on
+    lr, (beta1, beta2), momentum_decay = options["lr"], options["betas"], options["momentum_decay"]
     n = len(params)
     if isinstance(mu_products, np.ndarray):
         if mu_products.shape != (n,) or mu_products.dtype.kind != "f" or not mu_products.flags.writeable:
