@@ -59,7 +59,7 @@ def number(name: str, value: Any, *, low: float | None = None, high: float | Non
     except OverflowError:
         raise ValueError(f"{msg} ({name} must be finite)") from None
     if math.isnan(v):
-        raise ValueError(msg)
+        raise ValueError(f"{msg} ({name} must not be NaN)")
     if math.isinf(v):
         raise ValueError(f"{msg} ({name} must be finite)")
     if low is not None and (v < low or (low_open and v == low)):
@@ -82,10 +82,10 @@ def integer(name: str, value: Any, low: int, message: str | None = None) -> int:
 
 def positive_eps(name: str, v: float, message: str, why: str) -> float:
     """An ``eps`` that must stay positive in every supported dtype: refused if it is 0, or so small that it rounds to
-    0 in float32 (below 2**-150). ``why`` says what a zero would break; ``v`` is already checked finite and >= 0."""
+    0 in float32 (at most 2**-150). ``why`` says what a zero would break; ``v`` is already checked finite and >= 0."""
     if not np.float32(v) > 0:
-        raise ValueError(f"{message} ({name} must be positive, at least 1.5e-45 so that it is not 0 in float32: "
-                         f"{why})")
+        raise ValueError(f"{message} ({name} must be positive and not round to 0 in float32, i.e. above 2**-150 = "
+                         f"7.0e-46: {why})")
     return v
 
 

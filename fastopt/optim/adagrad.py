@@ -26,7 +26,7 @@ def _eps_or_accumulator(options: Mapping[str, Any]) -> None:
     if not (np.float32(options["eps"]) > 0 or np.float32(options["initial_accumulator_value"]) > 0):
         raise ValueError(f"Invalid epsilon value: {options['eps']} (with initial_accumulator_value="
                          f"{options['initial_accumulator_value']}, eps=0 gives 0/0 = NaN where a gradient is zero: "
-                         "make eps or initial_accumulator_value positive, at least 1.5e-45)")
+                         "make eps or initial_accumulator_value positive, above 2**-150 = 7.0e-46)")
 
 
 SPEC = Spec(

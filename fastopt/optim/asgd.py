@@ -66,6 +66,7 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
         [0.9 2.1] [0.9 2.1] [1]
     """
     options = SPEC.check(dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize))
+    lr, lambd, alpha, t0 = options["lr"], options["lambd"], options["alpha"], options["t0"]  # plain from here on
     n = len(params)
     for name, lst in (("mus", mus), ("etas", etas)):
         if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES

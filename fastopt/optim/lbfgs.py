@@ -9,7 +9,7 @@ import numpy as np
 from .. import _lbfgs_core as C
 from .._kernels import lbfgsb_mw_size as _kernels_mw
 from .. import _validate as V
-from ..optimizer import Optimizer, normalize_group
+from ..optimizer import Optimizer
 
 __all__ = ["LBFGS", "STATUS_MESSAGES"]
 
@@ -174,7 +174,7 @@ class LBFGS(Optimizer):
                 dts = sorted({str(d.dtype) for d in datas})
                 raise TypeError(f"LBFGS needs all parameters in one dtype (they are flattened into one vector), "
                                 f"got {dts}")
-        normalize_group(group, normalized)
+        self._normalize(group, normalized)
 
     def _check_bounds(self, bounds: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         """One (lower, upper) pair per parameter -> float64 arrays of each parameter's shape."""

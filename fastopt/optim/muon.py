@@ -37,10 +37,9 @@ def _coefficients(value: Any) -> tuple[float, ...]:
 
 
 def _ns_steps(value: Any) -> int:
-    try:
-        steps = V.integer("ns_steps", value, 0)
-    except ValueError:
-        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}") from None
+    steps = V.integer("ns_steps", value, -2**63)
+    if steps < 0:
+        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}")  # torch's error type
     if steps >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     return steps

@@ -70,8 +70,8 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     """
     options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    options = SPEC.check(options)  # plain Python values from here on
-    lr, (beta1, beta2), momentum_decay = options["lr"], options["betas"], options["momentum_decay"]
+    checked = SPEC.check(options)  # plain Python values from here on
+    lr, (beta1, beta2), momentum_decay = checked["lr"], checked["betas"], checked["momentum_decay"]
     n = len(params)
     if isinstance(mu_products, np.ndarray):
         if mu_products.shape != (n,) or mu_products.dtype.kind != "f" or not mu_products.flags.writeable:
@@ -92,7 +92,7 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
             _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
 
     run_functional(SPEC.table_kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs], fill,
-                   SPEC.hyper(options))
+                   SPEC.hyper(checked))
     store_steps(state_steps, steps)
     mu_products[:] = new
 

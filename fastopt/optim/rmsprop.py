@@ -17,8 +17,9 @@ __all__ = ["RMSprop", "rmsprop"]
 SPEC = Spec(
     "rmsprop",
     options=(Option("lr", 1e-2, V.lr, "lr"),
-             Option("alpha", 0.99, lambda v: V.number("alpha", v, low=0.0, high=1.0, message=f"Invalid alpha value: {v} "
-                                                                  "(expected in [0, 1])"), "alpha"),
+             Option("alpha", 0.99, lambda v: V.number("alpha", v, low=0.0, high=1.0,
+                                                      message=f"Invalid alpha value: {v} (expected in [0, 1])"),
+                    "alpha"),
              Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              Option("momentum", 0, V.momentum, "momentum"),
