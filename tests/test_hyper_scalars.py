@@ -378,20 +378,30 @@ def test_state_dict_is_a_snapshot(case, rng):
     for (i, k), a in live_arrays.items():  # copy=False hands out the optimizer's own arrays (one group: index i)
         assert a is opt.state[params[i]][k]
     before = {key: a.copy() for key, a in live_arrays.items()}
-    _trained_more(opt, params, name, rng)
+    data_then = [p.data.copy() for p in params]
+    grads = _trained_more(opt, params, name, rng)
     for key, a in kept_arrays.items():
         np.testing.assert_array_equal(a, dict(_state_arrays(frozen))[key])
     assert any(a.tobytes() != before[key].tobytes() for key, a in live_arrays.items()), "copy=False is not live"
-    # the snapshot loads back and reproduces the trajectory from that point
-    opt2, params2 = _trained(name, kw, np.random.default_rng(0), steps=0)
+    # the kept snapshot is the state at that point: loaded over the parameters of then, the same step gives the
+    # same parameters as the optimizer that went on
+    params2 = [fo.Parameter(d) for d in data_then]
+    opt2 = make(name, params2, **kw)
     opt2.load_state_dict(kept)
+    for p, g in zip(params2, grads):
+        p.grad = g
+    opt2.step()
+    for p, q in zip(params, params2):
+        assert p.data.tobytes() == q.data.tobytes()
 
 
 def _trained_more(opt, params, name, rng):
-    for p in params:
-        p.grad = (fo.SparseGrad([0, 2], rng.standard_normal((2, 4))) if name == "SparseAdam"
-                  else rng.standard_normal(p.shape))
+    grads = [fo.SparseGrad([0, 2], rng.standard_normal((2, 4))) if name == "SparseAdam"
+             else rng.standard_normal(p.shape) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g
     opt.step()
+    return grads
 
 
 def test_state_dict_copy_false_is_the_live_state(rng):

@@ -218,8 +218,9 @@ class Adafactor(Optimizer):
         beta2_decay (float, optional): :math:`\tau \le 0`, decay exponent of the second-moment weight
             (default: -0.8).
         eps (tuple[float | None, float], optional): :math:`(\epsilon_1, \epsilon_2)`: floor of the second-moment
-            estimate (squared) and of the row mean, None meaning the machine epsilon of the dtype; floor of the
-            parameter RMS in :math:`\alpha_t` (default: (None, 1e-3)).
+            estimate (squared; :math:`\epsilon_1^2` must not be 0 in float32, or a zero gradient gives NaN) and of
+            the row mean, None meaning the machine epsilon of the dtype; floor of the parameter RMS in
+            :math:`\alpha_t` (default: (None, 1e-3)).
         d (float, optional): clipping threshold :math:`d \ge 1` of the update RMS (default: 1.0).
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 0.0).
         maximize (bool, optional, keyword-only): maximize the objective (default: False).

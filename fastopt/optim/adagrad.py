@@ -85,7 +85,8 @@ class Adagrad(FusedOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         initial_accumulator_value (float, optional): starting value :math:`\tau` of the sum of squared
             gradients (default: 0).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-10).
+        eps (float, optional): :math:`\epsilon` added to the denominator; 0 only with a positive
+            ``initial_accumulator_value`` (default: 1e-10).
         maximize (bool, optional): maximize the objective (default: False).
 
     State per parameter: ``step`` and ``sum``. As in torch, the state of every parameter given to the

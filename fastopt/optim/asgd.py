@@ -100,7 +100,7 @@ class ASGD(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
         lambd (float, optional): decay term :math:`\lambda_d` (default: 1e-4).
-        alpha (float, optional): power :math:`\alpha` of the eta schedule (default: 0.75).
+        alpha (float, optional): power :math:`\alpha` of the eta schedule, >= 0 (default: 0.75).
         t0 (float, optional): step :math:`t_0` at which averaging starts (default: 1e6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).

@@ -170,11 +170,12 @@ class Muon(Optimizer):
         params (iterable): 2-D parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 0.1).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0.95).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0.95).
         nesterov (bool, optional): use the Nesterov form of the momentum (default: True).
         ns_coefficients (tuple[float, float, float], optional): :math:`(a, b, c)`
             (default: (3.4445, -4.7750, 2.0315)).
-        eps (float, optional): :math:`\epsilon`, floor of the norm in the normalisation (default: 1e-7).
+        eps (float, optional): :math:`\epsilon`, floor of the norm in the normalisation, > 0
+            (default: 1e-7).
         ns_steps (int, optional): number :math:`k` of Newton–Schulz iterations, below 100 (default: 5).
         adjust_lr_fn (str or None, optional): ``"original"`` or ``"match_rms_adamw"``; None means
             ``"original"`` (default: None).

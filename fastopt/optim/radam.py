@@ -102,7 +102,7 @@ class RAdam(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        eps (float, optional): :math:`\epsilon` added to the denominator, >= 2**-126 (default: 1e-8).
         weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
         decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (default: False).
         maximize (bool, optional): maximize the objective (default: False).

@@ -71,10 +71,10 @@ class RMSprop(FusedOptimizer):
     Args:
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
-        alpha (float, optional): smoothing constant :math:`\alpha` (default: 0.99).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        alpha (float, optional): smoothing constant :math:`\alpha` in [0, 1] (default: 0.99).
+        eps (float, optional): :math:`\epsilon` added to the denominator, > 0 (default: 1e-8).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0).
         centered (bool, optional): normalise by the estimated variance of the gradient (default: False).
         maximize (bool, optional): maximize the objective (default: False).
 

@@ -88,8 +88,8 @@ class Rprop(FusedOptimizer):
         lr (float, optional): learning rate :math:`\gamma`, the initial step size (default: 1e-2).
         etas (tuple[float, float], optional): :math:`(\eta_-, \eta_+)`, with
             :math:`0 < \eta_- < 1 < \eta_+` (default: (0.5, 1.2)).
-        step_sizes (tuple[float, float], optional): :math:`(\Gamma_{\min}, \Gamma_{\max})`
-            (default: (1e-6, 50)).
+        step_sizes (tuple[float, float], optional): :math:`(\Gamma_{\min}, \Gamma_{\max})`, with
+            :math:`0 \le \Gamma_{\min} \le \Gamma_{\max}` and :math:`\Gamma_{\max} > 0` (default: (1e-6, 50)).
         maximize (bool, optional): maximize the objective (default: False).
 
     State per parameter: ``step``, ``prev``, ``step_size``.

@@ -88,8 +88,8 @@ class SGD(FusedOptimizer):
     Args:
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
-        dampening (float, optional): dampening :math:`\tau` for momentum (default: 0).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0).
+        dampening (float, optional): dampening :math:`\tau` for momentum, in [0, 1] (default: 0).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
         maximize (bool, optional): maximize the objective instead of minimizing it (default: False).
