@@ -493,6 +493,33 @@ def _functional_calls():
     }
 
 
+def _matrix_calls():
+    F = fo.functional
+    return {
+        "muon": lambda p, g, c: F.muon(p, g, [np.zeros((2, 3))], lr=c(0.02), weight_decay=c(0.1), momentum=c(0.9),
+                                       nesterov=c(True), ns_coefficients=(c(3.4445), c(-4.775), c(2.0315)),
+                                       ns_steps=c(3), eps=c(1e-7), adjust_lr_fn=None),
+        "adafactor": lambda p, g, c: F.adafactor(p, g, [np.zeros((2, 1))], [np.zeros((1, 3))], [None], [0],
+                                                 d=c(1.0), lr=c(1e-2), beta2_decay=c(-0.8), weight_decay=c(0.1),
+                                                 eps1=c(1e-10), eps2=c(1e-3), maximize=c(False)),
+        "sparse_adam": lambda p, g, c: F.sparse_adam(p, [fo.SparseGrad([1], g[0][1:])], [np.zeros((2, 3))],
+                                                     [np.zeros((2, 3))], [1], eps=c(1e-8), beta1=c(0.9),
+                                                     beta2=c(0.99), lr=c(0.1), maximize=c(False)),
+    }
+
+
+@pytest.mark.parametrize("form", ["np", "0d", "1el"])
+@pytest.mark.parametrize("fn", sorted(_matrix_calls()))
+def test_matrix_functional_forms_take_numpy_scalars(fn, form):
+    call = _matrix_calls()[fn]
+    start = np.array([[1.0, -2.0, 3.0], [0.5, 0.25, -1.0]])
+    a, b = [start.copy()], [start.copy()]
+    g = [np.array([[0.5, 0.25, -1.0], [1.0, 2.0, -0.5]])]
+    call(a, g, lambda v: _convert(v, form))
+    call(b, g, lambda v: v)
+    assert a[0].tobytes() == b[0].tobytes() and a[0].tobytes() != start.tobytes()
+
+
 @pytest.mark.parametrize("form", ["np", "0d", "1el"])
 @pytest.mark.parametrize("fn", sorted(_functional_calls()))
 def test_functional_forms_take_numpy_scalars(fn, form):
