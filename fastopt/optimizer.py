@@ -250,6 +250,7 @@ class Optimizer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._replaced_options = None  # (a pickle made mid-step, or before this attribute existed)
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]

@@ -173,6 +173,29 @@ def test_muon_sparse_adam_lbfgs_numpy_options():
     assert np.all(np.abs(x.data) < 1e-6)
 
 
+def test_torch_scalar_tensors_as_options():
+    """A 0-d or 1-element torch tensor (torch accepts tensor learning rates) is read through ``__array__``."""
+    torch = pytest.importorskip("torch")
+    p = fo.Parameter(np.ones(3))
+    opt = fo.Adam([p], lr=torch.tensor(0.01, dtype=torch.float64), betas=(torch.tensor([0.8]), 0.99))
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["betas"] == (pytest.approx(0.8), 0.99)
+    assert _plain(opt.param_groups[0]["betas"]) and type(opt.param_groups[0]["lr"]) is float
+    with pytest.raises(ValueError, match="lr must be a scalar or a 1-element array"):
+        fo.Adam([p], lr=torch.tensor([0.1, 0.2]))
+
+
+def test_pickled_optimizer_steps():
+    import pickle
+
+    p = fo.Parameter(np.ones(3))
+    opt = fo.SGD([p], lr=0.1)
+    other = pickle.loads(pickle.dumps(opt))
+    other.param_groups[0]["lr"] = np.float32(0.5)
+    other.param_groups[0]["params"][0].grad = np.ones(3)
+    other.step()
+    assert type(other.param_groups[0]["lr"]) is float and other.param_groups[0]["params"][0].data[0] == 0.5
+
+
 def _numeric_options(name: str):
     """(option, element index or None, element name used in messages) for every numeric option of a class."""
     out = []
