@@ -113,7 +113,7 @@ def run_spec(spec: Spec, options: dict[str, Any], params: Sequence[np.ndarray], 
     """A functional form whose kernel is ``spec``'s: check ``options`` (the spec's one check), compute the new step
     counts (if ``state_steps`` is given), run the kernel with the spec's scalars and hyper block, then store the
     counts. Nothing is written if a check fails."""
-    spec.check(options)
+    options = spec.check(options)  # plain Python values (NumPy scalars and 1-element arrays unwrapped)
     steps = next_steps(state_steps, len(params)) if state_steps is not None else []
     run_functional(spec.table_kernel, spec.buffer_names, params, grads, buffers,
                    lambda s: spec.fill(options, s, steps, []), spec.hyper(options))

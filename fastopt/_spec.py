@@ -28,10 +28,11 @@ __all__ = ["Option", "Buffer", "Spec", "flag"]
 
 
 class Option:
-    """One option: ``name``, ``default``, ``check(value)`` (raises ValueError/TypeError with torch's message) and
-    the C field(s) it feeds: a field name, a tuple of names for a pair such as ``betas`` (one field per entry), or
-    None for an option only Python reads (a scalar's input, an initial value). ``normalize`` turns an accepted
-    value into the one stored in ``defaults`` (``tuple`` for ``betas``)."""
+    """One option: ``name``, ``default``, ``check(value)`` (raises ValueError/TypeError with torch's message, and
+    returns the accepted value as a plain Python value: NumPy scalars and 1-element arrays unwrapped) and the C
+    field(s) it feeds: a field name, a tuple of names for a pair such as ``betas`` (one field per entry), or None
+    for an option only Python reads (a scalar's input, an initial value). ``normalize`` turns the checked value into
+    the one stored in ``defaults`` and the groups (``tuple`` for ``betas``)."""
 
     __slots__ = ("name", "default", "check", "fields", "normalize")
 
@@ -134,23 +135,25 @@ class Spec:
         new.defaults = {n: defaults.get(n, v) for n, v in self.defaults.items()}
         return new
 
-    def check(self, options: Mapping[str, Any]) -> None:
+    def check(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The one check of a group's (or a functional call's) options: each option's validator in torch's order,
-        then the whole-group check. Raises ValueError/TypeError with torch's messages; changes nothing."""
+        then the whole-group check (on the normalised values). Raises ValueError/TypeError with torch's messages;
+        changes nothing. Returns the normalised options: each value as its validator returns it (a NumPy scalar or
+        a 1-element array becomes a Python float/int/bool, a pair a tuple), then ``Option.normalize``d."""
+        out: dict[str, Any] = {}
         for name, check in self._checks:
-            check(options[name])
+            out[name] = check(options[name])
+        for o in self.options:
+            if o.normalize is not None:
+                out[o.name] = o.normalize(out[o.name])
         if self._check_group is not None:
-            self._check_group(options)
+            self._check_group(out)
+        return out
 
     def options_from(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """A constructor's options: the spec's options found in ``given`` (the constructor's ``locals()``), the
-        rest from the defaults; checked, then normalised (``betas`` stored as a tuple)."""
-        opts = {n: given[n] if n in given else self.defaults[n] for n in self.names}
-        self.check(opts)
-        for o in self.options:
-            if o.normalize is not None:
-                opts[o.name] = o.normalize(opts[o.name])
-        return opts
+        rest from the defaults; checked and normalised (``Spec.check``)."""
+        return self.check({n: given[n] if n in given else self.defaults[n] for n in self.names})
 
     def hyper(self, options: Mapping[str, Any]) -> bytes:
         """The kernel's hyper-parameter block for these (checked) options, packed by field name."""

@@ -7,6 +7,7 @@ run kernels. Messages follow torch's (``Invalid learning rate: -0.1``) and name 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -21,54 +22,129 @@ def where(gi: int, j: int) -> str:
 
 
 def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def scalar(name: str, value: Any, msg: str | None = None) -> Any:
+    """``value`` unwrapped to a Python scalar: a NumPy scalar by ``.item()``, a 0-d or 1-element array (or an object
+    with ``__array__``, such as a 0-d torch tensor) by its one element; anything else is returned as given. An array
+    with more or fewer than one element is a ValueError naming ``name`` (torch: "Tensor lr must be 1-element")."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) or (hasattr(value, "__array__") and not isinstance(value, (str, bytes))):
+        arr = np.asarray(value)
+        if arr.size != 1:
+            prefix = f"{msg} " if msg else ""
+            raise ValueError(f"{prefix}({name} must be a scalar or a 1-element array, got an array of shape "
+                             f"{arr.shape})")
+        return arr.reshape(()).item()
+    return value
 
 
 def number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
            low_open: bool = False, high_open: bool = False, message: str | None = None) -> float:
-    """``value`` as a float, checked to lie in [low, high] (or open ends); ValueError otherwise."""
+    """``value`` as a plain Python number (a NumPy scalar or a 1-element array is unwrapped; an int stays an int,
+    anything else becomes a float), checked finite and in [low, high] (or open ends).
+
+    TypeError for what is not a real number (a bool, a complex, a string, None); ValueError for NaN, ±Inf, an
+    array of more than one element, or a value out of range. Every message starts with ``message`` (torch's
+    wording, e.g. ``Invalid learning rate: -0.1``) or ``Invalid {name} value: {value}``.
+    """
     msg = message or f"Invalid {name} value: {value!r}"
-    if not _is_real(value):
-        raise TypeError(f"{msg} (expected a real number, got {type(value).__name__})")
-    v = float(value)
+    raw = scalar(name, value, msg)
+    if not _is_real(raw):
+        raise TypeError(f"{msg} ({name} must be a real number, got {type(raw).__name__})")
+    try:
+        v = float(raw)
+    except OverflowError:
+        raise ValueError(f"{msg} ({name} must be finite)") from None
     if math.isnan(v):
-        raise ValueError(msg)
+        raise ValueError(f"{msg} ({name} must not be NaN)")
+    if math.isinf(v):
+        raise ValueError(f"{msg} ({name} must be finite)")
     if low is not None and (v < low or (low_open and v == low)):
         raise ValueError(msg)
     if high is not None and (v > high or (high_open and v == high)):
         raise ValueError(msg)
+    return int(raw) if isinstance(raw, numbers.Integral) else v
+
+
+def integer(name: str, value: Any, low: int, message: str | None = None) -> int:
+    """``value`` as a Python int (a NumPy integer or a 1-element integer array is unwrapped), at least ``low``:
+    TypeError for a bool, a float or anything not an integer, ValueError below ``low``."""
+    raw = scalar(name, value)
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if raw < low:
+        raise ValueError(message or f"Invalid {name} value: {value} (expected >= {low})")
+    return int(raw)
+
+
+def positive_eps(name: str, v: float, message: str, why: str) -> float:
+    """An ``eps`` that must stay positive in every supported dtype: refused if it is 0, or so small that it rounds to
+    0 in float32 (at most 2**-150). ``why`` says what a zero would break; ``v`` is already checked finite and >= 0."""
+    if not np.float32(v) > 0:
+        raise ValueError(f"{message} ({name} must be positive and not round to 0 in float32, i.e. above 2**-150 = "
+                         f"7.0e-46: {why})")
     return v
 
 
 def lr(value: Any) -> float:
-    v = number("lr", value, low=0.0, message=f"Invalid learning rate: {value}")
-    if math.isinf(v):
-        raise ValueError(f"Invalid learning rate: {value}")
-    return v
+    return number("lr", value, low=0.0, message=f"Invalid learning rate: {value}")
 
 
 def eps(value: Any) -> float:
     return number("eps", value, low=0.0, message=f"Invalid epsilon value: {value}")
 
 
+def denominator_eps(value: Any) -> float:
+    """The ``eps`` added to a denominator that is 0 where every gradient so far was 0 (Adam-family, RMSprop,
+    Adamax, Adadelta, Muon): refused at 0 (0/0 would write NaN into the parameter from finite inputs)."""
+    v = eps(value)
+    return positive_eps("eps", v, f"Invalid epsilon value: {value}",
+                        "with eps=0 a zero gradient gives 0/0 = NaN in the update")
+
+
 def weight_decay(value: Any) -> float:
     return number("weight_decay", value, low=0.0, message=f"Invalid weight_decay value: {value}")
 
 
-def betas(value: Any) -> tuple[float, float]:
+def momentum(value: Any, message: str | None = None) -> float:
+    """A momentum factor in [0, 1] (torch refuses < 0; above 1 the buffer grows geometrically)."""
+    msg = message or f"Invalid momentum value: {value}"
+    v = number("momentum", value, low=0.0, message=msg)
+    if v > 1:
+        raise ValueError(f"{msg} (momentum must be <= 1: above 1 the momentum buffer grows without bound)")
+    return v
+
+
+def pair(name: str, value: Any) -> tuple[Any, Any]:
+    """A 2-sequence (tuple or list; a 2-element 1-D array too), returned as a tuple of its two entries."""
+    if isinstance(value, np.ndarray) and value.shape == (2,):
+        value = tuple(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"betas must be a pair of floats, got {value!r}")
-    b0 = number("beta", value[0], low=0.0, high=1.0, high_open=True,
-                message=f"Invalid beta parameter at index 0: {value[0]}")
-    b1 = number("beta", value[1], low=0.0, high=1.0, high_open=True,
-                message=f"Invalid beta parameter at index 1: {value[1]}")
+        raise TypeError(f"{name} must be a pair of floats, got {value!r}")
+    return value[0], value[1]
+
+
+def betas(value: Any) -> tuple[float, float]:
+    try:
+        v0, v1 = pair("betas", value)
+    except TypeError:
+        raise TypeError(f"betas must be a pair of floats, got {value!r}") from None
+    b0 = number("betas[0]", v0, low=0.0, high=1.0, high_open=True,
+                message=f"Invalid beta parameter at index 0: {v0}")
+    b1 = number("betas[1]", v1, low=0.0, high=1.0, high_open=True,
+                message=f"Invalid beta parameter at index 1: {v1}")
     return b0, b1
 
 
 def flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
+    """A bool option: a Python bool, a NumPy bool or a 1-element bool array (an int is refused, as a typo guard)."""
+    raw = scalar(name, value, f"{name} must be a bool, got {value!r}")
+    if not isinstance(raw, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
+    return bool(raw)
 
 
 def param_data(p: Any, gi: int, j: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import functools
 import inspect
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import Any
 
@@ -19,6 +19,45 @@ from .parameter import Parameter
 __all__ = ["Optimizer", "RemovableHandle"]
 
 _MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types (tuples element by element): what need not be replaced in a group."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _snapshot_value(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_snapshot_value(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _snapshot_value(x) for k, x in v.items()}
+    return v
+
+
+def snapshot_state(pstate: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's state with every array copied (also inside lists, tuples and dicts): ``state_dict()``'s
+    snapshot. Python numbers and strings are immutable and shared."""
+    return {k: _snapshot_value(v) for k, v in pstate.items()}
+
+
+def normalize_group(group: dict[str, Any], normalized: dict[str, Any],
+                    undo: list[tuple[dict[str, Any], str, Any]] | None = None) -> None:
+    """Write the checked, normalised option values into ``group`` where they differ in type or value from what is
+    there (a NumPy scalar, a 1-element array, a list for a pair); ``undo`` (if given) collects ``(group, key, old
+    value)`` for each replacement. An accepted value keeps its identity when it is already plain, so the
+    repeated-step cache (which compares tuples by identity) is not invalidated."""
+    for key, value in normalized.items():
+        old = group.get(key, _MISSING)
+        if not _same(old, value):
+            if undo is not None:
+                undo.append((group, key, old))
+            group[key] = value
 
 # Group keys that torch.optim stores but fastopt has no use for; a torch state_dict carrying them loads as
 # long as they hold the value that means "nothing special" (any other value would change behaviour).
@@ -52,10 +91,24 @@ def _wrap_step(step: Callable) -> Callable:
     @functools.wraps(step)
     def wrapper(self: "Optimizer", *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            if self._step_pre_hooks or self._step_post_hooks or self._in_step:
-                return _hooked_step(self, step, args, kwargs)
-            out = step(self, *args, **kwargs)  # no hooks: nothing to run around it
-            self._opt_called = True
+            outer = self._replaced_options is None
+            undo: list[tuple[dict[str, Any], str, Any]] = []
+            if outer:  # option values this step's checks normalise are put back if the step fails
+                self._replaced_options = undo
+            try:
+                if self._step_pre_hooks or self._step_post_hooks or self._in_step:
+                    out = _hooked_step(self, step, args, kwargs)
+                else:
+                    out = step(self, *args, **kwargs)  # no hooks: nothing to run around it
+                    self._opt_called = True
+            except BaseException:
+                if outer:
+                    for group, key, old in reversed(undo):
+                        group[key] = old
+                raise
+            finally:
+                if outer:
+                    self._replaced_options = None
             return out
 
     wrapper._fastopt_wrapped = True  # type: ignore[attr-defined]
@@ -146,6 +199,7 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self._lock = threading.RLock()
         self._in_step = False
+        self._replaced_options: list[tuple[dict[str, Any], str, Any]] | None = None  # during a step: undo list
         self.defaults = dict(defaults)
         self._checked_defaults = dict(defaults)  # with a spec: checked by the constructor (Spec.options_from)
         self._step_pre_hooks: OrderedDict = OrderedDict()
@@ -202,6 +256,7 @@ class Optimizer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._replaced_options = None  # (a pickle made mid-step, or before this attribute existed)
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -218,15 +273,28 @@ class Optimizer:
     def _check_group(self, group: dict[str, Any]) -> None:
         """Check a group's options (ranges, types), raising ValueError/TypeError like torch: the spec's one check
         (``Spec.check``), skipped when every option is the very immutable object the constructor checked
-        (``Spec.options_from``), so constructing an optimizer checks its options once."""
+        (``Spec.options_from``), so constructing an optimizer checks its options once.
+
+        An accepted value that is not already in its plain form (a NumPy scalar or a 1-element array such as
+        ``np.float32(0.1)`` set by a user or a scheduler, a list for a pair) is replaced in the group by the plain
+        Python value it stands for (``_normalize``), so ``param_groups`` and ``state_dict()`` hold Python
+        floats/ints/bools and the repeated-step cache sees an unchanged group."""
         spec = self._spec
         if spec is None:
             return
         checked = self._checked_defaults
         for name in spec.names:
             if name not in group or group[name] is not checked.get(name, _MISSING) or not immutable(group[name]):
-                spec.check(group)
+                self._normalize(group, spec.check(group))
                 return
+
+    def _normalize(self, group: dict[str, Any], values: dict[str, Any]) -> None:
+        """Write a group's checked, normalised option values into it (``normalize_group``), so the rest of the call
+        reads plain values. Inside ``step`` each replaced value is remembered and put back if the step raises
+        (a rejected step leaves every group exactly as it was, the very objects); outside a step (the
+        constructor, ``add_param_group`` and ``load_state_dict`` check a dict of their own) it simply stays."""
+        undo = getattr(self, "_replaced_options", None)  # (None also before Optimizer.__init__ ran)
+        normalize_group(group, values, undo)
 
     @_locked
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -394,13 +462,23 @@ class Optimizer:
         return (), ()
 
     @_locked
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """The optimizer's state in torch's layout.
 
         ``{'state': {index: {key: value}}, 'param_groups': [{option: value, 'params': [indices]}]}``, with
-        parameters numbered in group order. Arrays are the live state arrays (not copies), as in torch: copy the
-        result (or ``fastopt.save`` it) to keep a snapshot.
+        parameters numbered in group order.
+
+        Args:
+            copy (bool, optional): True (default): a snapshot: every state array (and every array in a list, such
+                as LBFGS's history) is a copy, so a kept state dict stays what it was while training goes on. It
+                costs one copy of the optimizer state (for Adam, two arrays the size of the parameters; the
+                time of a memcpy of that many bytes). False: the live state arrays themselves, as torch returns
+                them: no copy, for writing a very large state straight to disk (``fastopt.save(opt.state_dict(
+                copy=False), path)``), but the arrays change with every later ``step()`` and writing into them
+                writes into the optimizer (default: True).
         """
+        if not isinstance(copy, (bool, np.bool_)):
+            raise TypeError(f"state_dict: copy must be a bool, got {copy!r}")
         for hook in list(self._state_dict_pre_hooks.values()):
             hook(self)
         index: dict[int, int] = {}
@@ -413,7 +491,8 @@ class Optimizer:
             packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = ids
             groups.append(packed)
-        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index and s}
+        state = {index[id(p)]: (snapshot_state(s) if copy else dict(s)) for p, s in self.state.items()
+                 if id(p) in index and s}
         out = {"state": state, "param_groups": groups}
         for hook in list(self._state_dict_post_hooks.values()):
             res = hook(self, out)
@@ -429,8 +508,14 @@ class Optimizer:
             res = hook(self, state_dict)
             if res is not None:
                 state_dict = res
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+        if not isinstance(state_dict, Mapping):
+            raise TypeError("state_dict must be a mapping (a dict with 'state' and 'param_groups', as state_dict() "
+                            f"returns), got {type(state_dict).__name__}")
+        missing = [k for k in ("state", "param_groups") if k not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict must be a dict with 'state' and 'param_groups'; it lacks {missing} "
+                             f"(it has {sorted(map(str, state_dict))})")
+        state_dict = dict(state_dict)
         groups, saved = state_dict["param_groups"], state_dict["state"]
         if not isinstance(groups, (list, tuple)) or not isinstance(saved, dict):
             raise TypeError("state_dict['param_groups'] must be a list and state_dict['state'] a dict")

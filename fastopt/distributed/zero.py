@@ -45,7 +45,7 @@ from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
 from ..optim.rprop import Rprop
 from ..optim.sgd import SGD
-from ..optimizer import Optimizer, RemovableHandle, _run_pre_hooks
+from ..optimizer import Optimizer, RemovableHandle, _run_pre_hooks, snapshot_state
 from ..parameter import Parameter
 from ._comm import agree, dtype_name, get_comm, staging
 from ._data_parallel import grad_presence_mismatch
@@ -515,10 +515,11 @@ class ZeroRedundancyOptimizer(Optimizer):
             self._consolidated = assemble_full_state(self._all_params(),
                                                      [r for rank_records in gathered for r in rank_records])
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """The whole state in the wrapped optimizer's (torch's) layout, on the rank given to the last
-        ``consolidate_state_dict``; RuntimeError on other ranks or before consolidation. A snapshot: its arrays
-        are copies made at consolidation."""
+        ``consolidate_state_dict``; RuntimeError on other ranks or before consolidation. Its arrays are copies made
+        at consolidation; with ``copy=True`` (default, as ``Optimizer.state_dict``) each call copies them again, so
+        two results never share an array; ``copy=False`` returns the consolidated arrays themselves."""
         for hook in list(self._state_dict_pre_hooks.values()):
             hook(self)
         if self._consolidated_to is None:
@@ -534,7 +535,9 @@ class ZeroRedundancyOptimizer(Optimizer):
             packed["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(packed)
-        out = {"state": dict(self._consolidated or {}), "param_groups": groups}
+        consolidated = self._consolidated or {}
+        out = {"state": ({k: snapshot_state(v) for k, v in consolidated.items()} if copy else dict(consolidated)),
+               "param_groups": groups}
         for hook in list(self._state_dict_post_hooks.values()):
             res = hook(self, out)
             if res is not None:

@@ -19,7 +19,7 @@ SPEC = Spec(
     options=(Option("lr", 1.0, V.lr, "lr"),
              Option("rho", 0.9, lambda v: V.number("rho", v, low=0.0, high=1.0, message=f"Invalid rho value: {v}"),
                     "rho"),
-             Option("eps", 1e-6, V.eps, "eps"),
+             Option("eps", 1e-6, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("maximize")),
     buffers=(Buffer("square_avg"), Buffer("acc_delta")),
@@ -62,7 +62,7 @@ class Adadelta(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): coefficient :math:`\gamma` that scales the delta (default: 1.0).
         rho (float, optional): decay :math:`\rho` of the running averages, in [0, 1] (default: 0.9).
-        eps (float, optional): :math:`\epsilon` added inside both square roots (default: 1e-6).
+        eps (float, optional): :math:`\epsilon` added inside both square roots, > 0 (default: 1e-6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).
 

@@ -18,12 +18,19 @@ from ._steps import next_steps, store_steps
 __all__ = ["Adafactor", "adafactor"]
 
 
-def _eps(eps: Any) -> None:
+def _eps(eps: Any) -> tuple[float | None, float]:
     if not isinstance(eps, (tuple, list)) or len(eps) != 2:
         raise TypeError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
+    eps1 = None
     if eps[0] is not None:
-        V.number("eps1", eps[0], low=0.0, message=f"epsilon1 should be >= 0 but is: {eps[0]}")
-    V.number("eps2", eps[1], low=0.0, message=f"epsilon2 should be >= 0 but is: {eps[1]}")
+        eps1 = V.number("eps1", eps[0], low=0.0, message=f"epsilon1 should be >= 0 but is: {eps[0]}")
+        # the second-moment estimate is floored at eps1**2 before its inverse square root: a floor that is 0 (in
+        # float32 too) turns a zero gradient into 0 * inf = NaN
+        V.positive_eps("eps1", eps1 * eps1, f"epsilon1 should be >= 0 but is: {eps[0]}",
+                       "its square floors the second-moment estimate; eps1=0 gives 0 * inf = NaN for a zero "
+                       "gradient (eps1=None uses the dtype's machine epsilon)")
+    eps2 = V.number("eps2", eps[1], low=0.0, message=f"epsilon2 should be >= 0 but is: {eps[1]}")
+    return eps1, eps2
 
 
 # torch's constructor checks and messages (TypeError for values that are not real numbers). Adafactor's state is
@@ -160,8 +167,10 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
         [[0.99 0.99 0.99]
          [0.99 0.99 0.99]]
     """
-    SPEC.check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
-                    maximize=maximize))
+    o = SPEC.check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
+                        maximize=maximize))
+    lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize = (
+        o[k] for k in ("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize"))
     params, grads = list(params), list(grads)
     _check_items(params, grads, list(row_vars), list(col_vars), list(variances), lambda i: f"params[{i}]")
     steps = next_steps(state_steps, len(params))
@@ -209,8 +218,9 @@ class Adafactor(Optimizer):
         beta2_decay (float, optional): :math:`\tau \le 0`, decay exponent of the second-moment weight
             (default: -0.8).
         eps (tuple[float | None, float], optional): :math:`(\epsilon_1, \epsilon_2)`: floor of the second-moment
-            estimate (squared) and of the row mean, None meaning the machine epsilon of the dtype; floor of the
-            parameter RMS in :math:`\alpha_t` (default: (None, 1e-3)).
+            estimate (squared; :math:`\epsilon_1^2` must not be 0 in float32, or a zero gradient gives NaN) and of
+            the row mean, None meaning the machine epsilon of the dtype; floor of the parameter RMS in
+            :math:`\alpha_t` (default: (None, 1e-3)).
         d (float, optional): clipping threshold :math:`d \ge 1` of the update RMS (default: 1.0).
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 0.0).
         maximize (bool, optional, keyword-only): maximize the objective (default: False).

@@ -20,6 +20,15 @@ def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float]]:
     return lambda t: (lr / (1 + (t - 1) * lr_decay),)
 
 
+def _eps_or_accumulator(options: Mapping[str, Any]) -> None:
+    """The denominator sqrt(sum) + eps is 0 where every gradient so far was 0 unless eps or the initial accumulator
+    is positive (in float32 too): refuse eps=0 with initial_accumulator_value=0 (0/0 = NaN from finite inputs)."""
+    if not (np.float32(options["eps"]) > 0 or np.float32(options["initial_accumulator_value"]) > 0):
+        raise ValueError(f"Invalid epsilon value: {options['eps']} (with initial_accumulator_value="
+                         f"{options['initial_accumulator_value']}, eps=0 gives 0/0 = NaN where a gradient is zero: "
+                         "make eps or initial_accumulator_value positive, above 2**-150 = 7.0e-46)")
+
+
 SPEC = Spec(
     "adagrad",
     options=(Option("lr", 1e-2, V.lr, None),
@@ -32,6 +41,7 @@ SPEC = Spec(
                                        message=f"Invalid initial_accumulator_value value: {v}"), None),
              flag("maximize")),
     check_order=("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"),
+    check_group=_eps_or_accumulator,
     buffers=(Buffer("sum"),),
     at_step=_at_step,
 )
@@ -75,7 +85,8 @@ class Adagrad(FusedOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         initial_accumulator_value (float, optional): starting value :math:`\tau` of the sum of squared
             gradients (default: 0).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-10).
+        eps (float, optional): :math:`\epsilon` added to the denominator; 0 only with a positive
+            ``initial_accumulator_value`` (default: 1e-10).
         maximize (bool, optional): maximize the objective (default: False).
 
     State per parameter: ``step`` and ``sum``. As in torch, the state of every parameter given to the

@@ -24,7 +24,7 @@ SPEC = Spec(
     "adam",
     options=(Option("lr", 1e-3, V.lr, "lr"),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")),
     check_order=("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"),
@@ -93,7 +93,7 @@ class Adam(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        eps (float, optional): :math:`\epsilon` added to the denominator, > 0 (default: 1e-8).
         weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
         amsgrad (bool, optional): use the AMSGrad maximum of second moments (default: False).
         maximize (bool, optional): maximize the objective (default: False).
@@ -133,7 +133,7 @@ class AdamW(Adam):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)` (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` (default: 1e-8).
+        eps (float, optional): :math:`\epsilon`, > 0 (default: 1e-8).
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 1e-2).
         amsgrad (bool, optional): use AMSGrad (default: False).
         maximize (bool, optional): maximize the objective (default: False).

@@ -24,7 +24,7 @@ SPEC = Spec(
     "adamax",
     options=(Option("lr", 2e-3, V.lr, None),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("maximize")),
     check_order=("lr", "eps", "betas", "weight_decay", "maximize"),
@@ -68,7 +68,7 @@ class Adamax(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 2e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` (default: 1e-8).
+        eps (float, optional): :math:`\epsilon`, > 0 (default: 1e-8).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).
 

@@ -35,8 +35,10 @@ def _advance_eta_mu(eta: np.ndarray, mu: np.ndarray, step: int, lr: float, lambd
 SPEC = Spec(
     "asgd",
     options=(Option("lr", 1e-2, V.lr, None),
-             Option("lambd", 1e-4, lambda v: V.number("lambd", v), None),
-             Option("alpha", 0.75, lambda v: V.number("alpha", v), None),
+             # eta = lr / (1 + lambd * lr * t) ** alpha: a negative lambd can make the base 0 or negative (eta
+             # infinite or NaN), a negative alpha makes the step grow with t
+             Option("lambd", 1e-4, lambda v: V.number("lambd", v, low=0.0, message=f"Invalid lambd value: {v}"), None),
+             Option("alpha", 0.75, lambda v: V.number("alpha", v, low=0.0, message=f"Invalid alpha value: {v}"), None),
              Option("t0", 1e6, lambda v: V.number("t0", v), None),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("maximize")),
@@ -63,8 +65,8 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
         >>> print(np.round(p, 4), np.round(axs[0], 4), steps)
         [0.9 2.1] [0.9 2.1] [1]
     """
-    options = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
-    SPEC.check(options)
+    options = SPEC.check(dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize))
+    lr, lambd, alpha, t0 = options["lr"], options["lambd"], options["alpha"], options["t0"]  # plain from here on
     n = len(params)
     for name, lst in (("mus", mus), ("etas", etas)):
         if len(lst) != n or not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype in V.FLOAT_DTYPES
@@ -98,7 +100,7 @@ class ASGD(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
         lambd (float, optional): decay term :math:`\lambda_d` (default: 1e-4).
-        alpha (float, optional): power :math:`\alpha` of the eta schedule (default: 0.75).
+        alpha (float, optional): power :math:`\alpha` of the eta schedule, >= 0 (default: 0.75).
         t0 (float, optional): step :math:`t_0` at which averaging starts (default: 1e6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).

@@ -43,11 +43,7 @@ _LIST_KEYS = ("old_dirs", "old_stps", "ro")
 
 
 def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"Invalid {name} value: {value} (expected >= {low})")
-    return int(value)
+    return V.integer(name, value, low)
 
 
 class LBFGS(Optimizer):
@@ -127,9 +123,8 @@ class LBFGS(Optimizer):
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None, bounds: Sequence[Any] | None = None,
                  maximize: bool = False) -> None:
-        V.lr(lr)
-        if not isinstance(maximize, (bool, np.bool_)):
-            raise TypeError(f"maximize must be a bool, got {maximize!r}")
+        lr = V.lr(lr)
+        maximize = V.flag("maximize", maximize)
         max_iter = _whole("max_iter", max_iter, 1)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
@@ -147,20 +142,24 @@ class LBFGS(Optimizer):
         self.bounds = None if bounds is None else self._check_bounds(bounds)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        V.lr(group["lr"])
-        _whole("max_iter", group["max_iter"], 1)
-        _whole("max_eval", group["max_eval"], 1)
-        _whole("history_size", group["history_size"], 1)
-        V.number("tolerance_grad", group["tolerance_grad"])
-        V.number("tolerance_change", group["tolerance_change"])
-        if group["line_search_fn"] not in C.LINE_SEARCHES:
-            raise ValueError(f"line_search_fn must be 'strong_wolfe' or None, got {group['line_search_fn']!r}")
+        """The options' checks (torch's floor, plus: finite, tolerances >= 0); accepted NumPy scalars and
+        1-element arrays are replaced in ``group`` by plain Python numbers (as ``Optimizer._check_group``)."""
+        ls = group["line_search_fn"]
+        normalized = {"lr": V.lr(group["lr"]),
+                      "max_iter": _whole("max_iter", group["max_iter"], 1),
+                      "max_eval": _whole("max_eval", group["max_eval"], 1),
+                      "history_size": _whole("history_size", group["history_size"], 1),
+                      "tolerance_grad": V.number("tolerance_grad", group["tolerance_grad"], low=0.0),
+                      "tolerance_change": V.number("tolerance_change", group["tolerance_change"], low=0.0)}
+        if not (ls is None or isinstance(ls, str)) or ls not in C.LINE_SEARCHES:
+            raise ValueError(f"line_search_fn must be 'strong_wolfe' or None, got {ls!r}")
         if "params" in group:
             datas = [V.param_data(p, 0, j) for j, p in enumerate(group["params"])]
             if datas and any(d.dtype != datas[0].dtype for d in datas):
                 dts = sorted({str(d.dtype) for d in datas})
                 raise TypeError(f"LBFGS needs all parameters in one dtype (they are flattened into one vector), "
                                 f"got {dts}")
+        self._normalize(group, normalized)
 
     def _check_bounds(self, bounds: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         """One (lower, upper) pair per parameter -> float64 arrays of each parameter's shape."""

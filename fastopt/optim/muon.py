@@ -22,23 +22,27 @@ EPS = 1e-7
 _ADJUST = (None, "original", "match_rms_adamw")
 
 
-def _adjust(value: Any) -> None:
-    if value not in _ADJUST:
+def _adjust(value: Any) -> Any:
+    if not (value is None or isinstance(value, str)) or value not in _ADJUST:
         raise ValueError(f"Adjust learning rate function {value} is not supported")
+    return value
 
 
-def _coefficients(value: Any) -> None:
+def _coefficients(value: Any) -> tuple[float, ...]:
+    if isinstance(value, np.ndarray) and value.shape == (3,):
+        value = tuple(value)
     if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
-    for c in value:
-        V.number("ns_coefficients", c)
+    return tuple(V.number(f"ns_coefficients[{i}]", c) for i, c in enumerate(value))
 
 
-def _ns_steps(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}")
-    if value >= 100:
+def _ns_steps(value: Any) -> int:
+    steps = V.integer("ns_steps", value, -2**63)
+    if steps < 0:
+        raise TypeError(f"ns_steps must be a non-negative int, got {value!r}")  # torch's error type
+    if steps >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
+    return steps
 
 
 # Muon's step is two table kernels around a NumPy iteration, so its options feed no single C struct (kernel None).
@@ -48,11 +52,10 @@ SPEC = Spec(
                                                 message=f"Learning rate should be >= 0 but is: {v}"), None),
              Option("weight_decay", 0.1, lambda v: V.number("weight_decay", v, low=0.0,
                                                             message=f"weight decay should be >= 0 but is: {v}"), None),
-             Option("momentum", 0.95, lambda v: V.number("momentum", v, low=0.0,
-                                                         message=f"momentum should be >= 0 but is: {v}"), None),
+             Option("momentum", 0.95, lambda v: V.momentum(v, message=f"momentum should be >= 0 but is: {v}"), None),
              flag("nesterov", True, None),
              Option("ns_coefficients", (DEFAULT_A, DEFAULT_B, DEFAULT_C), _coefficients, None, normalize=tuple),
-             Option("eps", EPS, V.eps, None),
+             Option("eps", EPS, V.denominator_eps, None),  # X_0 = U / max(|U|, eps): 0/0 for U = 0 at eps=0
              Option("ns_steps", DEFAULT_NS_STEPS, _ns_steps, None),
              Option("adjust_lr_fn", None, _adjust, None)),
     check_order=("lr", "momentum", "weight_decay", "adjust_lr_fn", "nesterov", "ns_coefficients", "eps", "ns_steps"),
@@ -108,8 +111,10 @@ def muon(params: list[np.ndarray], grads: list[np.ndarray], muon_momentum_bufs: 
         [[-0.07  0.  ]
          [ 0.   -0.07]]
     """
-    SPEC.check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                    ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+    o = SPEC.check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                        ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+    lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps = (
+        o[k] for k in ("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps"))
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray) or p.ndim != 2:
             raise ValueError(f"params[{i}]: Muon only supports 2D parameters, got shape {np.shape(p)}")
@@ -165,11 +170,12 @@ class Muon(Optimizer):
         params (iterable): 2-D parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 0.1).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0.95).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0.95).
         nesterov (bool, optional): use the Nesterov form of the momentum (default: True).
         ns_coefficients (tuple[float, float, float], optional): :math:`(a, b, c)`
             (default: (3.4445, -4.7750, 2.0315)).
-        eps (float, optional): :math:`\epsilon`, floor of the norm in the normalisation (default: 1e-7).
+        eps (float, optional): :math:`\epsilon`, floor of the norm in the normalisation, > 0
+            (default: 1e-7).
         ns_steps (int, optional): number :math:`k` of Newton–Schulz iterations, below 100 (default: 5).
         adjust_lr_fn (str or None, optional): ``"original"`` or ``"match_rms_adamw"``; None means
             ``"original"`` (default: None).

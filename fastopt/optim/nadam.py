@@ -39,7 +39,7 @@ SPEC = Spec(
     "nadam",
     options=(Option("lr", 2e-3, V.lr, "lr"),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              Option("momentum_decay", 4e-3, lambda v: V.number("momentum_decay", v, low=0.0,
                                                                message=f"Invalid momentum_decay value: {v}"), None),
@@ -70,7 +70,8 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
     """
     options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                    decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    SPEC.check(options)
+    checked = SPEC.check(options)  # plain Python values from here on
+    lr, (beta1, beta2), momentum_decay = checked["lr"], checked["betas"], checked["momentum_decay"]
     n = len(params)
     if isinstance(mu_products, np.ndarray):
         if mu_products.shape != (n,) or mu_products.dtype.kind != "f" or not mu_products.flags.writeable:
@@ -91,7 +92,7 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
             _coefficients(s, i, t, mp, float(lr), float(beta1), float(beta2), float(momentum_decay))
 
     run_functional(SPEC.table_kernel, SPEC.buffer_names, params, grads, [exp_avgs, exp_avg_sqs], fill,
-                   SPEC.hyper(options))
+                   SPEC.hyper(checked))
     store_steps(state_steps, steps)
     mu_products[:] = new
 
@@ -115,7 +116,7 @@ class NAdam(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 2e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        eps (float, optional): :math:`\epsilon` added to the denominator, > 0 (default: 1e-8).
         weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
         momentum_decay (float, optional): momentum decay :math:`\psi` (default: 4e-3).
         decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (NAdamW) (default: False).

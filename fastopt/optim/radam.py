@@ -32,11 +32,25 @@ def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float, float, 
     return at
 
 
+_F32_TINY = float(np.finfo(np.float32).tiny)  # 2**-126, the smallest normal float32: 1 / it = 2**126 is finite
+
+
+def _eps(value: Any) -> float:
+    """``V.denominator_eps``, and large enough that ``1 / eps`` is finite in float32: torch's rectified step takes
+    the reciprocal ``1 / (sqrt(v) + eps)``, which is inf for a zero ``v`` and a subnormal eps, and 0 * inf = NaN."""
+    v = V.denominator_eps(value)
+    if v < _F32_TINY:
+        raise ValueError(f"Invalid epsilon value: {value} (RAdam's eps must be >= 2**-126 = 1.2e-38, the smallest "
+                         "normal float32: the rectified step computes 1 / (sqrt(v) + eps), infinite for a zero "
+                         "gradient below that)")
+    return v
+
+
 SPEC = Spec(
     "radam",
     options=(Option("lr", 1e-3, V.lr, "lr"),
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("eps", 1e-8, _eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("decoupled_weight_decay"), flag("maximize")),
     check_order=("lr", "eps", "betas", "weight_decay", "decoupled_weight_decay", "maximize"),
@@ -88,7 +102,7 @@ class RAdam(FusedOptimizer):
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
         betas (tuple[float, float], optional): :math:`(\beta_1, \beta_2)`, each in [0, 1) (default: (0.9, 0.999)).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        eps (float, optional): :math:`\epsilon` added to the denominator, >= 2**-126 (default: 1e-8).
         weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
         decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (default: False).
         maximize (bool, optional): maximize the objective (default: False).

@@ -17,10 +17,12 @@ __all__ = ["RMSprop", "rmsprop"]
 SPEC = Spec(
     "rmsprop",
     options=(Option("lr", 1e-2, V.lr, "lr"),
-             Option("alpha", 0.99, lambda v: V.number("alpha", v, low=0.0), "alpha"),
-             Option("eps", 1e-8, V.eps, "eps"),
+             Option("alpha", 0.99, lambda v: V.number("alpha", v, low=0.0, high=1.0,
+                                                      message=f"Invalid alpha value: {v} (expected in [0, 1])"),
+                    "alpha"),
+             Option("eps", 1e-8, V.denominator_eps, "eps"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
-             Option("momentum", 0, lambda v: V.number("momentum", v, low=0.0), "momentum"),
+             Option("momentum", 0, V.momentum, "momentum"),
              flag("centered"), flag("maximize")),
     check_order=("lr", "eps", "momentum", "weight_decay", "alpha", "centered", "maximize"),
     buffers=(Buffer("square_avg"), Buffer("grad_avg", when=lambda o: o["centered"]),
@@ -69,10 +71,10 @@ class RMSprop(FusedOptimizer):
     Args:
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-2).
-        alpha (float, optional): smoothing constant :math:`\alpha` (default: 0.99).
-        eps (float, optional): :math:`\epsilon` added to the denominator (default: 1e-8).
+        alpha (float, optional): smoothing constant :math:`\alpha` in [0, 1] (default: 0.99).
+        eps (float, optional): :math:`\epsilon` added to the denominator, > 0 (default: 1e-8).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0).
         centered (bool, optional): normalise by the estimated variance of the gradient (default: False).
         maximize (bool, optional): maximize the objective (default: False).
 

@@ -15,22 +15,31 @@ __all__ = ["Rprop", "rprop"]
 
 
 def _pair(name: str, value: Any) -> tuple[float, float]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name} must be a pair of floats, got {value!r}")
-    return V.number(name, value[0]), V.number(name, value[1])
+    a, b = V.pair(name, value)
+    return V.number(f"{name}[0]", a), V.number(f"{name}[1]", b)
 
 
-def _etas(etas: Any) -> None:
+def _etas(etas: Any) -> tuple[float, float]:
     etaminus, etaplus = _pair("etas", etas)
     if not 0.0 < etaminus < 1.0 < etaplus:
-        raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        raise ValueError(f"Invalid eta values: {etaminus}, {etaplus}")
+    return etaminus, etaplus
+
+
+def _step_sizes(value: Any) -> tuple[float, float]:
+    """(min, max) with 0 <= min <= max and max > 0: each step size is clamped into [min, max], which is empty when
+    min > max, and a negative bound would step uphill."""
+    lo, hi = _pair("step_sizes", value)
+    if not (0.0 <= lo <= hi and hi > 0.0):
+        raise ValueError(f"Invalid step_sizes values: {lo}, {hi} (expected 0 <= min <= max and max > 0)")
+    return lo, hi
 
 
 SPEC = Spec(
     "rprop",
     options=(Option("lr", 1e-2, V.lr, None),  # the initial step size (_initial_buffer)
              Option("etas", (0.5, 1.2), _etas, ("etaminus", "etaplus"), normalize=tuple),
-             Option("step_sizes", (1e-6, 50), lambda v: _pair("step_sizes", v), ("step_size_min", "step_size_max"),
+             Option("step_sizes", (1e-6, 50), _step_sizes, ("step_size_min", "step_size_max"),
                     normalize=tuple),
              flag("maximize")),
     buffers=(Buffer("prev"), Buffer("step_size")),
@@ -79,8 +88,8 @@ class Rprop(FusedOptimizer):
         lr (float, optional): learning rate :math:`\gamma`, the initial step size (default: 1e-2).
         etas (tuple[float, float], optional): :math:`(\eta_-, \eta_+)`, with
             :math:`0 < \eta_- < 1 < \eta_+` (default: (0.5, 1.2)).
-        step_sizes (tuple[float, float], optional): :math:`(\Gamma_{\min}, \Gamma_{\max})`
-            (default: (1e-6, 50)).
+        step_sizes (tuple[float, float], optional): :math:`(\Gamma_{\min}, \Gamma_{\max})`, with
+            :math:`0 \le \Gamma_{\min} \le \Gamma_{\max}` and :math:`\Gamma_{\max} > 0` (default: (1e-6, 50)).
         maximize (bool, optional): maximize the objective (default: False).
 
     State per parameter: ``step``, ``prev``, ``step_size``.

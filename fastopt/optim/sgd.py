@@ -27,8 +27,10 @@ def _fill(options: Mapping[str, Any], scalars: np.ndarray, steps: list[int], fre
 SPEC = Spec(
     "sgd",
     options=(Option("lr", 1e-3, V.lr, "lr"),
-             Option("momentum", 0, lambda v: V.number("momentum", v, low=0.0), "momentum"),
-             Option("dampening", 0, lambda v: V.number("dampening", v), "dampening"),
+             Option("momentum", 0, V.momentum, "momentum"),
+             Option("dampening", 0, lambda v: V.number("dampening", v, low=0.0, high=1.0,
+                                                       message=f"Invalid dampening value: {v} (expected in [0, 1])"),
+                    "dampening"),
              Option("weight_decay", 0, V.weight_decay, "weight_decay"),
              flag("nesterov"), flag("maximize")),
     check_group=_nesterov_rule,
@@ -55,11 +57,11 @@ def sgd(params: list[np.ndarray], d_p_list: list[np.ndarray], momentum_buffer_li
     """
     options = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
                    maximize=maximize)
-    SPEC.check(options)
+    options = SPEC.check(options)
     n = len(params)
     fresh = [False] * n
     buffers = None
-    if momentum != 0:
+    if options["momentum"] != 0:
         if len(momentum_buffer_list) != n:
             raise ValueError(f"got {n} params but {len(momentum_buffer_list)} momentum buffers")
         buffers = [np.zeros(np.shape(p), np.asarray(p).dtype) if b is None else b
@@ -86,8 +88,8 @@ class SGD(FusedOptimizer):
     Args:
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
         lr (float, optional): learning rate :math:`\gamma` (default: 1e-3).
-        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
-        dampening (float, optional): dampening :math:`\tau` for momentum (default: 0).
+        momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0).
+        dampening (float, optional): dampening :math:`\tau` for momentum, in [0, 1] (default: 0).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
         maximize (bool, optional): maximize the objective instead of minimizing it (default: False).

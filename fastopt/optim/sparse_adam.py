@@ -70,18 +70,22 @@ class SparseGrad:
         return f"SparseGrad(nnz={self.indices.size}, row_shape={self.values.shape[1:]}, dtype={self.values.dtype})"
 
 
-def _lr(lr: Any) -> None:
-    V.number("lr", lr, low=0.0, low_open=True, message=f"Invalid learning rate: {lr}")
-    if math.isinf(float(lr)):
-        raise ValueError(f"Invalid learning rate: {lr}")
+def _lr(lr: Any) -> float:
+    return V.number("lr", lr, low=0.0, low_open=True, message=f"Invalid learning rate: {lr}")
+
+
+def _eps(eps: Any) -> float:
+    """torch's 0 < eps, and not so small that it is 0 in float32 (a zero gradient value would give 0/0)."""
+    msg = f"Invalid epsilon value: {eps}"
+    return V.positive_eps("eps", V.number("eps", eps, low=0.0, low_open=True, message=msg), msg,
+                          "a zero gradient value would give 0/0 = NaN")
 
 
 SPEC = Spec(
     "sparse_adam",
     options=(Option("lr", 1e-3, _lr, None),  # in the per-tensor step size
              Option("betas", (0.9, 0.999), V.betas, ("beta1", "beta2"), normalize=tuple),
-             Option("eps", 1e-8, lambda v: V.number("eps", v, low=0.0, low_open=True,
-                                                    message=f"Invalid epsilon value: {v}"), "eps"),
+             Option("eps", 1e-8, _eps, "eps"),
              flag("maximize")),
     check_order=("lr", "eps", "betas", "maximize"),
     buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq")),
@@ -151,7 +155,8 @@ def sparse_adam(params: list[np.ndarray], grads: list[SparseGrad], exp_avgs: lis
          [1.  1. ]
          [0.9 0.9]]
     """
-    SPEC.check(dict(lr=lr, betas=(beta1, beta2), eps=eps, maximize=maximize))
+    o = SPEC.check(dict(lr=lr, betas=(beta1, beta2), eps=eps, maximize=maximize))
+    lr, (beta1, beta2), eps, maximize = o["lr"], o["betas"], o["eps"], o["maximize"]
     n = len(params)
     if not (len(grads) == len(exp_avgs) == len(exp_avg_sqs) == len(state_steps) == n):
         raise ValueError("params, grads, exp_avgs, exp_avg_sqs and state_steps must have the same length")
