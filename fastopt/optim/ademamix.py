@@ -17,9 +17,8 @@ __all__ = ["AdEMAMix", "ademamix"]
 def _betas3(value: Any) -> tuple[float, float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise TypeError(f"betas must be a triple of floats (beta1, beta2, beta3), got {value!r}")
-    for i, b in enumerate(value):
-        V.number("beta", b, low=0.0, high=1.0, high_open=i < 2, message=f"Invalid beta parameter at index {i}: {b}")
-    return tuple(float(b) for b in value)  # type: ignore[return-value]
+    return tuple(V.number("beta", b, low=0.0, high=1.0, high_open=i < 2,  # type: ignore[return-value]
+                          message=f"Invalid beta parameter at index {i}: {b}") for i, b in enumerate(value))
 
 
 def _t_alpha_beta3(value: Any) -> float | None:
