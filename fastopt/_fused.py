@@ -274,7 +274,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             for key, init in self._scalar_state:
                 if key not in st:
-                    new_keys[key] = np.array(init(group) if callable(init) else init, dtype=np.float32)
+                    new_keys[key] = self._initial_scalar(group, init, data)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)
             commits.append((p, st, new_keys, is_fresh))
