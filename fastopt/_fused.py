@@ -174,11 +174,13 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         plans = self._plans
         if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
             if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
+                self._fast_steps += 1
                 return None
         loss = None
         if closure is not None:
             loss = closure()
         if plans is not None and self._fast_step():
+            self._fast_steps += 1
             return loss
         work = []  # per group: (gi, group, active buffers, checked items)
         for gi, group, checked in self._checked_groups():

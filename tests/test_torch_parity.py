@@ -24,7 +24,7 @@ TORCH_CASES = [c for c in CASES if TORCH_NAMES.get(c[0])]
 SHAPES = [(3, 5), (17,), (64,), (2, 2, 3)]
 DTYPES = [np.float32, np.float64]
 # fastopt's state_dict loaded into torch (the other direction runs for every row)
-INTO_TORCH = [c for c in CASES if c[0] in ("Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam")]
+INTO_TORCH = [c for c in CASES if c[0] in ("Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "RMSprop", "ASGD")]
 
 
 def pair(case, dtype, seed: int, shapes=SHAPES) -> TorchPair:
