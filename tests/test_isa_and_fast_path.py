@@ -22,7 +22,8 @@ from cases import CASES, case_id, make
 from helpers import assert_close, rejected
 from reference import REFERENCES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))  # the checkout, or site-packages
 ISAS = ("baseline", "avx2", "avx512")
 
 # Run in a subprocess with FASTOPT_ISA set: every registry row in both dtypes for 4 steps on sizes that reach the
@@ -30,7 +31,7 @@ ISAS = ("baseline", "avx2", "avx512")
 # and Adafactor on a 2-D tensor; save every result to an .npz and print the ISA the kernels used.
 CHILD = textwrap.dedent("""
     import sys
-    sys.path[:0] = [sys.argv[2], sys.argv[2] + "/tests"]
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]  # the parent's fastopt, then tests/ (cases.py)
     import numpy as np
     import fastopt as fo
     from fastopt import _kernels as K
@@ -72,11 +73,11 @@ def _run_child(isa: str | None, path) -> str:
     env.pop("FASTOPT_ISA", None)
     if isa is not None:
         env["FASTOPT_ISA"] = isa
-    res = subprocess.run([sys.executable, "-c", CHILD, str(path), ROOT], env=env, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run([sys.executable, "-c", CHILD, str(path), PACKAGE_DIR, TESTS], env=env, capture_output=True,
+                         text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     where, used = res.stdout.split()
-    assert os.path.dirname(os.path.dirname(os.path.abspath(where))) == ROOT, where  # this checkout's build
+    assert os.path.abspath(where) == os.path.abspath(fo.__file__), where  # the build this test run imports
     return used
 
 
