@@ -28,8 +28,9 @@ _F32 = np.dtype(np.float32)
 
 
 def scalar_dtype(dtype: Any) -> np.dtype:
-    """The dtype of a parameter's scalar state and per-step scalars: float64 for float64 parameters, float32 (torch's
-    default scalar dtype) for every other dtype."""
+    """The dtype of the scalar state of a parameter of this dtype: float64 for float64 parameters, float32 (torch's
+    default scalar dtype) for every other dtype. (Per-step factors are computed in double, as torch computes them in
+    Python floats, and rounded to the parameter's dtype by the kernel.)"""
     return _F64 if dtype == _F64 else _F32
 
 
