@@ -1,6 +1,9 @@
 /* table.c — work planning and thread policy shared by every kernel. */
 #include "fastopt.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #ifdef FO_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -108,6 +111,9 @@ int fo_check_list(const fo_tensor_list *t, int64_t n_required)
     return FO_OK;
 }
 
+/* The ISA variant every kernel runs: the CPU's best, capped by the environment variable FASTOPT_ISA
+ * ("baseline", "avx2" or "avx512"; read once, at the first kernel call) so that the tests can run each variant
+ * the CPU has and require identical bits. Any other value, or a variant the CPU lacks, leaves the CPU's best. */
 int fo_isa(void)
 {
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
@@ -115,12 +121,15 @@ int fo_isa(void)
     if (isa < 0) {
         __builtin_cpu_init();
         const int fma = __builtin_cpu_supports("fma");
+        int best = 0;
         if (fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-            isa = 2;
+            best = 2;
         else if (fma && __builtin_cpu_supports("avx2"))
-            isa = 1;
-        else
-            isa = 0;
+            best = 1;
+        const char *force = getenv("FASTOPT_ISA");
+        const int want = force == NULL ? -1 : !strcmp(force, "baseline") ? 0 : !strcmp(force, "avx2") ? 1
+                       : !strcmp(force, "avx512") ? 2 : -1;
+        isa = (want >= 0 && want < best) ? want : best;
     }
     return isa;
 #else

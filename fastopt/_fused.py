@@ -174,11 +174,13 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         plans = self._plans
         if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
             if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
+                self._fast_steps += 1
                 return None
         loss = None
         if closure is not None:
             loss = closure()
         if plans is not None and self._fast_step():
+            self._fast_steps += 1
             return loss
         work = []  # per group: (gi, group, active buffers, checked items)
         for gi, group, checked in self._checked_groups():
@@ -274,7 +276,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             for key, init in self._scalar_state:
                 if key not in st:
-                    new_keys[key] = np.array(init(group) if callable(init) else init, dtype=np.float32)
+                    new_keys[key] = self._initial_scalar(group, init, data)
             bufs = [(st[k] if k in st else new_keys[k]) if on else None for k, on in zip(self._buffers, active)]
             rows.add(data, grad, bufs)
             commits.append((p, st, new_keys, is_fresh))

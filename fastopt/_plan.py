@@ -44,6 +44,7 @@ class PlanCache(_Base):
     _cache: dict[Any, tuple[tuple, Any]]
     _plans: list[K.StepPlan] | None
     _written: list
+    _fast_steps: int = 0  # steps run by the cached plans (the repeated step), counted for the tests
     # set by FusedOptimizer (from its spec) and StateMixin
     _spec: Spec
     _has_step: bool

@@ -2,8 +2,10 @@
 
 A new state buffer is zeros (or the algorithm's start value) placed at the parameter's offset within a cache line
 (``fastopt._memory``), so the kernels' aligned loops suit both. Scalar state (NAdam's ``mu_product``, ASGD's
-``eta`` and ``mu``) is a 0-d array per parameter, checked by ``_validate.scalar_state`` and loadable from a state
-dict in its saved dtype.
+``eta`` and ``mu``) is a 0-d array per parameter in ``scalar_dtype(param)``: float64 for a float64 parameter (torch
+under ``torch.set_default_dtype(torch.float64)``), float32 otherwise (torch's default scalar dtype). It is checked by
+``_validate.scalar_state``, and a saved value is loaded cast to that dtype, as torch's ``load_state_dict`` casts it to
+the parameter's dtype (so a torch checkpoint's float32 scalar continues as float64 on a float64 parameter).
 """
 from __future__ import annotations
 
@@ -19,7 +21,17 @@ if TYPE_CHECKING:  # the mixin is only ever a base of FusedOptimizer, next to Op
 else:
     _Base = object
 
-__all__ = ["StateMixin"]
+__all__ = ["StateMixin", "scalar_dtype"]
+
+_F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
+
+
+def scalar_dtype(dtype: Any) -> np.dtype:
+    """The dtype of the scalar state of a parameter of this dtype: float64 for float64 parameters, float32 (torch's
+    default scalar dtype) for every other dtype. (Per-step factors are computed in double, as torch computes them in
+    Python floats, and rounded to the parameter's dtype by the kernel.)"""
+    return _F64 if dtype == _F64 else _F32
 
 
 class StateMixin(_Base):
@@ -28,9 +40,8 @@ class StateMixin(_Base):
     _buffers: tuple[str, ...] = ()
     _has_step: bool = True
     _fresh_uses_grad: tuple[str, ...] = ()  # buffers that a new state takes from the first gradient (SGD's)
-    # Per-parameter scalar state: (key, initial value). Each is a 0-d array, created in float32 (torch's default
-    # dtype for scalar state tensors); a loaded one keeps the dtype it was saved with (float32 or float64), so a
-    # resumed run continues bit for bit and a torch state converted with np.asarray continues as torch does.
+    # Per-parameter scalar state: (key, initial value or function of the group). Each is a 0-d array in
+    # scalar_dtype(param dtype), new (_initial_scalar) or loaded (cast, as torch casts it to the parameter's dtype).
     _scalar_state: tuple[tuple[str, Any], ...] = ()
 
     if TYPE_CHECKING:
@@ -42,6 +53,11 @@ class StateMixin(_Base):
         the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
         return zeros_like_aligned(data)
 
+    def _initial_scalar(self, group: dict[str, Any], init: Any, data: np.ndarray) -> np.ndarray:
+        """A new scalar state value (``init``: a number or a function of the group) for a parameter whose array is
+        ``data``: a 0-d array in ``scalar_dtype(data.dtype)``."""
+        return np.array(init(group) if callable(init) else init, dtype=scalar_dtype(data.dtype))
+
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if not self._scalar_state or not isinstance(pstate, dict) or not pstate:
             return super()._load_param_state(pstate, group, p, gi, j)
@@ -50,9 +66,8 @@ class StateMixin(_Base):
         for key, _ in self._scalar_state:
             if key not in rest:
                 raise ValueError(f"{V.where(gi, j)}: saved state has keys {sorted(pstate)} but lacks '{key}'")
-            value = rest.pop(key)
-            dtype = value.dtype if isinstance(value, np.ndarray) and value.dtype in V.FLOAT_DTYPES else np.float64
-            scalars[key] = np.array(V.scalar_state(value, key, gi, j), dtype=dtype)
+            value = V.scalar_state(rest.pop(key), key, gi, j)  # checked first: a float, exact for either dtype
+            scalars[key] = np.array(value, dtype=scalar_dtype(p.data.dtype))
         out = super()._load_param_state(rest, group, p, gi, j)
         out.update(scalars)
         return out

@@ -103,6 +103,19 @@ def _torch():
     return pytest.importorskip("torch")
 
 
+@contextlib.contextmanager
+def torch_default_dtype(dtype) -> Iterator[None]:
+    """Run the block with torch's default dtype float64 when dtype is float64 (torch then keeps its scalar state,
+    NAdam's mu_product and ASGD's eta and mu, in float64, as fastopt does for float64 params); float32 otherwise."""
+    torch = _torch()
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if np.dtype(dtype) == np.float64 else torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
 def to_numpy(v: Any) -> Any:
     torch = _torch()
     return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v
@@ -139,7 +152,8 @@ class TorchPair:
     """The same problem in fastopt and torch.optim: parameters of the given shapes split into two groups (the
     second with group2's options, by default half the learning rate), stepped with the same gradients.
 
-    torch runs its single-tensor path (foreach=False where the class takes it)."""
+    torch runs its single-tensor path (foreach=False where the class takes it), for float64 parameters under
+    ``torch.set_default_dtype(torch.float64)`` (so its scalar state is float64, as fastopt's is for them)."""
 
     def __init__(self, name: str, kwargs: dict, shapes, dtype, rng: np.random.Generator | int = 0,
                  group2: dict | None = None, torch_name: str | None = None) -> None:
@@ -166,7 +180,8 @@ class TorchPair:
     def make_torch(self, tparams) -> Any:
         cls = getattr(_torch().optim, self.torch_name)
         extra = {"foreach": False} if "foreach" in inspect.signature(cls).parameters else {}
-        return cls(self.groups(tparams), **extra, **self.kwargs)
+        with torch_default_dtype(self.dtype):
+            return cls(self.groups(tparams), **extra, **self.kwargs)
 
     def grads(self) -> list:
         return [self.rng.standard_normal(p.data.shape).astype(self.dtype) for p in self.fp]
@@ -183,7 +198,8 @@ class TorchPair:
             if fastopt:
                 self.fo_opt.step()
             if torch:
-                self.t_opt.step()
+                with torch_default_dtype(self.dtype):
+                    self.t_opt.step()
 
     def errors(self) -> dict[str, float]:
         """Worst relative error over the parameters ("param") and over each state key; asserts that both keep
@@ -226,7 +242,8 @@ class TorchPair:
         torch = _torch()
         self.tp = [torch.tensor(f.data.copy(), requires_grad=True) for f in self.fp]
         self.t_opt = self.make_torch(self.tp)
-        self.t_opt.load_state_dict(numpy_state_to_torch(self.fo_opt.state_dict()))
+        with torch_default_dtype(self.dtype):
+            self.t_opt.load_state_dict(numpy_state_to_torch(self.fo_opt.state_dict()))
 
 
 # ---- schedulers -------------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ def _begin(p: np.ndarray, g: np.ndarray, state: dict, maximize: bool, zeros: tup
     return -g if maximize else g.copy()
 
 
+def _scalar_dtype(dt) -> np.dtype:
+    """The dtype of scalar state (NAdam's mu_product, ASGD's eta and mu): float64 for float64 params, else float32."""
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
 def _weight_decay(p: np.ndarray, g: np.ndarray, lr: float, weight_decay: float, decoupled: bool = False):
     """L2 (g + wd p) or decoupled (p = p (1 - lr wd)) weight decay; returns the gradient."""
     if weight_decay != 0:
@@ -125,8 +130,10 @@ def ref_rmsprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, alpha: 
 def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lambd: float = 1e-4,
              alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0, maximize: bool = False) -> None:
     dt = p.dtype
-    # torch keeps eta and mu as 0-d tensors of the default (float32) dtype
-    g = _begin(p, g, state, maximize, ("ax",), eta=np.array(lr, dtype=np.float32), mu=np.array(1.0, dtype=np.float32))
+    # torch keeps eta and mu as 0-d tensors of its default dtype: float64 for float64 params (torch run under
+    # set_default_dtype(float64)), float32 otherwise
+    sdt = _scalar_dtype(dt)
+    g = _begin(p, g, state, maximize, ("ax",), eta=np.array(lr, dtype=sdt), mu=np.array(1.0, dtype=sdt))
     eta, mu = float(state["eta"]), float(state["mu"])
     g = _weight_decay(p, g, lr, weight_decay)
     p[...] = p * _c(1 - lambd * eta, dt)
@@ -137,8 +144,8 @@ def ref_asgd(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, lam
     else:
         ax[...] = p
     t = float(state["step"])
-    state["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), dtype=np.float32)
-    state["mu"] = np.array(1 / max(1, t - t0), dtype=np.float32)
+    state["eta"] = np.array(lr / ((1 + lambd * lr * t) ** alpha), dtype=sdt)
+    state["mu"] = np.array(1 / max(1, t - t0), dtype=sdt)
 
 
 def ref_rprop(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, etas: tuple = (0.5, 1.2),
@@ -254,8 +261,9 @@ def ref_nadam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 2e-3, be
     g = _weight_decay(p, g, lr, weight_decay, decoupled_weight_decay)
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-    # torch keeps mu_product as a float32 scalar tensor (its default scalar dtype)
-    state["mu_product"] = float(np.float32(state["mu_product"]) * np.float32(mu))
+    # torch keeps mu_product as a scalar tensor of its default dtype (float64 for float64 params, as above)
+    sdt = _scalar_dtype(dt)
+    state["mu_product"] = float(sdt.type(state["mu_product"]) * sdt.type(mu))
     mu_product = state["mu_product"]
     m, v = _adam_moments(state, g, beta1, beta2)
     denom = np.sqrt(v / _c(1 - beta2 ** t, dt)) + _c(eps, dt)

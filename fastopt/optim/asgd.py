@@ -53,7 +53,8 @@ def asgd(params: list[np.ndarray], grads: list[np.ndarray], axs: list[np.ndarray
     r"""Functional ASGD over lists of arrays (see :class:`ASGD` for the rule).
 
     ``params`` and ``axs`` are updated in place; ``etas`` and ``mus`` are 0-d float arrays (one per parameter,
-    start values ``lr`` and 1, float32 as torch's 0-d tensors), rewritten in place after the update;
+    start values ``lr`` and 1; torch keeps them in its default dtype, so float64 for float64 params under
+    ``set_default_dtype(float64)``), rewritten in place after the update, each in its own dtype;
     ``state_steps`` (ints or an integer ndarray) is advanced by one before the update.
 
     Example:
@@ -105,13 +106,14 @@ class ASGD(FusedOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         maximize (bool, optional): maximize the objective (default: False).
 
-    State per parameter: ``step``, ``eta`` and ``mu`` (0-d float32 arrays, as torch's 0-d tensors of its default
-    scalar dtype; a loaded float64 one stays float64) and ``ax``.
+    State per parameter: ``step``, ``eta`` and ``mu`` (0-d arrays in the parameter's scalar dtype: float64 for a
+    float64 parameter, float32 otherwise) and ``ax``.
 
     Notes:
-        As torch: :math:`\eta` and :math:`\mu` are rounded to float32 when stored and used at that precision
-        (also for float64 parameters), the schedule uses the group's current ``lr``, and ``lambd``, ``alpha``
-        and ``t0`` are not range-checked.
+        As torch: :math:`\eta` and :math:`\mu` are rounded to their dtype when stored and used at that precision
+        (float64 for float64 parameters, as torch under ``torch.set_default_dtype(torch.float64)``; float32, torch's
+        default, for float32 ones; a loaded value is cast to that dtype, as torch casts it to the parameter's),
+        the schedule uses the group's current ``lr``, and ``lambd``, ``alpha`` and ``t0`` are not range-checked.
 
     References: Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging", SIAM J. Control
         Optim. 1992.

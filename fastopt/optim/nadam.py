@@ -10,6 +10,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
 from .._spec import Buffer, Option, Spec, flag
+from .._state import scalar_dtype
 from ._steps import next_steps, store_steps
 
 __all__ = ["NAdam", "nadam"]
@@ -57,8 +58,8 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
 
     ``params``, ``exp_avgs`` and ``exp_avg_sqs`` are updated in place; ``state_steps`` is advanced by one
     before the update, as torch does. ``mu_products`` (start at 1.0) is a float ndarray, multiplied in its
-    own dtype, or a list of floats, multiplied in float32 as torch's default scalar tensors are; it is updated
-    in place.
+    own dtype, or a list of floats, multiplied in the parameters' scalar dtype (float64 for float64 params, as
+    torch under ``set_default_dtype(float64)``; float32 otherwise, torch's default); it is updated in place.
 
     Example:
         >>> p, g = np.array([1.0, 2.0]), np.array([1.0, -1.0])
@@ -78,7 +79,7 @@ def nadam(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
             raise ValueError(f"mu_products must be a writeable float array of shape ({n},)")
         dtype = mu_products.dtype
     elif isinstance(mu_products, list) and len(mu_products) == n:
-        dtype = np.dtype(np.float32)
+        dtype = scalar_dtype(getattr(params[0], "dtype", None) if n else None)
     else:
         raise ValueError(f"mu_products must be a list of {n} floats (or a float ndarray)")
     old = [float(m) for m in mu_products]
@@ -125,11 +126,12 @@ class NAdam(FusedOptimizer):
     State per parameter: ``step``, ``mu_product`` (:math:`\Pi_t`, a 0-d array), ``exp_avg`` and ``exp_avg_sq``.
 
     Notes:
-        As torch, a new ``mu_product`` is a float32 scalar (torch's default dtype for scalar state) whatever the
-        parameter's dtype; each step rounds :math:`\Pi_{t-1}\mu_t` to that dtype, and the coefficients are
-        then computed in double from it. ``load_state_dict`` keeps the dtype the value was saved with (torch
-        casts it to the parameter's dtype, so a float64 torch run resumed from a state dict continues with a
-        float64 product, which fastopt does too when given that state).
+        ``mu_product`` is a 0-d array in the parameter's scalar dtype: float64 for a float64 parameter (as torch
+        under ``torch.set_default_dtype(torch.float64)``), float32 for a float32 one (torch's default scalar
+        dtype). Each step rounds :math:`\Pi_{t-1}\mu_t` to that dtype, as torch multiplies its scalar tensor,
+        and the coefficients are then computed in double from it. ``load_state_dict`` casts a saved value to that
+        dtype, as torch casts it to the parameter's dtype (a torch checkpoint's float32 product continues as
+        float64 on a float64 parameter).
 
     References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop;
         Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
