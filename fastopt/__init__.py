@@ -56,10 +56,13 @@ from .io import load, save
 from .minimize import minimize, scipy_lbfgs
 from .optimizer import Optimizer
 from .parameter import Parameter
+from .optim.schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD  # beyond torch.optim
+from .optim.prodigy import Prodigy  # beyond torch.optim
 
 __all__ = [
     "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",
     "Parameter", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam", "SparseGrad", "clip_grad_norm_",
     "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
-    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree"
+    "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree",
+    "ScheduleFreeSGD", "ScheduleFreeAdamW", "Prodigy",
 ]
