@@ -25,17 +25,18 @@
 #include "fo_reduce.h"
 
 #define FO_PRODIGY_L2(h) ((h)->weight_decay != 0 && !(h)->decouple)
+#define FO_PRODIGY_ABS(x) _Generic((x), float: fabsf, double: fabs)(x)
 
 FO_INLINE void FO_FN(prodigy_update_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
-                                          const FO_T *FO_RESTRICT u, const FO_T *FO_RESTRICT v, const int64_t n,
-                                          const FO_T wd, const int l2, const FO_T ndec, const int decoupled,
-                                          const FO_T coef, const FO_T deps)
+                                          const FO_T *FO_RESTRICT m, const FO_T *FO_RESTRICT v, const int64_t n,
+                                          const int has_m, const FO_T wd, const int l2, const FO_T ndec,
+                                          const int decoupled, const FO_T coef, const FO_T deps)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
         const FO_T pi = p[i];
-        /* u is exp_avg, or NULL when beta1 == 0: then the (L2-decayed) gradient itself */
-        const FO_T ui = u != NULL ? u[i] : (l2 ? FO_FMA(wd, pi, g[i]) : g[i]);
+        /* exp_avg, or when beta1 == 0 the (L2-decayed) gradient itself */
+        const FO_T ui = has_m ? m[i] : (l2 ? FO_FMA(wd, pi, g[i]) : g[i]);
         const FO_T pd = decoupled ? FO_FMA(ndec, pi, pi) : pi;
         p[i] = pd + (coef * ui) / (FO_SQRT(v[i]) + deps);
     }
@@ -44,13 +45,18 @@ FO_INLINE void FO_FN(prodigy_update_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RE
 FO_RANGE(prodigy)
 {
     const int decoupled = h->weight_decay != 0 && h->decouple, l2 = FO_PRODIGY_L2(h);
-    const FO_T *u = h->beta1 > 0 ? bufs[2] : NULL;
     const FO_T wd = (FO_T)h->weight_decay, ndec = (FO_T)s[6], coef = (FO_T)s[4], deps = (FO_T)s[5];
-    if (u != NULL) {
-        if (decoupled) FO_FN(prodigy_update_loop)(bufs[0], bufs[1], u, bufs[3], n, wd, 0, ndec, 1, coef, deps);
-        else           FO_FN(prodigy_update_loop)(bufs[0], bufs[1], u, bufs[3], n, wd, 0, ndec, 0, coef, deps);
+    FO_T *p = bufs[0];
+    const FO_T *g = bufs[1], *m = bufs[2], *v = bufs[3];
+    /* unswitched: each (exp_avg, decay) combination is its own vectorised loop */
+    if (h->beta1 > 0) {
+        if (decoupled) FO_FN(prodigy_update_loop)(p, g, m, v, n, 1, wd, 0, ndec, 1, coef, deps);
+        else           FO_FN(prodigy_update_loop)(p, g, m, v, n, 1, wd, 0, ndec, 0, coef, deps);
+    } else if (l2) {
+        FO_FN(prodigy_update_loop)(p, g, NULL, v, n, 0, wd, 1, ndec, 0, coef, deps);
     } else {
-        FO_FN(prodigy_update_loop)(bufs[0], bufs[1], NULL, bufs[3], n, wd, l2, ndec, decoupled, coef, deps);
+        if (decoupled) FO_FN(prodigy_update_loop)(p, g, NULL, v, n, 0, wd, 0, ndec, 1, coef, deps);
+        else           FO_FN(prodigy_update_loop)(p, g, NULL, v, n, 0, wd, 0, ndec, 0, coef, deps);
     }
 }
 
@@ -61,41 +67,45 @@ static inline int64_t FO_FN(prodigy_needs)(const fo_prodigy_hyper *h)
 
 FO_ELEMENTWISE(prodigy)
 
-/* Element i of a pass-1 run, lane k: the moments, s, and the two sums' lanes. */
-FO_INLINE void FO_FN(prodigy_pass1_elem)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
-                                         FO_T *FO_RESTRICT v, FO_T *FO_RESTRICT sb, const FO_T *FO_RESTRICT p0,
-                                         const int64_t i, const int k, double *FO_RESTRICT dot,
-                                         double *FO_RESTRICT l1, const FO_T wd, const int l2, const int has_m,
-                                         const FO_T b1, const FO_T w1, const FO_T b2, const FO_T w2,
-                                         const FO_T b3, const FO_T ws)
-{
-    const FO_T pi = p[i];
-    const FO_T gi = l2 ? FO_FMA(wd, pi, g[i]) : g[i];
-    dot[k] += (double)gi * (double)(p0[i] - pi);
-    if (has_m)
-        m[i] = FO_FMA(w1, gi, m[i] * b1);
-    v[i] = FO_FMA(w2 * gi, gi, v[i] * b2);
-    const FO_T si = FO_FMA(ws, gi, sb[i] * b3);
-    sb[i] = si;
-    l1[k] += (double)(si < 0 ? -si : si);
-}
-
-/* Blocks of FO_REDUCE_LANES elements (a fixed trip count, so the block vectorises), then the tail: element i of the
- * run always adds to lane i % FO_REDUCE_LANES, whatever the instruction set; the lanes are added in order. */
-FO_INLINE void FO_FN(prodigy_pass1)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
+/* Pass 1 over one run, in blocks of FO_PRODIGY_BLOCK elements: first the moments and s (a vectorised loop), then,
+ * over the same block while it is in L1, the two sums, element i of the run adding to lane i % FO_REDUCE_LANES
+ * (fixed lanes: the same order on every instruction set; a block is a multiple of the lane count). */
+#define FO_PRODIGY_BLOCK 1024
+FO_INLINE void FO_FN(prodigy_pass1)(const FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
                                     FO_T *FO_RESTRICT v, FO_T *FO_RESTRICT sb, const FO_T *FO_RESTRICT p0,
                                     const int64_t n, double *part, const FO_T wd, const int l2, const int has_m,
                                     const FO_T b1, const FO_T w1, const FO_T b2, const FO_T w2, const FO_T b3,
                                     const FO_T ws)
 {
     double dot[FO_REDUCE_LANES] = {0}, l1[FO_REDUCE_LANES] = {0};
-    const int64_t n_full = n - n % FO_REDUCE_LANES;
-    for (int64_t i0 = 0; i0 < n_full; i0 += FO_REDUCE_LANES)
-        for (int k = 0; k < FO_REDUCE_LANES; ++k)
-            FO_FN(prodigy_pass1_elem)(p, g, m, v, sb, p0, i0 + k, k, dot, l1, wd, l2, has_m, b1, w1, b2, w2, b3, ws);
-    for (int64_t i = n_full; i < n; ++i)
-        FO_FN(prodigy_pass1_elem)(p, g, m, v, sb, p0, i, (int)(i - n_full), dot, l1, wd, l2, has_m, b1, w1, b2, w2,
-                                  b3, ws);
+    for (int64_t b0 = 0; b0 < n; b0 += FO_PRODIGY_BLOCK) {
+        const int64_t len = n - b0 < FO_PRODIGY_BLOCK ? n - b0 : FO_PRODIGY_BLOCK;
+        const FO_T *pb = p + b0, *gb = g + b0, *p0b = p0 + b0;
+        FO_T *vb = v + b0, *sbb = sb + b0, *mb = has_m ? m + b0 : NULL;
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+            const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
+            if (has_m)
+                mb[i] = FO_FMA(w1, gi, mb[i] * b1);
+            vb[i] = FO_FMA(w2 * gi, gi, vb[i] * b2);
+            sbb[i] = FO_FMA(ws, gi, sbb[i] * b3);
+        }
+        const int64_t full = len - len % FO_REDUCE_LANES;
+        for (int64_t i0 = 0; i0 < full; i0 += FO_REDUCE_LANES) {
+#pragma omp simd
+            for (int k = 0; k < FO_REDUCE_LANES; ++k) {
+                const int64_t i = i0 + k;
+                const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
+                dot[k] += (double)gi * (double)(p0b[i] - pb[i]);
+                l1[k] += (double)FO_PRODIGY_ABS(sbb[i]);
+            }
+        }
+        for (int64_t i = full; i < len; ++i) { /* only in the run's last block */
+            const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
+            dot[i - full] += (double)gi * (double)(p0b[i] - pb[i]);
+            l1[i - full] += (double)FO_PRODIGY_ABS(sbb[i]);
+        }
+    }
     double a = 0.0, b = 0.0;
     for (int k = 0; k < FO_REDUCE_LANES; ++k) {
         a += dot[k];
@@ -127,4 +137,6 @@ static inline int64_t FO_FN(prodigy_reduce_needs)(const fo_prodigy_hyper *h)
 
 FO_REDUCTION(prodigy_reduce, prodigy, 2)
 #undef FO_PRODIGY_L2
+#undef FO_PRODIGY_ABS
+#undef FO_PRODIGY_BLOCK
 #endif

@@ -177,3 +177,30 @@ def test_functional_rejects_bad_input_before_writing():
         fo.functional.schedule_free_sgd([y], [np.ones(3)], [np.ones(4)], lr=0.1, ckp1=0.5, momentum=0.9,
                                         weight_decay=0.0)
     assert_arrays_equal([y, z], [np.ones(3), np.ones(3)])
+
+
+def test_repeated_steps_follow_group_keys_set_by_hand():
+    """The repeated (cached-plan) step recomputes the schedule from the group keys each step: a hand-set k or
+    weight_sum is honoured exactly as on a fresh optimizer, and a bad one is refused with nothing changed."""
+    rng = np.random.default_rng(7)
+    x, gs = rng.standard_normal(6), [rng.standard_normal(6) for _ in range(4)]
+    a, b = fo.Parameter(x.copy()), fo.Parameter(x.copy())
+    oa, ob = fo.ScheduleFreeSGD([a], lr=0.3, warmup_steps=5), fo.ScheduleFreeSGD([b], lr=0.3, warmup_steps=5)
+    for g in gs[:2]:
+        a.grad = b.grad = g
+        oa.step()
+        ob.step()
+    oa.param_groups[0].update(k=10, weight_sum=3.0)
+    ob.param_groups[0].update(k=10, weight_sum=3.0)
+    for g in gs[2:]:
+        a.grad = b.grad = g
+        oa.step()
+        ob._plans = None  # b always takes the full (checking) path
+        ob.step()
+    assert oa._plans is not None  # a's steps took the cached plan
+    assert_arrays_equal([a.data, oa.state[a]["z"]], [b.data, ob.state[b]["z"]])
+    assert oa.param_groups[0]["k"] == 12
+    oa.param_groups[0]["weight_sum"] = -1.0
+    a.grad = gs[0]
+    with rejected(oa, ValueError, r"param_groups\[0\]: Invalid weight_sum value"):
+        oa.step()

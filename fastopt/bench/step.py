@@ -9,6 +9,7 @@ Within a round each implementation, in a shuffled order, runs a batch of steps s
 """
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Callable
@@ -87,7 +88,7 @@ ALGOS: dict[str, Algo] = {
 # ---- Beyond torch.optim: Schedule-Free and Prodigy, against the packages they follow (the `reference` column) ----
 def _schedulefree(name: str, **kw: Any) -> Callable[[list], Any]:
     def make(tparams: list) -> Any:
-        import schedulefree  # optional: ImportError is reported as a skipped column
+        schedulefree = importlib.import_module("schedulefree")  # optional: ImportError -> a skipped column
         opt = getattr(schedulefree, name)(tparams, **kw)  # its default foreach path, its fastest on CPU
         opt.train()
         return opt
@@ -96,8 +97,7 @@ def _schedulefree(name: str, **kw: Any) -> Callable[[list], Any]:
 
 def _prodigyopt(**kw: Any) -> Callable[[list], Any]:
     def make(tparams: list) -> Any:
-        import prodigyopt
-        return prodigyopt.Prodigy(tparams, **kw)  # (prodigyopt has a single for-loop path)
+        return importlib.import_module("prodigyopt").Prodigy(tparams, **kw)  # (prodigyopt has a single for-loop path)
     return make
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, _Rows, run_functional
+from .._plan import NOT_OPTIONS
 from .._memory import copy_aligned
 from .._spec import Buffer, Option, Spec
 from ._checks import finite, whole
@@ -155,14 +156,31 @@ class _ScheduleFree(FusedOptimizer):
     """What both Schedule-Free optimizers share: the group schedule, the mode switch and the step check."""
 
     _has_step = False
+    _planned: list[tuple[dict[str, Any], Any]] = []  # (group, its table) of the current plans
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
         if key == "z":
             return copy_aligned(data, data)  # z starts at the parameter (torch.clone)
         return super()._initial_buffer(group, key, data)
 
-    def _fast_path_ok(self) -> bool:
-        return False  # the per-step scalars change every step: each step takes the full (checking) path
+    # The repeated step (a cached StepPlan per group, fastopt._plan) compares the options, not these group keys,
+    # which change every step; their per-tensor scalars are refilled in step() before the plan runs.
+    _PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
+
+    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
+        keys = tuple(k for k in group if k not in NOT_OPTIONS and k not in self._PER_STEP)
+        self._planned.append((group, table))
+        return K.StepPlan(table, self._spec.table_kernel, hyper, group["params"], keys,
+                          tuple(group[k] for k in keys), False, None, None)
+
+    def _run_launches(self, launches: list) -> None:
+        self._planned = []
+        super()._run_launches(launches)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_planned"] = []  # (with the plans: rebuilt by the copy's first step)
+        return state
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""Perform one step over every group (one kernel call per group); returns the closure's loss.
@@ -175,6 +193,9 @@ class _ScheduleFree(FusedOptimizer):
                                    "False): call optimizer.train() before optimizer.step() (eval() moved the "
                                    "parameters to the averaged point x; a checkpoint saved after eval() loads "
                                    "in eval mode too)")
+            self._check_group_at(gi, group)  # the schedule keys are read below, before the kernel
+        for group, table in self._planned:  # the cached plans' scalars for this step (unused if they are stale)
+            K.fill_columns(table.scalars, step_scalars(group))
         loss = super().step(closure)
         for group in self.param_groups:  # every group advances, as upstream, also without gradients
             lr, lr_max, weight_sum, _ = schedule(group)
