@@ -215,3 +215,24 @@ def test_functional_matches_the_class():
         scal = {k: out[k] for k in ("d", "d_max", "d_numerator", "k")}
     assert_arrays_equal([p.data, opt.state[p]["s"]], [y, s])
     assert scal["d"] == opt.param_groups[0]["d"] and scal["k"] == 6
+
+
+def test_reduction_boundary_checks_its_arguments():
+    from fastopt import _kernels as K
+    red = K.REDUCERS["prodigy_reduce"]
+    assert red.kernel == "prodigy" and red.n_out == 2
+    n = 40000  # three work items
+    rows = [np.zeros(n) for _ in range(6)]
+    t = K.TensorTable([rows], ("param", "grad", "m", "v", "s", "p0"), (False, True, False, False, False, False), 7)
+    h = K.KERNELS["prodigy"].pack(dict(beta1=0.9, beta2=0.999, weight_decay=0.0, decouple=1))
+    part = red.scratch(t)
+    assert part.shape == (6,)
+    with pytest.raises(ValueError, match="hyper block"):
+        red(t, h[:-4], part)
+    with pytest.raises(ValueError, match="at least 6 elements"):
+        red(t, h, np.empty(5))
+    with pytest.raises(ValueError, match="float64"):
+        red(t, h, np.empty(6, np.float32))
+    rows[1][:] = 1.0  # g = 1, p0 - p = 0, s = w_s g: sum |s| = n w_s
+    t.scalars[:] = [0.0, 0.0, 0.5, 0.0, 0, 0, 0]
+    assert red(t, h, part) == (0.0, 0.5 * n)
