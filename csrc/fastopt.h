@@ -120,6 +120,16 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 /* The same-traffic probe (the benchmark's memory ceiling): reads 1 (IN), and every written buffer b (0, then
  * n_state of 2..4) becomes b + scale * g, exactly an optimizer's traffic (fastopt.bench) */
 #define FO_PROBE_FIELDS(D, I, S) I(S, n_state) D(S, scale)
+/* Schedule-Free SGD / AdamW (schedulefree.c): 2 z, 3 exp_avg_sq (AdamW); scalars 0 scheduled lr, 1 averaging
+ * weight c = weight / weight_sum, 2 adj = lr * (beta * (1 - c) - 1), 3 bias_correction2 = 1 - beta2^(k+1) (AdamW);
+ * beta1 is read by Python only (adj, eval/train) */
+#define FO_SF_SGD_FIELDS(D, I, S) D(S, weight_decay)
+#define FO_SF_ADAMW_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay)
+/* Prodigy's update, the second of its two passes (prodigy.c; the first is the reduction prodigy_reduce below):
+ * 2 exp_avg (NULL when beta1 == 0), 3 exp_avg_sq, 4 s, 5 p0 (the update reads 0-3); scalars, pass 1: 0 d (1 - beta1),
+ * 1 d^2 (1 - beta2), 2 the weight of g in s, 3 beta3; pass 2: 4 the step coefficient (-dlr, or -dlr d when
+ * beta1 == 0), 5 d eps, 6 the decoupled decay coefficient -wd dlr */
+#define FO_PRODIGY_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, weight_decay) I(S, decouple)
 
 /* ---- AdEMAMix, LAMB, LARS and Lookahead (issue #15; pytorch-optimizer 4.1's variants) ---- */
 /* AdEMAMix: 2 exp_avg, 3 exp_avg_sq, 4 exp_avg_slow; scalars 0 bias_correction1 = 1 - beta1^t,
@@ -160,6 +170,9 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(sparse_adam, FO_SPARSE_ADAM_FIELDS, 4, 1)         \
     X(average, FO_AVERAGE_FIELDS, 2, 0)                 \
     X(probe, FO_PROBE_FIELDS, 5, 0)                     \
+    X(sf_sgd, FO_SF_SGD_FIELDS, 3, 3)                   \
+    X(sf_adamw, FO_SF_ADAMW_FIELDS, 4, 4)               \
+    X(prodigy, FO_PRODIGY_FIELDS, 6, 7)                 \
     FO_KERNELS_BEYOND_MORE(X)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
@@ -260,6 +273,32 @@ int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double 
 int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
                            int n_threads);
 
+
+/* ---- Group reductions (reduce_table.c, fo_group_reduce.h): sums over every tensor of a kernel's list ----------------
+ *
+ * A reduction runs over the tensor list of the FO_KERNELS row it accompanies (the same buffers, per-tensor scalars,
+ * work items and hyper struct), may update buffers as a kernel does, and returns n_out sums: work item w writes its
+ * n_out partial sums (in double, over fixed lanes) to partials[w * n_out + k] (the caller's scratch of
+ * n_work * n_out doubles), and out[k] is their sum in work-item order, so neither the thread count nor the
+ * instruction set changes a bit. X(name, kernel, n_out): entry points fo_<name>_{f32,f64}(t, h, partials, out) with
+ * h a const fo_<kernel>_hyper *, and a row of fo_reducers[] that Python reads (fastopt._kernels.REDUCERS).
+ * prodigy_reduce: Prodigy's first pass (prodigy.c): out 0 the sum of g (p0 - p), 1 the sum of |s| after its update. */
+#define FO_REDUCERS(X) X(prodigy_reduce, prodigy, 2)
+
+typedef int (*fo_reduce_fn)(const fo_tensor_list *t, const void *h, double *partials, double *out);
+typedef struct {
+    const char *name;
+    const char *kernel;   /* the FO_KERNELS row whose list and hyper struct it takes */
+    int64_t n_out;        /* sums returned */
+    fo_reduce_fn f32, f64;
+} fo_reducer_info;
+#define FO_DECLARE_REDUCER_(name, kernel, n_out)                                                              \
+    int fo_##name##_f32(const fo_tensor_list *t, const fo_##kernel##_hyper *h, double *partials, double *out); \
+    int fo_##name##_f64(const fo_tensor_list *t, const fo_##kernel##_hyper *h, double *partials, double *out);
+FO_REDUCERS(FO_DECLARE_REDUCER_)
+#undef FO_DECLARE_REDUCER_
+extern const fo_reducer_info fo_reducers[];
+extern const int64_t fo_n_reducers;
 
 #ifdef __cplusplus
 }

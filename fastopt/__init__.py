@@ -60,6 +60,8 @@ from .optim.ademamix import AdEMAMix  # beyond torch.optim (issue #15): AdEMAMix
 from .optim.lamb import LAMB
 from .optim.lars import LARS
 from .optim.lookahead import Lookahead
+from .optim.schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD  # beyond torch.optim
+from .optim.prodigy import Prodigy  # beyond torch.optim
 
 __all__ = [
     "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",
@@ -67,4 +69,5 @@ __all__ = [
     "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
     "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree",
     "AdEMAMix", "LAMB", "LARS", "Lookahead",
+    "ScheduleFreeSGD", "ScheduleFreeAdamW", "Prodigy",
 ]

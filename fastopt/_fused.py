@@ -208,7 +208,13 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                 by_dtype.setdefault(item[1].dtype, []).append(item)
             for dtype, its in by_dtype.items():
                 launches.append(self._prepare(gi, group, active, dtype, its))
-        # Pass 3: commit state and step counts, run each kernel once, copy scratch back.
+        self._run_launches(launches)
+        return loss
+
+    def _run_launches(self, launches: list) -> None:
+        """Pass 3 of ``step``: commit state and step counts, run each kernel once, copy scratch back. ``launches``
+        holds one ``(group, active, table, rows, commits)`` per group and dtype, everything validated and staged
+        (an optimizer whose step is more than one kernel per group, such as Prodigy's two passes, overrides it)."""
         fast: list[K.StepPlan] | None = [] if len(launches) == len(self.param_groups) and self._fast_path_ok() else None
         for group, active, table, rows, commits in launches:
             steps: list[int] = []
@@ -237,7 +243,6 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         if fast is not None and len(fast) > 1:  # what the fast path checks new gradients against
             self._written = [a for group in self.param_groups for p in group["params"]
                              for a in (p.data, *(self.state[p].get(k) for k in self._buffers)) if a is not None]
-        return loss
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state

@@ -729,3 +729,4 @@ include "_lbfgs.pxi"
 include "_clip.pxi"
 include "_adafactor.pxi"
 
+include "_reduce.pxi"

@@ -288,3 +288,41 @@ ERROR_CASES += [
     ("LARS", dict(adapt="yes"), TypeError, "adapt must be a bool"),
 ]
 TORCH_NAMES.update({"AdEMAMix": None, "LAMB": None, "LARS": None})
+# ---- Beyond torch.optim: Schedule-Free SGD / AdamW (schedulefree 1.4.x; parity: tests/test_parity_beyond.py) ----
+CASES += [
+    ("ScheduleFreeSGD", dict(lr=0.5)),
+    ("ScheduleFreeSGD", dict(lr=0.5, momentum=0.8, weight_decay=0.1, warmup_steps=3, r=0.5, weight_lr_power=1.0)),
+    ("ScheduleFreeSGD", dict(lr=0.1, momentum=0.3)),  # eval's lerp weight 1 - 1/beta < -0.5: the other branch
+    ("ScheduleFreeAdamW", dict(lr=1e-2)),
+    ("ScheduleFreeAdamW", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, warmup_steps=2, r=1.0,
+                               weight_lr_power=0.5)),
+    ("ScheduleFreeAdamW", dict(lr=1e-2, betas=(0.95, 0.9), weight_lr_power=0.0)),  # uniform average
+]
+ERROR_CASES += [
+    ("ScheduleFreeSGD", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("ScheduleFreeSGD", dict(momentum=1.0), ValueError, "Momentum must be between 0 and 1 exclusive: 1.0"),
+    ("ScheduleFreeSGD", dict(momentum=0.0), ValueError, "Momentum must be between 0 and 1 exclusive: 0.0"),
+    ("ScheduleFreeSGD", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("ScheduleFreeSGD", dict(warmup_steps=-1), ValueError, "Invalid warmup_steps value: -1"),
+    ("ScheduleFreeSGD", dict(warmup_steps=1.5), TypeError, "Invalid warmup_steps value: 1.5"),
+    ("ScheduleFreeSGD", dict(r=float("nan")), ValueError, "Invalid r value"),
+    ("ScheduleFreeAdamW", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("ScheduleFreeAdamW", dict(betas=(0.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 0.0"),
+    ("ScheduleFreeAdamW", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("ScheduleFreeAdamW", dict(eps=-1.0), ValueError, "Invalid epsilon value: -1.0"),
+    ("ScheduleFreeAdamW", dict(weight_lr_power=float("inf")), ValueError, "Invalid weight_lr_power value"),
+]
+TORCH_NAMES.update({"ScheduleFreeSGD": None, "ScheduleFreeAdamW": None})
+
+# ---- Beyond torch.optim: Prodigy (prodigyopt 1.1.x). Its d estimate couples all parameters and every group must
+# share the lr, so the per-parameter registry above cannot run it: tests/test_prodigy.py runs these rows through
+# the same checks, tests/test_parity_beyond.py against prodigyopt, the golden file through make_golden.py. ----
+PRODIGY_CASES: list[dict] = [
+    dict(),
+    dict(betas=(0.9, 0.99), beta3=0.95, eps=1e-6, weight_decay=1e-2),
+    dict(weight_decay=1e-2, decouple=False),
+    dict(use_bias_correction=True, safeguard_warmup=True),
+    dict(d0=1e-4, d_coef=0.5, growth_rate=1.02),
+    dict(betas=(0.0, 0.999), weight_decay=1e-2, decouple=False),  # no exp_avg: the update reads the gradient
+]
+TORCH_NAMES.update({"Prodigy": None})

@@ -442,3 +442,24 @@ def ref_lars(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, wei
 
 
 REFERENCES.update({"AdEMAMix": ref_ademamix, "LAMB": ref_lamb, "LARS": ref_lars})
+# ---- Beyond torch.optim: Schedule-Free (tests/reference_beyond.py holds the whole-optimizer references) -------
+import reference_beyond as _beyond  # noqa: E402  (it imports this module: attributes are read at call time)
+
+_SF_GROUPS: dict[int, tuple[dict, dict]] = {}  # id(state) -> (state, its one-parameter group): the group scalars
+
+
+def _ref_schedule_free(defaults: str):
+    """A per-parameter reference for the registry: the parameter is alone in a group (in train mode) whose
+    schedule scalars (k, weight_sum, lr_max, ...) are kept beside its state dict, which holds only z / exp_avg_sq."""
+    def ref(p: np.ndarray, g: np.ndarray, state: dict, **kw) -> None:
+        entry = _SF_GROUPS.get(id(state))
+        if entry is None or entry[0] is not state:
+            group = _beyond.sf_group(getattr(_beyond, defaults), **kw)
+            group["train_mode"] = True
+            entry = _SF_GROUPS[id(state)] = (state, group)
+        _beyond.ref_sf_step([entry[1]], [[p]], [[g]], {(0, 0): state})
+    return ref
+
+
+REFERENCES.update({"ScheduleFreeSGD": _ref_schedule_free("SF_SGD_DEFAULTS"),
+                   "ScheduleFreeAdamW": _ref_schedule_free("SF_ADAMW_DEFAULTS")})

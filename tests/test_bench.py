@@ -13,7 +13,7 @@ from fastopt.bench import main
 from fastopt.bench.core import Group, rows
 from fastopt.bench.numpy_impl import NUMPY_OPTIMIZERS
 from fastopt.bench.step import ALGOS
-from cases import CASES, TORCH_NAMES
+from cases import CASES, PRODIGY_CASES, TORCH_NAMES
 
 
 def test_quick_run_writes_results(tmp_path, capsys):
@@ -119,6 +119,6 @@ def test_bench_rows_are_registry_optimizers(key):
     algo = ALGOS[key]
     opt = algo.make_fastopt([fo.Parameter(np.zeros(3))])
     name = type(opt).__name__
-    assert name in {c[0] for c in CASES}
+    assert name in {c[0] for c in CASES} | ({"Prodigy"} if PRODIGY_CASES else set())  # (its own registry)
     assert algo.torch_name == TORCH_NAMES[name]
     assert all(opt.defaults[k] == v for k, v in algo.torch_kwargs.items())  # torch runs the same options

@@ -9,6 +9,7 @@ Within a round each implementation, in a shuffled order, runs a batch of steps s
 """
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Callable
@@ -107,8 +108,39 @@ ALGOS.update({
                  reference_label=_PO),
 })
 
+
+# ---- Beyond torch.optim: Schedule-Free and Prodigy, against the packages they follow (the `reference` column) ----
+
+
+def _schedulefree(name: str, **kw: Any) -> Callable[[list], Any]:
+    def make(tparams: list) -> Any:
+        schedulefree = importlib.import_module("schedulefree")  # optional: ImportError -> a skipped column
+        opt = getattr(schedulefree, name)(tparams, **kw)  # its default foreach path, its fastest on CPU
+        opt.train()
+        return opt
+    return make
+
+
+def _prodigyopt(**kw: Any) -> Callable[[list], Any]:
+    def make(tparams: list) -> Any:
+        return importlib.import_module("prodigyopt").Prodigy(tparams, **kw)  # (prodigyopt has a single for-loop path)
+    return make
+
+
+ALGOS.update({
+    "sf_sgd": Algo("ScheduleFreeSGD", lambda ps: fo.ScheduleFreeSGD(ps, lr=1.0), None, {}, {}, ("z",), False,
+                   _schedulefree("SGDScheduleFree", lr=1.0), "schedulefree 1.4.1"),
+    "sf_adamw": Algo("ScheduleFreeAdamW", lambda ps: fo.ScheduleFreeAdamW(ps, lr=2.5e-3), None, {}, {},
+                     ("z", "exp_avg_sq"), False, _schedulefree("AdamWScheduleFree", lr=2.5e-3), "schedulefree 1.4.1"),
+    # two passes: the probe moves one pass's traffic (p, g, exp_avg, exp_avg_sq, s read and written; p0 and the
+    # second pass's re-reads are beyond it), so Prodigy's best is below 100 % of this probe
+    "prodigy": Algo("Prodigy", lambda ps: fo.Prodigy(ps), None, {}, {}, ("exp_avg", "exp_avg_sq", "s"), False,
+                    _prodigyopt(), "prodigyopt 1.1.2"),
+})
+
 # Single-tensor sizes, then the two models.
-SIZE_CASES = {"1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000, "5e7": 50_000_000}
+SIZE_CASES = {"1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000, "2e7": 20_000_000,
+              "5e7": 50_000_000}
 CASES = list(SIZE_CASES) + ["model200", "mlp"]
 CASE_LABELS = {"model200": "200-tensor model", "mlp": "MLP 1-20-1"}
 

@@ -34,7 +34,7 @@ for _d in (os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))):  # te
         sys.path.insert(0, _d)
 
 import fastopt as fo  # noqa: E402
-from cases import AVERAGING_RULES, CASES, MUON_CASES, SPARSE_ADAM_CASES, case_id  # noqa: E402
+from cases import AVERAGING_RULES, CASES, MUON_CASES, PRODIGY_CASES, SPARSE_ADAM_CASES, case_id  # noqa: E402
 from helpers import num_threads  # noqa: E402
 
 GOLDEN = os.path.join(HERE, "golden.json")
@@ -166,10 +166,11 @@ def hash_state(opt: fo.Optimizer) -> str:
     return h.hexdigest()
 
 
-def _optimizer_run(build: Callable[[list[dict]], fo.Optimizer], inp: Inputs, set_grads=None) -> list:
+def _optimizer_run(build: Callable[[list[dict]], fo.Optimizer], inp: Inputs, set_grads=None,
+                   second_lr: float = 0.5) -> list:
     lr_groups = [{"params": g} for g in inp.groups]
     opt = build(lr_groups)
-    opt.param_groups[1]["lr"] = opt.param_groups[0]["lr"] * 0.5
+    opt.param_groups[1]["lr"] = opt.param_groups[0]["lr"] * second_lr
     out = []
     for t in range(1, STEPS + 1):
         grads = inp.grads(t)
@@ -266,6 +267,9 @@ def trajectories() -> Iterator[tuple[str, Callable[[str, str], list]]]:
         yield case_id((fname, kw)), (lambda dtype, key, f=fname, kw=kw: _clip(f, kw, dtype, key))
     for rule in AVERAGING_RULES:
         yield f"AveragedParameters({rule})", (lambda dtype, key, rule=rule: _swa(rule, dtype, key))
+    for kw in PRODIGY_CASES:  # every group shares Prodigy's lr (or has 0): the second group keeps the first's
+        yield case_id(("Prodigy", kw)), (lambda dtype, key, kw=kw: _optimizer_run(
+            lambda groups: fo.Prodigy(groups, **kw), Inputs(key, dtype), second_lr=1.0))
 
 
 def run(name: str, fn: Callable[[str, str], list], dtype: str, threads: int) -> list:

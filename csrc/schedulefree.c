@@ -1,0 +1,99 @@
+/* schedulefree.c — Schedule-Free SGD and AdamW (Defazio et al., 2024, "The Road Less Scheduled"), in the order
+ * of torch operations of the schedulefree package 1.4.x (SGDScheduleFree / AdamWScheduleFree, for-loop path);
+ * instantiated for float and double by fo_instantiate.h. The NumPy reference: tests/reference_beyond.py.
+ *
+ * The parameter holds y = (1 - beta) z + beta x while training. Per group and step, Python computes in double
+ * (fastopt/optim/schedulefree.py): the scheduled lr, the averaging weight c = weight / weight_sum and
+ * adj = lr * (beta * (1 - c) - 1); they arrive as per-tensor scalars 0 lr, 1 c, 2 adj (3 bc2 = 1 - beta2^(k+1)
+ * for AdamW). Unlike upstream the gradient is never written into.
+ *
+ *   sf_sgd:                                               param y  INOUT,  grad g  IN,  z  INOUT
+ *     u = g + wd * y            (weight_decay != 0; one fma: grad.add_(y, alpha=wd))
+ *     y = lerp(y, z, c)         (torch's two-branch lerp)
+ *     y = y + adj * u           (one fma: y.add_(u, alpha=adj))
+ *     z = z + (-lr) * u         (one fma: z.sub_(u, alpha=lr))
+ *
+ *   sf_adamw:                                             ... and exp_avg_sq v  INOUT
+ *     v = v * beta2 + ((1 - beta2) * g) * g               (mul_, then addcmul_: one fma)
+ *     u = g / (sqrt(v / bc2) + eps)
+ *     then u = u + wd * y and the three lines of sf_sgd
+ */
+#ifndef FO_T /* compiled as a file: instantiate the bodies below for float and double */
+#include "fastopt.h"
+#define FO_IMPL "schedulefree.c"
+#include "fo_instantiate.h"
+#else /* included by fo_instantiate.h with FO_T set: the bodies */
+/* The interpolation and the two steps shared by both rules (u: the update direction of element i). */
+#define FO_SF_APPLY(y, z, i, u)                                  \
+    do {                                                         \
+        const FO_T yl_ = FO_LERP(y[i], z[i], c, small_c);        \
+        y[i] = FO_FMA(adj, (u), yl_);                            \
+        z[i] = FO_FMA(neg_lr, (u), z[i]);                        \
+    } while (0)
+
+FO_INLINE void FO_FN(sf_sgd_loop)(FO_T *FO_RESTRICT y, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT z,
+                                  const int64_t n, const FO_T wd, const int decay, const FO_T c, const int small_c,
+                                  const FO_T adj, const FO_T neg_lr)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const FO_T u = decay ? FO_FMA(wd, y[i], g[i]) : g[i];
+        FO_SF_APPLY(y, z, i, u);
+    }
+}
+
+FO_RANGE(sf_sgd)
+{
+    const FO_T c = (FO_T)s[1];
+    const int small_c = fo_small_weight(c), decay = h->weight_decay != 0;
+    const FO_T wd = (FO_T)h->weight_decay, adj = (FO_T)s[2], neg_lr = (FO_T)(-s[0]);
+    /* unswitched: each (decay, lerp branch) combination is its own vectorised loop */
+    if (decay) {
+        if (small_c) FO_FN(sf_sgd_loop)(bufs[0], bufs[1], bufs[2], n, wd, 1, c, 1, adj, neg_lr);
+        else         FO_FN(sf_sgd_loop)(bufs[0], bufs[1], bufs[2], n, wd, 1, c, 0, adj, neg_lr);
+    } else {
+        if (small_c) FO_FN(sf_sgd_loop)(bufs[0], bufs[1], bufs[2], n, wd, 0, c, 1, adj, neg_lr);
+        else         FO_FN(sf_sgd_loop)(bufs[0], bufs[1], bufs[2], n, wd, 0, c, 0, adj, neg_lr);
+    }
+}
+
+FO_NEEDS_FIRST(sf_sgd, 3)
+
+FO_ELEMENTWISE(sf_sgd)
+
+FO_INLINE void FO_FN(sf_adamw_loop)(FO_T *FO_RESTRICT y, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT z,
+                                    FO_T *FO_RESTRICT v, const int64_t n, const FO_T b2, const FO_T w2,
+                                    const FO_T bc2, const FO_T eps, const FO_T wd, const int decay, const FO_T c,
+                                    const int small_c, const FO_T adj, const FO_T neg_lr)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const FO_T gi = g[i];
+        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        v[i] = vi;
+        const FO_T q = gi / (FO_SQRT(vi / bc2) + eps);
+        const FO_T u = decay ? FO_FMA(wd, y[i], q) : q;
+        FO_SF_APPLY(y, z, i, u);
+    }
+}
+
+FO_RANGE(sf_adamw)
+{
+    const FO_T c = (FO_T)s[1];
+    const int small_c = fo_small_weight(c), decay = h->weight_decay != 0;
+    const FO_T wd = (FO_T)h->weight_decay, adj = (FO_T)s[2], neg_lr = (FO_T)(-s[0]), bc2 = (FO_T)s[3];
+    const FO_T b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
+    if (decay) {
+        if (small_c) FO_FN(sf_adamw_loop)(bufs[0], bufs[1], bufs[2], bufs[3], n, b2, w2, bc2, eps, wd, 1, c, 1, adj, neg_lr);
+        else         FO_FN(sf_adamw_loop)(bufs[0], bufs[1], bufs[2], bufs[3], n, b2, w2, bc2, eps, wd, 1, c, 0, adj, neg_lr);
+    } else {
+        if (small_c) FO_FN(sf_adamw_loop)(bufs[0], bufs[1], bufs[2], bufs[3], n, b2, w2, bc2, eps, wd, 0, c, 1, adj, neg_lr);
+        else         FO_FN(sf_adamw_loop)(bufs[0], bufs[1], bufs[2], bufs[3], n, b2, w2, bc2, eps, wd, 0, c, 0, adj, neg_lr);
+    }
+}
+
+FO_NEEDS_FIRST(sf_adamw, 4)
+
+FO_ELEMENTWISE(sf_adamw)
+#undef FO_SF_APPLY
+#endif
