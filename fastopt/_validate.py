@@ -42,9 +42,11 @@ def scalar(name: str, value: Any, msg: str | None = None) -> Any:
 
 
 def number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False, message: str | None = None) -> float:
+           low_open: bool = False, high_open: bool = False, message: str | None = None,
+           allow_inf: bool = False) -> float:
     """``value`` as a plain Python number (a NumPy scalar or a 1-element array is unwrapped; an int stays an int,
-    anything else becomes a float), checked finite and in [low, high] (or open ends).
+    anything else becomes a float), checked finite (``allow_inf``: ±Inf passes to the range check, for an option
+    where infinity means "no limit", such as Prodigy's ``growth_rate``) and in [low, high] (or open ends).
 
     TypeError for what is not a real number (a bool, a complex, a string, None); ValueError for NaN, ±Inf, an
     array of more than one element, or a value out of range. Every message starts with ``message`` (torch's
@@ -60,7 +62,7 @@ def number(name: str, value: Any, *, low: float | None = None, high: float | Non
         raise ValueError(f"{msg} ({name} must be finite)") from None
     if math.isnan(v):
         raise ValueError(f"{msg} ({name} must not be NaN)")
-    if math.isinf(v):
+    if math.isinf(v) and not allow_inf:
         raise ValueError(f"{msg} ({name} must be finite)")
     if low is not None and (v < low or (low_open and v == low)):
         raise ValueError(msg)

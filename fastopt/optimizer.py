@@ -531,6 +531,7 @@ class Optimizer:
                                  f"{len(live['params'])} here)")
         return state_dict, groups, saved
 
+    @_locked
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state produced by ``state_dict()`` (or a torch optimizer's, converted with ``np.asarray``).
 

@@ -159,3 +159,23 @@ def test_an_optimizer_with_a_lock_and_cached_plans_can_be_copied():
         for a, b in zip(ps, p2):
             np.testing.assert_array_equal(a.data, b.data)
         assert o2._lock is not opt._lock
+
+
+def test_load_state_dict_holds_the_lock_until_it_commits():
+    """The whole of load_state_dict runs under the optimizer's lock (its checks and its commit), so an
+    add_param_group from another thread cannot slip in between them and be lost when the loaded groups are
+    committed (the failure test_mixed_calls_from_several_threads caught now and then)."""
+    ps = _params(5)
+    opt = fo.Adam(ps)
+    opt.step()
+    sd = opt.state_dict()
+    held = []
+    load_param_state = opt._load_param_state
+
+    def spy(*args, **kwargs):
+        held.append(opt._lock._is_owned())
+        return load_param_state(*args, **kwargs)
+
+    opt._load_param_state = spy
+    opt.load_state_dict(sd)
+    assert held and all(held)

@@ -45,7 +45,7 @@ from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
 from ..optim.rprop import Rprop
 from ..optim.sgd import SGD
-from ..optimizer import Optimizer, RemovableHandle, _run_pre_hooks, snapshot_state
+from ..optimizer import Optimizer, RemovableHandle, _locked, _run_pre_hooks, snapshot_state
 from ..parameter import Parameter
 from ._comm import agree, dtype_name, get_comm, staging
 from ._data_parallel import grad_presence_mismatch
@@ -258,6 +258,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         return [p for g in self.param_groups for p in g["params"]]
 
     # ---- groups ------------------------------------------------------------------------------------------
+    @_locked
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group (collective: every rank adds the same group; the same error everywhere otherwise).
         Options it lacks take the values given to the constructor."""
@@ -290,6 +291,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 local[key] = value
 
     # ---- gradients ---------------------------------------------------------------------------------------
+    @_locked
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient (to None by default, as torch) and the shards' gradients."""
         super().zero_grad(set_to_none)
@@ -515,6 +517,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             self._consolidated = assemble_full_state(self._all_params(),
                                                      [r for rank_records in gathered for r in rank_records])
 
+    @_locked
     def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """The whole state in the wrapped optimizer's (torch's) layout, on the rank given to the last
         ``consolidate_state_dict``; RuntimeError on other ranks or before consolidation. Its arrays are copies made
@@ -544,6 +547,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 out = res
         return out
 
+    @_locked
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a whole state in the wrapped optimizer's layout (from ``state_dict()``, a plain optimizer's or a
         torch one's), on every rank: each keeps its pieces (collective; checked fully first, the same error on

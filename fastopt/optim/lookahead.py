@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._memory import copy_aligned
-from ..optimizer import Optimizer, RemovableHandle
+from ..optimizer import Optimizer, RemovableHandle, snapshot_state
 
 __all__ = ["Lookahead"]
 
@@ -168,24 +168,32 @@ class Lookahead:
             for data, scratch in back:
                 np.copyto(data, scratch)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The slow weights, counters and options, and the wrapped optimizer's ``state_dict()`` (live arrays, as
-        torch: copy or ``fastopt.save`` the result to keep a snapshot)."""
+    def state_dict(self, copy: bool = True) -> dict[str, Any]:
+        """The slow weights, counters and options, and the wrapped optimizer's ``state_dict(copy=copy)``.
+
+        Args:
+            copy (bool, optional): True: a snapshot (every array copied, as ``Optimizer.state_dict``); False: the
+                live arrays, which change with every later step (default: True).
+        """
+        if not isinstance(copy, (bool, np.bool_)):
+            raise TypeError(f"state_dict: copy must be a bool, got {copy!r}")
         with self._lock:
             index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
-            state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index and s}
+            state = {index[id(p)]: (snapshot_state(s) if copy else dict(s)) for p, s in self.state.items()
+                     if id(p) in index and s}
             return {"state": state, "lookahead_counters": list(self._counters), "k": self.k, "alpha": self.alpha,
-                    "base_optimizer": self.optimizer.state_dict()}
+                    "base_optimizer": self.optimizer.state_dict(copy=bool(copy))}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load what ``state_dict()`` returned: the slow weights (copied; each checked against its parameter's
         shape and dtype), the counters, ``k`` and ``alpha``, then the wrapped optimizer's state. Everything is
         checked before anything changes."""
         with self._lock:
-            if not isinstance(state_dict, dict) or not {"state", "lookahead_counters", "base_optimizer"} <= set(
-                    state_dict):
+            if not isinstance(state_dict, Mapping):
+                raise TypeError(f"Lookahead state_dict must be a mapping, got {type(state_dict).__name__}")
+            if not {"state", "lookahead_counters", "base_optimizer"} <= set(state_dict):
                 raise ValueError("Lookahead state_dict must be a dict with 'state', 'lookahead_counters' and "
-                                 "'base_optimizer'")
+                                 f"'base_optimizer'; it has {sorted(map(str, state_dict))}")
             params = [(gi, j, p) for gi, g in enumerate(self.param_groups) for j, p in enumerate(g["params"])]
             saved = state_dict["state"]
             if not isinstance(saved, dict):

@@ -39,7 +39,8 @@ def _beta3(v: Any) -> float | None:
 
 
 def _growth(v: Any) -> float:
-    return V.number("growth_rate", v, low=1.0, message=f"Invalid growth_rate value: {v} (expected >= 1)")
+    return V.number("growth_rate", v, low=1.0, message=f"Invalid growth_rate value: {v} (expected >= 1; inf: no cap)",
+                    allow_inf=True)
 
 
 def _slice_p(v: Any) -> int:
