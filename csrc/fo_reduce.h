@@ -20,11 +20,13 @@
  * instruction set. */
 #ifndef FO_REDUCE_H_ONCE
 #define FO_REDUCE_H_ONCE
-#define FO_LANES 8
-/* ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): one order for every CPU */
+#define FO_LANES 16
+/* pairwise: (l0 + l1) + (l2 + l3), ... then the halves, the same tree on every CPU */
 static inline double fo_fold_lanes(const double *l)
 {
-    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    const double a = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    const double b = ((l[8] + l[9]) + (l[10] + l[11])) + ((l[12] + l[13]) + (l[14] + l[15]));
+    return a + b;
 }
 #endif
 
