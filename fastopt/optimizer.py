@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels as K
 from . import _validate as V
 from ._memory import copy_aligned
 from ._plan import immutable
@@ -110,7 +110,8 @@ class Optimizer:
         defaults (dict): the default options.
 
     Thread safety:
-        Each optimizer holds a lock (``threading.RLock``) that ``step``, ``zero_grad``, ``add_param_group``,
+        Each optimizer holds a reentrant lock (``fastopt._kernels.OptimizerLock``, with ``threading.RLock``'s
+        semantics; the repeated step takes it from C) that ``step``, ``zero_grad``, ``add_param_group``,
         ``state_dict`` and ``load_state_dict`` take for their whole call, so calls from several threads on one
         optimizer run one at a time, in some order, and each sees and leaves a consistent state. A kernel keeps a
         reference to every array it reads or writes until it returns, so a gradient replaced or set to None by
@@ -138,7 +139,7 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
-        self._lock = threading.RLock()
+        self._lock = K.OptimizerLock()
         self._in_step = False
         self.defaults = dict(defaults)
         self._checked_defaults = dict(defaults)  # with a spec: checked by the constructor (Spec.options_from)
@@ -195,7 +196,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self._lock = K.OptimizerLock()
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -433,6 +434,7 @@ class Optimizer:
                              f"({len(groups)} saved, {len(self.param_groups)} here)")
         return state_dict, groups, saved
 
+    @_locked
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state produced by ``state_dict()`` (or a torch optimizer's, converted with ``np.asarray``).
 
