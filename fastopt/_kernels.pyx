@@ -421,16 +421,16 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else <void *>1
         return -1
 
-    cdef bint _same_buffer(self, object arr, int64_t i, int64_t k, cnp.ndarray data):
-        """``arr`` (an ndarray) still has the dtype, size, shape (``data``'s), layout and, if written, the address
+    cdef inline bint _same_buffer(self, cnp.ndarray a, int64_t i, int64_t k, cnp.ndarray data) noexcept:
+        """``a`` (an ndarray) still has the dtype, size, shape (``data``'s), layout and, if written, the address
         and writeability it had when the table was built (arrays can be reshaped or made read-only in place)."""
-        cdef cnp.ndarray a = <cnp.ndarray>arr
         cdef int nd = cnp.PyArray_NDIM(a), j
         cdef cnp.npy_intp *da = cnp.PyArray_DIMS(a)
         cdef cnp.npy_intp *dd = cnp.PyArray_DIMS(data)
         cdef int64_t size = 1
+        cdef bint written = not (self._ro_mask >> k & 1)
         cdef int need = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
-        if not self._ro_mask >> k & 1:
+        if written:
             need |= cnp.NPY_ARRAY_WRITEABLE
         if (cnp.PyArray_TYPE(a) != self.type_num or nd != cnp.PyArray_NDIM(data)
                 or (cnp.PyArray_FLAGS(a) & need) != need):
@@ -441,9 +441,7 @@ cdef class TensorTable:
             size *= da[j]
         if size != self.sizes[i]:
             return False
-        if not self._ro_mask >> k & 1 and size > 0 and cnp.PyArray_DATA(a) != self.bufs[i * self.lst.n_bufs + k]:
-            return False
-        return True
+        return not written or size == 0 or cnp.PyArray_DATA(a) == self.bufs[i * self.lst.n_bufs + k]
 
     cdef bint _hits_written(self, cnp.ndarray a, int64_t size):
         """Whether ``a`` (C-contiguous, ``size`` elements) shares a byte with a buffer this table writes."""
@@ -752,6 +750,7 @@ cdef class StepPlan:
         cdef TensorTable t = self.table
         cdef int64_t i, k, n = t.n_tensors, nb = t.lst.n_bufs
         cdef PyObject *st
+        cdef PyObject *buf
         cdef list row
         if not self._same_group(group):
             return 0
@@ -764,10 +763,10 @@ cdef class StepPlan:
             else:
                 data = p.data
                 g = p.grad
-            if data is not <object>PyList_GET_ITEM(row, 0) or not t._same_buffer(data, i, 0, <cnp.ndarray>data):
+            if data is not <object>PyList_GET_ITEM(row, 0) or not t._same_buffer(<cnp.ndarray>data, i, 0, <cnp.ndarray>data):
                 t.release(1)
                 return 0
-            if (type(g) is not _ndarray or not t._same_buffer(g, i, 1, <cnp.ndarray>data)
+            if (type(g) is not _ndarray or not t._same_buffer(<cnp.ndarray>g, i, 1, <cnp.ndarray>data)
                     or t._hits_written(<cnp.ndarray>g, t.sizes[i])):
                 t.release(1)
                 return 0
@@ -777,8 +776,8 @@ cdef class StepPlan:
                 t.release(1)
                 return 0
             for k in range(2, nb):
-                buf = <object>PyList_GET_ITEM(row, k)
-                if buf is not None and not t._same_buffer(buf, i, k, <cnp.ndarray>data):
+                buf = PyList_GET_ITEM(row, k)
+                if <object>buf is not None and not t._same_buffer(<cnp.ndarray>buf, i, k, <cnp.ndarray>data):
                     t.release(1)
                     return 0
             row[1] = g
