@@ -6,8 +6,9 @@ writeability, no overlap between a written buffer and any other buffer) and buil
 its fixed work items; it keeps a reference to every array it points into. ``Kernel`` (one per row of the C kernel
 table, in ``KERNELS``) packs a hyper-parameter block by field name, releases the GIL, runs the kernel and turns its
 status into an exception: one generic call for every elementwise kernel. ``find_overlap`` is the one overlap check
-(sorted byte extents, exact test where they meet) every caller uses, and ``StepPlan`` runs a group's repeated step
-in one call. These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
+(sorted byte extents, exact test where they meet) every caller uses. ``StepPlan`` holds a group's repeated step and
+``StepPlans`` every group's; ``fused_step`` (``FusedOptimizer.step``) runs them in one call, taking the optimizer's
+``OptimizerLock`` from C. These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
 No algorithm lives here.
 """
 import os
