@@ -13,6 +13,16 @@
 #include "fastopt.h"
 #define FO_IMPL "adam.c"
 #include "fo_instantiate.h"
+
+/* The per-tensor scalars at step count t, in double as torch computes them in Python:
+ *   0 step_size = lr / (1 - beta1^t),  1 bias_correction2_sqrt = (1 - beta2^t)^0.5
+ * with pow() both times, as Python's float ** int and ** 0.5 call it (not sqrt), so the values are the same bits
+ * whichever side computes them; fastopt/optim/adam.py's spec calls this function too. */
+void fo_adam_step_scalars(const fo_adam_hyper *h, int64_t t, double *out)
+{
+    out[0] = h->lr / (1 - pow(h->beta1, (double)t));
+    out[1] = pow(1 - pow(h->beta2, (double)t), 0.5);
+}
 #else /* included by fo_instantiate.h with FO_T set: the body */
 FO_INLINE void FO_FN(adam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
                                 FO_T *FO_RESTRICT v, FO_T *FO_RESTRICT vmax, const int64_t n,

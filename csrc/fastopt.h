@@ -209,6 +209,23 @@ typedef struct {
 extern const fo_kernel_info fo_kernels[];
 extern const int64_t fo_n_kernels;
 
+/* Per-tensor scalars computed in C: for a kernel whose scalars depend only on its hyper-parameters and the step
+ * count t (Adam's bias corrections), fo_<name>_step_scalars(h, t, out) writes its n_scalars values in double, with
+ * the libm calls Python's float ** int makes, so the repeated step needs no Python and the optimizer's Python spec
+ * calls the same function (one formula). FO_STEP_SCALARS lists them; fo_step_scalars[] (kernel_table.c) maps
+ * each kernel name to its function. */
+typedef void (*fo_step_scalars_fn)(const void *h, int64_t t, double *out);
+#define FO_STEP_SCALARS(X) X(adam)
+#define FO_DECLARE_STEP_SCALARS_(name) void fo_##name##_step_scalars(const fo_##name##_hyper *h, int64_t t, double *out);
+FO_STEP_SCALARS(FO_DECLARE_STEP_SCALARS_)
+#undef FO_DECLARE_STEP_SCALARS_
+typedef struct {
+    const char *name;
+    fo_step_scalars_fn fn;
+} fo_step_scalars_info;
+extern const fo_step_scalars_info fo_step_scalars[];
+extern const int64_t fo_n_step_scalars;
+
 /* ---- Gradient clipping (clip.c) ----
  * A list of gradients of mixed dtypes: one pointer, size and dtype per tensor, and the fixed work items.
  * fo_grad_norm writes one partial per work item (partials[n_work], scratch owned by the caller), each tensor's

@@ -23,3 +23,7 @@ FO_KERNELS(FO_ADAPT_)
      sizeof(fo_##name##_hyper), nb, ns, fo_call_##name##_f32, fo_call_##name##_f64},
 const fo_kernel_info fo_kernels[] = {FO_KERNELS(FO_ROW_)};
 const int64_t fo_n_kernels = (int64_t)(sizeof(fo_kernels) / sizeof(fo_kernels[0]));
+
+#define FO_STEP_ROW_(name) {#name, (fo_step_scalars_fn)fo_##name##_step_scalars},
+const fo_step_scalars_info fo_step_scalars[] = {FO_STEP_SCALARS(FO_STEP_ROW_)};
+const int64_t fo_n_step_scalars = (int64_t)(sizeof(fo_step_scalars) / sizeof(fo_step_scalars[0]));

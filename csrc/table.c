@@ -64,10 +64,10 @@ int fo_have_openmp(void)
 
 int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars)
 {
+    /* one past the highest buffer position in needs */
     int64_t top = 0;
-    for (int64_t k = 0; k < 32; ++k)
-        if (needs >> k & 1u)
-            top = k + 1;
+    for (uint32_t m = needs; m != 0; m >>= 1)
+        ++top;
     const int rc = fo_check_list(t, 0);
     if (rc != FO_OK)
         return rc;

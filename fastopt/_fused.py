@@ -23,7 +23,7 @@ from ._plan import NOT_OPTIONS, PlanCache, cacheable
 from ._spec import Spec
 from ._state import StateMixin
 from .optim._steps import next_steps, store_steps
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _wrap_step
 
 __all__ = ["FusedOptimizer", "run_functional", "run_spec"]
 
@@ -150,7 +150,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self._cache: dict[int, tuple[tuple, Any]] = {}
-        self._plans: list[K.StepPlan] | None = None
+        self._plans: K.StepPlans | None = None
         super().__init__(params, defaults)
 
     def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
@@ -169,18 +169,18 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         advance ``_scalar_state`` values. Runs after validation, once per step, just before the kernel."""
         self._fill_scalars(group, scalars, steps, fresh)
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        r"""Perform one step over every group (one kernel call per group). Returns the closure's loss."""
-        plans = self._plans
-        if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
-            if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
-                self._fast_steps += 1
-                return None
+    step = K.fused_step  # the repeated step in one call into the extension, else _full_step
+
+    @_wrap_step
+    def _full_step(self, closure: Callable[[], Any] | None = None) -> Any:
+        r"""The full step (``step`` when the repeated step's plans do not hold): run the closure, then the plans if
+        they hold now, else validate every group, create missing state and run each group's kernel; new plans are
+        made for the next step. Runs under the lock, with the step hooks (``_wrap_step``)."""
         loss = None
         if closure is not None:
             loss = closure()
-        if plans is not None and self._fast_step():
-            self._fast_steps += 1
+        plans = self._plans
+        if plans is not None and plans.step(self.param_groups, self.state):
             return loss
         work = []  # per group: (gi, group, active buffers, checked items)
         for gi, group, checked in self._checked_groups():
@@ -239,10 +239,9 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                     fast = None
                 else:
                     fast.append(self._step_plan(group, table, hyper))
-        self._plans = fast
-        if fast is not None and len(fast) > 1:  # what the fast path checks new gradients against
-            self._written = [a for group in self.param_groups for p in group["params"]
-                             for a in (p.data, *(self.state[p].get(k) for k in self._buffers)) if a is not None]
+        if self._plans is not None:
+            self._fast_steps_done += self._plans.runs
+        self._plans = K.StepPlans(fast, self._step_pre_hooks, self._step_post_hooks) if fast is not None else None
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state

@@ -55,6 +55,12 @@ cdef extern from "fastopt.h" nogil:
         fo_kernel_fn f64
     const fo_kernel_info fo_kernels[]
     const int64_t fo_n_kernels
+    ctypedef void (*fo_step_scalars_fn)(const void *h, int64_t t, double *out) noexcept nogil
+    ctypedef struct fo_step_scalars_info:
+        const char *name
+        fo_step_scalars_fn fn
+    const fo_step_scalars_info fo_step_scalars[]
+    const int64_t fo_n_step_scalars
     int fo_isa()
 
     # ---- Gradient clipping (clip.c) ----

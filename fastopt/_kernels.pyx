@@ -6,21 +6,45 @@ writeability, no overlap between a written buffer and any other buffer) and buil
 its fixed work items; it keeps a reference to every array it points into. ``Kernel`` (one per row of the C kernel
 table, in ``KERNELS``) packs a hyper-parameter block by field name, releases the GIL, runs the kernel and turns its
 status into an exception: one generic call for every elementwise kernel. ``find_overlap`` is the one overlap check
-(sorted byte extents, exact test where they meet) every caller uses, and ``StepPlan`` runs a group's repeated step
-in one call. These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
+(sorted byte extents, exact test where they meet) every caller uses. ``StepPlan`` holds a group's repeated step and
+``StepPlans`` every group's; ``fused_step`` (``FusedOptimizer.step``) runs them in one call, taking the optimizer's
+``OptimizerLock`` from C. These checks are the last guard: the messages users normally see come earlier, from ``fastopt._validate``.
 No algorithm lives here.
 """
 import os
+import types
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint32_t, uintptr_t
 from libc.stdlib cimport free, malloc, qsort
+from cpython.object cimport PyObject
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM
+from cpython.long cimport PyLong_CheckExact
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_get_thread_ident, PyThread_release_lock,
+                               PyThread_type_lock)
+
+cdef extern from "Python.h":
+    object PyObject_GenericGetDict(object o, void *context)
+    ctypedef enum PyLockStatus:
+        PY_LOCK_FAILURE
+        PY_LOCK_ACQUIRED
+        PY_LOCK_INTR
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds, int intr_flag) nogil
+    # CPython's member descriptor (a __slots__ entry): where the slot sits in the object
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
 
 import numpy as np
 
 cnp.import_array()
 
 cdef int _n_threads = 1
+cdef enum:
+    FO_MAX_SCALARS = 8  # the most per-tensor scalars a kernel with C step scalars may have
 cdef int64_t _GIL_FREE_MIN = 4096  # elements from which a kernel call releases the GIL
 
 PARALLEL_MIN = FO_PARALLEL_MIN
@@ -83,6 +107,29 @@ cdef int _cmp_interval(const void *a, const void *b) noexcept nogil:
     cdef uintptr_t x = (<const _interval *>a).lo
     cdef uintptr_t y = (<const _interval *>b).lo
     return -1 if x < y else (1 if x > y else 0)
+
+
+cdef int64_t _hit_range(const _interval *written, int64_t n, uintptr_t lo, uintptr_t hi) noexcept:
+    """The index of the one of the sorted, disjoint ``written`` ranges that the bytes [lo, hi) intersect, or -1."""
+    cdef int64_t a_ = 0, b_ = n, m
+    if hi == lo:
+        return -1
+    while a_ < b_:  # the last range starting below hi is the only candidate
+        m = (a_ + b_) // 2
+        if written[m].lo < hi:
+            a_ = m + 1
+        else:
+            b_ = m
+    return a_ - 1 if a_ > 0 and written[a_ - 1].hi > lo else -1
+
+
+cdef int64_t _hit(const _interval *written, int64_t n, cnp.ndarray a):
+    """``_hit_range`` for the bytes of ``a`` (a C-contiguous array)."""
+    cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(a)
+    return _hit_range(written, n, lo, lo + <uintptr_t>cnp.PyArray_NBYTES(a))
+
+
+cdef object _ndarray = np.ndarray
 
 
 ctypedef struct _extent:
@@ -216,6 +263,7 @@ cdef class TensorTable:
     cdef list _rows
     cdef tuple _names
     cdef tuple _readonly
+    cdef uint32_t _ro_mask  # bit k: position k is read-only
     cdef readonly object scalars
     cdef readonly int type_num
     cdef readonly int64_t n_tensors
@@ -231,6 +279,12 @@ cdef class TensorTable:
         self.written = NULL
         if len(readonly) != nb:
             raise ValueError(f"got {nb} buffer names but {len(readonly)} read-only flags")
+        if nb > 32:
+            raise ValueError(f"at most 32 buffers per tensor, got {nb}")
+        self._ro_mask = 0
+        for k in range(nb):
+            if readonly[k]:
+                self._ro_mask |= (<uint32_t>1) << k
         self._rows = [list(r) for r in rows]  # our own lists: what keeps the arrays alive cannot change under us
         rows = self._rows
         self._names = names
@@ -337,20 +391,9 @@ cdef class TensorTable:
         return 0
 
     cdef int _check_readonly(self, cnp.ndarray a, int64_t i, int64_t k) except -1:
-        cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(a)
-        cdef uintptr_t hi = lo + <uintptr_t>cnp.PyArray_NBYTES(a)
-        cdef int64_t a_ = 0, b_ = self.n_written, m
-        if hi == lo:
-            return 0
-        # the last written interval starting below hi is the only candidate for overlap
-        while a_ < b_:
-            m = (a_ + b_) // 2
-            if self.written[m].lo < hi:
-                a_ = m + 1
-            else:
-                b_ = m
-        if a_ > 0 and self.written[a_ - 1].hi > lo:
-            raise ValueError(self._overlap_msg(a_ - 1, i, k))
+        cdef int64_t j = _hit(self.written, self.n_written, a)
+        if j >= 0:
+            raise ValueError(self._overlap_msg(j, i, k))
         return 0
 
     def _overlap_msg(self, int64_t j, int64_t i, int64_t k):
@@ -387,82 +430,32 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else <void *>1
         return -1
 
-    cdef bint _same_buffer(self, object arr, int64_t i, int64_t k, cnp.ndarray data):
-        """``arr`` still has the dtype, size, shape (``data``'s), layout and, if written, the address and
-        writeability it had when the table was built (arrays can be reshaped or made read-only in place)."""
-        cdef cnp.ndarray a = <cnp.ndarray>arr
+    cdef inline bint _same_buffer(self, cnp.ndarray a, int64_t i, int64_t k, cnp.ndarray data) noexcept:
+        """``a`` (an ndarray) still has the dtype, size, shape (``data``'s), layout and, if written, the address
+        and writeability it had when the table was built (arrays can be reshaped or made read-only in place)."""
         cdef int nd = cnp.PyArray_NDIM(a), j
-        if (cnp.PyArray_TYPE(a) != self.type_num or cnp.PyArray_SIZE(a) != self.sizes[i]
-                or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a)
-                or nd != cnp.PyArray_NDIM(data)):
+        cdef cnp.npy_intp *da = cnp.PyArray_DIMS(a)
+        cdef cnp.npy_intp *dd = cnp.PyArray_DIMS(data)
+        cdef int64_t size = 1
+        cdef bint written = not (self._ro_mask >> k & 1)
+        cdef int need = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+        if written:
+            need |= cnp.NPY_ARRAY_WRITEABLE
+        if (cnp.PyArray_TYPE(a) != self.type_num or nd != cnp.PyArray_NDIM(data)
+                or (cnp.PyArray_FLAGS(a) & need) != need):
             return False
         for j in range(nd):
-            if cnp.PyArray_DIMS(a)[j] != cnp.PyArray_DIMS(data)[j]:
+            if da[j] != dd[j]:
                 return False
-        if not self._readonly[k]:
-            if not cnp.PyArray_ISWRITEABLE(a):
-                return False
-            if self.sizes[i] > 0 and cnp.PyArray_DATA(a) != self.bufs[i * len(self._names) + k]:
-                return False
-        return True
+            size *= da[j]
+        if size != self.sizes[i]:
+            return False
+        return not written or size == 0 or cnp.PyArray_DATA(a) == self.bufs[i * self.lst.n_bufs + k]
 
-    cpdef object rebind(self, list params, object state, bint has_step):
-        """Fast path of a repeated step: check that ``params`` (objects with ``.data`` and ``.grad``) and their
-        ``state[p]`` dicts still hold exactly the arrays this table was built from, unchanged in dtype, shape,
-        layout and writeability, that every gradient passes the checks of ``set_grads``, and (``has_step``)
-        that every ``state[p]['step']`` is a non-negative int. Then point the table at the gradients and return
-        ``(states, steps, grads)``; return None, changing nothing, if anything differs (the caller takes the full path).
-        """
-        cdef int64_t i, k, n = self.n_tensors, nb = len(self._names)
-        cdef cnp.ndarray d
-        cdef dict sd, st
-        cdef list row
-        if len(params) != n or not isinstance(state, dict):
-            return None
-        sd = <dict>state  # a defaultdict: plain lookups below never insert
-        states = []
-        steps = []
-        grads = []
-        for i in range(n):
-            p = params[i]
-            row = <list>self._rows[i]
-            data = p.data
-            if data is not row[0]:
-                return None
-            d = <cnp.ndarray>data
-            if not self._same_buffer(data, i, 0, d):
-                return None
-            g = p.grad
-            if type(g) is not np.ndarray or not self._same_buffer(g, i, 1, d):
-                return None
-            s = sd.get(p)
-            if type(s) is not dict:
-                return None
-            st = <dict>s
-            for k in range(2, nb):
-                buf = row[k]
-                if buf is None:
-                    continue
-                if st.get(self._names[k]) is not buf or not self._same_buffer(buf, i, k, d):
-                    return None
-            if has_step:
-                s = st.get("step")
-                if type(s) is not int or s < 0:
-                    return None
-                steps.append(s)
-            states.append(st)
-            grads.append(g)
-        try:
-            for i in range(n):
-                self._check_readonly(<cnp.ndarray>grads[i], i, 1)
-        except ValueError:
-            return None
-        for i in range(n):
-            d = <cnp.ndarray>grads[i]
-            row = self._rows[i]
-            row[1] = d
-            self.bufs[i * nb + 1] = cnp.PyArray_DATA(d) if self.sizes[i] > 0 else <void *>1
-        return states, steps, grads
+    cdef bint _hits_written(self, cnp.ndarray a, int64_t size):
+        """Whether ``a`` (C-contiguous, ``size`` elements) shares a byte with a buffer this table writes."""
+        cdef uintptr_t lo = <uintptr_t>cnp.PyArray_DATA(a)
+        return _hit_range(self.written, self.n_written, lo, lo + <uintptr_t>(size * cnp.PyArray_ITEMSIZE(a))) >= 0
 
     cpdef release(self, int64_t k=1):
         """Drop the references held at position k (the gradients) once a step is done; the pointers become NULL,
@@ -475,31 +468,156 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = NULL
 
 
+cdef class OptimizerLock:
+    """The lock of one optimizer: reentrant, with ``threading.RLock``'s semantics (the thread holding it may take it
+    again and must release it as many times; ``with lock:`` works), whose repeated step takes and drops it from C.
+
+    Example:
+        >>> lock = fastopt._kernels.OptimizerLock()
+        >>> with lock:
+        ...     with lock:  # the same thread again
+        ...         pass
+    """
+    cdef PyThread_type_lock _lock
+    cdef unsigned long _owner
+    cdef Py_ssize_t _count
+
+    def __cinit__(self):
+        self._lock = PyThread_allocate_lock()
+        self._owner = 0
+        self._count = 0
+        if self._lock == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    cdef bint _acquire(self, double timeout):
+        """Take the lock (waiting without the GIL, at most ``timeout`` seconds if it is >= 0); False on timeout."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef long long us
+        cdef int got
+        if self._count > 0 and self._owner == me:
+            self._count += 1
+            return True
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            if timeout == 0:
+                return False
+            with nogil:
+                if timeout < 0:
+                    got = PyThread_acquire_lock(self._lock, WAIT_LOCK)
+                else:
+                    us = <long long>(timeout * 1e6)
+                    got = PyThread_acquire_lock_timed(self._lock, us, 0) == PY_LOCK_ACQUIRED
+            if not got:
+                return False
+        self._owner = me
+        self._count = 1
+        return True
+
+    cdef int _release(self) except -1:
+        if self._count == 0 or self._owner != PyThread_get_thread_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if self._count == 0:
+            self._owner = 0
+            PyThread_release_lock(self._lock)
+        return 0
+
+    def acquire(self, bint blocking=True, double timeout=-1) -> bool:
+        """Take the lock, as ``threading.RLock.acquire``: wait if ``blocking`` (at most ``timeout`` seconds if it is
+        not -1); True if it was taken."""
+        if not blocking:
+            if timeout != -1:
+                raise ValueError("can't specify a timeout for a non-blocking call")
+            return self._acquire(0)
+        if timeout < 0 and timeout != -1:
+            raise ValueError("timeout value must be a non-negative number")
+        return self._acquire(timeout)
+
+    def release(self) -> None:
+        """Release the lock once (RuntimeError if this thread does not hold it)."""
+        self._release()
+
+    def __enter__(self):
+        self._acquire(-1)
+        return True
+
+    def __exit__(self, *exc):
+        self._release()
+        return False
+
+    def _is_owned(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._count > 0 and self._owner == PyThread_get_thread_ident()
+
+
 cdef object _MISSING = object()
 
 
-cdef class StepPlan:
-    """The repeated step of one group, in one call (``FusedOptimizer``'s fast path).
+cdef bint _exact_count(object v, int64_t *out):
+    """``v`` is an exact int in [0, 2**62): store it in out[0]."""
+    if not PyLong_CheckExact(v):
+        return False
+    if v < 0 or v >= (1 << 62):
+        return False
+    out[0] = <int64_t>v
+    return True
 
-    Built after a full step validated the group; holds its table (params, state buffers), the group's options
-    as they were then (values and types; tuples by identity), the packed hyper block and how to get the per-tensor
-    scalars. ``bind`` confirms that the group and its arrays are unchanged and that every gradient is the array
-    validated last time or passes the same checks (identity, shape, dtype, flags, no overlap with what the table
-    writes); ``run`` then advances the step counts, fills the scalars and runs the kernel without the GIL. Either
-    returns False and changes nothing visible when the full path must run instead. ``step`` is both, for a
-    single group.
+
+cdef Py_ssize_t _slot_offset(type tp, str name):
+    """Where instances of ``tp`` keep the ``__slots__`` attribute ``name`` (what getattr would read), or 0 if
+    getattr does anything else for it (a property, an instance dict, a custom ``__getattribute__``)."""
+    if tp.__getattribute__ is not object.__getattribute__:
+        return 0
+    for klass in tp.__mro__:
+        if name in klass.__dict__:
+            d = klass.__dict__[name]
+            if type(d) is not _MemberDescriptor:
+                return 0
+            return (<PyMemberDescrObject *><PyObject *>d).d_member.offset
+    return 0
+
+
+cdef object _MemberDescriptor = types.MemberDescriptorType
+
+
+cdef inline object _slot(object p, Py_ssize_t off):
+    """The object in the slot at ``off`` of ``p`` (None if the slot is empty)."""
+    cdef PyObject *v = (<PyObject **>(<char *><PyObject *>p + off))[0]
+    if v == NULL:
+        return None
+    return <object>v
+
+
+cdef class StepPlan:
+    """The repeated step of one group (``FusedOptimizer``'s fast path; several groups run as one ``StepPlans``).
+
+    Built after a full step validated the group; holds its table (params, state buffers), a snapshot of the group
+    dict and of every parameter's state dict (keys and values, in order; the step count's value aside), the group's
+    options as they were then (values and types; tuples by identity), the packed hyper block and how to get the
+    per-tensor scalars. Binding the plan confirms, in C, that the group and its arrays are unchanged and that every
+    gradient is the array validated last time or passes the same checks (type, dtype, shape, layout, no overlap
+    with what the table writes), and reads the step counts; running it advances the counts, fills the scalars and
+    runs the kernel (without the GIL for large tensors). Either returns False and changes nothing visible when the
+    full path must run instead. ``step`` is both, for a single group.
 
     Args:
         table: the group's ``TensorTable`` (its gradients released).
         kernel: the table kernel.
         hyper: its packed hyper-parameter block.
-        params: the group's parameters.
-        options: the group's option values and their keys (the group must still hold equal values of equal types).
-        has_step: whether each parameter's state counts steps.
+        group: the group dict (its params and options are snapshotted; the group must keep equal values of equal
+            types).
+        state: the optimizer's state (a dict by parameter); each parameter's state dict is snapshotted.
+        keys: the group's option keys (those compared by value when the snapshot differs).
+        has_step: whether each parameter's state counts steps (under the key 'step').
         at_step: ``at_step(t)`` giving every scalar for step count t (used when the group's tensors share a count),
             or None.
         fill: ``fill(scalars, steps)`` writing the scalars for per-tensor counts (the general case), or None if the
             scalars do not change between steps (the caller filled them once).
+        kernel_scalars: the kernel's C function computes the scalars from ``hyper`` and the count
+            (``Kernel.step_scalars``): used instead of ``at_step`` when the tensors share a count.
     """
     cdef TensorTable table
     cdef Kernel kernel
@@ -508,33 +626,78 @@ cdef class StepPlan:
     cdef tuple keys
     cdef tuple values
     cdef tuple types
+    cdef list _gkeys   # the group dict's keys and values, in order, when the plan was made
+    cdef list _gvals
     cdef bint has_step
     cdef object at_step
     cdef object fill
-    cdef list states
-    cdef list steps
-    cdef readonly list grads
+    cdef bint kernel_scalars
+    cdef list _states  # each tensor's state dict
+    cdef list _skeys   # its keys and values (in order) when the plan was made
+    cdef list _svals
+    cdef int64_t *_steppos  # where 'step' sits in tensor i's state dict (-1: no count)
+    cdef int64_t *_steps    # the counts read by the last bind
+    cdef bint _bound
+    cdef type _ptype        # the parameters' type, and where its .data and .grad slots sit (0: use getattr)
+    cdef Py_ssize_t _data_off
+    cdef Py_ssize_t _grad_off
 
-    def __init__(self, TensorTable table, Kernel kernel, bytes hyper, list params, tuple keys, tuple values,
-                 bint has_step, object at_step, object fill):
+    def __cinit__(self, *args, **kwargs):
+        self._steppos = NULL
+        self._steps = NULL
+
+    def __init__(self, TensorTable table, Kernel kernel, bytes hyper, dict group, object state, tuple keys,
+                 bint has_step, object at_step, object fill, bint kernel_scalars=False):
+        cdef int64_t i, k, n = table.n_tensors, nb = len(table._names)
+        if kernel_scalars and (not kernel.has_step_scalars or len(hyper) != kernel.hyper_size
+                               or table.scalars.shape[1] < kernel.n_scalars):
+            raise ValueError(f"kernel {kernel.name} cannot compute this table's scalars")
+        self.kernel_scalars = kernel_scalars
         self.table, self.kernel, self.hyper = table, kernel, hyper
-        self.params, self.keys, self.values = list(params), keys, values
-        self.types = tuple(type(v) for v in values)
+        self.params = list(group["params"])
+        if len(self.params) != n:
+            raise ValueError(f"the group has {len(self.params)} params, the table {n} tensors")
+        self.keys = keys
+        self.values = tuple(group[k_] for k_ in keys)
+        self.types = tuple(type(v) for v in self.values)
+        self._gkeys, self._gvals = list(group.keys()), list(group.values())
         self.has_step, self.at_step, self.fill = has_step, at_step, fill
-        self.states = self.steps = self.grads = None
+        self._ptype = type(self.params[0]) if n else None
+        self._data_off = _slot_offset(self._ptype, "data") if n else 0
+        self._grad_off = _slot_offset(self._ptype, "grad") if n else 0
+        if self._data_off == 0 or self._grad_off == 0:
+            self._data_off = self._grad_off = 0
+        self._steppos = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
+        self._steps = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
+        if self._steppos == NULL or self._steps == NULL:
+            raise MemoryError()
+        self._states, self._skeys, self._svals = [], [], []
+        for i in range(n):
+            st = state[self.params[i]]
+            if type(st) is not dict:
+                raise TypeError(f"tensor {i}: state must be a dict")
+            skeys = list((<dict>st).keys())
+            self._states.append(st)
+            self._skeys.append(skeys)
+            self._svals.append(list((<dict>st).values()))
+            self._steppos[i] = skeys.index("step") if has_step and "step" in skeys else -1
+            if has_step and self._steppos[i] < 0:
+                raise ValueError(f"tensor {i}: state has no 'step'")
+            if table._rows[i][0] is not self.params[i].data:
+                raise ValueError(f"tensor {i}: the table's param is not the parameter's data")
+            for k in range(2, nb):
+                buf = table._rows[i][k]
+                if buf is not None and (<dict>st).get(table._names[k]) is not buf:
+                    raise ValueError(f"tensor {i}: the table's '{table._names[k]}' is not the state's")
+        self._bound = False
+
+    def __dealloc__(self):
+        free(self._steppos)
+        free(self._steps)
 
     cdef bint _same_options(self, dict group):
+        """The group's options equal (by value and type; tuples by identity) those the plan was made with."""
         cdef Py_ssize_t i, n = len(self.keys)
-        cdef list ps
-        g = group.get("params")
-        if type(g) is not list:
-            return False
-        ps = <list>g
-        if len(ps) != len(self.params):
-            return False
-        for i in range(len(ps)):
-            if ps[i] is not self.params[i]:
-                return False
         for i in range(n):
             v = group.get(self.keys[i], _MISSING)
             w = self.values[i]
@@ -544,49 +707,280 @@ cdef class StepPlan:
                 return False
         return True
 
-    cpdef bint bind(self, dict group, object state):
-        """Check the group and its arrays (see the class docstring) and point the table at the gradients."""
-        if not self._same_options(group):
+    cdef bint _same_group(self, dict group):
+        """The group holds the same params (same objects, same order) and options as when the plan was made: first
+        by identity over the whole dict (the repeated step's case), else by value."""
+        cdef Py_ssize_t pos = 0, j = 0, i, n
+        cdef PyObject *key
+        cdef PyObject *val
+        cdef bint same = len(group) == len(self._gkeys)
+        while same and PyDict_Next(group, &pos, &key, &val):
+            if key != PyList_GET_ITEM(self._gkeys, j) or val != PyList_GET_ITEM(self._gvals, j):
+                same = False
+            j += 1
+        if not same and not self._same_options(group):
             return False
-        got = self.table.rebind(self.params, state, self.has_step)
-        if got is None:
+        g = group.get("params")
+        if type(g) is not list:
             return False
-        self.states, self.steps, self.grads = got
+        n = len(<list>g)
+        if n != len(self.params):
+            return False
+        for i in range(n):
+            if PyList_GET_ITEM(<list>g, i) != PyList_GET_ITEM(self.params, i):
+                return False
         return True
 
-    cpdef bint run(self) except -1:
-        """Advance the step counts, fill the scalars, run the kernel (without the GIL), drop the gradients."""
-        cdef Py_ssize_t i, n = len(self.states)
-        cdef dict st
-        cdef int64_t t0, k
+    cdef bint _same_state(self, int64_t i, dict st):
+        """Tensor i's state dict holds the keys and values it held when the plan was made, except its step count,
+        which must be an int >= 0 (read into _steps[i])."""
+        cdef Py_ssize_t pos = 0, j = 0
+        cdef PyObject *key
+        cdef PyObject *val
+        cdef list keys = <list>PyList_GET_ITEM(self._skeys, i)
+        cdef list vals = <list>PyList_GET_ITEM(self._svals, i)
+        cdef int64_t at = self._steppos[i]
+        if len(st) != len(keys):
+            return False
+        while PyDict_Next(st, &pos, &key, &val):
+            if key != PyList_GET_ITEM(keys, j):
+                return False
+            if j == at:
+                if not _exact_count(<object>val, &self._steps[i]):
+                    return False
+            elif val != PyList_GET_ITEM(vals, j):
+                return False
+            j += 1
+        return True
+
+    cdef int _bind(self, dict group, dict state) except -1:
+        """Check the group and its arrays (see the class docstring) and point the table at the gradients: 1, or 0
+        with nothing changed."""
+        cdef TensorTable t = self.table
+        cdef int64_t i, k, n = t.n_tensors, nb = t.lst.n_bufs
+        cdef PyObject *st
+        cdef PyObject *buf
+        cdef list row
+        if not self._same_group(group):
+            return 0
+        for i in range(n):
+            p = <object>PyList_GET_ITEM(self.params, i)
+            row = <list>PyList_GET_ITEM(t._rows, i)
+            if self._data_off and type(p) is self._ptype:
+                data = _slot(p, self._data_off)
+                g = _slot(p, self._grad_off)
+            else:
+                data = p.data
+                g = p.grad
+            if data is not <object>PyList_GET_ITEM(row, 0) or not t._same_buffer(<cnp.ndarray>data, i, 0, <cnp.ndarray>data):
+                t.release(1)
+                return 0
+            if (type(g) is not _ndarray or not t._same_buffer(<cnp.ndarray>g, i, 1, <cnp.ndarray>data)
+                    or t._hits_written(<cnp.ndarray>g, t.sizes[i])):
+                t.release(1)
+                return 0
+            st = PyDict_GetItemWithError(state, p)  # a defaultdict: a plain lookup never inserts
+            if st == NULL or <object>st is not <object>PyList_GET_ITEM(self._states, i) \
+                    or not self._same_state(i, <dict>st):
+                t.release(1)
+                return 0
+            for k in range(2, nb):
+                buf = PyList_GET_ITEM(row, k)
+                if <object>buf is not None and not t._same_buffer(<cnp.ndarray>buf, i, k, <cnp.ndarray>data):
+                    t.release(1)
+                    return 0
+            row[1] = g
+            t.bufs[i * nb + 1] = cnp.PyArray_DATA(<cnp.ndarray>g) if t.sizes[i] > 0 else <void *>1
+        self._bound = True
+        return 1
+
+    cdef int _unbind(self) except -1:
+        self.table.release(1)
+        self._bound = False
+        return 0
+
+    cdef int _run(self) except -1:
+        """Advance the step counts, fill the scalars, run the kernel, drop the gradients (after ``_bind``)."""
+        cdef Py_ssize_t i, n = self.table.n_tensors
         cdef bint same = True
-        cdef list steps = self.steps
-        if self.has_step:
-            for i in range(n):
-                t = <object>steps[i] + 1
-                steps[i] = t
-                st = <dict>self.states[i]
-                st["step"] = t
-            for i in range(1, n):
-                if steps[i] != steps[0]:
-                    same = False
-                    break
-            if same and n > 0 and self.at_step is not None:
-                fill_columns(<cnp.ndarray>self.table.scalars, self.at_step(steps[0]))
-            elif self.fill is not None:
-                self.fill(self.table.scalars, steps)
+        cdef int64_t t0
+        if not self._bound:
+            raise RuntimeError("StepPlan run without a successful bind")
         try:
+            if self.has_step and n > 0:
+                t0 = self._steps[0] + 1
+                count0 = t0  # one int object for every tensor at the common count
+                for i in range(n):
+                    if self._steps[i] + 1 == t0:
+                        count = count0
+                    else:
+                        same = False
+                        count = self._steps[i] + 1
+                    PyDict_SetItem(<dict>PyList_GET_ITEM(self._states, i),
+                                   <object>PyList_GET_ITEM(<list>PyList_GET_ITEM(self._skeys, i), self._steppos[i]),
+                                   count)
+                if same and self.kernel_scalars:
+                    self._kernel_scalars(t0)
+                elif same and self.at_step is not None:
+                    fill_columns(<cnp.ndarray>self.table.scalars, self.at_step(count0))
+                elif self.fill is not None:
+                    self.fill(self.table.scalars, [self._steps[i] + 1 for i in range(n)])
             self.kernel._run(self.table, self.hyper)
         finally:
-            self.table.release(1)
-            self.states = self.steps = self.grads = None
-        return True
+            self._unbind()
+        return 1
+
+    cdef void _kernel_scalars(self, int64_t t) noexcept:
+        """Every row of the table's scalars from the kernel's C function at count t."""
+        cdef TensorTable tab = self.table
+        cdef int64_t i, j, ns = self.kernel.n_scalars, cols = tab.lst.n_scalars
+        cdef double *d = <double *>cnp.PyArray_DATA(<cnp.ndarray>tab.scalars)
+        cdef const char *h = self.hyper
+        if tab.n_tensors == 0:
+            return
+        self.kernel.step_fn(<const void *>h, t, d)
+        for i in range(1, tab.n_tensors):
+            for j in range(ns):
+                d[i * cols + j] = d[j]
 
     def step(self, dict group, object state) -> bool:
-        """``bind`` then ``run``: the whole repeated step of a one-group optimizer in one call."""
-        if not self.bind(group, state):
+        """Bind then run: the whole repeated step of a one-group optimizer in one call (False: nothing done)."""
+        if not isinstance(state, dict) or not self._bind(group, <dict>state):
             return False
-        return self.run()
+        return self._run() == 1
+
+
+cdef class StepPlans:
+    """The repeated step of every group of an optimizer, in one call (``step``): each group's ``StepPlan`` is bound
+    (so every check of every group passes before anything is written), the gradients are checked against what any
+    group's table writes (the overlap check across groups; each table checked its own), then every plan runs.
+
+    Args:
+        plans: one ``StepPlan`` per group, in group order.
+        pre_hooks, post_hooks: the optimizer's step hook dicts; the step runs only while both are empty (or from
+            inside a hooked step).
+    """
+    cdef readonly tuple plans
+    cdef readonly int64_t runs  # repeated steps these plans ran (what tests assert the fast path by)
+    cdef _interval *written  # every table's written byte ranges, sorted
+    cdef int64_t n_written
+    cdef object pre_hooks    # the optimizer's step hook dicts (never replaced: Optimizer only mutates them)
+    cdef object post_hooks
+
+    def __cinit__(self, list plans, object pre_hooks, object post_hooks):
+        cdef int64_t n = 0, m = 0, j
+        cdef StepPlan p
+        self.written = NULL
+        self.plans = tuple(plans)
+        self.pre_hooks, self.post_hooks = pre_hooks, post_hooks
+        for p in self.plans:
+            n += p.table.n_written
+        self.written = <_interval *>malloc(max(n, 1) * sizeof(_interval))
+        if self.written == NULL:
+            raise MemoryError()
+        for p in self.plans:
+            for j in range(p.table.n_written):
+                self.written[m] = p.table.written[j]
+                m += 1
+        self.n_written = m
+        qsort(self.written, m, sizeof(_interval), _cmp_interval)
+
+    def __dealloc__(self):
+        free(self.written)
+
+    def __len__(self):
+        return len(self.plans)
+
+    cdef int _step(self, list groups, dict state) except -1:
+        cdef Py_ssize_t g, k, n = len(self.plans)
+        cdef int64_t i
+        cdef StepPlan p
+        cdef TensorTable t
+        if len(groups) != n:
+            return 0
+        for g in range(n):
+            p = <StepPlan>self.plans[g]
+            grp = groups[g]
+            if type(grp) is not dict or not p._bind(<dict>grp, state):
+                for k in range(g):
+                    (<StepPlan>self.plans[k])._unbind()
+                return 0
+        if n > 1:
+            for g in range(n):
+                t = (<StepPlan>self.plans[g]).table
+                for i in range(t.n_tensors):
+                    if _hit(self.written, self.n_written,
+                            <cnp.ndarray>PyList_GET_ITEM(<list>PyList_GET_ITEM(t._rows, i), 1)) >= 0:
+                        for k in range(n):
+                            (<StepPlan>self.plans[k])._unbind()
+                        return 0  # the full path names the conflict
+        for g in range(n):
+            try:
+                (<StepPlan>self.plans[g])._run()
+            except BaseException:
+                for k in range(g + 1, n):
+                    (<StepPlan>self.plans[k])._unbind()
+                raise
+        self.runs += 1
+        return 1
+
+    def step(self, list groups, object state) -> bool:
+        """Every group's repeated step (see the class docstring; hooks are the caller's business); False, with
+        nothing done, if any group needs the full path."""
+        if not isinstance(state, dict):
+            return False
+        return self._step(groups, <dict>state) == 1
+
+
+cdef int _fast_step(object opt) except -1:
+    """The repeated step of a ``FusedOptimizer`` under its lock, if its plans still hold and it has no step hooks to
+    run. Reads the optimizer's attributes from its instance dict (``Optimizer.__init__`` sets them all)."""
+    cdef PyObject *v
+    cdef StepPlans plans
+    cdef dict d = <dict>PyObject_GenericGetDict(opt, NULL)
+    cdef OptimizerLock lock
+    v = PyDict_GetItemWithError(d, "_lock")
+    if v == NULL or type(<object>v) is not OptimizerLock:
+        return 0
+    lock = <OptimizerLock>v
+    lock._acquire(-1)
+    try:
+        v = PyDict_GetItemWithError(d, "_plans")
+        if v == NULL or type(<object>v) is not StepPlans:
+            return 0
+        plans = <StepPlans>v
+        if plans.pre_hooks or plans.post_hooks:  # hooks to run, unless this is a step inside a hooked step
+            v = PyDict_GetItemWithError(d, "_in_step")
+            if v == NULL or <object>v is not True:
+                return 0
+        groups = PyDict_GetItemWithError(d, "param_groups")
+        state = PyDict_GetItemWithError(d, "state")
+        if groups == NULL or state == NULL or type(<object>groups) is not list or not isinstance(<object>state, dict):
+            return 0
+        return plans._step(<list>groups, <dict>state)
+    finally:
+        lock._release()
+
+
+def fused_step(self, closure=None):
+    r"""Perform one step over every group (one kernel call per group). Returns the closure's loss.
+
+    Args:
+        closure (callable, optional): re-evaluates the model and returns the loss; it runs before the update
+            (default: None).
+
+    A repeated step (no closure, no step hooks, groups, parameters, state and gradients' shapes, dtypes and
+    layouts unchanged since the last step) runs as one call into the extension, which confirms all of that in C
+    while holding the optimizer's lock; anything else takes the full path (``_full_step``), which validates every
+    group before writing anything.
+    """
+    if closure is None:
+        if _fast_step(self):
+            return None
+        return self._full_step()
+    return self._full_step(closure)
+
+fused_step._fastopt_wrapped = True  # the lock and the hooks are handled here and in _full_step
 
 
 cpdef fill_columns(cnp.ndarray scalars, tuple values):
@@ -632,6 +1026,8 @@ cdef class Kernel:
     cdef readonly int64_t n_bufs
     cdef readonly int64_t n_scalars
     cdef readonly Py_ssize_t hyper_size
+    cdef fo_step_scalars_fn step_fn  # fo_<name>_step_scalars, or NULL (fastopt.h: FO_STEP_SCALARS)
+    cdef readonly bint has_step_scalars
 
     def __repr__(self):
         return f"<fastopt kernel {self.name}{self.fields}>"
@@ -661,6 +1057,21 @@ cdef class Kernel:
                                     f"got {type(v).__name__}")
                 (<int *>(base + f.offset))[0] = <int>int(v)
         return bytes(buf)
+
+    def step_scalars(self, bytes hyper, int64_t t) -> tuple:
+        """The kernel's per-tensor scalars at step count ``t`` for the block ``hyper``, computed by its C function
+        (``fo_<name>_step_scalars``; only for kernels that have one: ``has_step_scalars``)."""
+        cdef double out[FO_MAX_SCALARS]
+        cdef const char *h
+        if self.step_fn == NULL:
+            raise RuntimeError(f"kernel {self.name} has no C step scalars")
+        if len(hyper) != self.hyper_size:
+            raise ValueError(f"kernel {self.name}: hyper block of {len(hyper)} bytes, expected {self.hyper_size}")
+        if t < 0:
+            raise ValueError(f"step count must be >= 0, got {t}")
+        h = hyper
+        self.step_fn(<const void *>h, t, out)
+        return tuple(out[j] for j in range(self.n_scalars))
 
     def __call__(self, TensorTable t, bytes hyper) -> None:
         """Run the kernel over ``t`` with the block ``hyper`` (from ``pack``), without the GIL. The table keeps a
@@ -703,6 +1114,13 @@ cdef Kernel _kernel_row(int64_t i):
     k.n_bufs = info.n_bufs
     k.n_scalars = info.n_scalars
     k.hyper_size = info.hyper_size
+    k.step_fn = NULL
+    for j in range(fo_n_step_scalars):
+        if fo_step_scalars[j].name.decode() == k.name:
+            k.step_fn = fo_step_scalars[j].fn
+    k.has_step_scalars = k.step_fn != NULL
+    if k.has_step_scalars and k.n_scalars > FO_MAX_SCALARS:
+        raise RuntimeError(f"kernel {k.name}: {k.n_scalars} step scalars, at most {FO_MAX_SCALARS}")
     return k
 
 

@@ -1,8 +1,9 @@
 """The plan cache of ``FusedOptimizer``: what a repeated step reuses, and the repeated step itself.
 
-After a full step of a group succeeded, ``_step_plan`` records it as a ``fastopt._kernels.StepPlan`` (its pointer
-table, option values, packed hyper block, scalar rule); the next ``step`` runs it in one Cython call per group
-(``_fast_step``) while nothing it relied on changed. Pointer tables are also cached per (group, dtype) for the
+After a full step of every group succeeded, ``_step_plan`` records each as a ``fastopt._kernels.StepPlan`` (its
+pointer table, a snapshot of the group and of its parameters' state, packed hyper block, scalar rule), and the
+optimizer keeps them as one ``StepPlans``; the next ``step`` (``fastopt._kernels.fused_step``) runs them in one
+Cython call, lock and checks included, while nothing they relied on changed. Pointer tables are also cached per (group, dtype) for the
 full path (``_table``), reused while the written arrays are the same objects.
 """
 from __future__ import annotations
@@ -42,19 +43,23 @@ class PlanCache(_Base):
     """Mixin of ``FusedOptimizer``: the cached step plans and pointer tables (see the module docstring)."""
 
     _cache: dict[Any, tuple[tuple, Any]]
-    _plans: list[K.StepPlan] | None
-    _written: list
-    _fast_steps: int = 0  # steps run by the cached plans (the repeated step), counted for the tests
+    _plans: K.StepPlans | None
+    _fast_steps_done: int = 0  # repeated steps run by plans since replaced (see _fast_steps)
     # set by FusedOptimizer (from its spec) and StateMixin
     _spec: Spec
     _has_step: bool
     _buffers: tuple[str, ...]
     _n_scalars: int
 
+    @property
+    def _fast_steps(self) -> int:
+        """How many steps the cached plans ran (the repeated step, in C), over this optimizer's life: the counter
+        the fast-path tests assert by."""
+        return self._fast_steps_done + (self._plans.runs if self._plans is not None else 0)
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_cache"], state["_plans"] = {}, None  # pointer tables are rebuilt by the copy's first step
-        state.pop("_written", None)
         return state
 
     def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
@@ -63,36 +68,14 @@ class PlanCache(_Base):
         keys = tuple(k for k in group if k not in NOT_OPTIONS)
         n = len(group["params"])
         fresh = [False] * n  # a repeated step never creates state
-        at_step = spec.at_step(group) if spec.at_step is not None else None
+        at_step = spec.at_step(group) if spec.at_step is not None and not spec.kernel_scalars else None
         fill = None
-        if self._has_step and spec.n_scalars and (at_step is not None or spec._fill is not None):
+        if self._has_step and spec.n_scalars and (spec.at_step is not None or spec._fill is not None):
             fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
         else:  # constant scalars: as a repeated step sees them
             spec.fill(group, table.scalars, [], fresh)
-        return K.StepPlan(table, spec.table_kernel, hyper, group["params"], keys, tuple(group[k] for k in keys),
-                          self._has_step, at_step, fill)
-
-    def _fast_step(self) -> bool:
-        """Repeat the last step's plans if nothing they relied on changed (one Cython call per group); False, with
-        nothing done, otherwise. Only called while there are plans."""
-        plans = self._plans
-        assert plans is not None
-        groups = self.param_groups
-        if len(plans) != len(groups):
-            return False
-        if len(plans) == 1:
-            return plans[0].step(groups[0], self.state)
-        state = self.state
-        for plan, group in zip(plans, groups):
-            if not plan.bind(group, state):
-                return False
-        # each table checked its own gradients; across groups, the one overlap check
-        grads = [g for plan in plans for g in plan.grads]
-        if K.find_overlap(self._written + grads, [True] * len(self._written) + [False] * len(grads)) is not None:
-            return False  # the full path names the conflict
-        for plan in plans:
-            plan.run()
-        return True
+        return K.StepPlan(table, spec.table_kernel, hyper, group, self.state, keys, self._has_step, at_step, fill,
+                          spec.kernel_scalars)
 
     def _table(self, key0: tuple, rows: Any, active: tuple[bool, ...]) -> Any:
         """The pointer table for these rows, reused while the written arrays are the same objects."""

@@ -72,12 +72,15 @@ class Spec:
             that depend on more than the step (SGD's new-buffer flag). Scalars that need neither are constant.
         check_order: option names in the order their checks run (torch's constructor order) if not ``options``'.
         check_group: an extra check over the whole group, after the options' own (e.g. SGD's Nesterov rule).
+        kernel_scalars: the scalars depend on the step only and the C kernel computes them from its hyper block
+            (``fo_<kernel>_step_scalars``, ``Kernel.step_scalars``): ``at_step`` is derived from it, and the repeated
+            step computes them without Python.
     """
 
     def __init__(self, kernel: str | None, options: Sequence[Option], buffers: Sequence[Buffer] = (),
                  at_step: Callable[[Mapping[str, Any]], Callable[[int], tuple]] | None = None,
                  fill: Callable[..., None] | None = None, check_order: Sequence[str] | None = None,
-                 check_group: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 check_group: Callable[[Mapping[str, Any]], None] | None = None, kernel_scalars: bool = False) -> None:
         self.options = tuple(options)
         self.names = tuple(o.name for o in self.options)
         self.defaults = {o.name: o.default for o in self.options}
@@ -89,6 +92,11 @@ class Spec:
         self._check_group = check_group
         self.buffers = tuple(b.name for b in buffers)
         self._when = tuple(b.when for b in buffers)
+        self.kernel_scalars = kernel_scalars
+        if kernel_scalars:
+            if at_step is not None or fill is not None:
+                raise RuntimeError("a spec with kernel_scalars takes no at_step or fill")
+            at_step = self._kernel_at_step
         self.at_step = at_step
         self._fill = fill
         self.kernel = K.KERNELS[kernel] if kernel is not None else None
@@ -96,6 +104,8 @@ class Spec:
                                                                      if o.fields)
         if self.kernel is not None:
             self._verify()
+        if kernel_scalars and not self.table_kernel.has_step_scalars:
+            raise RuntimeError(f"kernel '{self.table_kernel.name}' has no C step scalars (fastopt.h: FO_STEP_SCALARS)")
 
     def _verify(self) -> None:
         """The spec and the C kernel table agree: every C field is fed by exactly one option, and the buffers fill
@@ -108,6 +118,11 @@ class Spec:
         if 2 + len(self.buffers) != k.n_bufs:
             raise RuntimeError(f"the spec of kernel '{k.name}' declares buffers {self.buffers}, but the kernel "
                                f"reads {k.n_bufs} buffers per tensor (param, grad and {k.n_bufs - 2} state)")
+
+    def _kernel_at_step(self, options: Mapping[str, Any]) -> Callable[[int], tuple]:
+        """``at_step`` of a spec with ``kernel_scalars``: the C kernel's scalars for these options' hyper block."""
+        scalars, hyper = self.table_kernel.step_scalars, self.hyper(options)
+        return lambda t: scalars(hyper, t)
 
     @property
     def table_kernel(self) -> K.Kernel:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels as K
 from . import _validate as V
 from ._memory import copy_aligned
 from ._plan import immutable
@@ -169,7 +169,8 @@ class Optimizer:
         defaults (dict): the default options.
 
     Thread safety:
-        Each optimizer holds a lock (``threading.RLock``) that ``step``, ``zero_grad``, ``add_param_group``,
+        Each optimizer holds a reentrant lock (``fastopt._kernels.OptimizerLock``, with ``threading.RLock``'s
+        semantics; the repeated step takes it from C) that ``step``, ``zero_grad``, ``add_param_group``,
         ``state_dict`` and ``load_state_dict`` take for their whole call, so calls from several threads on one
         optimizer run one at a time, in some order, and each sees and leaves a consistent state. A kernel keeps a
         reference to every array it reads or writes until it returns, so a gradient replaced or set to None by
@@ -197,7 +198,7 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
-        self._lock = threading.RLock()
+        self._lock = K.OptimizerLock()
         self._in_step = False
         self._replaced_options: list[tuple[dict[str, Any], str, Any]] | None = None  # during a step: undo list
         self.defaults = dict(defaults)
@@ -255,7 +256,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.RLock()
+        self._lock = K.OptimizerLock()
         self._replaced_options = None  # (a pickle made mid-step, or before this attribute existed)
 
     def __repr__(self) -> str:

@@ -131,3 +131,105 @@ def test_fill_columns_checks_its_array():
     ro.flags.writeable = False
     with pytest.raises(ValueError):
         K.fill_columns(ro, (1.0,))
+
+
+def _fast_equals_full(oa, ob, a, b, rng, steps):
+    """``steps`` steps of oa (fast path when it holds) and ob (always the full path) on equal fresh gradients:
+    equal parameters after."""
+    for _ in range(steps):
+        for pa, pb in zip(a, b):
+            g = rng.standard_normal(pa.shape).astype(np.float32)
+            pa.grad, pb.grad = g, g.copy()
+        oa.step()
+        ob._plans = None
+        ob.step()
+    for pa, pb in zip(a, b):
+        np.testing.assert_array_equal(pa.data, pb.data)
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.0, 0.5), (0.5, 0.0), (-0.0, 0.99), (0.999999, 0.1)])
+@pytest.mark.parametrize("lr", [1e-3, 1, 0.7])
+def test_c_step_scalars_equal_python_arithmetic(lr, betas):
+    # the repeated step's scalars come from C (csrc/adam.c): bit for bit what Python's float ** int gives
+    from fastopt import _kernels as K
+    from fastopt.optim.adam import SPEC
+    opts = dict(SPEC.defaults, lr=lr, betas=betas)
+    kernel, hyper = SPEC.table_kernel, SPEC.hyper(opts)
+    b1, b2 = float(betas[0]), float(betas[1])
+    for t in [1, 2, 3, 10, 999, 10**6, 2**40]:
+        want = (float(lr) / (1 - b1 ** t), (1 - b2 ** t) ** 0.5)
+        got = kernel.step_scalars(hyper, t)
+        assert [x.hex() for x in got] == [x.hex() for x in want], t
+    assert K.KERNELS["adam"].has_step_scalars and not K.KERNELS["sgd"].has_step_scalars
+    with pytest.raises(RuntimeError):
+        K.KERNELS["sgd"].step_scalars(K.KERNELS["sgd"].pack(dict.fromkeys(K.KERNELS["sgd"].fields, 0)), 1)
+    with pytest.raises(ValueError):
+        kernel.step_scalars(hyper[:-1], 1)
+    with pytest.raises(ValueError):
+        kernel.step_scalars(hyper, -1)
+
+
+def test_tensors_with_different_step_counts_take_the_per_tensor_scalars(rng):
+    a, b = _mlp(rng), None
+    b = [fo.Parameter(p.data.copy()) for p in a]
+    oa, ob = fo.Adam(a, lr=1e-2), fo.Adam(b, lr=1e-2)
+    for o, ps in ((oa, a), (ob, b)):
+        for p in ps:
+            p.grad = np.ones(p.shape, np.float32)
+        o.step()
+        o.step()
+        o.state[ps[1]]["step"] = 7  # an int, as the plan expects: the fast path keeps running
+    _fast_equals_full(oa, ob, a, b, rng, 4)
+    assert oa.state[a[1]]["step"] == 11 and oa.state[a[0]]["step"] == 6
+
+
+def test_step_hooks_run_on_the_repeated_step(rng):
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    seen = []
+    h = opt.register_step_pre_hook(lambda o, args, kw: seen.append("pre"))
+    g = opt.register_step_post_hook(lambda o, args, kw: seen.append("post"))
+    before = opt.state[ps[0]]["step"]
+    opt.step()
+    assert seen == ["pre", "post"] and opt.state[ps[0]]["step"] == before + 1
+    h.remove()
+    g.remove()
+    opt.step()
+    assert seen == ["pre", "post"] and opt.state[ps[0]]["step"] == before + 2
+
+
+def test_several_groups_repeat_in_one_call_and_match_the_full_path(rng):
+    def build(ps):
+        return fo.Adam([{"params": ps[:2]}, {"params": ps[2:], "lr": 1e-2, "amsgrad": True}])
+    a = _mlp(rng)
+    b = [fo.Parameter(p.data.copy()) for p in a]
+    oa, ob = build(a), build(b)
+    _fast_equals_full(oa, ob, a, b, rng, 6)
+    assert len(oa._plans) == 2
+
+
+def test_optimizer_lock_is_reentrant_and_exclusive():
+    import threading
+    from fastopt import _kernels as K
+    lock = K.OptimizerLock()
+    assert lock.acquire() and lock.acquire()  # the same thread again
+    got = []
+    t = threading.Thread(target=lambda: got.append((lock.acquire(blocking=False), lock.acquire(timeout=0.01))))
+    t.start()
+    t.join()
+    assert got == [(False, False)]
+    lock.release()
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    t = threading.Thread(target=lambda: got.append(lock.acquire(timeout=1.0)))
+    t.start()
+    t.join()
+    assert got[-1] is True
+    with pytest.raises(RuntimeError):  # held by the other (finished) thread, not this one
+        lock.release()
+    with pytest.raises(ValueError):
+        lock.acquire(blocking=False, timeout=1.0)
+    with K.OptimizerLock() as held:
+        assert held is True

@@ -1,7 +1,7 @@
 """Adam and AdamW (torch.optim.Adam, torch.optim.AdamW)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -14,12 +14,6 @@ from .._spec import Buffer, Option, Spec, flag
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
 
-def _at_step(options: Mapping[str, Any]) -> Callable[[int], tuple[float, float]]:
-    """Per tensor at step t: step_size = lr / (1 - beta1^t) and sqrt(1 - beta2^t), in double as torch computes them."""
-    lr, beta1, beta2 = float(options["lr"]), float(options["betas"][0]), float(options["betas"][1])
-    return lambda t: (lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5)
-
-
 SPEC = Spec(
     "adam",
     options=(Option("lr", 1e-3, V.lr, "lr"),
@@ -29,7 +23,7 @@ SPEC = Spec(
              flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")),
     check_order=("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"),
     buffers=(Buffer("exp_avg"), Buffer("exp_avg_sq"), Buffer("max_exp_avg_sq", when=lambda o: o["amsgrad"])),
-    at_step=_at_step,
+    kernel_scalars=True,  # per tensor at step t: lr / (1 - beta1^t) and sqrt(1 - beta2^t) (csrc/adam.c)
 )
 
 
