@@ -313,6 +313,9 @@ ERROR_CASES += [
     ("ScheduleFreeAdamW", dict(weight_lr_power=float("inf")), ValueError, "Invalid weight_lr_power value"),
 ]
 TORCH_NAMES.update({"ScheduleFreeSGD": None, "ScheduleFreeAdamW": None})
+# Optimizers whose schedule advances once per group and step (as upstream: also for a parameter without a gradient),
+# not per parameter: the per-parameter reference follows them only while every parameter of the group steps.
+GROUP_SCHEDULED = {"ScheduleFreeSGD", "ScheduleFreeAdamW"}
 
 # ---- Beyond torch.optim: Prodigy (prodigyopt 1.1.x). Its d estimate couples all parameters and every group must
 # share the lr, so the per-parameter registry above cannot run it: tests/test_prodigy.py runs these rows through

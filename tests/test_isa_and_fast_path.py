@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from cases import CASES, case_id, make
+from cases import CASES, GROUP_SCHEDULED, case_id, make
 from helpers import assert_close, rejected
 from reference import REFERENCES
 
@@ -151,6 +151,7 @@ class _Run:
         groups = ([{"params": self.params[:2]}, {"params": self.params[2:]}] if two_groups
                   else [{"params": self.params}])
         self.opt = make(self.name, groups, **self.kw)
+        self.followed = True  # the per-parameter reference still follows the optimizer
 
     def grads(self):
         return [self.rng.standard_normal(p.data.shape).astype(self.dtype) for p in self.params]
@@ -166,7 +167,11 @@ class _Run:
         for r, g, st in zip(self.ref, grads, self.states):
             if g is not None:
                 REFERENCES[self.name](r, np.array(g), st, **self.kw)
+        if self.name in GROUP_SCHEDULED and any(g is None for g in grads):
+            self.followed = False  # the group's schedule advanced for the skipped param too: no per-param reference
         for j, (p, r) in enumerate(zip(self.params, self.ref)):
+            if not self.followed:
+                break
             assert_close(p.data, r, self.dtype, f"{case_id((self.name, self.kw))} param {j}")
         return self.opt._fast_steps - before
 

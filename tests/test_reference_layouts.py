@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from cases import CASES, case_id, make
+from cases import CASES, GROUP_SCHEDULED, case_id, make
 from helpers import assert_close, num_threads, requires_openmp
 from reference import REFERENCES
 
@@ -99,6 +99,9 @@ def test_several_work_items_and_a_ragged_tail_on_1_and_2_threads(case, dtype):
 def test_step_counts_diverging_inside_a_group(case, dtype, rng):
     """One group: A steps every time, B gets its first gradient at step 5, C skips every third step, D (0-d) only
     every other step; each keeps its own step count, as in torch, and the kernel gets per-tensor scalars."""
+    if case[0] in GROUP_SCHEDULED:
+        pytest.skip(f"{case[0]}'s schedule is per group (upstream's too): skipped parameters are covered against "
+                    "the reference package in tests/test_parity_beyond.py")
     arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (33,), (4, 5), ()]]
     run = Lockstep(case, arrays)
     for k in range(1, 13):

@@ -170,8 +170,7 @@ class _ScheduleFree(FusedOptimizer):
     def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
         keys = tuple(k for k in group if k not in NOT_OPTIONS and k not in self._PER_STEP)
         self._planned.append((group, table))
-        return K.StepPlan(table, self._spec.table_kernel, hyper, group["params"], keys,
-                          tuple(group[k] for k in keys), False, None, None)
+        return K.StepPlan(table, self._spec.table_kernel, hyper, group, self.state, keys, False, None, None)
 
     def _run_launches(self, launches: list) -> None:
         self._planned = []
