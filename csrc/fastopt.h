@@ -115,6 +115,12 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 /* The same-traffic probe (the benchmark's memory ceiling): reads 1 (IN), and every written buffer b (0, then
  * n_state of 2..4) becomes b + scale * g, exactly an optimizer's traffic (fastopt.bench) */
 #define FO_PROBE_FIELDS(D, I, S) I(S, n_state) D(S, scale)
+/* Adam / AdamW on float32 params with compressed moments (lowp.c): state_kind FO_LOWP_BF16: 2 exp_avg, 3 exp_avg_sq
+ * (uint16 bfloat16 bits); FO_LOWP_Q8: 2 state1, 3 state2 (uint8 codes), 4 absmax1, 5 absmax2 (float32, one per
+ * FO_QBLOCK block), 6 qmap1, 7 qmap2 (float32[256] IN), 8 qlev1, 9 qlev2 (float32[256]: the maps' rounding thresholds, level by level, IN);
+ * scalars as Adam's */
+#define FO_ADAM_LOWP_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, maximize) I(S, decoupled_weight_decay) I(S, state_kind)
 
 #define FO_KERNELS(X)                                   \
     X(sgd, FO_SGD_FIELDS, 3, 1)                         \
@@ -132,7 +138,8 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(muon_apply, FO_MUON_APPLY_FIELDS, 2, 1)           \
     X(sparse_adam, FO_SPARSE_ADAM_FIELDS, 4, 1)         \
     X(average, FO_AVERAGE_FIELDS, 2, 0)                 \
-    X(probe, FO_PROBE_FIELDS, 5, 0)
+    X(probe, FO_PROBE_FIELDS, 5, 0)                     \
+    X(adam_lowp, FO_ADAM_LOWP_FIELDS, 10, 2)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
 
@@ -232,6 +239,15 @@ int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double 
 int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
                            int n_threads);
 
+/* ---- Compressed optimizer state (lowp.c) ----
+ * Blockwise 8-bit quantization: blocks of FO_QBLOCK elements (a divisor of FO_CHUNK), one float32 absmax per
+ * block, 256 sorted codes. */
+enum { FO_LOWP_F32 = 0, FO_LOWP_BF16 = 1, FO_LOWP_Q8 = 2 };
+#define FO_QBLOCK 256
+/* fo_q8_quantize's `levels`: the map's 255 rounding thresholds stored level by level for the binary search
+ * (fastopt/_lowp.py code_levels; 256 floats) */
+int fo_q8_quantize(const float *x, int64_t n, const float *levels, uint8_t *q, float *absmax);
+int fo_q8_dequantize(const uint8_t *q, int64_t n, const float *code, const float *absmax, float *x);
 
 #ifdef __cplusplus
 }

@@ -139,6 +139,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
 
     _spec: Spec
     _n_scalars: int = 0  # from the spec (the C table); _buffers too (StateMixin)
+    _lowp: Any = None  # a fastopt._lowp.Compressed when the optimizer keeps compressed state (it runs the step)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -175,6 +176,8 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         if closure is None and plans is not None and len(plans) == 1 and len(self.param_groups) == 1:
             if plans[0].step(self.param_groups[0], self.state):  # the repeated step: one call
                 return None
+        if self._lowp is not None:  # compressed state: its own step path (fastopt/_lowp.py)
+            return self._lowp.step(self, closure)
         loss = None
         if closure is not None:
             loss = closure()
