@@ -21,7 +21,7 @@
 typedef union { float f; uint32_t u; } fo_bits32;
 /* A tile of decoded moments, read as floats by the update and as bits by the encoders (union type punning, so the
  * loops stay plain vector loads instead of per-element moves through general registers). */
-typedef union { float f[FO_QBLOCK]; uint32_t u[FO_QBLOCK]; } fo_tile;
+typedef union { float f[FO_QBLOCK]; uint32_t u[FO_QBLOCK]; } __attribute__((aligned(64))) fo_tile;
 
 /* float32 bits -> bfloat16 bits, nearest-even; a NaN stays a quiet NaN with its sign and top payload bits. */
 FO_INLINE uint16_t fo_bits_to_bf16(uint32_t u)
@@ -200,9 +200,9 @@ FO_INLINE fo_adam_f32c fo_adam_consts(const fo_adam_lowp_hyper *h, const double 
     } while (0)
 
 /* Adam over one tile of n <= FO_QBLOCK elements whose moments have been decoded into m, v (updated in place). */
-FO_INLINE void fo_adam_tile(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
-                            float *FO_RESTRICT m, float *FO_RESTRICT v, const int64_t n,
-                            const int maximize, const int l2, const int small_w)
+FO_INLINE void fo_adam_run(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
+                           float *FO_RESTRICT m, float *FO_RESTRICT v, const int64_t n,
+                           const int maximize, const int l2, const int small_w)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
@@ -210,6 +210,18 @@ FO_INLINE void fo_adam_tile(const fo_adam_f32c c, float *FO_RESTRICT p, const fl
         FO_ADAM_ELEMENT(c, p[i], g[i], m[i], v[i], m[i], v[i], pi);
         p[i] = pi;
     }
+}
+
+/* The elements before p's first 64-byte boundary first (fo_align_head), so the vector stores to p never split a
+ * cache line; each element is computed the same way on either side. */
+FO_INLINE void fo_adam_tile(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
+                            float *FO_RESTRICT m, float *FO_RESTRICT v, const int64_t n,
+                            const int maximize, const int l2, const int small_w)
+{
+    const int64_t head = fo_align_head(p, n, (int64_t)sizeof(float));
+    if (head > 0)
+        fo_adam_run(c, p, g, m, v, head, maximize, l2, small_w);
+    fo_adam_run(c, p + head, g + head, m + head, v + head, n - head, maximize, l2, small_w);
 }
 
 /* Each tile: decode, update, encode — three simple loops over a tile in L1, each vectorised on its own (a single
