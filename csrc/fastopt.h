@@ -153,6 +153,13 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(lars, FO_LARS_FIELDS, 3, 1)                       \
     X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)
 
+/* Adam / AdamW on float32 params with compressed moments (lowp.c): state_kind FO_LOWP_BF16: 2 exp_avg, 3 exp_avg_sq
+ * (uint16 bfloat16 bits); FO_LOWP_Q8: 2 state1, 3 state2 (uint8 codes), 4 absmax1, 5 absmax2 (float32, one per
+ * FO_QBLOCK block), 6 qmap1, 7 qmap2 (float32[256] IN), 8 qlev1, 9 qlev2 (float32[256]: the maps' rounding thresholds, level by level, IN);
+ * scalars as Adam's */
+#define FO_ADAM_LOWP_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, maximize) I(S, decoupled_weight_decay) I(S, state_kind)
+
 #define FO_KERNELS(X)                                   \
     X(sgd, FO_SGD_FIELDS, 3, 1)                         \
     X(adam, FO_ADAM_FIELDS, 5, 2)                       \
@@ -173,6 +180,7 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(sf_sgd, FO_SF_SGD_FIELDS, 3, 3)                   \
     X(sf_adamw, FO_SF_ADAMW_FIELDS, 4, 4)               \
     X(prodigy, FO_PRODIGY_FIELDS, 6, 7)                 \
+    X(adam_lowp, FO_ADAM_LOWP_FIELDS, 10, 2)            \
     FO_KERNELS_BEYOND_MORE(X)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
@@ -290,6 +298,15 @@ int fo_adafactor_apply_f32(float *param, const float *update, int64_t n, double 
 int fo_adafactor_apply_f64(double *param, const double *update, int64_t n, double decay, double step,
                            int n_threads);
 
+/* ---- Compressed optimizer state (lowp.c) ----
+ * Blockwise 8-bit quantization: blocks of FO_QBLOCK elements (a divisor of FO_CHUNK), one float32 absmax per
+ * block, 256 sorted codes. */
+enum { FO_LOWP_F32 = 0, FO_LOWP_BF16 = 1, FO_LOWP_Q8 = 2 };
+#define FO_QBLOCK 256
+/* fo_q8_quantize's `levels`: the map's 255 rounding thresholds stored level by level for the binary search
+ * (fastopt/_lowp.py code_levels; 256 floats) */
+int fo_q8_quantize(const float *x, int64_t n, const float *levels, uint8_t *q, float *absmax);
+int fo_q8_dequantize(const uint8_t *q, int64_t n, const float *code, const float *absmax, float *x);
 
 /* ---- Group reductions (reduce_table.c, fo_group_reduce.h): sums over every tensor of a kernel's list ----------------
  *

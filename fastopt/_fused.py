@@ -139,6 +139,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
 
     _spec: Spec
     _n_scalars: int = 0  # from the spec (the C table); _buffers too (StateMixin)
+    _lowp: Any = None  # a fastopt._lowp.Compressed when the optimizer keeps compressed state (it runs the step)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -176,6 +177,8 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         r"""The full step (``step`` when the repeated step's plans do not hold): run the closure, then the plans if
         they hold now, else validate every group, create missing state and run each group's kernel; new plans are
         made for the next step. Runs under the lock, with the step hooks (``_wrap_step``)."""
+        if self._lowp is not None:  # compressed state: its own step path (fastopt/_lowp.py), under the same lock
+            return self._lowp.step(self, closure)
         loss = None
         if closure is not None:
             loss = closure()

@@ -252,6 +252,10 @@ cdef class TensorTable:
         names: name of each buffer position, for messages.
         readonly: positions that the kernel only reads (the gradient); every other array must be writeable.
         n_scalars: per-tensor float64 values the kernel reads (``self.scalars``, shape (n_tensors, n_scalars)).
+        dtypes: optional, per position: the dtype its arrays must have (None: the parameter's, the default for
+            every position). Mixed-dtype tables are the low-precision kernels' (uint8 codes, uint16 bfloat16 bits).
+        lengths: optional, per position: 0 (the default) for the parameter's element count, ``-B`` for one element
+            per block of B (ceil(size / B): a per-block absmax), ``k > 0`` for exactly k elements (a code map).
     """
     cdef fo_tensor_list lst
     cdef void **bufs
@@ -264,12 +268,15 @@ cdef class TensorTable:
     cdef tuple _names
     cdef tuple _readonly
     cdef uint32_t _ro_mask  # bit k: position k is read-only
+    cdef tuple _dtypes
+    cdef tuple _lengths
     cdef readonly object scalars
     cdef readonly int type_num
     cdef readonly int64_t n_tensors
     cdef readonly int64_t total
 
-    def __cinit__(self, list rows, tuple names, tuple readonly, int n_scalars):
+    def __cinit__(self, list rows, tuple names, tuple readonly, int n_scalars, tuple dtypes=None,
+                  tuple lengths=None):
         cdef int64_t n = len(rows), nb = len(names), i, k, w
         cdef cnp.ndarray a
         self.bufs = NULL
@@ -285,6 +292,10 @@ cdef class TensorTable:
         for k in range(nb):
             if readonly[k]:
                 self._ro_mask |= (<uint32_t>1) << k
+        if (dtypes is not None and len(dtypes) != nb) or (lengths is not None and len(lengths) != nb):
+            raise ValueError(f"got {nb} buffer names but dtypes/lengths of another length")
+        self._dtypes = tuple(None if d is None else np.dtype(d).num for d in dtypes) if dtypes is not None else None
+        self._lengths = tuple(int(x) for x in lengths) if lengths is not None else None
         self._rows = [list(r) for r in rows]  # our own lists: what keeps the arrays alive cannot change under us
         rows = self._rows
         self._names = names
@@ -354,15 +365,25 @@ cdef class TensorTable:
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"{where} must be a numpy.ndarray, got {type(arr).__name__}")
         a = <cnp.ndarray>arr
-        if cnp.PyArray_TYPE(a) != self.type_num:
-            raise TypeError(f"{where} has dtype {a.dtype}, expected {np.dtype(self.type_num)}")
-        if cnp.PyArray_SIZE(a) != self.sizes[i]:
-            raise ValueError(f"{where} has {a.size} elements, expected {self.sizes[i]}")
+        cdef int want_type = self.type_num
+        cdef int64_t want_size = self.sizes[i], rule = 0
+        if self._dtypes is not None and self._dtypes[k] is not None:
+            want_type = self._dtypes[k]
+        if self._lengths is not None:
+            rule = self._lengths[k]
+            if rule < 0:
+                want_size = (self.sizes[i] + (-rule) - 1) // (-rule)
+            elif rule > 0:
+                want_size = rule
+        if cnp.PyArray_TYPE(a) != want_type:
+            raise TypeError(f"{where} has dtype {a.dtype}, expected {np.dtype(want_type)}")
+        if cnp.PyArray_SIZE(a) != want_size:
+            raise ValueError(f"{where} has {a.size} elements, expected {want_size}")
         if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
             raise ValueError(f"{where} must be C-contiguous and aligned")
         if not self._readonly[k] and not cnp.PyArray_ISWRITEABLE(a):
             raise ValueError(f"{where} is read-only")
-        if self.sizes[i] == 0:
+        if want_size == 0:
             return <void *>1  # never dereferenced: the kernel skips empty tensors
         return cnp.PyArray_DATA(a)
 
@@ -1146,5 +1167,6 @@ def isa() -> str:
 include "_lbfgs.pxi"
 include "_clip.pxi"
 include "_adafactor.pxi"
+include "_lowp.pxi"
 
 include "_reduce.pxi"

@@ -53,7 +53,7 @@ import numpy as np
 
 from .parameter import Parameter
 
-__all__ = ["save", "load", "CheckpointError"]
+__all__ = ["save", "load", "CheckpointError", "convert_state"]
 
 _FORMAT = "fastopt-checkpoint"
 _VERSION = 1
@@ -344,3 +344,39 @@ def load(f: PathOrFile) -> Any:
     if len(decoder.used) != n:
         raise CheckpointError(f"{name}: corrupted structure entry (unreferenced arrays)")
     return obj
+
+
+def convert_state(state_dict: dict, state_dtype: str) -> dict:
+    """An Adam / AdamW ``state_dict()`` with its moments converted to another ``state_dtype``.
+
+    ``"float32"`` gives torch's layout (``exp_avg``, ``exp_avg_sq`` as float32 arrays; the compressed moments
+    decoded exactly, so this direction loses nothing); ``"bfloat16"`` rounds them to bfloat16 bits (nearest-even)
+    and ``"int8"`` quantizes them blockwise (bitsandbytes' keys; tensors under 4096 elements stay float32), each
+    with a ``UserWarning`` because the rounding cannot be undone. ``param_groups`` and ``step`` are kept. Load the
+    result into an optimizer constructed with the same ``state_dtype``.
+
+    Example::
+
+        torch_layout = fastopt.io.convert_state(opt8.state_dict(), "float32")
+        fp32_opt.load_state_dict(torch_layout)
+    """
+    from . import _lowp
+
+    _lowp.check_state_dtype(state_dtype)
+    if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
+        raise ValueError("state_dict must be a dict with a 'state' dict (an optimizer's state_dict())")
+    lossy = False
+    state = {}
+    for key, st in state_dict["state"].items():
+        if not isinstance(st, dict):
+            raise TypeError(f"state[{key!r}] must be a dict, got {type(st).__name__}")
+        try:
+            state[key], lost = _lowp.convert_param_state(st, state_dtype)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"state[{key!r}]: {e}") from None
+        lossy = lossy or lost
+    if lossy:
+        _lowp.warn_lossy(f"converting optimizer state to state_dtype={state_dtype!r}")
+    out = {k: v for k, v in state_dict.items() if k != "state"}
+    out["state"] = state
+    return out

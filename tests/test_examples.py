@@ -39,6 +39,8 @@ CASES = {
                          else "needs scikit-learn and mpi4py"),
     "autograd_tree.py": (r"final loss \S+ \(first epoch \S+\): decreased", "autograd_tree.png",
                          None if importlib.util.find_spec("autograd") else "autograd is not installed"),
+    "precision_modes.py": (r"largest difference from float32: \d+\.\d\d accuracy points", None,
+                           None if importlib.util.find_spec("sklearn") else "scikit-learn is not installed"),
 }
 
 

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--core", action="store_true",
                     help="instead: issue 10's rows (small-step cost, per-tensor overhead, bandwidth at 2e7; "
                          "OUT/RESULTS_core.md)")
+    ap.add_argument("--precision", action="store_true",
+                    help="instead: issue 14's rows (Adam with bfloat16 / int8 state vs float32 state at 2e7, "
+                         "bitsandbytes 8-bit Adam, state bytes per parameter; OUT/RESULTS_precision.md)")
     return ap
 
 
@@ -95,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.core:
         from .core import run_core, write_core
         path = write_core(args.out, run_core(args.quick, args.rounds, batch if args.batch_ms else None), command)
+        print(f"fastopt bench: wrote {path}", file=sys.stderr)
+        return 0
+    if args.precision:
+        from .precision import run_precision, write_precision
+        path = write_precision(out, run_precision(args.quick, args.rounds, batch if args.batch_ms else None), command)
         print(f"fastopt bench: wrote {path}", file=sys.stderr)
         return 0
     if args.special:

@@ -10,6 +10,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
+from .. import _lowp
 
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
@@ -69,6 +70,14 @@ def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
          beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled_weight_decay=True)
 
 
+def _set_state_dtype(opt: FusedOptimizer, state_dtype: str) -> None:
+    """The optimizer-wide ``state_dtype`` (checked first): "float32" keeps the float32 kernel; "bfloat16" and
+    "int8" hand every step to the compressed-state path (fastopt/_lowp.py)."""
+    _lowp.check_state_dtype(state_dtype)
+    opt.state_dtype = state_dtype
+    opt._lowp = None if state_dtype == "float32" else _lowp.Compressed(state_dtype)
+
+
 class Adam(FusedOptimizer):
     r"""Adam (Kingma & Ba, 2015), in torch's order of operations (``torch.optim.Adam``).
 
@@ -92,6 +101,11 @@ class Adam(FusedOptimizer):
         amsgrad (bool, optional): use the AMSGrad maximum of second moments (default: False).
         maximize (bool, optional): maximize the objective (default: False).
         decoupled_weight_decay (bool, optional): decay the weights directly, as AdamW (default: False).
+        state_dtype (str, optional): how the moments are stored, for the whole optimizer (default: "float32").
+            "bfloat16": bfloat16 bits (uint16 arrays), rounded to nearest-even; "int8": bitsandbytes' blockwise
+            8-bit codes (state keys ``state1``, ``state2``, ``absmax1``, ``absmax2``, ``qmap1``, ``qmap2``;
+            tensors under 4096 elements keep float32 moments). Both compute in float32, need float32 parameters
+            and no amsgrad; see ``fastopt._lowp`` and the README's "Memory and precision".
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
 
@@ -113,8 +127,20 @@ class Adam(FusedOptimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False) -> None:
+                 decoupled_weight_decay: bool = False, state_dtype: str = "float32") -> None:
+        _set_state_dtype(self, state_dtype)
         super().__init__(params, self._spec.options_from(locals()))
+
+    # -- compressed state (state_dtype, fastopt/_lowp.py) --
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if self._lowp is not None:
+            return self._lowp.load_param_state(pstate, p, gi, j)
+        kind = _lowp.state_kind(pstate)
+        if kind in ("int8", "bfloat16"):
+            raise ValueError(f"{V.where(gi, j)}: the saved state was made with state_dtype={kind!r}, this optimizer "
+                             "keeps float32 state: construct it with that state_dtype, or convert the state with "
+                             "fastopt.io.convert_state(state_dict, 'float32')")
+        return super()._load_param_state(pstate, group, p, gi, j)
 
 
 class AdamW(Adam):
@@ -131,6 +157,7 @@ class AdamW(Adam):
         weight_decay (float, optional): decoupled weight decay :math:`\lambda` (default: 1e-2).
         amsgrad (bool, optional): use AMSGrad (default: False).
         maximize (bool, optional): maximize the objective (default: False).
+        state_dtype (str, optional): "float32", "bfloat16" or "int8" moments, as :class:`Adam` (default: "float32").
 
     References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
 
@@ -142,5 +169,6 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, state_dtype: str = "float32") -> None:
+        _set_state_dtype(self, state_dtype)
         FusedOptimizer.__init__(self, params, self._spec.options_from(locals()))

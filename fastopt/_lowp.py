@@ -1,0 +1,415 @@
+"""Compressed optimizer state for float32 parameters: ``state_dtype="bfloat16"`` and ``state_dtype="int8"``.
+
+An optimizer built with a compressed ``state_dtype`` keeps its moments in fewer bytes and runs one fused C pass
+per tensor (csrc/lowp.c): the moments are decoded, updated in float32 in torch's order (exactly the float32
+kernel's arithmetic) and encoded again in registers; no float32 copy of the state is ever made.
+
+- ``"bfloat16"``: ``exp_avg`` and ``exp_avg_sq`` hold bfloat16 bit patterns (``uint16`` arrays of the parameter's
+  shape; ``arr.view(ml_dtypes.bfloat16)`` or ``fastopt.io.dequantize_state`` reads them), rounded to nearest-even.
+- ``"int8"``: bitsandbytes' blockwise 8-bit scheme and state keys: ``state1``/``state2`` (``uint8`` codes of the
+  parameter's shape), ``absmax1``/``absmax2`` (one float32 per block of 256 elements of the flattened tensor,
+  recomputed from the updated moments every step) and ``qmap1``/``qmap2`` (the 256 sorted codes: bitsandbytes'
+  signed dynamic map for the first moment, the unsigned one for the second). Each element takes the nearest
+  code of ``moment / absmax`` (ties to the lower code). Tensors under 4096 elements keep float32 ``exp_avg`` and
+  ``exp_avg_sq`` (bitsandbytes' ``min_8bit_size``). The nearest code is found by an exact branchless binary
+  search over the 255 thresholds between neighbouring codes (8 comparisons per element; on AVX-512 the tables are
+  held in registers), never by scanning the codes.
+
+NaN and Inf gradients propagate as in torch (the block's absmax becomes NaN, so its moments decode to NaN);
+bitsandbytes instead zeroes that element's moments and skips its update.
+
+The step validates every group, parameter, gradient and state array before anything is written (a rejected step
+leaves every byte as it was), then creates missing state, advances step counts and runs the kernels.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as K
+from . import _validate as V
+from ._memory import copy_aligned, zeros_like_aligned
+
+__all__ = ["STATE_DTYPES", "BLOCK", "MIN_8BIT_SIZE", "dynamic_map", "code_levels", "check_state_dtype",
+           "Compressed", "quantize", "dequantize"]
+
+STATE_DTYPES = ("float32", "bfloat16", "int8")
+BLOCK = int(K.Q8_BLOCK)          # elements per absmax block (bitsandbytes' blocksize since v0.44)
+MIN_8BIT_SIZE = 4096             # smaller tensors keep float32 moments (bitsandbytes' min_8bit_size)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The code maps and their nearest-code tables
+# ---------------------------------------------------------------------------------------------------------------
+def _torch_linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
+    """torch.linspace(start, end, steps) in float32 as torch's CPU kernel evaluates it (the map is built with it):
+    step = (end - start) / (steps - 1) in float32; the lower half start + step * i, the upper half
+    end - step * (steps - 1 - i), each rounded once (an fma: step * i is exact in double)."""
+    f32, f64 = np.float32, np.float64
+    step = (f32(end) - f32(start)) / f32(steps - 1)
+    i = np.arange(steps, dtype=np.float64)
+    lower = (f64(f32(start)) + f64(step) * i).astype(f32)
+    upper = (f64(f32(end)) - f64(step) * (steps - 1 - i)).astype(f32)
+    return np.where(np.arange(steps) < steps // 2, lower, upper)
+
+
+def dynamic_map(signed: bool) -> np.ndarray:
+    """bitsandbytes' ``create_dynamic_map(signed)`` (8 bits, 7 exponent bits): 256 sorted float32 codes. Decade
+    d = 0..6 holds 10^(d-6) times the midpoints of linspace(0.1, 1, n + 1), n = 2^d (signed: and their negatives)
+    or 2^(d+1) (unsigned); then 0 and 1."""
+    codes: list[np.ndarray] = []
+    for d in range(7):
+        n = 2 ** d if signed else 2 ** (d + 1)
+        edges = _torch_linspace_f32(0.1, 1.0, n + 1)
+        mids = (edges[:-1] + edges[1:]) / np.float32(2)
+        level = np.float32(10.0 ** (d - 6)) * mids
+        codes.append(level)
+        if signed:
+            codes.append(-level)
+    codes.append(np.array([0.0, 1.0], np.float32))
+    out = np.sort(np.concatenate(codes).astype(np.float32))
+    if out.size != 256:
+        raise RuntimeError(f"dynamic map has {out.size} codes")
+    return out
+
+
+def _order_key(x: np.ndarray) -> np.ndarray:
+    """float32 -> uint32 keys in the floats' order (negative floats reversed below the positive ones)."""
+    u = np.asarray(x, np.float32).view(np.uint32)
+    return np.where(u >> 31, ~u, u | np.uint32(0x80000000)).astype(np.uint32)
+
+
+def _from_key(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, np.uint32)
+    return np.where(k >> 31, k & np.uint32(0x7FFFFFFF), ~k).astype(np.uint32).view(np.float32)
+
+
+def _thresholds(code: np.ndarray) -> np.ndarray:
+    """For each code c < 255: the smallest float32 x that is nearer to code[c + 1] than to code[c] by the rounding
+    rule (code[c + 1] - x < x - code[c] in float32, ties to the lower); NaN for the last code. The rule is
+    monotone in x, so ``c + (x >= threshold[c])`` is the nearest of the two for every x."""
+    lo, hi = code[:-1], code[1:]
+    a, b = _order_key(lo), _order_key(hi)          # rule false at lo, true at hi
+    with np.errstate(invalid="ignore", over="ignore"):
+        for _ in range(33):
+            mid = (a.astype(np.uint64) + (b.astype(np.uint64) - a.astype(np.uint64)) // 2).astype(np.uint32)
+            x = _from_key(mid)
+            up = (hi - x) < (x - lo)
+            b = np.where(up, mid, b)
+            a = np.where(up, a, mid)
+    return np.append(_from_key(b), np.float32(np.nan)).astype(np.float32)
+
+
+def code_levels(code: np.ndarray) -> np.ndarray:
+    """The kernel's rounding table for the sorted map ``code`` (csrc/lowp.c ``fo_q8_nearest``): the 255 thresholds
+    between neighbouring codes stored level by level for an 8-step binary search: level k (k = 0..7) holds, at
+    offset 2^k - 1, the thresholds 2^(8-k) * i + 2^(7-k) - 1 for i < 2^k; 256 float32 in all (the last is padding)."""
+    t = _thresholds(code)
+    out = np.zeros(256, np.float32)
+    for k in range(8):
+        i = np.arange(2 ** k)
+        out[2 ** k - 1 + i] = t[(i << (8 - k)) + (128 >> k) - 1]
+    out[255] = np.nan
+    return out
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+QMAP1 = _frozen(dynamic_map(True))
+QMAP2 = _frozen(dynamic_map(False))
+QLEV1 = _frozen(code_levels(QMAP1))
+QLEV2 = _frozen(code_levels(QMAP2))
+ZERO1 = int(np.searchsorted(QMAP1, 0.0))   # the signed map's code of 0
+
+
+def quantize(x: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """float32 array -> (uint8 codes of its shape, float32 absmax per block): the kernel's own quantizer."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    q = np.empty(x.shape, np.uint8)
+    absmax = np.empty(-(-x.size // BLOCK), np.float32)
+    K.q8_quantize(x, QLEV1 if signed else QLEV2, q, absmax)
+    return q, absmax
+
+
+def dequantize(q: np.ndarray, absmax: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """``code[q] * absmax[block]`` as float32, of ``q``'s shape."""
+    out = np.empty(q.shape, np.float32)
+    K.q8_dequantize(np.ascontiguousarray(q, np.uint8), np.ascontiguousarray(code, np.float32),
+                    np.ascontiguousarray(absmax, np.float32), out)
+    return out
+
+
+def check_state_dtype(value: Any) -> str:
+    if not isinstance(value, str) or value not in STATE_DTYPES:
+        raise ValueError(f"Invalid state_dtype value: {value!r} (expected one of {', '.join(STATE_DTYPES)})")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The step path of an optimizer with compressed state
+# ---------------------------------------------------------------------------------------------------------------
+_F32, _U8, _U16 = np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16)
+Q8_KEYS = ("state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2")
+_LOWP_NAMES = ("param", "grad", "state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2", "qlev1", "qlev2")
+_LOWP_READONLY = (False, True, False, False, False, False, True, True, True, True)
+_LOWP_DTYPES = (None, None, _U8, _U8, _F32, _F32, _F32, _F32, _F32, _F32)
+_LOWP_LENGTHS = (0, 0, 0, 0, -BLOCK, -BLOCK, 256, 256, 256, 256)
+_BF16_DTYPES = (None, None, _U16, _U16)
+
+
+class Compressed:
+    """The compressed-state mode of one optimizer (Adam / AdamW): its state layout per parameter, the checks of
+    live and loaded state, and the step (``FusedOptimizer.step`` hands over to ``step`` when the mode is set)."""
+
+    def __init__(self, state_dtype: str) -> None:
+        self.state_dtype = check_state_dtype(state_dtype)
+        self.kind = int(K.LOWP_BF16 if state_dtype == "bfloat16" else K.LOWP_Q8)
+
+    @property
+    def kernel(self) -> K.Kernel:
+        return K.KERNELS["adam_lowp"]
+
+    # -- layout --------------------------------------------------------------------------------------------------
+    def layout(self, data: np.ndarray) -> str:
+        """'f32' (float32 moments: int8 mode below MIN_8BIT_SIZE), 'bf16' or 'q8' for this parameter."""
+        if self.kind == K.LOWP_BF16:
+            return "bf16"
+        return "q8" if data.size >= MIN_8BIT_SIZE else "f32"
+
+    def expected(self, layout: str, data: np.ndarray) -> dict[str, tuple[np.dtype, tuple[int, ...], bool]]:
+        """State key -> (dtype, shape, written) for a parameter of this layout."""
+        if layout == "f32":
+            return {"exp_avg": (_F32, data.shape, True), "exp_avg_sq": (_F32, data.shape, True)}
+        if layout == "bf16":
+            return {"exp_avg": (_U16, data.shape, True), "exp_avg_sq": (_U16, data.shape, True)}
+        nb = (-(-data.size // BLOCK),)
+        return {"state1": (_U8, data.shape, True), "state2": (_U8, data.shape, True),
+                "absmax1": (_F32, nb, True), "absmax2": (_F32, nb, True),
+                "qmap1": (_F32, (256,), False), "qmap2": (_F32, (256,), False)}
+
+    def _describe(self, layout: str) -> str:
+        if layout == "f32":
+            return f"state_dtype={self.state_dtype!r} keeps float32 moments for tensors under {MIN_8BIT_SIZE} elements"
+        return f"state_dtype={self.state_dtype!r}"
+
+    def check_array(self, value: Any, key: str, want: tuple, gi: int, j: int, layout: str, live: bool) -> None:
+        dtype, shape, written = want
+        place = V.where(gi, j)
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{place}: state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
+        if value.dtype != dtype or value.shape != shape:
+            raise ValueError(f"{place}: state '{key}' is {value.dtype}{list(value.shape)}, expected "
+                             f"{dtype}{list(shape)} ({self._describe(layout)})")
+        if live and written and not value.flags.writeable:
+            raise ValueError(f"{place}: state '{key}' is read-only")
+        if key in ("qmap1", "qmap2"):
+            ref = QMAP1 if key == "qmap1" else QMAP2
+            if not np.array_equal(value.view(np.uint32), ref.view(np.uint32)):
+                raise ValueError(f"{place}: state '{key}' is not bitsandbytes' {'signed' if key == 'qmap1' else 'unsigned'}"
+                                 " dynamic map (the only code map fastopt's 8-bit kernels use)")
+
+    def check_state(self, st: dict, data: np.ndarray, gi: int, j: int, live: bool) -> str:
+        layout = self.layout(data)
+        want = self.expected(layout, data)
+        kind = state_kind(st)
+        fits = {"f32": "float32", "bf16": "bfloat16", "q8": "int8"}[layout]
+        if kind is not None and kind != fits:
+            raise ValueError(f"{V.where(gi, j)}: the state was made with state_dtype={kind!r}, this optimizer keeps "
+                             f"{fits} moments for this parameter ({self._describe(layout)}): construct it with "
+                             f"that state_dtype, or convert the state with fastopt.io.convert_state")
+        keys = set(want) | {"step"}
+        if set(st) != keys:
+            raise ValueError(f"{V.where(gi, j)}: state has keys {sorted(st)}, expected {sorted(keys)} "
+                             f"({self._describe(layout)})")
+        for key, w in want.items():
+            self.check_array(st[key], key, w, gi, j, layout, live)
+        V.step_count(st["step"], gi, j)
+        return layout
+
+    def new_state(self, layout: str, data: np.ndarray) -> dict[str, np.ndarray]:
+        if layout == "f32":
+            return {"exp_avg": zeros_like_aligned(data), "exp_avg_sq": zeros_like_aligned(data)}
+        if layout == "bf16":
+            return {"exp_avg": np.zeros(data.shape, _U16), "exp_avg_sq": np.zeros(data.shape, _U16)}
+        nb = -(-data.size // BLOCK)
+        return {"state1": np.full(data.shape, ZERO1, np.uint8), "state2": np.zeros(data.shape, np.uint8),
+                "absmax1": np.zeros(nb, np.float32), "absmax2": np.zeros(nb, np.float32),
+                "qmap1": QMAP1, "qmap2": QMAP2}
+
+    def load_param_state(self, pstate: Any, p: Any, gi: int, j: int) -> dict:
+        """A saved per-parameter state for this mode, checked against the live parameter and copied (the codes,
+        absmax and maps load bit for bit)."""
+        if not isinstance(pstate, dict):
+            raise TypeError(f"{V.where(gi, j)}: saved state must be a dict, got {type(pstate).__name__}")
+        if not pstate:
+            return {}
+        data = p.data
+        if not isinstance(data, np.ndarray) or data.dtype != _F32:
+            raise TypeError(f"{V.where(gi, j)}: state_dtype={self.state_dtype!r} needs float32 parameters")
+        layout = self.check_state(pstate, data, gi, j, live=False)
+        out: dict[str, Any] = {"step": V.step_count(pstate["step"], gi, j)}
+        for key in self.expected(layout, data):
+            value = pstate[key]
+            if key in ("qmap1", "qmap2"):
+                out[key] = QMAP1 if key == "qmap1" else QMAP2
+            elif layout == "f32":
+                out[key] = copy_aligned(value, data)
+            else:
+                out[key] = np.array(value, order="C", copy=True)
+        return out
+
+    # -- the step --------------------------------------------------------------------------------------------------
+    def hyper(self, group: dict[str, Any]) -> bytes:
+        beta1, beta2 = group["betas"]
+        return self.kernel.pack({"lr": group["lr"], "beta1": beta1, "beta2": beta2, "eps": group["eps"],
+                                 "weight_decay": group["weight_decay"], "maximize": group["maximize"],
+                                 "decoupled_weight_decay": group["decoupled_weight_decay"],
+                                 "state_kind": self.kind})
+
+    def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
+        from ._fused import _Rows  # the driver's row builder (scratch copies of strided params)
+        loss = closure() if closure is not None else None
+        spec = opt._spec
+        work = []
+        arrays: list = []
+        for gi, group, checked in opt._checked_groups():
+            if group["amsgrad"]:
+                raise ValueError(f"param_groups[{gi}]: amsgrad is not supported with "
+                                 f"state_dtype={self.state_dtype!r}")
+            items = []
+            for j, p, data, grad, st in checked:
+                if data.dtype != _F32:
+                    raise TypeError(f"{V.where(gi, j)}: state_dtype={self.state_dtype!r} needs float32 parameters, "
+                                    f"got {data.dtype}")
+                layout = self.check_state(st, data, gi, j, live=True) if st else self.layout(data)
+                place = V.where(gi, j)
+                arrays.append((data, True, place, "data"))
+                arrays.append((grad, False, place, "grad"))
+                if st:
+                    for key, (_, _, written) in self.expected(layout, data).items():
+                        arrays.append((st[key], written, place, f"state '{key}'"))
+                items.append((p, data, grad, st, layout))
+            work.append((group, items))
+        V.no_overlap(arrays)
+        launches = []
+        for group, items in work:
+            plain, packed = _Rows(), _Rows()
+            commits_plain, commits_packed = [], []
+            for p, data, grad, st, layout in items:
+                new = {} if st else self.new_state(layout, data)
+                cur = st if st else new
+                if layout == "f32":
+                    plain.add(data, grad, [cur["exp_avg"], cur["exp_avg_sq"], None])
+                    commits_plain.append((p, new))
+                elif layout == "bf16":
+                    packed.add(data, grad, [cur["exp_avg"], cur["exp_avg_sq"]])
+                    commits_packed.append((p, new))
+                else:
+                    packed.add(data, grad, [cur["state1"], cur["state2"], cur["absmax1"], cur["absmax2"],
+                                            QMAP1, QMAP2, QLEV1, QLEV2])
+                    commits_packed.append((p, new))
+            t_plain = t_packed = None
+            if plain.rows:
+                t_plain = K.TensorTable(plain.rows, spec.buffer_names, (False, True, False, False, False),
+                                        spec.n_scalars)
+            if packed.rows:
+                if self.kind == K.LOWP_BF16:
+                    t_packed = K.TensorTable(packed.rows, _LOWP_NAMES[:2] + ("exp_avg", "exp_avg_sq"),
+                                             (False, True, False, False), self.kernel.n_scalars, _BF16_DTYPES, None)
+                else:
+                    t_packed = K.TensorTable(packed.rows, _LOWP_NAMES, _LOWP_READONLY, self.kernel.n_scalars,
+                                             _LOWP_DTYPES, _LOWP_LENGTHS)
+            launches.append((group, (t_plain, plain, commits_plain), (t_packed, packed, commits_packed)))
+        # everything checked and staged: commit state and step counts, then run the kernels
+        for group, *runs in launches:
+            for which, (table, rows, commits) in enumerate(runs):
+                if table is None:
+                    continue
+                steps = []
+                for p, new in commits:
+                    live = opt.state[p]
+                    live.update(new)
+                    live["step"] = int(live.get("step", 0)) + 1
+                    steps.append(live["step"])
+                spec.fill(group, table.scalars, steps, [bool(new) for _, new in commits])
+                if which == 0:
+                    spec.table_kernel(table, spec.hyper(group))
+                else:
+                    self.kernel(table, self.hyper(group))
+                rows.finish()
+        return loss
+
+
+def state_kind(st: Any) -> str | None:
+    """'int8', 'bfloat16' or 'float32' for one parameter's saved Adam state (None if it is none of them)."""
+    if not isinstance(st, dict):
+        return None
+    if "state1" in st:
+        return "int8"
+    m = st.get("exp_avg")
+    if isinstance(m, np.ndarray):
+        return "bfloat16" if m.dtype == _U16 else "float32"
+    return None
+
+
+def warn_lossy(what: str) -> None:
+    warnings.warn(f"{what} is lossy: the moments are rounded to the compressed format", stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoint conversion (fastopt.io.convert_state)
+# ---------------------------------------------------------------------------------------------------------------
+def _decode(st: dict) -> tuple[np.ndarray, np.ndarray]:
+    kind = state_kind(st)
+    if kind == "int8":
+        for key in Q8_KEYS:
+            if not isinstance(st.get(key), np.ndarray):
+                raise ValueError(f"8-bit state lacks the array '{key}'")
+        m = dequantize(st["state1"], st["absmax1"], st["qmap1"])
+        v = dequantize(st["state2"], st["absmax2"], st["qmap2"])
+        return m, v
+    m, v = st["exp_avg"], st.get("exp_avg_sq")
+    if not isinstance(v, np.ndarray) or v.dtype != m.dtype or v.shape != m.shape:
+        raise ValueError("state 'exp_avg_sq' must be an array of exp_avg's dtype and shape")
+    if kind == "bfloat16":
+        return (np.asarray(m, np.uint16).astype(np.uint32) << 16).view(np.float32), \
+               (np.asarray(v, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return np.array(m, np.float32), np.array(v, np.float32)
+
+
+def _bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bits, nearest-even (NaN stays a quiet NaN), as the kernel stores them."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    rounded = ((u.astype(np.uint64) + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(x), ((u >> 16) | 0x0040).astype(np.uint16), rounded)
+
+
+def convert_param_state(st: dict, state_dtype: str) -> tuple[dict, bool]:
+    """One parameter's Adam state in another ``state_dtype``: (new dict, whether precision was lost)."""
+    check_state_dtype(state_dtype)
+    kind = state_kind(st)
+    if kind is None:
+        if st:
+            raise ValueError(f"state with keys {sorted(st)} is not Adam state (exp_avg/exp_avg_sq or state1/state2)")
+        return {}, False
+    m, v = _decode(st)
+    out: dict[str, Any] = {"step": st["step"]} if "step" in st else {}
+    target = state_dtype
+    if state_dtype == "int8" and m.size < MIN_8BIT_SIZE:
+        target = "float32"
+    if target == "float32":
+        out["exp_avg"], out["exp_avg_sq"] = m, v
+    elif target == "bfloat16":
+        out["exp_avg"], out["exp_avg_sq"] = _bf16_bits(m), _bf16_bits(v)
+    else:
+        out["state1"], out["absmax1"] = quantize(m, True)
+        out["state2"], out["absmax2"] = quantize(v, False)
+        out["qmap1"], out["qmap2"] = QMAP1.copy(), QMAP2.copy()
+    rank = {"float32": 0, "bfloat16": 1, "int8": 2}
+    return out, rank[target] > rank[kind] or (rank[target] == 2 and rank[kind] == 1)
