@@ -110,34 +110,54 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
                                                        : (FO_T *)(t)->bufs[(it)->tensor * (t)->n_bufs + (k)] \
                                                              + (it)->begin + (offset))
 
+/* b[0 .. nb) = buffer k of work item `it`'s tensor, `offset` elements into the item. */
+#define FO_ITEM_BUFS(t, it, b, nb, offset)                                                                   \
+    for (int64_t fo_k_ = 0; fo_k_ < (nb); ++fo_k_)                                                           \
+    (b)[fo_k_] = FO_ITEM_BUF(t, it, fo_k_, offset)
+
+/* The buffer count a driver unpacks for table t (at most FO_MAX_BUFS). */
+#define FO_ITEM_NB(t) ((t)->n_bufs < FO_MAX_BUFS ? (t)->n_bufs : FO_MAX_BUFS)
+
+/* Run range_fn(args..., length) over an item of n elements whose buffers b (nb of them) start at the item: first
+ * up to the 64-byte boundary of b[0] (the peel), then the rest, so that the body's vector loop runs aligned. */
+#define FO_PEELED(t, it, b, nb, n, range_fn, ...)                                                            \
+    do {                                                                                                     \
+        const int64_t fo_head_ = fo_align_head((b)[0], (n), (int64_t)sizeof(FO_T));                          \
+        if (fo_head_ > 0) {                                                                                  \
+            range_fn(__VA_ARGS__, fo_head_);                                                                 \
+            FO_ITEM_BUFS(t, it, b, nb, fo_head_);                                                            \
+        }                                                                                                    \
+        range_fn(__VA_ARGS__, (n) - fo_head_);                                                               \
+    } while (0)
+
+/* The entry point's checks, before anything is written: arguments, the buffers the kernel needs (needs_fn(h):
+ * a mask, or -1 for invalid hyper-parameters) and the scalar count; returns the error code from the entry. */
+#define FO_ENTRY_CHECKS(t, h, needs_fn, n_scalars)                                                           \
+    do {                                                                                                     \
+        if ((t) == NULL || (h) == NULL)                                                                      \
+            return FO_ERR_ARG;                                                                               \
+        const int64_t fo_needs_ = needs_fn(h);                                                               \
+        if (fo_needs_ < 0)                                                                                   \
+            return FO_ERR_ARG;                                                                               \
+        const int fo_rc_ = fo_kernel_check((t), (uint32_t)fo_needs_, (n_scalars));                           \
+        if (fo_rc_ != FO_OK)                                                                                 \
+            return fo_rc_;                                                                                   \
+    } while (0)
+
 #define FO_ELEMENTWISE(name)                                                                                 \
     FO_INLINE void FO_FN(name##_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)        \
     {                                                                                                        \
         const fo_work *it = &t->work[w];                                                                     \
-        const int64_t n = it->end - it->begin, nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;       \
+        const int64_t n = it->end - it->begin, nb = FO_ITEM_NB(t);                                           \
         const double *s = t->scalars + it->tensor * t->n_scalars;                                            \
         FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
-        for (int64_t k = 0; k < nb; ++k)                                                                     \
-            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
-        const int64_t head = fo_align_head(b[0], n, (int64_t)sizeof(FO_T));                                  \
-        if (head > 0) {                                                                                      \
-            FO_FN(name##_range)(h, b, s, head);                                                              \
-            for (int64_t k = 0; k < nb; ++k)                                                                 \
-                b[k] = FO_ITEM_BUF(t, it, k, head);                                                          \
-        }                                                                                                    \
-        FO_FN(name##_range)(h, b, s, n - head);                                                              \
+        FO_ITEM_BUFS(t, it, b, nb, 0);                                                                       \
+        FO_PEELED(t, it, b, nb, n, FO_FN(name##_range), h, b, s);                                            \
     }                                                                                                        \
     FO_DEFINE_VARIANTS(name##_item, fo_##name##_hyper)                                                       \
     int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##name##_hyper *h)                                \
     {                                                                                                        \
-        if (t == NULL || h == NULL)                                                                          \
-            return FO_ERR_ARG;                                                                               \
-        const int64_t fo_needs_ = FO_FN(name##_needs)(h);                                                    \
-        if (fo_needs_ < 0)                                                                                   \
-            return FO_ERR_ARG;                                                                               \
-        const int fo_rc_ = fo_kernel_check(t, (uint32_t)fo_needs_, fo_##name##_n_scalars);                   \
-        if (fo_rc_ != FO_OK)                                                                                 \
-            return fo_rc_;                                                                                   \
+        FO_ENTRY_CHECKS(t, h, FO_FN(name##_needs), fo_##name##_n_scalars);                                   \
         FO_RUN_ITEMS(t, FO_SELECT(name##_item), h);                                                          \
         return FO_OK;                                                                                        \
     }

@@ -27,22 +27,16 @@ typedef struct {
         const fo_work *it = &t->work[w];                                                                       \
         const int64_t nb = t->n_bufs < FO_REDUCE_MAX_BUFS ? t->n_bufs : FO_REDUCE_MAX_BUFS;                    \
         FO_T *b[FO_REDUCE_MAX_BUFS] = {NULL};                                                                  \
-        for (int64_t k = 0; k < nb; ++k)                                                                       \
-            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                   \
+        FO_ITEM_BUFS(t, it, b, nb, 0);                                                                         \
         FO_FN(name##_range)((const fo_##kernel##_hyper *)c->h, b, t->scalars + it->tensor * t->n_scalars,     \
                             it->end - it->begin, c->partials + w * (n_out));                                   \
     }                                                                                                          \
     FO_DEFINE_VARIANTS(name##_item, fo_reduce_ctx)                                                             \
     int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##kernel##_hyper *h, double *partials, double *out) \
     {                                                                                                          \
-        if (t == NULL || h == NULL || partials == NULL || out == NULL)                                         \
+        if (partials == NULL || out == NULL)                                                                   \
             return FO_ERR_ARG;                                                                                 \
-        const int64_t fo_needs_ = FO_FN(name##_needs)(h);                                                      \
-        if (fo_needs_ < 0)                                                                                     \
-            return FO_ERR_ARG;                                                                                 \
-        const int fo_rc_ = fo_kernel_check(t, (uint32_t)fo_needs_, fo_##kernel##_n_scalars);                   \
-        if (fo_rc_ != FO_OK)                                                                                   \
-            return fo_rc_;                                                                                     \
+        FO_ENTRY_CHECKS(t, h, FO_FN(name##_needs), fo_##kernel##_n_scalars);                                   \
         const fo_reduce_ctx ctx = {(const void *)h, partials};                                                 \
         FO_RUN_ITEMS(t, FO_SELECT(name##_item), &ctx);                                                         \
         for (int64_t k = 0; k < (n_out); ++k)                                                                  \

@@ -41,10 +41,8 @@ static inline double fo_fold_lanes(const double *l)
     FO_INLINE void FO_FN(name##_reduce_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w) \
     {                                                                                                        \
         const fo_work *it = &t->work[w];                                                                     \
-        const int64_t nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;                                \
         FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
-        for (int64_t k = 0; k < nb; ++k)                                                                     \
-            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
+        FO_ITEM_BUFS(t, it, b, FO_ITEM_NB(t), 0);                                                            \
         double *acc = t->partials + w * FO_PARTIALS;                                                         \
         for (int k = 0; k < FO_PARTIALS; ++k)                                                                \
             acc[k] = 0.0;                                                                                    \
@@ -53,32 +51,18 @@ static inline double fo_fold_lanes(const double *l)
     FO_INLINE void FO_FN(name##_apply_item)(const fo_tensor_list *t, const fo_##name##_hyper *h, int64_t w)  \
     {                                                                                                        \
         const fo_work *it = &t->work[w];                                                                     \
-        const int64_t n = it->end - it->begin, nb = t->n_bufs < FO_MAX_BUFS ? t->n_bufs : FO_MAX_BUFS;       \
+        const int64_t n = it->end - it->begin, nb = FO_ITEM_NB(t);                                           \
         const double *s = t->scalars + it->tensor * t->n_scalars;                                            \
         const double *r = t->partials + (t->n_work + it->tensor) * FO_PARTIALS;                              \
         FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
-        for (int64_t k = 0; k < nb; ++k)                                                                     \
-            b[k] = FO_ITEM_BUF(t, it, k, 0);                                                                 \
-        const int64_t head = fo_align_head(b[0], n, (int64_t)sizeof(FO_T));                                  \
-        if (head > 0) {                                                                                      \
-            FO_FN(name##_apply_range)(h, b, s, r, head);                                                     \
-            for (int64_t k = 0; k < nb; ++k)                                                                 \
-                b[k] = FO_ITEM_BUF(t, it, k, head);                                                          \
-        }                                                                                                    \
-        FO_FN(name##_apply_range)(h, b, s, r, n - head);                                                     \
+        FO_ITEM_BUFS(t, it, b, nb, 0);                                                                       \
+        FO_PEELED(t, it, b, nb, n, FO_FN(name##_apply_range), h, b, s, r);                                   \
     }                                                                                                        \
     FO_DEFINE_VARIANTS(name##_reduce_item, fo_##name##_hyper)                                                \
     FO_DEFINE_VARIANTS(name##_apply_item, fo_##name##_hyper)                                                 \
     int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##name##_hyper *h)                                \
     {                                                                                                        \
-        if (t == NULL || h == NULL)                                                                          \
-            return FO_ERR_ARG;                                                                               \
-        const int64_t fo_needs_ = FO_FN(name##_needs)(h);                                                    \
-        if (fo_needs_ < 0)                                                                                   \
-            return FO_ERR_ARG;                                                                               \
-        const int fo_rc_ = fo_kernel_check(t, (uint32_t)fo_needs_, fo_##name##_n_scalars);                   \
-        if (fo_rc_ != FO_OK)                                                                                 \
-            return fo_rc_;                                                                                   \
+        FO_ENTRY_CHECKS(t, h, FO_FN(name##_needs), fo_##name##_n_scalars);                                   \
         if (t->partials == NULL)                                                                             \
             return FO_ERR_LAYOUT;                                                                            \
         FO_RUN_ITEMS(t, FO_SELECT(name##_reduce_item), h);                                                   \

@@ -882,7 +882,8 @@ cdef class StepPlans:
             inside a hooked step).
     """
     cdef readonly tuple plans
-    cdef readonly int64_t runs  # repeated steps these plans ran (what tests assert the fast path by)
+    # repeated steps these plans ran (what the fast-path tests assert by)
+    cdef readonly int64_t runs
     cdef _interval *written  # every table's written byte ranges, sorted
     cdef int64_t n_written
     cdef object pre_hooks    # the optimizer's step hook dicts (never replaced: Optimizer only mutates them)

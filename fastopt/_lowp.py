@@ -374,9 +374,10 @@ def _decode(st: dict) -> tuple[np.ndarray, np.ndarray]:
         m = dequantize(st["state1"], st["absmax1"], st["qmap1"])
         v = dequantize(st["state2"], st["absmax2"], st["qmap2"])
         return m, v
-    m, v = st["exp_avg"], st.get("exp_avg_sq")
-    if not isinstance(v, np.ndarray) or v.dtype != m.dtype or v.shape != m.shape:
+    m, v_any = st["exp_avg"], st.get("exp_avg_sq")
+    if not isinstance(v_any, np.ndarray) or v_any.dtype != m.dtype or v_any.shape != m.shape:
         raise ValueError("state 'exp_avg_sq' must be an array of exp_avg's dtype and shape")
+    v = v_any
     if kind == "bfloat16":
         return (np.asarray(m, np.uint16).astype(np.uint32) << 16).view(np.float32), \
                (np.asarray(v, np.uint16).astype(np.uint32) << 16).view(np.float32)

@@ -70,7 +70,7 @@ def adamw(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np.n
          beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled_weight_decay=True)
 
 
-def _set_state_dtype(opt: FusedOptimizer, state_dtype: str) -> None:
+def _set_state_dtype(opt: "Adam", state_dtype: str) -> None:
     """The optimizer-wide ``state_dtype`` (checked first): "float32" keeps the float32 kernel; "bfloat16" and
     "int8" hand every step to the compressed-state path (fastopt/_lowp.py)."""
     _lowp.check_state_dtype(state_dtype)
@@ -124,6 +124,7 @@ class Adam(FusedOptimizer):
     """
 
     _spec = SPEC
+    state_dtype: str  # "float32", "bfloat16" or "int8" (see the constructor)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
