@@ -494,7 +494,10 @@ class Optimizer:
             groups.append(packed)
         state = {index[id(p)]: (snapshot_state(s) if copy else dict(s)) for p, s in self.state.items()
                  if id(p) in index and s}
-        out = {"state": state, "param_groups": groups}
+        return self._state_dict_posthooked({"state": state, "param_groups": groups})
+
+    def _state_dict_posthooked(self, out: dict[str, Any]) -> dict[str, Any]:
+        """``out`` after the state-dict post-hooks (a hook may return a replacement)."""
         for hook in list(self._state_dict_post_hooks.values()):
             res = hook(self, out)
             if res is not None:

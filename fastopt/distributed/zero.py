@@ -539,13 +539,8 @@ class ZeroRedundancyOptimizer(Optimizer):
             start += len(group["params"])
             groups.append(packed)
         consolidated = self._consolidated or {}
-        out = {"state": ({k: snapshot_state(v) for k, v in consolidated.items()} if copy else dict(consolidated)),
-               "param_groups": groups}
-        for hook in list(self._state_dict_post_hooks.values()):
-            res = hook(self, out)
-            if res is not None:
-                out = res
-        return out
+        return self._state_dict_posthooked({"state": ({k: snapshot_state(v) for k, v in consolidated.items()}
+                                                      if copy else dict(consolidated)), "param_groups": groups})
 
     @_locked
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
