@@ -309,3 +309,27 @@ def test_rejected_step_changes_nothing(spoil, exc, regex, kw, rng):
     spoil(opt, ps)
     with rejected(opt, exc, regex):
         opt.step()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rounding_edge_cases_through_master(dtype, rng):
+    """lr = 0 and zero gradients leave the master as it is, so the parameter is the kernel's rounding of any float32
+    we put there: ties, subnormals, overflow to Inf, signed zeros — against NumPy's float16 / ml_dtypes' cast."""
+    info = ml_dtypes.finfo(dtype)
+    tiny, big = np.float32(info.smallest_subnormal), np.float32(info.max)
+    spacing = np.float32(np.spacing(np.float32(1).astype(dtype)).astype(np.float32))
+    special = np.float32([0, -0.0, np.inf, -np.inf, 1 + spacing / 2, 1 + 3 * spacing / 2, -(1 + spacing / 2),
+                          tiny / 2, tiny, tiny * 1.5, tiny * 2.5, -tiny / 2, big, -big, big * 1.001, 3e38, 65520,
+                          65519.996, 1e-45, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08])
+    scales = 10.0 ** rng.integers(-12, 6, 20000)
+    x = np.concatenate([special, (rng.standard_normal(20000) * scales).astype(np.float32)]).astype(np.float32)
+    p = fo.Parameter(np.zeros(x.shape, dtype))
+    opt = fo.Adam([p], lr=0.0, master_weights=True)
+    p.grad = np.zeros(x.shape, np.float32)
+    opt.step()
+    opt.state[p]["master"][...] = x
+    opt.step()
+    assert np.array_equal(opt.state[p]["master"].view(np.uint32), x.view(np.uint32))
+    with np.errstate(over="ignore"):  # the reference cast of values beyond the format's range
+        want = x.astype(dtype)
+    assert np.array_equal(p.data.view(np.uint16), want.view(np.uint16))
