@@ -9,8 +9,8 @@
  *
  * Each element: p = master if kept, else the parameter widened to float32 (exact); g widened the same way; then
  * exactly adam.c's float32 arithmetic in torch's order; master = p_new if kept; the parameter = p_new rounded to
- * nearest-even (float16: the hardware/compiler conversion, IEEE round-to-nearest-even; bfloat16: on the bits, NaN
- * stays a quiet NaN) or, with stochastic rounding (bfloat16 only), (bits(p_new) + r) >> 16 for finite p_new, where
+ * nearest-even (on the bits, fo_f32_to_f16 / fo_lp_round: float16 as IEEE's conversion, NaN becoming 0x7E00 with
+ * its sign; bfloat16 NaN stays a quiet NaN with its top payload) or, with stochastic rounding (bfloat16 only), (bits(p_new) + r) >> 16 for finite p_new, where
  * r is the top 16 bits of splitmix64(base + (element index + 1) * golden), base = splitmix64(splitmix64(seed +
  * t * golden) ^ tensor index): a counter-based hash of (seed, step, tensor, element), so the result does not depend
  * on which thread handles which chunk. */
@@ -28,15 +28,48 @@ FO_INLINE uint64_t fo_mix64(uint64_t z)
 }
 
 typedef union { float f; uint32_t u; } fo_lp_bits;
-typedef union { _Float16 h; uint16_t u; } fo_lp_half;
+
+/* c ? a : b on bits, as masks (the vectoriser if-converts these; nested ternaries it leaves as branches) */
+FO_INLINE uint32_t fo_lp_sel(int c, uint32_t a, uint32_t b)
+{
+    const uint32_t m = 0u - (uint32_t)(c != 0);
+    return (a & m) | (b & ~m);
+}
+
+/* float16 bits -> float32, exact, in integer and exact float operations only (so the loops vectorise on any ISA
+ * and no compiler half type is needed): normal and Inf/NaN by moving the exponent; zero and subnormal h as
+ * mantissa * 2^-24 (exact: an integer below 2^10 times a power of two). */
+FO_INLINE float fo_f16_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7FFFu, e = em >> 10;
+    fo_lp_bits x, sub;
+    x.u = (em << 13) + fo_lp_sel(e == 31, (uint32_t)(255 - 31) << 23, (uint32_t)(127 - 15) << 23);
+    sub.f = (float)(int32_t)em * 5.9604644775390625e-08f;
+    x.u = fo_lp_sel(e == 0, sub.u, x.u) | sign;
+    return x.f;
+}
+
+/* float32 -> float16 bits, nearest-even (IEEE conversion; overflow to Inf; NaN -> quiet NaN 0x7E00 with its sign).
+ * Normal range: add half an ulp minus one plus the kept lsb, shift; subnormal range: one float addition of 0.5
+ * (the float adder rounds to nearest-even at the subnormal spacing 2^-24), then subtract its bits. */
+FO_INLINE uint16_t fo_f32_to_f16(float v)
+{
+    fo_lp_bits x, d;
+    x.f = v;
+    const uint32_t sign = x.u & 0x80000000u, u = x.u ^ sign;
+    const uint32_t big = fo_lp_sel(u > 0x7F800000u, 0x7E00u, 0x7C00u);
+    d.u = u;
+    d.f = d.f + 0.5f;
+    const uint32_t small = d.u - 0x3F000000u;
+    const uint32_t normal = (u + ((uint32_t)(15 - 127) << 23) + 0xFFFu + ((u >> 13) & 1u)) >> 13;
+    const uint32_t o = fo_lp_sel(u >= 0x47800000u, big, fo_lp_sel(u < 0x38800000u, small, normal));
+    return (uint16_t)(o | (sign >> 16));
+}
 
 FO_INLINE float fo_lp_widen(uint16_t b, const int f16)
 {
-    if (f16) {
-        fo_lp_half x;
-        x.u = b;
-        return (float)x.h;
-    }
+    if (f16)
+        return fo_f16_to_f32(b);
     fo_lp_bits x;
     x.u = (uint32_t)b << 16;
     return x.f;
@@ -44,11 +77,8 @@ FO_INLINE float fo_lp_widen(uint16_t b, const int f16)
 
 FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, uint64_t r)
 {
-    if (f16) {
-        fo_lp_half x;
-        x.h = (_Float16)v;
-        return x.u;
-    }
+    if (f16)
+        return fo_f32_to_f16(v);
     fo_lp_bits x;
     x.f = v;
     const uint32_t u = x.u;
@@ -146,11 +176,10 @@ FO_INLINE void fo_adam_lp_item(const fo_tensor_list *t, const fo_adam_lp_hyper *
 }
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
-/* F16C gives the vector float16 conversions; every AVX2 CPU has it. */
-static __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"))) void
+static FO_TARGET_AVX512 void
 fo_adam_lp_avx512(const fo_tensor_list *t, const fo_adam_lp_hyper *h, int64_t w)
 { fo_adam_lp_item(t, h, w); }
-static __attribute__((target("avx2,fma,f16c"))) void
+static FO_TARGET_AVX2 void
 fo_adam_lp_avx2(const fo_tensor_list *t, const fo_adam_lp_hyper *h, int64_t w)
 { fo_adam_lp_item(t, h, w); }
 #define FO_LP_PICK(isa) ((isa) == 2 ? fo_adam_lp_avx512 : (isa) == 1 ? fo_adam_lp_avx2 : fo_adam_lp_base)
