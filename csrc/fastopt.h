@@ -159,6 +159,13 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
  * scalars as Adam's */
 #define FO_ADAM_LOWP_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
     I(S, maximize) I(S, decoupled_weight_decay) I(S, state_kind)
+/* Adam / AdamW on float16 / bfloat16 params with float32 state (lowp_params.c): 0 exp_avg, 1 exp_avg_sq (float32),
+ * 2 param (uint16 bits of param_kind FO_LP_F16 / FO_LP_BF16), 3 grad (float32 if grad_f32, else param's format),
+ * 4 master (float32, NULL unless master weights); scalars 0, 1 as Adam's, 2 step count, 3 tensor index
+ * (stochastic rounding's hash with seed) */
+#define FO_ADAM_LP_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
+    I(S, maximize) I(S, decoupled_weight_decay) I(S, param_kind) I(S, grad_f32) I(S, stochastic) I(S, seed)
+enum { FO_LP_BF16 = 0, FO_LP_F16 = 1 };
 
 #define FO_KERNELS(X)                                   \
     X(sgd, FO_SGD_FIELDS, 3, 1)                         \
@@ -181,6 +188,7 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
     X(sf_adamw, FO_SF_ADAMW_FIELDS, 4, 4)               \
     X(prodigy, FO_PRODIGY_FIELDS, 6, 7)                 \
     X(adam_lowp, FO_ADAM_LOWP_FIELDS, 10, 2)            \
+    X(adam_lp, FO_ADAM_LP_FIELDS, 5, 4)                 \
     FO_KERNELS_BEYOND_MORE(X)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };

@@ -135,6 +135,8 @@ LOWP_BF16: int
 LOWP_Q8: int
 def q8_quantize(x: np.ndarray, levels: np.ndarray, q: np.ndarray, absmax: np.ndarray) -> None: ...
 def q8_dequantize(q: np.ndarray, code: np.ndarray, absmax: np.ndarray, x: np.ndarray) -> None: ...
+LP_BF16: int
+LP_F16: int
 @disjoint_base
 class Reducer:
     name: str

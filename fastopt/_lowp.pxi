@@ -57,3 +57,10 @@ def q8_dequantize(cnp.ndarray q, cnp.ndarray code, cnp.ndarray absmax, cnp.ndarr
         raise ValueError("q8_dequantize: the output must not share memory with any other argument")
     fo_q8_dequantize(<const uint8_t *>cnp.PyArray_DATA(q), n, <const float *>cnp.PyArray_DATA(code),
                      <const float *>cnp.PyArray_DATA(absmax), <float *>cnp.PyArray_DATA(x))
+
+cdef extern from "fastopt.h":
+    int FO_LP_BF16
+    int FO_LP_F16
+
+LP_BF16 = FO_LP_BF16
+LP_F16 = FO_LP_F16

@@ -414,3 +414,195 @@ def convert_param_state(st: dict, state_dtype: str) -> tuple[dict, bool]:
         out["qmap1"], out["qmap2"] = QMAP1.copy(), QMAP2.copy()
     rank = {"float32": 0, "bfloat16": 1, "int8": 2}
     return out, rank[target] > rank[kind] or (rank[target] == 2 and rank[kind] == 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# float16 / bfloat16 parameters with float32 state (csrc/lowp_params.c)
+# ---------------------------------------------------------------------------------------------------------------
+PARAM_DTYPES = ("float16", "bfloat16")   # by dtype name: ml_dtypes.bfloat16 is never imported
+ROUNDINGS = ("nearest", "stochastic")
+_LP_NAMES = ("exp_avg", "exp_avg_sq", "param", "grad", "master")
+
+
+def is_lowp_param(data: Any) -> bool:
+    """Whether ``data`` is a float16 or bfloat16 (``ml_dtypes.bfloat16``, by name) ndarray."""
+    return isinstance(data, np.ndarray) and data.dtype.name in PARAM_DTYPES and data.dtype.itemsize == 2
+
+
+def set_param_mode(opt: Any, master_weights: Any, rounding: Any, seed: Any) -> None:
+    """Check the low-precision-parameter options and, when the optimizer's parameters are float16/bfloat16, hand
+    its steps to :class:`LowParams`. Called at the end of ``Adam.__init__`` (the parameters are known there)."""
+    if not isinstance(master_weights, (bool, np.bool_)):
+        raise TypeError(f"master_weights must be a bool, got {type(master_weights).__name__}")
+    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
+        raise ValueError(f"Invalid rounding value: {rounding!r} (expected one of {', '.join(ROUNDINGS)})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 31:
+        raise ValueError(f"Invalid seed value: {seed!r} (expected an int in [0, 2**31))")
+    opt.master_weights, opt.rounding, opt.seed = bool(master_weights), rounding, int(seed)
+    params = [(gi, j, p.data) for gi, g in enumerate(opt.param_groups) for j, p in enumerate(g["params"])]
+    low = [x for x in params if is_lowp_param(x[2])]
+    if not low:
+        if master_weights or rounding != "nearest":
+            what = "master_weights=True" if master_weights else f"rounding={rounding!r}"
+            raise ValueError(f"{what} is for float16 or bfloat16 parameters; these are "
+                             f"{sorted({str(x[2].dtype) for x in params})} (float32 parameters are their own master)")
+        return
+    for gi, j, data in params:
+        if not is_lowp_param(data):
+            raise TypeError(f"{V.where(gi, j)}: dtype {data.dtype}: an optimizer over float16/bfloat16 parameters "
+                            "takes only float16/bfloat16 parameters (give the others their own optimizer)")
+    if opt.state_dtype != "float32":
+        raise ValueError(f"state_dtype={opt.state_dtype!r} is for float32 parameters; float16/bfloat16 parameters "
+                         "keep float32 state (state_dtype='float32')")
+    if rounding == "stochastic":
+        for gi, j, data in low:
+            if data.dtype.name != "bfloat16":
+                raise ValueError(f"{V.where(gi, j)}: rounding='stochastic' is for bfloat16 parameters, got "
+                                 f"{data.dtype} (float16 rounds to nearest-even)")
+        if master_weights:
+            raise ValueError("rounding='stochastic' is for bfloat16 parameters without master weights "
+                             "(with master_weights=True the float32 master carries the precision)")
+    opt._lowp = LowParams(opt.master_weights, rounding == "stochastic", opt.seed)
+
+
+class LowParams:
+    """The float16/bfloat16-parameter mode of one Adam / AdamW: float32 ``exp_avg``/``exp_avg_sq`` (and ``master``
+    with master weights) per parameter, the checks of live and loaded state, and the step."""
+
+    def __init__(self, master: bool, stochastic: bool, seed: int) -> None:
+        self.master, self.stochastic, self.seed = master, stochastic, seed
+        self.keys = ("exp_avg", "exp_avg_sq") + (("master",) if master else ())
+
+    @property
+    def kernel(self) -> K.Kernel:
+        return K.KERNELS["adam_lp"]
+
+    def _mode(self) -> str:
+        return "master_weights=True" if self.master else "master_weights=False"
+
+    def check_param(self, p: Any, gi: int, j: int) -> np.ndarray:
+        data = p.data
+        if not is_lowp_param(data):
+            raise TypeError(f"{V.where(gi, j)}: dtype {getattr(data, 'dtype', type(data).__name__)}: this optimizer "
+                            "was built for float16/bfloat16 parameters")
+        if self.stochastic and data.dtype.name != "bfloat16":
+            raise TypeError(f"{V.where(gi, j)}: rounding='stochastic' needs bfloat16 parameters, got {data.dtype}")
+        if not data.flags.writeable:
+            raise ValueError(f"{V.where(gi, j)}: data is read-only; fastopt updates parameters in place")
+        return data
+
+    @staticmethod
+    def check_grad(g: Any, data: np.ndarray, gi: int, j: int) -> np.ndarray:
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"{V.where(gi, j)}: grad must be a numpy.ndarray or None, got {type(g).__name__}")
+        if g.dtype != data.dtype and g.dtype != _F32:
+            raise TypeError(f"{V.where(gi, j)}: grad is {g.dtype}, param is {data.dtype}; the gradient of a "
+                            f"{data.dtype} parameter must be {data.dtype} or float32")
+        if g.shape != data.shape:
+            raise ValueError(f"{V.where(gi, j)}: grad has shape {g.shape}, param has shape {data.shape}")
+        if g.size and np.may_share_memory(g, data) and np.shares_memory(g, data):
+            raise ValueError(f"{V.where(gi, j)}: grad shares memory with the parameter's data; pass a separate array")
+        return g
+
+    def check_state(self, st: Any, data: np.ndarray, gi: int, j: int, live: bool) -> None:
+        place = V.where(gi, j)
+        if not isinstance(st, dict):
+            raise TypeError(f"{place}: saved state must be a dict, got {type(st).__name__}")
+        keys = set(self.keys) | {"step"}
+        if set(st) != keys:
+            raise ValueError(f"{place}: state has keys {sorted(st)}, expected {sorted(keys)} ({data.dtype} "
+                             f"parameters with {self._mode()} keep float32 {', '.join(self.keys)})")
+        for key in self.keys:
+            value = st[key]
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{place}: state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
+            if value.dtype != _F32 or value.shape != data.shape:
+                raise ValueError(f"{place}: state '{key}' is {value.dtype}{list(value.shape)}, expected "
+                                 f"float32{list(data.shape)} (the state of {data.dtype} parameters is float32)")
+            if live and not (value.flags.writeable and value.flags.c_contiguous and value.flags.aligned):
+                raise ValueError(f"{place}: state '{key}' must be a writeable, C-contiguous, aligned array")
+        V.step_count(st["step"], gi, j)
+
+    def new_state(self, data: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"exp_avg": np.zeros(data.shape, _F32), "exp_avg_sq": np.zeros(data.shape, _F32)}
+        if self.master:
+            out["master"] = np.ascontiguousarray(data.astype(_F32))
+        return out
+
+    def load_param_state(self, pstate: Any, p: Any, gi: int, j: int) -> dict:
+        if not isinstance(pstate, dict):
+            raise TypeError(f"{V.where(gi, j)}: saved state must be a dict, got {type(pstate).__name__}")
+        if not pstate:
+            return {}
+        data = self.check_param(p, gi, j)
+        self.check_state(pstate, data, gi, j, live=False)
+        out: dict[str, Any] = {"step": V.step_count(pstate["step"], gi, j)}
+        for key in self.keys:
+            out[key] = np.array(pstate[key], dtype=_F32, order="C", copy=True)
+        return out
+
+    def hyper(self, group: dict[str, Any], f16: bool, grad_f32: bool) -> bytes:
+        beta1, beta2 = group["betas"]
+        return self.kernel.pack({"lr": group["lr"], "beta1": beta1, "beta2": beta2, "eps": group["eps"],
+                                 "weight_decay": group["weight_decay"], "maximize": group["maximize"],
+                                 "decoupled_weight_decay": group["decoupled_weight_decay"],
+                                 "param_kind": int(K.LP_F16 if f16 else K.LP_BF16), "grad_f32": int(grad_f32),
+                                 "stochastic": int(self.stochastic), "seed": self.seed})
+
+    def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
+        loss = closure() if closure is not None else None
+        at_step = opt._spec.at_step
+        work = []
+        arrays: list = []
+        first = 0  # the tensor index of each group's first parameter (stochastic rounding's hash)
+        for gi, group, with_grads in opt._groups_with_grads():
+            if group["amsgrad"]:
+                raise ValueError(f"param_groups[{gi}]: amsgrad is not supported with float16/bfloat16 parameters")
+            items = []
+            for j, p, g in with_grads:
+                data = self.check_param(p, gi, j)
+                grad = self.check_grad(g, data, gi, j)
+                st = opt.state.get(p)
+                if st:
+                    self.check_state(st, data, gi, j, live=True)
+                place = V.where(gi, j)
+                arrays.append((data, True, place, "data"))
+                arrays.append((grad, False, place, "grad"))
+                if st:
+                    arrays.extend((st[k], True, place, f"state '{k}'") for k in self.keys)
+                items.append((p, data, grad, st, first + j))
+            work.append((group, items))
+            first += len(group["params"])
+        V.no_overlap(arrays)
+        launches = []
+        for group, items in work:
+            tables: dict[tuple[bool, bool], list] = {}
+            for p, data, grad, st, index in items:
+                new = {} if st else self.new_state(data)
+                cur = st if st else new
+                target = data if data.flags.c_contiguous and data.flags.aligned else np.array(data, order="C")
+                g = grad if grad.flags.c_contiguous and grad.flags.aligned else np.array(grad, order="C")
+                row = [cur["exp_avg"], cur["exp_avg_sq"], target.view(_U16),
+                       g if g.dtype == _F32 else g.view(_U16), cur.get("master")]
+                key = (data.dtype.name == "float16", g.dtype == _F32)
+                tables.setdefault(key, []).append((row, p, new, index, data, target))
+            for (f16, gf32), entries in tables.items():
+                dtypes = (None, None, _U16, None if gf32 else _U16, None)
+                table = K.TensorTable([e[0] for e in entries], _LP_NAMES, (False, False, False, True, False),
+                                      self.kernel.n_scalars, dtypes, None)
+                launches.append((group, table, self.hyper(group, f16, gf32), entries))
+        # everything checked and staged: commit state and step counts, then run the kernels
+        for group, table, hyper, entries in launches:
+            at = at_step(group)
+            for i, (_, p, new, index, _, _) in enumerate(entries):
+                live = opt.state[p]
+                live.update(new)
+                live["step"] = int(live.get("step", 0)) + 1
+                table.scalars[i, :2] = at(live["step"])
+                table.scalars[i, 2] = live["step"]
+                table.scalars[i, 3] = index
+            self.kernel(table, hyper)
+            for _, _, _, _, data, target in entries:
+                if target is not data:
+                    np.copyto(data, target)
+        return loss

@@ -29,8 +29,10 @@ class Parameter:
 
     def __init__(self, data: Any, name: str | None = None) -> None:
         arr = data if isinstance(data, np.ndarray) else np.asarray(data)
-        if arr.dtype not in (np.float32, np.float64):
-            raise TypeError(f"Parameter data must be float32 or float64, got {arr.dtype}")
+        if arr.dtype not in (np.float32, np.float64) and not (arr.dtype.name in ("float16", "bfloat16")
+                                                               and arr.dtype.itemsize == 2):
+            raise TypeError(f"Parameter data must be float32 or float64 (or float16/bfloat16 for Adam/AdamW), "
+                            f"got {arr.dtype}")
         self.data: np.ndarray = arr
         self.grad: np.ndarray | None = None
         self.name = name

@@ -24,7 +24,8 @@ def test_parameter_basics():
     with pytest.raises(TypeError, match="float32 or float64"):
         fo.Parameter(np.zeros(3, np.int64))
     with pytest.raises(TypeError, match="float32 or float64"):
-        fo.Parameter(np.zeros(3, np.float16))
+        fo.Parameter(np.zeros(3, np.complex64))
+    assert fo.Parameter(np.zeros(3, np.float16)).dtype == np.float16  # low-precision params (Adam/AdamW)
 
 
 def test_params_forms():

@@ -106,6 +106,16 @@ class Adam(FusedOptimizer):
             8-bit codes (state keys ``state1``, ``state2``, ``absmax1``, ``absmax2``, ``qmap1``, ``qmap2``;
             tensors under 4096 elements keep float32 moments). Both compute in float32, need float32 parameters
             and no amsgrad; see ``fastopt._lowp`` and the README's "Memory and precision".
+        master_weights (bool, optional): for float16/bfloat16 parameters: keep a float32 master copy in state key
+            ``master``; each step updates it and the parameter becomes its rounded image (default: False).
+        rounding (str, optional): how a float16/bfloat16 parameter takes the float32 result: "nearest" (to
+            nearest-even) or, for bfloat16 without master weights, "stochastic" (default: "nearest").
+        seed (int, optional): stochastic rounding's seed in [0, 2**31): the random bits are a hash of (seed, step,
+            tensor index, element index), so results are the same for any thread count (default: 0).
+
+    float16 and bfloat16 (``ml_dtypes.bfloat16``) parameters keep float32 ``exp_avg``/``exp_avg_sq``; every
+    element is computed in float32 exactly as for a float32 parameter (from the master copy, or the parameter
+    widened exactly), then rounded into the parameter. Gradients may be the parameter's dtype or float32.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
 
@@ -128,9 +138,11 @@ class Adam(FusedOptimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False, state_dtype: str = "float32") -> None:
+                 decoupled_weight_decay: bool = False, state_dtype: str = "float32", master_weights: bool = False,
+                 rounding: str = "nearest", seed: int = 0) -> None:
         _set_state_dtype(self, state_dtype)
         super().__init__(params, self._spec.options_from(locals()))
+        _lowp.set_param_mode(self, master_weights, rounding, seed)
 
     # -- compressed state (state_dtype, fastopt/_lowp.py) --
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
@@ -159,6 +171,10 @@ class AdamW(Adam):
         amsgrad (bool, optional): use AMSGrad (default: False).
         maximize (bool, optional): maximize the objective (default: False).
         state_dtype (str, optional): "float32", "bfloat16" or "int8" moments, as :class:`Adam` (default: "float32").
+        master_weights (bool, optional): float32 master copy for float16/bfloat16 params, as :class:`Adam`
+            (default: False).
+        rounding (str, optional): "nearest" or "stochastic" (bfloat16 params), as :class:`Adam` (default: "nearest").
+        seed (int, optional): stochastic rounding's seed, as :class:`Adam` (default: 0).
 
     References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
 
@@ -170,6 +186,8 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False, state_dtype: str = "float32") -> None:
+                 maximize: bool = False, state_dtype: str = "float32", master_weights: bool = False,
+                 rounding: str = "nearest", seed: int = 0) -> None:
         _set_state_dtype(self, state_dtype)
         FusedOptimizer.__init__(self, params, self._spec.options_from(locals()))
+        _lowp.set_param_mode(self, master_weights, rounding, seed)
