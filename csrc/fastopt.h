@@ -131,7 +131,7 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
  * beta1 == 0), 5 d eps, 6 the decoupled decay coefficient -wd dlr */
 #define FO_PRODIGY_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, weight_decay) I(S, decouple)
 
-/* ---- AdEMAMix, LAMB, LARS and Lookahead (issue #15; pytorch-optimizer 4.1's variants) ---- */
+/* ---- AdEMAMix, LAMB, LARS and Lookahead (pytorch-optimizer 4.1's variants) ---- */
 /* AdEMAMix: 2 exp_avg, 3 exp_avg_sq, 4 exp_avg_slow; scalars 0 bias_correction1 = 1 - beta1^t,
  * 1 sqrt(1 - beta2^t), 2 alpha_t, 3 1 - beta3_t (the warm-up schedules, computed in Python) */
 #define FO_ADEMAMIX_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
@@ -147,11 +147,6 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 /* Lookahead's slow-weight update: 0 param (INOUT, the fast weights), 1 slow_params (INOUT):
  * p = lerp(p, slow, weight) with weight = 1 - alpha, then slow = p */
 #define FO_LOOKAHEAD_FIELDS(D, I, S) D(S, weight)
-#define FO_KERNELS_BEYOND_MORE(X)                       \
-    X(ademamix, FO_ADEMAMIX_FIELDS, 5, 4)               \
-    X(lamb, FO_LAMB_FIELDS, 4, 1)                       \
-    X(lars, FO_LARS_FIELDS, 3, 1)                       \
-    X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)
 
 /* Adam / AdamW on float32 params with compressed moments (lowp.c): state_kind FO_LOWP_BF16: 2 exp_avg, 3 exp_avg_sq
  * (uint16 bfloat16 bits); FO_LOWP_Q8: 2 state1, 3 state2 (uint8 codes), 4 absmax1, 5 absmax2 (float32, one per
@@ -189,7 +184,10 @@ enum { FO_LP_BF16 = 0, FO_LP_F16 = 1 };
     X(prodigy, FO_PRODIGY_FIELDS, 6, 7)                 \
     X(adam_lowp, FO_ADAM_LOWP_FIELDS, 10, 2)            \
     X(adam_lp, FO_ADAM_LP_FIELDS, 5, 4)                 \
-    FO_KERNELS_BEYOND_MORE(X)
+    X(ademamix, FO_ADEMAMIX_FIELDS, 5, 4)               \
+    X(lamb, FO_LAMB_FIELDS, 4, 1)                       \
+    X(lars, FO_LARS_FIELDS, 3, 1)                       \
+    X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
 
