@@ -224,8 +224,77 @@ FO_INLINE void fo_adam_tile(const fo_adam_f32c c, float *FO_RESTRICT p, const fl
     fo_adam_run(c, p + head, g + head, m + head, v + head, n - head, maximize, l2, small_w);
 }
 
+/* One element with bf16 moments, in and out (the scalar head and tail of the AVX-512 loop below). */
+FO_INLINE void fo_adam_bf16_one(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
+                                uint16_t *FO_RESTRICT m, uint16_t *FO_RESTRICT v, const int64_t n,
+                                const int maximize, const int l2, const int small_w)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        fo_bits32 mo, vo, mn, vn;
+        mo.u = (uint32_t)m[i] << 16;
+        vo.u = (uint32_t)v[i] << 16;
+        FO_ADAM_ELEMENT(c, p[i], g[i], mo.f, vo.f, mn.f, vn.f, p[i]);
+        m[i] = fo_bits_to_bf16(mn.u);
+        v[i] = fo_bits_to_bf16(vn.u);
+    }
+}
+
+#ifdef FO_HAVE_Q8_AVX512
+/* float32 lanes -> bf16 lanes, nearest-even, NaN quiet (fo_bits_to_bf16 lane by lane). */
+FO_TARGET_AVX512 static inline __m256i fo_bf16_pack16(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i nearest = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd),
+                                              16);
+    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, nearest, quiet));
+}
+
+FO_TARGET_AVX512 static inline __m512 fo_bf16_unpack16(const uint16_t *src)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
+}
+
+/* The bf16 range in one pass of 16 lanes: decode, FO_ADAM_ELEMENT's operations in its order (each an IEEE
+ * operation, so every lane equals the scalar element), encode; the elements before p's first 64-byte boundary
+ * and the last n % 16 go through the scalar element. */
+static FO_TARGET_AVX512 void fo_adam_bf16_avx512(const fo_adam_f32c c, float *FO_RESTRICT p,
+                                                 const float *FO_RESTRICT g, uint16_t *FO_RESTRICT m,
+                                                 uint16_t *FO_RESTRICT v, const int64_t n,
+                                                 const int maximize, const int l2, const int small_w)
+{
+    const int64_t head = fo_align_head(p, n, (int64_t)sizeof(float));
+    fo_adam_bf16_one(c, p, g, m, v, head, maximize, l2, small_w);
+    const __m512 wd = _mm512_set1_ps(c.wd), decay = _mm512_set1_ps(c.decay), w1 = _mm512_set1_ps(c.w1);
+    const __m512 w1m = _mm512_set1_ps(c.w1 - 1), b2 = _mm512_set1_ps(c.b2), w2 = _mm512_set1_ps(c.w2);
+    const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    int64_t i = head;
+    for (; i + 16 <= n; i += 16) {
+        __m512 pi = _mm512_loadu_ps(p + i), gi = _mm512_loadu_ps(g + i);
+        if (maximize)
+            gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
+        if (l2)
+            gi = _mm512_fmadd_ps(wd, pi, gi);
+        pi = _mm512_mul_ps(pi, decay);
+        const __m512 mo = fo_bf16_unpack16(m + i), vo = fo_bf16_unpack16(v + i);
+        const __m512 d = _mm512_sub_ps(gi, mo);
+        const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
+        const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
+        const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+        _mm512_storeu_ps(p + i, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
+        _mm256_storeu_si256((__m256i *)(m + i), fo_bf16_pack16(mi));
+        _mm256_storeu_si256((__m256i *)(v + i), fo_bf16_pack16(vi));
+    }
+    fo_adam_bf16_one(c, p + i, g + i, m + i, v + i, n - i, maximize, l2, small_w);
+}
+#endif
+
 /* Each tile: decode, update, encode — three simple loops over a tile in L1, each vectorised on its own (a single
- * loop mixing uint16 and float vectors vectorises poorly). */
+ * loop mixing uint16 and float vectors vectorises poorly). The AVX2 and baseline variants. */
 FO_INLINE void fo_adam_bf16_range(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
                                   uint16_t *FO_RESTRICT m, uint16_t *FO_RESTRICT v, const int64_t n,
                                   const int maximize, const int l2, const int small_w)
@@ -293,6 +362,12 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_adam_lowp_hyp
     const float *g = (const float *)b[1] + begin;
     if (h->state_kind == FO_LOWP_BF16) {
         uint16_t *m = (uint16_t *)b[2] + begin, *v = (uint16_t *)b[3] + begin;
+#ifdef FO_HAVE_Q8_AVX512
+        if (isa == 2) {
+            fo_adam_bf16_avx512(c, p, g, m, v, n, maximize_, l2_, small_w_);
+            return;
+        }
+#endif
 #define FO_CALL_(x, y, z) fo_adam_bf16_range(c, p, g, m, v, n, x, y, z)
         FO_UNSWITCH(FO_CALL_);
 #undef FO_CALL_
