@@ -10,7 +10,9 @@
  *          The same for v with code2. The parameter update uses the unquantized new moments.
  * Nearest-code rounding is an exact 8-step branchless binary search over the thresholds between neighbouring codes
  * (fo_q8_nearest), never a scan of the 256 codes; on AVX-512 the search and the decoding read their tables from
- * registers (permutes), not memory.
+ * registers (permutes), not memory, and calls of FO_Q8_TABLE_MIN elements or more replace the search by a bucket
+ * table built from it (fo_q8_table_build: one gather and one comparison per element, the same codes).
+ * On AVX-512 the bf16 kernel is one fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
  *
  * Work items start at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so a block never spans two items and the
  * result does not depend on the thread count. */
