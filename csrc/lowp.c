@@ -10,10 +10,13 @@
  *          The same for v with code2. The parameter update uses the unquantized new moments.
  * Nearest-code rounding is an exact 8-step branchless binary search over the thresholds between neighbouring codes
  * (fo_q8_nearest), never a scan of the 256 codes; on AVX-512 the search and the decoding read their tables from
- * registers (permutes), not memory.
+ * registers (permutes), not memory, and calls of FO_Q8_TABLE_MIN elements or more replace the search by a bucket
+ * table built from it (fo_q8_table_build: one gather and one comparison per element, the same codes).
+ * On AVX-512 the bf16 kernel is one fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
  *
  * Work items start at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so a block never spans two items and the
  * result does not depend on the thread count. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastopt.h"
@@ -134,12 +137,99 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
     for (; i < n; ++i)
         out[i] = code[q[i]] * s;
 }
-#define FO_Q8_NEAREST(isa, x, n, lev, q) \
-    ((isa) == 2 ? fo_q8_nearest_avx512(x, n, lev, q) : fo_q8_nearest_scalar(x, n, lev, q))
+/* ---- Nearest code by bucket (large calls on AVX-512): the float32 magnitude, clamped to [2^-23, 1], picks a bucket
+ * by its exponent and top 7 mantissa bits; each bucket of the map holds at most one threshold (checked when the table
+ * is built), so the code is the bucket's lowest code plus one comparison of the low 16 bits with that threshold's.
+ * Clamping keeps the code: no threshold has magnitude <= 2^-23 or >= 1 (checked too). One gather per 16 lanes instead
+ * of eight dependent search steps; the codes are the search's, bit for bit (the table is built with it).
+ * Entry: bits 0-7 the lowest code, bit 8 "has a threshold", bits 16-31 the threshold's low 16 bits. */
+#define FO_Q8_TABLE_MIN (1 << 20) /* elements per call from which the tables pay */
+#define FO_QB_LO 0x34000000u /* 2^-23 */
+#define FO_QB_HI 0x3F800000u /* 1.0 */
+#define FO_QB_N ((int)((FO_QB_HI - FO_QB_LO) >> 16) + 1) /* buckets per sign */
+typedef struct { uint32_t e[2 * FO_QB_N]; } fo_q8_table;
+
+/* Build t from the level-order thresholds lev; 0 when the map does not fit the scheme (then the search is used). */
+static int fo_q8_table_build(const float *FO_RESTRICT lev, fo_q8_table *FO_RESTRICT t)
+{
+    for (int s = 0; s < 2; ++s)
+        for (int b = 0; b < FO_QB_N; ++b) {
+            fo_bits32 lo, hi;
+            lo.u = (FO_QB_LO + ((uint32_t)b << 16)) | ((uint32_t)s << 31);
+            hi.u = (b == FO_QB_N - 1 ? FO_QB_HI : lo.u + 0xFFFFu) | ((uint32_t)s << 31);
+            const float vmin = s ? hi.f : lo.f, vmax = s ? lo.f : hi.f; /* the bucket's value range */
+            const uint32_t c_lo = fo_q8_nearest(vmin, lev), c_hi = fo_q8_nearest(vmax, lev);
+            uint32_t e = c_lo;
+            if (c_hi == c_lo + 1) {
+                /* the threshold: the smallest value of the bucket with code c_hi, found by bisection on the bits */
+                uint32_t a = s ? hi.u : lo.u, z = s ? lo.u : hi.u; /* value order: a < z; code(a) = c_lo */
+                for (;;) {
+                    const uint32_t mid = s ? a - (a - z) / 2 : a + (z - a) / 2; /* negative: larger bits, smaller value */
+                    if (mid == a)
+                        break;
+                    fo_bits32 m;
+                    m.u = mid;
+                    if (fo_q8_nearest(m.f, lev) == c_hi)
+                        z = mid;
+                    else
+                        a = mid;
+                }
+                e |= 0x100u | ((z & 0xFFFFu) << 16);
+            } else if (c_hi != c_lo) {
+                return 0;
+            }
+            t->e[s * FO_QB_N + b] = e;
+        }
+    fo_bits32 x;
+    x.f = 0.0f;
+    const uint32_t zero = fo_q8_nearest(x.f, lev);
+    x.u = FO_QB_LO;
+    if (fo_q8_nearest(x.f, lev) != zero || fo_q8_nearest(-x.f, lev) != zero)
+        return 0;
+    x.f = 1.0f;
+    if (fo_q8_nearest(x.f, lev) != fo_q8_nearest(3.0e38f, lev) || fo_q8_nearest(-x.f, lev) != fo_q8_nearest(-3.0e38f, lev))
+        return 0;
+    return 1;
+}
+
+static FO_TARGET_AVX512 void fo_q8_bucket_avx512(const fo_tile *FO_RESTRICT x, int64_t n,
+                                                 const float *FO_RESTRICT lev, const fo_q8_table *FO_RESTRICT tab,
+                                                 uint8_t *FO_RESTRICT q)
+{
+    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32((int)FO_QB_LO);
+    const __m512i hi = _mm512_set1_epi32((int)FO_QB_HI), nb = _mm512_set1_epi32(FO_QB_N);
+    const __m512i low16 = _mm512_set1_epi32(0xFFFF), byte = _mm512_set1_epi32(0xFF), one = _mm512_set1_epi32(1);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x->f + i);
+        const __m512i u = _mm512_castps_si512(v);
+        const __mmask16 neg = _mm512_cmplt_epi32_mask(u, _mm512_setzero_si512());
+        const __mmask16 num = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+        const __m512i uc = _mm512_min_epu32(_mm512_max_epu32(_mm512_and_si512(u, mag), lo), hi);
+        __m512i idx = _mm512_srli_epi32(_mm512_sub_epi32(uc, lo), 16);
+        idx = _mm512_mask_add_epi32(idx, neg, idx, nb);
+        const __m512i e = _mm512_i32gather_epi32(idx, (const void *)tab->e, 4);
+        const __m512i t = _mm512_srli_epi32(e, 16), l = _mm512_and_si512(uc, low16);
+        const __mmask16 has = _mm512_test_epi32_mask(e, _mm512_set1_epi32(0x100));
+        const __mmask16 ge = _mm512_cmpge_epu32_mask(l, t), le = _mm512_cmple_epu32_mask(l, t);
+        const __mmask16 up = has & ((ge & (__mmask16)~neg) | (le & neg));
+        __m512i c = _mm512_and_si512(e, byte);
+        c = _mm512_mask_add_epi32(c, up, c, one);
+        c = _mm512_maskz_mov_epi32(num, c);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(c));
+    }
+    for (; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i], lev);
+}
+
+#define FO_Q8_NEAREST(isa, x, n, lev, tab, q)                                                        \
+    ((isa) == 2 ? ((tab) != NULL ? fo_q8_bucket_avx512(x, n, lev, tab, q) : fo_q8_nearest_avx512(x, n, lev, q)) \
+                : fo_q8_nearest_scalar(x, n, lev, q))
 #define FO_Q8_DECODE(isa, q, n, code, s, out) \
     ((isa) == 2 ? fo_q8_decode_avx512(q, n, code, s, out) : fo_q8_decode_scalar(q, n, code, s, out))
 #else
-#define FO_Q8_NEAREST(isa, x, n, lev, q) fo_q8_nearest_scalar(x, n, lev, q)
+typedef struct { uint32_t e[1]; } fo_q8_table; /* no bucket tables without AVX-512 */
+#define FO_Q8_NEAREST(isa, x, n, lev, tab, q) fo_q8_nearest_scalar(x, n, lev, q)
 #define FO_Q8_DECODE(isa, q, n, code, s, out) fo_q8_decode_scalar(q, n, code, s, out)
 #endif
 
@@ -147,7 +237,7 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
  * magnitudes' bit patterns, whose unsigned order is the float order for non-negative floats with every NaN above
  * +Inf, so an integer max (which vectorises) gives a NaN if there is one — then q = nearest(code, x / scale). */
 FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RESTRICT lev,
-                           uint8_t *FO_RESTRICT q, float *absmax, const int isa)
+                           const fo_q8_table *tab, uint8_t *FO_RESTRICT q, float *absmax, const int isa)
 {
     uint32_t top = 0;
 #pragma omp simd reduction(max : top)
@@ -163,7 +253,7 @@ FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RE
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
         x->f[i] = x->f[i] / scale;
-    FO_Q8_NEAREST(isa, x, n, lev, q);
+    FO_Q8_NEAREST(isa, x, n, lev, tab, q);
 }
 
 typedef struct {
@@ -224,8 +314,77 @@ FO_INLINE void fo_adam_tile(const fo_adam_f32c c, float *FO_RESTRICT p, const fl
     fo_adam_run(c, p + head, g + head, m + head, v + head, n - head, maximize, l2, small_w);
 }
 
+/* One element with bf16 moments, in and out (the scalar head and tail of the AVX-512 loop below). */
+FO_INLINE void fo_adam_bf16_one(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
+                                uint16_t *FO_RESTRICT m, uint16_t *FO_RESTRICT v, const int64_t n,
+                                const int maximize, const int l2, const int small_w)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        fo_bits32 mo, vo, mn, vn;
+        mo.u = (uint32_t)m[i] << 16;
+        vo.u = (uint32_t)v[i] << 16;
+        FO_ADAM_ELEMENT(c, p[i], g[i], mo.f, vo.f, mn.f, vn.f, p[i]);
+        m[i] = fo_bits_to_bf16(mn.u);
+        v[i] = fo_bits_to_bf16(vn.u);
+    }
+}
+
+#ifdef FO_HAVE_Q8_AVX512
+/* float32 lanes -> bf16 lanes, nearest-even, NaN quiet (fo_bits_to_bf16 lane by lane). */
+FO_TARGET_AVX512 static inline __m256i fo_bf16_pack16(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i nearest = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd),
+                                              16);
+    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, nearest, quiet));
+}
+
+FO_TARGET_AVX512 static inline __m512 fo_bf16_unpack16(const uint16_t *src)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
+}
+
+/* The bf16 range in one pass of 16 lanes: decode, FO_ADAM_ELEMENT's operations in its order (each an IEEE
+ * operation, so every lane equals the scalar element), encode; the elements before p's first 64-byte boundary
+ * and the last n % 16 go through the scalar element. */
+static FO_TARGET_AVX512 void fo_adam_bf16_avx512(const fo_adam_f32c c, float *FO_RESTRICT p,
+                                                 const float *FO_RESTRICT g, uint16_t *FO_RESTRICT m,
+                                                 uint16_t *FO_RESTRICT v, const int64_t n,
+                                                 const int maximize, const int l2, const int small_w)
+{
+    const int64_t head = fo_align_head(p, n, (int64_t)sizeof(float));
+    fo_adam_bf16_one(c, p, g, m, v, head, maximize, l2, small_w);
+    const __m512 wd = _mm512_set1_ps(c.wd), decay = _mm512_set1_ps(c.decay), w1 = _mm512_set1_ps(c.w1);
+    const __m512 w1m = _mm512_set1_ps(c.w1 - 1), b2 = _mm512_set1_ps(c.b2), w2 = _mm512_set1_ps(c.w2);
+    const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    int64_t i = head;
+    for (; i + 16 <= n; i += 16) {
+        __m512 pi = _mm512_loadu_ps(p + i), gi = _mm512_loadu_ps(g + i);
+        if (maximize)
+            gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
+        if (l2)
+            gi = _mm512_fmadd_ps(wd, pi, gi);
+        pi = _mm512_mul_ps(pi, decay);
+        const __m512 mo = fo_bf16_unpack16(m + i), vo = fo_bf16_unpack16(v + i);
+        const __m512 d = _mm512_sub_ps(gi, mo);
+        const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
+        const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
+        const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+        _mm512_storeu_ps(p + i, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
+        _mm256_storeu_si256((__m256i *)(m + i), fo_bf16_pack16(mi));
+        _mm256_storeu_si256((__m256i *)(v + i), fo_bf16_pack16(vi));
+    }
+    fo_adam_bf16_one(c, p + i, g + i, m + i, v + i, n - i, maximize, l2, small_w);
+}
+#endif
+
 /* Each tile: decode, update, encode — three simple loops over a tile in L1, each vectorised on its own (a single
- * loop mixing uint16 and float vectors vectorises poorly). */
+ * loop mixing uint16 and float vectors vectorises poorly). The AVX2 and baseline variants. */
 FO_INLINE void fo_adam_bf16_range(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
                                   uint16_t *FO_RESTRICT m, uint16_t *FO_RESTRICT v, const int64_t n,
                                   const int maximize, const int l2, const int small_w)
@@ -252,7 +411,8 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
                                 uint8_t *FO_RESTRICT q1, uint8_t *FO_RESTRICT q2, float *FO_RESTRICT a1,
                                 float *FO_RESTRICT a2, const float *FO_RESTRICT code1,
                                 const float *FO_RESTRICT code2, const float *FO_RESTRICT lev1,
-                                const float *FO_RESTRICT lev2, const int64_t n,
+                                const float *FO_RESTRICT lev2, const fo_q8_table *tab1,
+                                const fo_q8_table *tab2, const int64_t n,
                                 const int maximize, const int l2, const int small_w, const int isa)
 {
     fo_tile mb, vb;
@@ -263,8 +423,8 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
         FO_Q8_DECODE(isa, c1, len, code1, s1, mb.f);
         FO_Q8_DECODE(isa, c2, len, code2, s2, vb.f);
         fo_adam_tile(c, p + k, g + k, mb.f, vb.f, len, maximize, l2, small_w);
-        fo_q8_store(&mb, len, lev1, q1 + k, a1 + blk, isa);
-        fo_q8_store(&vb, len, lev2, q2 + k, a2 + blk, isa);
+        fo_q8_store(&mb, len, lev1, tab1, q1 + k, a1 + blk, isa);
+        fo_q8_store(&vb, len, lev2, tab2, q2 + k, a2 + blk, isa);
     }
 }
 
@@ -280,8 +440,16 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
         }                                                                        \
     } while (0)
 
-FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_adam_lowp_hyper *h, int64_t w, const int isa)
+/* What the work items read: the hyper-parameters and, for large 8-bit calls on AVX-512, the bucket tables of the two
+ * maps (NULL: the search). */
+typedef struct {
+    const fo_adam_lowp_hyper *h;
+    const fo_q8_table *tab1, *tab2;
+} fo_lowp_ctx;
+
+FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_lowp_ctx *x_, int64_t w, const int isa)
 {
+    const fo_adam_lowp_hyper *h = x_->h;
     const fo_work *it = &t->work[w];
     void *const *b = t->bufs + it->tensor * t->n_bufs;
     const double *s = t->scalars + it->tensor * t->n_scalars;
@@ -293,6 +461,12 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_adam_lowp_hyp
     const float *g = (const float *)b[1] + begin;
     if (h->state_kind == FO_LOWP_BF16) {
         uint16_t *m = (uint16_t *)b[2] + begin, *v = (uint16_t *)b[3] + begin;
+#ifdef FO_HAVE_Q8_AVX512
+        if (isa == 2) {
+            fo_adam_bf16_avx512(c, p, g, m, v, n, maximize_, l2_, small_w_);
+            return;
+        }
+#endif
 #define FO_CALL_(x, y, z) fo_adam_bf16_range(c, p, g, m, v, n, x, y, z)
         FO_UNSWITCH(FO_CALL_);
 #undef FO_CALL_
@@ -302,17 +476,17 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_adam_lowp_hyp
     float *a1 = (float *)b[4] + begin / FO_QBLOCK, *a2 = (float *)b[5] + begin / FO_QBLOCK;
     const float *code1 = (const float *)b[6], *code2 = (const float *)b[7];
     const float *lev1 = (const float *)b[8], *lev2 = (const float *)b[9];
-#define FO_CALL_(x, y, z) fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, n, x, y, z, isa)
+#define FO_CALL_(x, y, z) fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, x_->tab1, x_->tab2, n, x, y, z, isa)
     FO_UNSWITCH(FO_CALL_);
 #undef FO_CALL_
 }
 
-static FO_TARGET_AVX512 void fo_adam_lowp_avx512(const fo_tensor_list *t, const fo_adam_lowp_hyper *h, int64_t w)
-{ fo_adam_lowp_item(t, h, w, 2); }
-static FO_TARGET_AVX2 void fo_adam_lowp_avx2(const fo_tensor_list *t, const fo_adam_lowp_hyper *h, int64_t w)
-{ fo_adam_lowp_item(t, h, w, 1); }
-static void fo_adam_lowp_base(const fo_tensor_list *t, const fo_adam_lowp_hyper *h, int64_t w)
-{ fo_adam_lowp_item(t, h, w, 0); }
+static FO_TARGET_AVX512 void fo_adam_lowp_avx512(const fo_tensor_list *t, const fo_lowp_ctx *x, int64_t w)
+{ fo_adam_lowp_item(t, x, w, 2); }
+static FO_TARGET_AVX2 void fo_adam_lowp_avx2(const fo_tensor_list *t, const fo_lowp_ctx *x, int64_t w)
+{ fo_adam_lowp_item(t, x, w, 1); }
+static void fo_adam_lowp_base(const fo_tensor_list *t, const fo_lowp_ctx *x, int64_t w)
+{ fo_adam_lowp_item(t, x, w, 0); }
 
 int fo_adam_lowp_f32(const fo_tensor_list *t, const fo_adam_lowp_hyper *h)
 {
@@ -332,7 +506,35 @@ int fo_adam_lowp_f32(const fo_tensor_list *t, const fo_adam_lowp_hyper *h)
         if (t->work[w].begin % FO_QBLOCK != 0)
             return FO_ERR_LAYOUT;
     const int isa = fo_isa();
-    FO_RUN_ITEMS(t, isa == 2 ? fo_adam_lowp_avx512 : isa == 1 ? fo_adam_lowp_avx2 : fo_adam_lowp_base, h);
+    fo_lowp_ctx x = {h, NULL, NULL};
+#ifdef FO_HAVE_Q8_AVX512
+    /* The bucket tables cost ~0.1 ms to build: only for large calls, and only when every tensor uses the same maps. */
+    fo_q8_table *tabs = NULL;
+    if (h->state_kind == FO_LOWP_Q8 && isa == 2 && t->total >= FO_Q8_TABLE_MIN) {
+        const float *l1 = NULL, *l2 = NULL;
+        int same = 1;
+        for (int64_t i = 0; i < t->n_tensors && same; ++i) {
+            if (t->sizes[i] == 0) /* an empty tensor's buffers may be NULL */
+                continue;
+            void *const *bi = t->bufs + i * t->n_bufs;
+            if (l1 == NULL) {
+                l1 = (const float *)bi[8];
+                l2 = (const float *)bi[9];
+            }
+            same = memcmp(l1, bi[8], 256 * sizeof(float)) == 0 && memcmp(l2, bi[9], 256 * sizeof(float)) == 0;
+        }
+        same = same && l1 != NULL;
+        tabs = same ? (fo_q8_table *)malloc(2 * sizeof(fo_q8_table)) : NULL;
+        if (tabs != NULL && fo_q8_table_build(l1, &tabs[0]) && fo_q8_table_build(l2, &tabs[1])) {
+            x.tab1 = &tabs[0];
+            x.tab2 = &tabs[1];
+        }
+    }
+#endif
+    FO_RUN_ITEMS(t, isa == 2 ? fo_adam_lowp_avx512 : isa == 1 ? fo_adam_lowp_avx2 : fo_adam_lowp_base, &x);
+#ifdef FO_HAVE_Q8_AVX512
+    free(tabs);
+#endif
     return FO_OK;
 }
 
@@ -349,11 +551,23 @@ int fo_q8_quantize(const float *x, int64_t n, const float *levels, uint8_t *q, f
     if (n < 0 || (n > 0 && (x == NULL || levels == NULL || q == NULL || absmax == NULL)))
         return FO_ERR_NULL;
     fo_tile t;
+    const int isa = fo_isa();
+    fo_q8_table *tab = NULL;
+#ifdef FO_HAVE_Q8_AVX512
+    if (isa == 2 && n >= FO_Q8_TABLE_MIN) {
+        tab = (fo_q8_table *)malloc(sizeof(fo_q8_table));
+        if (tab != NULL && !fo_q8_table_build(levels, tab)) {
+            free(tab);
+            tab = NULL;
+        }
+    }
+#endif
     for (int64_t k = 0, blk = 0; k < n; k += FO_QBLOCK, ++blk) {
         const int64_t len = n - k < FO_QBLOCK ? n - k : FO_QBLOCK;
         memcpy(t.f, x + k, (size_t)len * sizeof(float));
-        fo_q8_store(&t, len, levels, q + k, absmax + blk, fo_isa());
+        fo_q8_store(&t, len, levels, tab, q + k, absmax + blk, isa);
     }
+    free(tab);
     return FO_OK;
 }
 
