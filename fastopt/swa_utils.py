@@ -66,11 +66,12 @@ class AvgRule:
     def __hash__(self) -> int:
         return hash((self.kind, self.multi, self.decay))
 
-    def _mode(self, n_averaged: int) -> tuple[int, float]:
-        """(kernel mode, weight) for an update after ``n_averaged`` models were averaged."""
+    def _mode(self, n_averaged: int, dtype: np.dtype) -> tuple[int, float]:
+        """(kernel mode, weight) for an update of ``dtype`` averages after ``n_averaged`` models were averaged."""
         if self.kind == "swa":
-            if self.multi:  # torch: lerp with weight 1 / (n_averaged + 1) computed as a float32 tensor
-                return K.AVG_LERP, float(np.float32(1.0) / np.float32(n_averaged + 1))
+            if self.multi:  # torch: lerp with weight 1 / (n_averaged + 1), a tensor of torch's default dtype:
+                d = np.dtype(dtype).type  # float32, or float64 for float64 params (set_default_dtype(float64))
+                return K.AVG_LERP, float(d(1.0) / d(n_averaged + 1))
             return K.AVG_SWA, float(n_averaged + 1)
         assert self.decay is not None
         if self.multi:
@@ -126,7 +127,8 @@ def get_ema_avg_fn(decay: float = 0.999) -> AvgRule:
 
 def get_swa_multi_avg_fn() -> AvgRule:
     r"""SWA in torch's multi-tensor form: :math:`a \leftarrow \mathrm{lerp}(a, p, 1/(n+1))`, the weight rounded
-    to float32 as torch's tensor weight is.
+    to the averages' dtype (float32 for float32 params, as torch's tensor weight under its default dtype; float64
+    for float64 params, as torch under ``set_default_dtype(float64)``).
 
     Example:
         >>> w = fastopt.Parameter(np.zeros(2))
@@ -260,8 +262,8 @@ class AveragedParameters:
             for p, a in zip(ps, self.params):
                 np.copyto(a.data, p.data)
         else:
-            mode, weight = self.avg_rule._mode(self.n_averaged)
             for dtype in V.FLOAT_DTYPES:
+                mode, weight = self.avg_rule._mode(self.n_averaged, dtype)
                 rows = [[a.data, p.data if p.data.flags.c_contiguous and p.data.flags.aligned
                          else np.ascontiguousarray(p.data)]
                         for p, a in zip(ps, self.params) if a.data.dtype == dtype]

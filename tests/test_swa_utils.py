@@ -8,7 +8,7 @@ import pytest
 import fastopt as fo
 from fastopt.swa_utils import AveragedParameters, get_ema_multi_avg_fn
 from cases import AVERAGING_RULES
-from helpers import assert_arrays_equal, num_threads, requires_openmp
+from helpers import assert_arrays_equal, num_threads, requires_openmp, torch_default_dtype
 
 RULES = {name: rule() for name, rule in AVERAGING_RULES.items()}
 
@@ -22,7 +22,7 @@ def ref_update(a, p, n, rule):
         return a + (p - a) / t(n + 1)
     if rule.kind == "ema" and not rule.multi:
         return t(rule.decay) * a + t(1 - rule.decay) * p
-    w = float(np.float32(1) / np.float32(n + 1)) if rule.kind == "swa" else 1 - rule.decay
+    w = float(t(1) / t(n + 1)) if rule.kind == "swa" else 1 - rule.decay  # in the averages' dtype, as torch
     w = t(w)
     # lerp as torch: fma form; emulate with float64/longdouble and round (exact enough for the test's tolerance)
     return (a + w * (p - a)).astype(a.dtype) if abs(w) < 0.5 else (p - (t(1) - w) * (p - a)).astype(a.dtype)
@@ -73,12 +73,15 @@ def test_torch_averaged_model_parity(rule, dtype):
                 d = rng.standard_normal(p.shape).astype(dtype)
                 t.add_(torch.from_numpy(d))
                 p.data += d
-        tavg.update_parameters(model)
+        with torch_default_dtype(dtype):  # float64 params: torch's scalars (swa_multi's weight) in float64 too
+            tavg.update_parameters(model)
         avg.update_parameters(ours)
     assert avg.n_averaged == int(tavg.n_averaged)
     for t, a in zip(tavg.module.parameters(), avg.params):
         np.testing.assert_allclose(a.data, t.detach().numpy(), rtol=1e-6 if dtype == "float32" else 1e-14,
                                    atol=1e-7 if dtype == "float32" else 1e-15)
+        if dtype == "float64" and rule == "swa_multi":  # the same weight, the same lerp: bit for bit
+            np.testing.assert_array_equal(a.data, t.detach().numpy())
 
 
 def test_with_swalr_against_torch():
