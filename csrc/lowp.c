@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "fastopt.h"
+#include "fo_adam_f32.h"
 
 typedef union { float f; uint32_t u; } fo_bits32;
 /* A tile of decoded moments, read as floats by the update and as bits by the encoders (union type punning, so the
@@ -256,21 +257,10 @@ FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RE
     FO_Q8_NEAREST(isa, x, n, lev, tab, q);
 }
 
-typedef struct {
-    float wd, decay, w1, b2, w2, bc2s, eps, neg_step;
-} fo_adam_f32c;
-
 FO_INLINE fo_adam_f32c fo_adam_consts(const fo_adam_lowp_hyper *h, const double *s)
 {
     fo_adam_f32c c;
-    c.decay = (float)((h->weight_decay != 0 && h->decoupled_weight_decay) ? 1 - h->lr * h->weight_decay : 1.0);
-    c.w1 = (float)(1 - h->beta1);
-    c.wd = (float)h->weight_decay;
-    c.b2 = (float)h->beta2;
-    c.w2 = (float)(1 - h->beta2);
-    c.bc2s = (float)s[1];
-    c.eps = (float)h->eps;
-    c.neg_step = (float)(-s[0]);
+    FO_ADAM_F32_CONSTS(c, h, s);
     return c;
 }
 

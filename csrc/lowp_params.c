@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "fastopt.h"
+#include "fo_adam_f32.h"
 
 #define FO_GOLDEN 0x9E3779B97F4A7C15ull
 
@@ -92,9 +93,7 @@ FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, uin
     return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : out);
 }
 
-typedef struct {
-    float wd, decay, w1, b2, w2, bc2s, eps, neg_step;
-} fo_lp_consts;
+typedef fo_adam_f32c fo_lp_consts;
 
 /* The loop over elements [0, n) of one chunk starting at element `first` of its tensor; the flags f16, gf32,
  * master and stochastic are compile-time constants at each call (unswitched below). */
@@ -131,14 +130,7 @@ FO_INLINE void fo_adam_lp_item(const fo_tensor_list *t, const fo_adam_lp_hyper *
     void *const *b = t->bufs + it->tensor * t->n_bufs;
     const double *s = t->scalars + it->tensor * t->n_scalars;
     fo_lp_consts c;
-    c.decay = (float)((h->weight_decay != 0 && h->decoupled_weight_decay) ? 1 - h->lr * h->weight_decay : 1.0);
-    c.w1 = (float)(1 - h->beta1);
-    c.wd = (float)h->weight_decay;
-    c.b2 = (float)h->beta2;
-    c.w2 = (float)(1 - h->beta2);
-    c.bc2s = (float)s[1];
-    c.eps = (float)h->eps;
-    c.neg_step = (float)(-s[0]);
+    FO_ADAM_F32_CONSTS(c, h, s);
     const int maximize = h->maximize != 0, l2 = FO_L2(h), small_w = fo_small_weight(c.w1);
     const int64_t begin = it->begin, n = it->end - it->begin;
     float *m = (float *)b[0] + begin, *v = (float *)b[1] + begin;
