@@ -1,7 +1,6 @@
 /* Adafactor kernels: the body is adafactor_impl.h, compiled for float and double and, since these kernels take
- * plain arrays rather than an fo_tensor_list (so FO_DEFINE_VARIANTS does not apply), once per instruction set:
- * AVX-512 + FMA, AVX2 + FMA and baseline x86-64, with fo_isa() choosing per call as for the other kernels.
- * Without this the baseline build calls libm's fma for every element. */
+ * plain arrays rather than an fo_tensor_list, once per instruction set by fo_variants.h (AVX-512 + FMA, AVX2 + FMA,
+ * baseline x86-64), with fo_isa() choosing per call as for the other kernels. */
 #include "fastopt.h"
 
 int64_t fo_adafactor_n_chunks(int64_t n)
@@ -9,35 +8,11 @@ int64_t fo_adafactor_n_chunks(int64_t n)
     return n <= 0 ? 0 : (n + FO_CHUNK - 1) / FO_CHUNK;
 }
 
+#include "fo_sum.h" /* its type-independent part, at the default target, before the ISA variants */
 #define FO_IMPL "adafactor_impl.h"
+#include "fo_variants.h"
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
-#define FO_AF_DISPATCH 1
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx2,fma")
-#define FO_VARIANT avx512
-#include "fo_instantiate.h"
-#undef FO_VARIANT
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define FO_VARIANT avx2
-#include "fo_instantiate.h"
-#undef FO_VARIANT
-#pragma GCC pop_options
-#endif
-
-#define FO_VARIANT base
-#include "fo_instantiate.h"
-#undef FO_VARIANT
-
-#ifdef FO_AF_DISPATCH
-#define FO_AF_PICK(name, args) \
-    return fo_isa() == 2 ? name##_avx512 args : fo_isa() == 1 ? name##_avx2 args : name##_base args
-#else
-#define FO_AF_PICK(name, args) return name##_base args
-#endif
+#define FO_AF_PICK(name, args) return FO_PICK(name) args
 
 int fo_adafactor_sumsq_f32(const float *x, int64_t n, double *partials, int n_threads, double *out)
 { FO_AF_PICK(fo_adafactor_sumsq_f32, (x, n, partials, n_threads, out)); }

@@ -11,10 +11,10 @@
  *   variance = lerp(variance, G*G, w);  update = 1 / sqrt(max(variance, eps1^2)) * G
  * apply:
  *   param = fma(step, update, param * decay)     (step = -alpha / clip divisor, computed in Python)
- * G is -grad when maximize. Sums of squares are taken in double (fixed lanes, fixed order). */
-#ifndef FO_AF_LANES
-#define FO_AF_LANES 8
-#endif
+ * G is -grad when maximize. Every sum (row, column, the mean of row_var, the RMS sums) is fastopt's one reduction
+ * (fo_sum.h): FO_CHUNK-element items, FO_SUM_LANES lanes in double, the fixed fold, items added in order; a row or
+ * a column is reduced exactly as a flat vector of its values would be. */
+#include "fo_sum.h"
 #ifndef FO_AF_COLS
 #define FO_AF_COLS 256 /* columns per work item of the column sums */
 #endif
@@ -23,26 +23,6 @@
 static inline FO_T FO_FN(af_lerp)(const FO_T start, const FO_T end, const FO_T w, const int small_w)
 {
     return FO_LERP(start, end, w, small_w);
-}
-
-/* sum of x^2 in double over FO_AF_LANES lanes, lanes added in order */
-static inline double FO_FN(af_sumsq)(const FO_T *FO_RESTRICT x, const int64_t n)
-{
-    double acc[FO_AF_LANES] = {0};
-    const int64_t n_full = n - n % FO_AF_LANES;
-    for (int64_t i = 0; i < n_full; i += FO_AF_LANES)
-        for (int k = 0; k < FO_AF_LANES; ++k) {
-            const double v = (double)x[i + k];
-            acc[k] += v * v;
-        }
-    for (int64_t i = n_full; i < n; ++i) {
-        const double v = (double)x[i];
-        acc[i - n_full] += v * v;
-    }
-    double s = 0;
-    for (int k = 0; k < FO_AF_LANES; ++k)
-        s += acc[k];
-    return s;
 }
 
 /* a mean of squares the way torch writes it: the norm (rounded to FO_T), squared, divided by the count */
@@ -58,7 +38,7 @@ static inline FO_T FO_FN(af_mean_sq)(const double sumsq, const int64_t count)
 typedef struct {
     const FO_T *grad;
     FO_T *row_var, *col_var, *update, *variance, *param;
-    double *col_sum, *row_mean, *partials;
+    double *row_mean, *partials;
     int64_t m, n, n_blocks;
     FO_T w, eps1_sq, sign, dec, step;
     int small;
@@ -73,7 +53,7 @@ static void FO_FN(af_sumsq_item)(const void *jp, const void *unused, int64_t c)
 {
     const FO_FN(af_job) *j = (const FO_FN(af_job) *)jp;
     (void)unused;
-    j->partials[c] = FO_FN(af_sumsq)(j->grad + c * FO_CHUNK, FO_FN(af_chunk_end)(c, j->n) - c * FO_CHUNK);
+    j->partials[c] = FO_FN(fo_sum_item)(j->grad + c * FO_CHUNK, FO_FN(af_chunk_end)(c, j->n) - c * FO_CHUNK, 1);
 }
 
 #define FO_AF_RUN(job, count, item, nt) fo_run_items(&(job), (count), NULL, FO_FN(item), (nt))
@@ -85,10 +65,7 @@ int FO_FN(fo_adafactor_sumsq)(const FO_T *x, const int64_t n, double *partials, 
     const int64_t nc = fo_adafactor_n_chunks(n);
     FO_FN(af_job) job = {.grad = x, .n = n, .partials = partials};
     FO_AF_RUN(job, nc, af_sumsq_item, fo_threads_for(n, n_threads));
-    double s = 0;
-    for (int64_t c = 0; c < nc; ++c)
-        s += partials[c];
-    *out = s;
+    *out = fo_sum_items(partials, nc, 1);
     return FO_OK;
 }
 
@@ -96,31 +73,46 @@ static void FO_FN(af_row_item)(const void *jp, const void *unused, int64_t r)
 {
     const FO_FN(af_job) *j = (const FO_FN(af_job) *)jp;
     (void)unused;
-    j->row_var[r] = FO_FN(af_lerp)(j->row_var[r], FO_FN(af_mean_sq)(FO_FN(af_sumsq)(j->grad + r * j->n, j->n), j->n),
+    j->row_var[r] = FO_FN(af_lerp)(j->row_var[r], FO_FN(af_mean_sq)(FO_FN(fo_sum_run)(j->grad + r * j->n, j->n, 1), j->n),
                                    j->w, j->small);
 }
 
+/* Column sums of one (batch entry, block of up to FO_AF_COLS columns): each column is reduced as fo_sum_run would
+ * reduce its m values (row i into lane i % FO_SUM_LANES, rows cut at FO_CHUNK, the chunks added in order), with
+ * the lanes of all the block's columns side by side so that the row loop vectorises across columns. */
 static void FO_FN(af_col_item)(const void *jp, const void *unused, int64_t item)
 {
     const FO_FN(af_job) *jb = (const FO_FN(af_job) *)jp;
     (void)unused;
     const int64_t m = jb->m, n = jb->n;
     const int64_t b = item / jb->n_blocks, j0 = (item % jb->n_blocks) * FO_AF_COLS;
-    const int64_t j1 = (j0 + FO_AF_COLS < n) ? j0 + FO_AF_COLS : n;
-    double *FO_RESTRICT acc = jb->col_sum + b * n;
-    for (int64_t j = j0; j < j1; ++j)
-        acc[j] = 0;
-    for (int64_t i = 0; i < m; ++i) {
-        const FO_T *FO_RESTRICT g = jb->grad + (b * m + i) * n;
+    const int64_t nj = ((j0 + FO_AF_COLS < n) ? j0 + FO_AF_COLS : n) - j0;
+    double lanes[FO_SUM_LANES][FO_AF_COLS], sum[FO_AF_COLS];
+    for (int64_t j = 0; j < nj; ++j)
+        sum[j] = 0.0;
+    for (int64_t c0 = 0; c0 < m; c0 += FO_CHUNK) {
+        const int64_t c1 = (c0 + FO_CHUNK < m) ? c0 + FO_CHUNK : m;
+        for (int k = 0; k < FO_SUM_LANES; ++k)
+            for (int64_t j = 0; j < nj; ++j)
+                lanes[k][j] = 0.0;
+        for (int64_t i = c0; i < c1; ++i) {
+            const FO_T *FO_RESTRICT g = jb->grad + (b * m + i) * n + j0;
+            double *FO_RESTRICT acc = lanes[(i - c0) % FO_SUM_LANES];
 #pragma omp simd
-        for (int64_t j = j0; j < j1; ++j) {
-            const double v = (double)g[j];
-            acc[j] += v * v;
+            for (int64_t j = 0; j < nj; ++j) {
+                const double v = (double)g[j];
+                acc[j] += v * v;
+            }
         }
+#define FO_AF_LANE_(k) lanes[k][j]
+#pragma omp simd
+        for (int64_t j = 0; j < nj; ++j)
+            sum[j] += FO_SUM_TREE(FO_AF_LANE_);
+#undef FO_AF_LANE_
     }
-    FO_T *FO_RESTRICT cv = jb->col_var + b * n;
-    for (int64_t j = j0; j < j1; ++j)
-        cv[j] = FO_FN(af_lerp)(cv[j], FO_FN(af_mean_sq)(acc[j], m), jb->w, jb->small);
+    FO_T *FO_RESTRICT cv = jb->col_var + b * n + j0;
+    for (int64_t j = 0; j < nj; ++j)
+        cv[j] = FO_FN(af_lerp)(cv[j], FO_FN(af_mean_sq)(sum[j], m), jb->w, jb->small);
 }
 
 static void FO_FN(af_update_item)(const void *jp, const void *unused, int64_t r)
@@ -187,9 +179,9 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
     const FO_T w = (FO_T)h->weight, eps1 = (FO_T)h->eps1, eps1_sq = (FO_T)(h->eps1 * h->eps1);
     const int small = fo_small_weight(w);
     const FO_T sign = h->maximize ? (FO_T)-1 : (FO_T)1;
-    double *col_sum = scratch, *row_mean = scratch + batch * n;
+    double *row_mean = scratch;
 
-    FO_FN(af_job) job = {.grad = grad, .row_var = row_var, .col_var = col_var, .update = update, .col_sum = col_sum,
+    FO_FN(af_job) job = {.grad = grad, .row_var = row_var, .col_var = col_var, .update = update,
                          .row_mean = row_mean, .m = m, .n = n, .n_blocks = (n + FO_AF_COLS - 1) / FO_AF_COLS, .w = w,
                          .small = small, .eps1_sq = eps1_sq, .sign = sign};
 
@@ -201,14 +193,7 @@ int FO_FN(fo_adafactor_factored)(const FO_T *grad, FO_T *row_var, FO_T *col_var,
 
     /* 3. mean of the row factor per batch entry, floored at eps1 */
     for (int64_t b = 0; b < batch; ++b) {
-        double acc[FO_AF_LANES] = {0};
-        const FO_T *rv = row_var + b * m;
-        for (int64_t i = 0; i < m; ++i)
-            acc[i % FO_AF_LANES] += (double)rv[i];
-        double s = 0;
-        for (int k = 0; k < FO_AF_LANES; ++k)
-            s += acc[k];
-        const FO_T mean = (FO_T)(s / (double)m);
+        const FO_T mean = (FO_T)(FO_FN(fo_sum_run)(row_var + b * m, m, 0) / (double)m);
         row_mean[b] = (double)(mean < eps1 ? eps1 : mean);
     }
 

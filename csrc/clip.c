@@ -7,11 +7,15 @@
  * Norms follow torch.linalg.vector_norm, and the total is the norm of the per-tensor norms, as torch computes
  * it (which matters for norm_type 0: the total is the number of tensors with a non-zero element). */
 #include "fastopt.h"
+#include "fo_sum.h" /* its type-independent part, at the default target, before the ISA variants */
 
-#define FO_CLIP_LANES 8 /* clip_partial's final sum is written for exactly 8 lanes */
-
+/* Each item's partial is fastopt's one reduction (fo_sum.h); the per-item kernels run the ISA variant fo_isa()
+ * picks (fo_variants.h). The partials and norms are the caller's scratch (the Cython GradTable owns them). */
 #define FO_IMPL "clip_impl.h"
-#include "fo_instantiate.h"
+#include "fo_variants.h"
+
+typedef double (*clip_partial_fn)(const void *x, int64_t n, int kind, double p);
+typedef void (*clip_write_fn)(void *x, int64_t n, int clamp, double coef, double lo, double hi);
 
 int fo_check_grad_list(const fo_grad_list *g)
 {
@@ -40,6 +44,7 @@ typedef struct {
     int kind;
     double p;
     double *partials;
+    clip_partial_fn f32, f64; /* the chosen ISA variant, per dtype */
 } clip_norm_job;
 
 static void clip_norm_item(const fo_grad_list *g, const clip_norm_job *h, int64_t w)
@@ -47,9 +52,9 @@ static void clip_norm_item(const fo_grad_list *g, const clip_norm_job *h, int64_
     const fo_work *it = &g->work[w];
     const int64_t n = it->end - it->begin;
     if (g->dtypes[it->tensor] == FO_DTYPE_F32)
-        h->partials[w] = clip_partial_f32((const float *)g->data[it->tensor] + it->begin, n, h->kind, h->p);
+        h->partials[w] = h->f32((const float *)g->data[it->tensor] + it->begin, n, h->kind, h->p);
     else
-        h->partials[w] = clip_partial_f64((const double *)g->data[it->tensor] + it->begin, n, h->kind, h->p);
+        h->partials[w] = h->f64((const double *)g->data[it->tensor] + it->begin, n, h->kind, h->p);
 }
 
 /* Combine x into acc for `kind`: sums for L2/L1/L0/LP (the caller gives squared or powered values where the
@@ -90,7 +95,7 @@ int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, doub
         for (int64_t i = 0; i < g->n_tensors; ++i)
             if (g->sizes[i] == 0)
                 return FO_ERR_ARG;
-    clip_norm_job job = {kind, p, partials};
+    clip_norm_job job = {kind, p, partials, FO_PICK(clip_partial_f32), FO_PICK(clip_partial_f64)};
     FO_RUN_ITEMS(g, &clip_norm_item, &job);
     /* per-tensor norms: partials of a tensor are consecutive items, combined in item order */
     const double init = kind == FO_NORM_LNINF ? INFINITY : 0.0;
@@ -136,25 +141,17 @@ int fo_grad_norm(const fo_grad_list *g, double norm_type, double *partials, doub
 typedef struct {
     int clamp; /* 0: scale by coef; 1: clamp to [lo, hi] */
     double coef, lo, hi;
+    clip_write_fn f32, f64;
 } clip_write_job;
 
 static void clip_write_item(const fo_grad_list *g, const clip_write_job *h, int64_t w)
 {
     const fo_work *it = &g->work[w];
     const int64_t n = it->end - it->begin;
-    if (g->dtypes[it->tensor] == FO_DTYPE_F32) {
-        float *x = (float *)g->data[it->tensor] + it->begin;
-        if (h->clamp)
-            clip_clamp_f32(x, n, (float)h->lo, (float)h->hi);
-        else
-            clip_scale_f32(x, n, (float)h->coef);
-    } else {
-        double *x = (double *)g->data[it->tensor] + it->begin;
-        if (h->clamp)
-            clip_clamp_f64(x, n, h->lo, h->hi);
-        else
-            clip_scale_f64(x, n, h->coef);
-    }
+    if (g->dtypes[it->tensor] == FO_DTYPE_F32)
+        h->f32((float *)g->data[it->tensor] + it->begin, n, h->clamp, h->coef, h->lo, h->hi);
+    else
+        h->f64((double *)g->data[it->tensor] + it->begin, n, h->clamp, h->coef, h->lo, h->hi);
 }
 
 int fo_grad_scale(const fo_grad_list *g, double coef)
@@ -162,7 +159,7 @@ int fo_grad_scale(const fo_grad_list *g, double coef)
     const int rc = fo_check_grad_list(g);
     if (rc != FO_OK)
         return rc;
-    clip_write_job job = {0, coef, 0.0, 0.0};
+    clip_write_job job = {0, coef, 0.0, 0.0, FO_PICK(clip_write_f32), FO_PICK(clip_write_f64)};
     FO_RUN_ITEMS(g, &clip_write_item, &job);
     return FO_OK;
 }
@@ -174,7 +171,7 @@ int fo_grad_clamp(const fo_grad_list *g, double lo, double hi)
         return rc;
     if (lo != lo || hi != hi)
         return FO_ERR_ARG;
-    clip_write_job job = {1, 0.0, lo, hi};
+    clip_write_job job = {1, 0.0, lo, hi, FO_PICK(clip_write_f32), FO_PICK(clip_write_f64)};
     FO_RUN_ITEMS(g, &clip_write_item, &job);
     return FO_OK;
 }

@@ -273,8 +273,9 @@ int fo_grad_clamp(const fo_grad_list *g, double lo, double hi);
  * tensor: sumsq(param) -> factored or vector -> sumsq(update) -> apply, and turns the two sums of squares into
  * the step size alpha and the clipping divisor in double, as torch does with .item().
  *
- * Every reduction accumulates in double in FO_AF_LANES fixed lanes inside fixed FO_CHUNK-element chunks whose
- * partials are added in index order, so results never depend on the thread count. */
+ * Every sum is fastopt's one reduction (fo_sum.h: FO_SUM_LANES lanes in double inside fixed FO_CHUNK-element items,
+ * the items' partials added in order), so results depend neither on the thread count nor on the ISA. The caller
+ * owns the scratch (the optimizer keeps it between steps): nothing is allocated per call. */
 typedef struct {
     double weight;   /* lerp weight of the second-moment average: step^beta2_decay (torch's one_minus_beta2_t) */
     double eps1;     /* floor of the row mean and, squared, of the variance estimate */
@@ -288,7 +289,7 @@ int fo_adafactor_sumsq_f32(const float *x, int64_t n, double *partials, int n_th
 int fo_adafactor_sumsq_f64(const double *x, int64_t n, double *partials, int n_threads, double *out);
 /* Factored second moment (grad of >= 2 dims) over (batch, m, n):
  *   grad [batch*m*n] IN, row_var [batch*m] INOUT, col_var [batch*n] INOUT, update [batch*m*n] OUT,
- *   scratch [batch*(n+1)] doubles (column sums, then the row means) */
+ *   scratch [batch] doubles (the floored means of row_var, one per batch entry) */
 int fo_adafactor_factored_f32(const float *grad, float *row_var, float *col_var, float *update, double *scratch,
                               int64_t batch, int64_t m, int64_t n, const fo_adafactor_hyper *h);
 int fo_adafactor_factored_f64(const double *grad, double *row_var, double *col_var, double *update,

@@ -2,15 +2,17 @@
  * elementwise driver in fo_common.h. Included by a kernel body (inside its FO_T instantiation), which defines
  *   FO_REDUCE_RANGE(<name>, <kernel>) { ... }  the work on one work item of n elements: buffers bufs[k] (NULL for
  *                                              an unused optional buffer), scalars s; writes its n_out partial
- *                                              sums to part[0 .. n_out) (fixed lanes: see FO_REDUCE_LANES);
+ *                                              sums to part[0 .. n_out), each fastopt's one reduction
+ *                                              (fo_sum.h: FO_SUM_LOOP's lanes folded by fo_sum_fold);
  *   FO_FN(<name>_needs)(h)                     bit mask of the buffer positions it reads or writes, or -1;
  * and ends with FO_REDUCTION(<name>, <kernel>, <n_out>). That generates the per-item function (no alignment peel:
  * an item's lanes always start at its first element), its ISA variants and the entry point fo_<name>_{f32,f64}:
- * check the list before the first write, run every item on the thread pool, then add the partials in item order. */
+ * check the list before the first write, run every item on the thread pool, then add the partials in item order
+ * (fo_sum_items). */
+#include "fo_sum.h"
 #ifndef FO_GROUP_REDUCE_H
 #define FO_GROUP_REDUCE_H
 #define FO_REDUCE_MAX_BUFS 8
-#define FO_REDUCE_LANES 8 /* accumulators per sum in an item: element i of the item goes to lane i % 8 */
 typedef struct {
     const void *h;     /* the kernel's hyper struct */
     double *partials;  /* [n_work * n_out] */
@@ -40,9 +42,6 @@ typedef struct {
         const fo_reduce_ctx ctx = {(const void *)h, partials};                                                 \
         FO_RUN_ITEMS(t, FO_SELECT(name##_item), &ctx);                                                         \
         for (int64_t k = 0; k < (n_out); ++k)                                                                  \
-            out[k] = 0.0;                                                                                      \
-        for (int64_t w = 0; w < t->n_work; ++w)                                                                \
-            for (int64_t k = 0; k < (n_out); ++k)                                                              \
-                out[k] += partials[w * (n_out) + k];                                                           \
+            out[k] = fo_sum_items(partials + k, t->n_work, (n_out));                                           \
         return FO_OK;                                                                                          \
     }

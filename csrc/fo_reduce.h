@@ -5,9 +5,8 @@
  * A kernel body defines
  *   FO_REDUCE_RANGE(name) { ... }   pass 1 over one whole work item (no alignment peel, so that which element
  *                                   lands in which accumulator lane never depends on the address): it may update
- *                                   state in place, and writes FO_PARTIALS sums into acc[], each accumulated in
- *                                   double in FO_LANES fixed lanes (element i of the item into lane i % FO_LANES;
- *                                   items start at multiples of FO_CHUNK) folded by fo_fold_lanes;
+ *                                   state in place, and writes FO_PARTIALS sums into acc[], each fastopt's one
+ *                                   reduction (fo_sum.h: FO_SUM_LOOP's lanes, folded by fo_sum_fold);
  *   FO_FN(name##_combine)(h, s, sums, out)   per tensor, on the calling thread: its FO_PARTIALS sums (the items'
  *                                   partials added in item order) -> FO_PARTIALS results (the trust ratio, ...);
  *   FO_APPLY_RANGE(name) { ... }    pass 2, elementwise, given the tensor's results r[] (with FO_ELEMENTWISE's
@@ -18,17 +17,7 @@
  * order, pass 2 over every work item. The partials live in the table's scratch (fo_tensor_list.partials), so
  * nothing is allocated; every sum has one fixed order, so the results are the same bits for any thread count and
  * instruction set. */
-#ifndef FO_REDUCE_H_ONCE
-#define FO_REDUCE_H_ONCE
-#define FO_LANES 16
-/* pairwise: (l0 + l1) + (l2 + l3), ... then the halves, the same tree on every CPU */
-static inline double fo_fold_lanes(const double *l)
-{
-    const double a = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-    const double b = ((l[8] + l[9]) + (l[10] + l[11])) + ((l[12] + l[13]) + (l[14] + l[15]));
-    return a + b;
-}
-#endif
+#include "fo_sum.h"
 
 #define FO_REDUCE_RANGE(name) FO_INLINE void FO_FN(name##_reduce_range)(const fo_##name##_hyper *h,            \
                                                                          FO_T *const *bufs, const double *s, \
@@ -68,10 +57,12 @@ static inline double fo_fold_lanes(const double *l)
         FO_RUN_ITEMS(t, FO_SELECT(name##_reduce_item), h);                                                   \
         int64_t w = 0;                                                                                       \
         for (int64_t i = 0; i < t->n_tensors; ++i) { /* the items of tensor i are consecutive, in order */   \
-            double sums[FO_PARTIALS] = {0.0};                                                                \
-            for (; w < t->n_work && t->work[w].tensor == i; ++w)                                             \
-                for (int k = 0; k < FO_PARTIALS; ++k)                                                        \
-                    sums[k] += t->partials[w * FO_PARTIALS + k];                                             \
+            const int64_t w0 = w;                                                                            \
+            while (w < t->n_work && t->work[w].tensor == i)                                                  \
+                ++w;                                                                                         \
+            double sums[FO_PARTIALS];                                                                        \
+            for (int k = 0; k < FO_PARTIALS; ++k)                                                            \
+                sums[k] = fo_sum_items(t->partials + w0 * FO_PARTIALS + k, w - w0, FO_PARTIALS);             \
             FO_FN(name##_combine)(h, t->scalars + i * t->n_scalars, sums,                                    \
                                   t->partials + (t->n_work + i) * FO_PARTIALS);                              \
         }                                                                                                    \

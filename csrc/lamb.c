@@ -26,44 +26,29 @@
     ((FO_T)(((h)->weight_decay != 0 && (h)->weight_decouple) ? 1 - (h)->weight_decay * ((h)->fixed_decay ? 1.0 : (h)->lr) : 1.0))
 #define FO_LAMB_L2(h) ((h)->weight_decay > 0 && !(h)->weight_decouple)
 
-/* Pass 1 over elements [i0, i0 + len) into lanes 0..len-1 (len = FO_LANES in the vectorised blocks). */
-FO_INLINE void FO_FN(lamb_reduce_block)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
-                                        FO_T *FO_RESTRICT v, const int64_t len, const FO_T decay, const FO_T wd,
-                                        const FO_T eps, const FO_T b1, const FO_T c, const FO_T b2, const FO_T w2,
-                                        const int l2, const int maximize, double *FO_RESTRICT xs,
-                                        double *FO_RESTRICT us)
-{
-#pragma omp simd
-    for (int64_t j = 0; j < len; ++j) {
-        const FO_T gi = maximize ? -g[j] : g[j];
-        const FO_T mi = FO_FMA(c, gi, m[j] * b1);
-        const FO_T vi = FO_FMA(w2 * gi, gi, v[j] * b2);
-        const FO_T x = p[j] * decay;
-        FO_T u = mi / (FO_SQRT(vi) + eps);
-        if (l2)
-            u = FO_FMA(wd, x, u);
-        m[j] = mi;
-        v[j] = vi;
-        xs[j] += (double)x * (double)x;
-        us[j] += (double)u * (double)u;
-    }
-}
-
+/* Pass 1 over one work item, element i into lane i % FO_SUM_LANES of both sums (fo_sum.h). */
 FO_INLINE void FO_FN(lamb_reduce_loop)(FO_T *const *bufs, const int64_t n, const FO_T decay, const FO_T wd,
                                        const FO_T eps, const FO_T b1, const FO_T c, const FO_T b2, const FO_T w2,
                                        const int l2, const int maximize, double *acc)
 {
-    FO_T *p = bufs[0], *m = bufs[2], *v = bufs[3];
-    const FO_T *g = bufs[1];
-    double xs[FO_LANES] = {0.0}, us[FO_LANES] = {0.0};
-    int64_t i0 = 0;
-    for (; i0 + FO_LANES <= n; i0 += FO_LANES)
-        FO_FN(lamb_reduce_block)(p + i0, g + i0, m + i0, v + i0, FO_LANES, decay, wd, eps, b1, c, b2, w2, l2,
-                                 maximize, xs, us);
-    FO_FN(lamb_reduce_block)(p + i0, g + i0, m + i0, v + i0, n - i0, decay, wd, eps, b1, c, b2, w2, l2, maximize,
-                             xs, us);
-    acc[0] = fo_fold_lanes(xs);
-    acc[1] = fo_fold_lanes(us);
+    FO_T *FO_RESTRICT p = bufs[0], *FO_RESTRICT m = bufs[2], *FO_RESTRICT v = bufs[3];
+    const FO_T *FO_RESTRICT g = bufs[1];
+    double xs[FO_SUM_LANES] = {0.0}, us[FO_SUM_LANES] = {0.0};
+    FO_SUM_LOOP(n, i, k, {
+        const FO_T gi = maximize ? -g[i] : g[i];
+        const FO_T mi = FO_FMA(c, gi, m[i] * b1);
+        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        const FO_T x = p[i] * decay;
+        FO_T u = mi / (FO_SQRT(vi) + eps);
+        if (l2)
+            u = FO_FMA(wd, x, u);
+        m[i] = mi;
+        v[i] = vi;
+        xs[k] += (double)x * (double)x;
+        us[k] += (double)u * (double)u;
+    });
+    acc[0] = fo_sum_fold(xs);
+    acc[1] = fo_sum_fold(us);
 }
 
 FO_REDUCE_RANGE(lamb)

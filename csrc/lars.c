@@ -21,30 +21,20 @@
 
 #define FO_LARS_ADAPTED(h, s) ((h)->adapt && (s)[0] != 0)
 
-/* Elements [0, len) into lanes 0..len-1 (len = FO_LANES in the vectorised blocks). */
-FO_INLINE void FO_FN(lars_reduce_block)(const FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, const int64_t len,
-                                        double *FO_RESTRICT ps, double *FO_RESTRICT gs)
-{
-#pragma omp simd
-    for (int64_t j = 0; j < len; ++j) {
-        const double x = (double)p[j], y = (double)g[j];
-        ps[j] += x * x;
-        gs[j] += y * y;
-    }
-}
-
 FO_REDUCE_RANGE(lars)
 {
     if (!FO_LARS_ADAPTED(h, s))
         return;
-    const FO_T *p = bufs[0], *g = bufs[1];
-    double ps[FO_LANES] = {0.0}, gs[FO_LANES] = {0.0};
-    int64_t i0 = 0;
-    for (; i0 + FO_LANES <= n; i0 += FO_LANES)
-        FO_FN(lars_reduce_block)(p + i0, g + i0, FO_LANES, ps, gs);
-    FO_FN(lars_reduce_block)(p + i0, g + i0, n - i0, ps, gs);
-    acc[0] = fo_fold_lanes(ps);
-    acc[1] = fo_fold_lanes(gs);
+    /* the two sums of squares (fo_sum.h's lanes; one pass reads both) */
+    const FO_T *FO_RESTRICT p = bufs[0], *FO_RESTRICT g = bufs[1];
+    double ps[FO_SUM_LANES] = {0.0}, gs[FO_SUM_LANES] = {0.0};
+    FO_SUM_LOOP(n, i, k, {
+        const double x = (double)p[i], y = (double)g[i];
+        ps[k] += x * x;
+        gs[k] += y * y;
+    });
+    acc[0] = fo_sum_fold(ps);
+    acc[1] = fo_sum_fold(gs);
 }
 
 static inline void FO_FN(lars_combine)(const fo_lars_hyper *h, const double *s, const double *sums, double *out)

@@ -67,17 +67,18 @@ static inline int64_t FO_FN(prodigy_needs)(const fo_prodigy_hyper *h)
 
 FO_ELEMENTWISE(prodigy)
 
-/* Pass 1 over one run, in blocks of FO_PRODIGY_BLOCK elements: first the moments and s (a vectorised loop), then,
- * over the same block while it is in L1, the two sums, element i of the run adding to lane i % FO_REDUCE_LANES
- * (fixed lanes: the same order on every instruction set; a block is a multiple of the lane count). */
-#define FO_PRODIGY_BLOCK 1024
+/* Pass 1 over one work item, in blocks of FO_PRODIGY_BLOCK elements: first the moments and s (a vectorised loop),
+ * then, over the same block while it is in L1, the two sums: fastopt's one reduction (fo_sum.h), element i of the
+ * item into lane i % FO_SUM_LANES (a block is a multiple of the lane count, so a block's lanes continue the
+ * item's), the lanes folded by fo_sum_fold. */
+#define FO_PRODIGY_BLOCK 1024 /* a multiple of FO_SUM_LANES */
 FO_INLINE void FO_FN(prodigy_pass1)(const FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
                                     FO_T *FO_RESTRICT v, FO_T *FO_RESTRICT sb, const FO_T *FO_RESTRICT p0,
                                     const int64_t n, double *part, const FO_T wd, const int l2, const int has_m,
                                     const FO_T b1, const FO_T w1, const FO_T b2, const FO_T w2, const FO_T b3,
                                     const FO_T ws)
 {
-    double dot[FO_REDUCE_LANES] = {0}, l1[FO_REDUCE_LANES] = {0};
+    double dot[FO_SUM_LANES] = {0}, l1[FO_SUM_LANES] = {0};
     for (int64_t b0 = 0; b0 < n; b0 += FO_PRODIGY_BLOCK) {
         const int64_t len = n - b0 < FO_PRODIGY_BLOCK ? n - b0 : FO_PRODIGY_BLOCK;
         const FO_T *pb = p + b0, *gb = g + b0, *p0b = p0 + b0;
@@ -90,29 +91,14 @@ FO_INLINE void FO_FN(prodigy_pass1)(const FO_T *FO_RESTRICT p, const FO_T *FO_RE
             vb[i] = FO_FMA(w2 * gi, gi, vb[i] * b2);
             sbb[i] = FO_FMA(ws, gi, sbb[i] * b3);
         }
-        const int64_t full = len - len % FO_REDUCE_LANES;
-        for (int64_t i0 = 0; i0 < full; i0 += FO_REDUCE_LANES) {
-#pragma omp simd
-            for (int k = 0; k < FO_REDUCE_LANES; ++k) {
-                const int64_t i = i0 + k;
-                const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
-                dot[k] += (double)gi * (double)(p0b[i] - pb[i]);
-                l1[k] += (double)FO_PRODIGY_ABS(sbb[i]);
-            }
-        }
-        for (int64_t i = full; i < len; ++i) { /* only in the run's last block */
+        FO_SUM_LOOP(len, i, k, {
             const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
-            dot[i - full] += (double)gi * (double)(p0b[i] - pb[i]);
-            l1[i - full] += (double)FO_PRODIGY_ABS(sbb[i]);
-        }
+            dot[k] += (double)gi * (double)(p0b[i] - pb[i]);
+            l1[k] += (double)FO_PRODIGY_ABS(sbb[i]);
+        });
     }
-    double a = 0.0, b = 0.0;
-    for (int k = 0; k < FO_REDUCE_LANES; ++k) {
-        a += dot[k];
-        b += l1[k];
-    }
-    part[0] = a;
-    part[1] = b;
+    part[0] = fo_sum_fold(dot);
+    part[1] = fo_sum_fold(l1);
 }
 
 FO_REDUCE_RANGE(prodigy_reduce, prodigy)

@@ -1,5 +1,30 @@
 # Wrappers for the Adafactor kernels (included by _kernels.pyx; C in csrc/adafactor_impl.h). Each takes single
-# arrays, not a TensorTable: Adafactor's row and column factors do not have the parameter's shape.
+# arrays, not a TensorTable: Adafactor's row and column factors do not have the parameter's shape. The float64
+# scratch the sums need is the caller's (the optimizer keeps one between steps: adafactor_scratch_size says how
+# much); None allocates it for this call only.
+
+
+def adafactor_scratch_size(shape) -> int:
+    """Doubles of scratch ``adafactor_sumsq`` and ``adafactor_factored`` need for a tensor of this shape."""
+    cdef int64_t n = 1, batch = 1
+    cdef Py_ssize_t i, nd = len(shape)
+    for i in range(nd):
+        n *= shape[i]
+        if i < nd - 2:
+            batch *= shape[i]
+    return max(fo_adafactor_n_chunks(n), batch if nd >= 2 else 1, 1)
+
+
+cdef double *_af_scratch(object scratch, int64_t need, str name) except NULL:
+    """The data of the caller's scratch array (float64, C-contiguous, writeable, >= need doubles)."""
+    if not isinstance(scratch, np.ndarray):
+        raise TypeError(f"adafactor: {name} must be a numpy.ndarray (see adafactor_scratch_size)")
+    cdef cnp.ndarray s = <cnp.ndarray>scratch
+    if (cnp.PyArray_TYPE(s) != cnp.NPY_FLOAT64 or not cnp.PyArray_IS_C_CONTIGUOUS(s)
+            or not cnp.PyArray_ISWRITEABLE(s) or cnp.PyArray_SIZE(s) < max(need, 1)):
+        raise ValueError(f"adafactor: {name} must be a writeable C-contiguous float64 array of at least "
+                         f"{max(need, 1)} elements")
+    return <double *>cnp.PyArray_DATA(s)
 
 
 cdef int _af_check(object a, str name, int type_num, bint written) except -1:
@@ -32,18 +57,21 @@ cdef int _af_disjoint(list written, list others) except -1:
     return 0
 
 
-def adafactor_sumsq(x) -> float:
-    """Sum of squares of a C-contiguous float32/float64 array, in double, in a fixed order."""
+def adafactor_sumsq(x, scratch=None) -> float:
+    """Sum of squares of a C-contiguous float32/float64 array, in double, in fastopt's fixed order (fo_sum.h);
+    ``scratch``: float64 of at least ``adafactor_scratch_size(x.shape)`` elements (None: allocated here)."""
     cdef int tn = _af_type(x)
     _af_check(x, "x", tn, False)
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int64_t n = cnp.PyArray_SIZE(a)
-    cdef cnp.ndarray partials = np.empty(max(fo_adafactor_n_chunks(n), 1), np.float64)
+    if scratch is None:
+        scratch = np.empty(max(fo_adafactor_n_chunks(n), 1), np.float64)
+    cdef double *pp = _af_scratch(scratch, fo_adafactor_n_chunks(n), "scratch")
+    _af_disjoint([scratch], [x])
     cdef double out = 0
     cdef int rc
     cdef int nt = _n_threads
     cdef void *px = cnp.PyArray_DATA(a)
-    cdef double *pp = <double *>cnp.PyArray_DATA(partials)
     with nogil:
         if tn == cnp.NPY_FLOAT32:
             rc = fo_adafactor_sumsq_f32(<const float *>px, n, pp, nt, &out)
@@ -54,8 +82,10 @@ def adafactor_sumsq(x) -> float:
     return out
 
 
-def adafactor_factored(grad, row_var, col_var, update, double weight, double eps1, bint maximize) -> None:
-    """Factored second moment and update of one tensor of >= 2 dims: row_var, col_var updated, update written."""
+def adafactor_factored(grad, row_var, col_var, update, double weight, double eps1, bint maximize,
+                       scratch=None) -> None:
+    """Factored second moment and update of one tensor of >= 2 dims: row_var, col_var updated, update written;
+    ``scratch``: float64 of at least ``adafactor_scratch_size(grad.shape)`` elements (None: allocated here)."""
     cdef int tn = _af_type(grad)
     _af_check(grad, "grad", tn, False)
     _af_check(row_var, "row_var", tn, True)
@@ -69,19 +99,20 @@ def adafactor_factored(grad, row_var, col_var, update, double weight, double eps
             or update.shape != shape:
         raise ValueError(f"adafactor: row_var {row_var.shape}, col_var {col_var.shape} or update {update.shape} "
                          f"does not fit grad {shape}")
-    _af_disjoint([row_var, col_var, update], [grad])
     cdef int64_t m = shape[nd - 2], n = shape[nd - 1]
     cdef int64_t batch = 1
     for s in shape[:nd - 2]:
         batch *= s
-    cdef cnp.ndarray scratch = np.empty(max(batch * (n + 1), 1), np.float64)
+    if scratch is None:
+        scratch = np.empty(max(batch, 1), np.float64)
+    cdef double *ps = _af_scratch(scratch, batch, "scratch")
+    _af_disjoint([row_var, col_var, update, scratch], [grad])
     cdef fo_adafactor_hyper h
     h.weight = weight; h.eps1 = eps1; h.maximize = maximize; h.n_threads = _n_threads
     cdef void *pg = cnp.PyArray_DATA(<cnp.ndarray>grad)
     cdef void *pr = cnp.PyArray_DATA(<cnp.ndarray>row_var)
     cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>col_var)
     cdef void *pu = cnp.PyArray_DATA(<cnp.ndarray>update)
-    cdef double *ps = <double *>cnp.PyArray_DATA(scratch)
     cdef int rc
     with nogil:
         if tn == cnp.NPY_FLOAT32:

@@ -168,8 +168,11 @@ def _writable(grads: list[np.ndarray], owners: list[Parameter]) -> list[np.ndarr
 def _total_norm(grads: list[np.ndarray], names: list[str], p: float, error_if_nonfinite: bool) -> np.float64:
     if not grads:
         return np.float64(0.0)
-    table = K.GradTable([g if _contiguous(g) else np.ascontiguousarray(g) for g in grads], False, names)
-    total, _ = K.grad_norm(table, p)
+    table = K.grad_table([g if _contiguous(g) else np.ascontiguousarray(g) for g in grads], False, names)
+    try:
+        total = K.grad_norm(table, p)
+    finally:
+        K.release_grad_table(table)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"the total norm of order {p:g} of the gradients is non-finite ({total}), so they "
                            "cannot be clipped; pass error_if_nonfinite=False to scale them by it anyway")
@@ -189,7 +192,11 @@ def _in_place(grads: list[np.ndarray], names: list[str], owners: list[Parameter]
             s = np.array(g, order="C", copy=True)
             work.append(s)
             back.append((g, s))
-    kernel(K.GradTable(work, True, names), *args)
+    table = K.grad_table(work, True, names)
+    try:
+        kernel(table, *args)
+    finally:
+        K.release_grad_table(table)
     for g, s in back:
         np.copyto(g, s)
 

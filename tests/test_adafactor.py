@@ -280,3 +280,55 @@ def test_functional_rejects_before_writing(rng):
 def test_foreach_is_not_accepted():
     with pytest.raises(TypeError, match="foreach"):
         fo.Adafactor([fo.Parameter(np.zeros((2, 2)))], foreach=True)
+
+
+def test_step_allocates_no_array_after_the_first(rng):
+    """The update buffer and the sums' scratch are the optimizer's, kept between steps (nothing the size of a
+    tensor is allocated by a repeated step); the functional form allocates its own each call."""
+    import tracemalloc
+    params = [fo.Parameter(rng.standard_normal(s)) for s in ((512, 512), (3, 40, 50), (1000,))]
+    opt = fo.Adafactor(params)
+    grads = [rng.standard_normal(p.data.shape) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    ws = opt._workspace
+    kept = (dict(ws._flat), ws.scratch)
+    tracemalloc.start()
+    try:
+        opt.step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 512 * 512 * 8 // 8, peak  # an update array of the large tensor alone would be 2 MiB
+    assert ws._flat.keys() == kept[0].keys() and all(ws._flat[k] is v for k, v in kept[0].items())
+    assert ws.scratch is kept[1]
+    assert all(v.size == 512 * 512 for v in ws._flat.values())  # one buffer per dtype, the largest tensor's size
+
+
+def test_kernel_scratch_is_checked(rng):
+    from fastopt import _kernels as K
+    x = rng.standard_normal(3 * 16384 + 1)
+    assert K.adafactor_scratch_size(x.shape) == 4 and K.adafactor_scratch_size((5, 2, 3, 4)) == 10
+    assert K.adafactor_sumsq(x, np.empty(4)) == K.adafactor_sumsq(x)
+    with pytest.raises(ValueError, match="at least 4"):
+        K.adafactor_sumsq(x, np.empty(3))
+    with pytest.raises(ValueError, match="float64"):
+        K.adafactor_sumsq(x, np.empty(4, np.float32))
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        K.adafactor_sumsq(x, [0.0] * 4)
+    with pytest.raises(ValueError, match="shares memory"):
+        K.adafactor_sumsq(x, x[:4])
+
+
+def test_copies_do_not_share_or_carry_the_scratch(rng):
+    import pickle
+    p = fo.Parameter(rng.standard_normal((64, 32)))
+    p.grad = rng.standard_normal((64, 32))
+    opt = fo.Adafactor([p])
+    opt.step()
+    assert "_workspace" not in pickle.loads(pickle.dumps(opt)).__dict__
+    twin = copy.deepcopy(opt)
+    assert "_workspace" not in twin.__dict__
+    twin.step()
+    assert twin._workspace is not opt._workspace

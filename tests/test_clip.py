@@ -313,3 +313,128 @@ def test_clip_grad_value_and_with_norm_torch_parity(rng):
     torch.nn.utils.clip_grads_with_norm_(tps, 0.5, torch.tensor(float("nan")))
     for q, t in zip(ps, tps):
         assert np.isnan(q.grad).all() and torch.isnan(t.grad).all()
+
+
+# ---- the one reduction (csrc/fo_sum.h) ------------------------------------------------------------------------
+
+def _tree16(lanes):
+    """fo_sum.h's fixed fold of 16 lanes: pairs, pairs of pairs, ..."""
+    l = [float(v) for v in lanes]
+    while len(l) > 1:
+        l = [l[i] + l[i + 1] for i in range(0, len(l), 2)]
+    return l[0]
+
+
+def _fo_sum(values):
+    """fastopt's one reduction written out in NumPy: items of SUM_CHUNK, element i of an item into lane
+    i % SUM_LANES (each lane summed in element order), the lanes folded by the fixed tree, items added in order."""
+    from fastopt import _kernels as K
+    L, C = K.SUM_LANES, K.SUM_CHUNK
+    assert L == 16 and C % L == 0
+    total = 0.0
+    for b in range(0, values.size, C):
+        item = values[b:b + C]
+        padded = np.zeros(-(-item.size // L) * L)
+        padded[:item.size] = item
+        lanes = np.zeros(L)
+        for row in padded.reshape(-1, L):  # row by row: each lane in element order
+            lanes = lanes + row
+        total += _tree16(lanes)
+    return total
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, 0.0, 3.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_norms_are_the_one_reduction_bit_for_bit(rng, p, dtype):
+    from fastopt import _kernels as K
+    sizes = [1, 15, 16, 17, 1000, K.SUM_CHUNK + 37, 2 * K.SUM_CHUNK]
+    grads = [(rng.standard_normal(n) * 10).astype(dtype) for n in sizes]
+    grads[3][::3] = 0
+    t = K.grad_table(grads, False)
+    try:
+        K.grad_norm(t, p)
+        norms = t.norms()
+    finally:
+        K.release_grad_table(t)
+    for g, got in zip(grads, norms):
+        x = np.abs(g.astype(np.float64))
+        terms = {2.0: x * x, 1.0: x, 0.0: (x != 0).astype(np.float64)}.get(p)
+        if terms is None:
+            terms = np.array([math.pow(v, p) for v in x])
+        s = _fo_sum(terms)
+        want = math.sqrt(s) if p == 2.0 else s if p in (1.0, 0.0) else math.pow(s, 1.0 / p)
+        assert got == want, (g.size, got, want)
+
+
+def test_grad_table_is_cached_and_holds_no_gradient_after_release(rng):
+    import weakref
+    from fastopt import _kernels as K
+    grads = [rng.standard_normal(n) for n in (5, 40000)]
+    t = K.grad_table(grads, True)
+    K.release_grad_table(t)
+    fresh = [rng.standard_normal(n) for n in (5, 40000)]  # same layout, new arrays: the same table, rebound
+    t2 = K.grad_table(fresh, False)
+    assert t2 is t
+    assert K.grad_norm(t2, 2.0) == float(get_total_norm(fresh))
+    ref = weakref.ref(fresh[1])
+    K.release_grad_table(t2)
+    del fresh
+    assert ref() is None  # the cached table keeps no gradient alive
+    with pytest.raises(RuntimeError, match="released"):
+        K.grad_norm(t2, 2.0)
+    other = K.grad_table([rng.standard_normal(6), rng.standard_normal(3)], False)  # other sizes: a new table
+    assert other is not t
+    K.release_grad_table(other)
+    with pytest.raises(TypeError, match="dtype"):  # a rebind checks as a new table does
+        K.grad_table([np.zeros(5, np.int64), np.zeros(40000)], False)
+
+
+# Every norm order and Adafactor's sums, in a subprocess per ISA variant (FASTOPT_ISA): the same bits for each.
+_ISA_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+import fastopt as fo
+from fastopt import _kernels as K
+rng = np.random.default_rng(5)
+out = {}
+for dt in (np.float32, np.float64):
+    gs = [(rng.standard_normal(n) * 3).astype(dt) for n in (1, 17, 4099, K.SUM_CHUNK + 5)]
+    gs[2][::7] = 0
+    for p in (2.0, 1.0, 0.0, float("inf"), float("-inf"), 3.0, 0.5):
+        out[f"norm_{dt.__name__}_{p}"] = np.asarray(fo.clip.get_total_norm(gs, p))
+    w = [fo.Parameter(rng.standard_normal(s).astype(dt)) for s in ((37, 300), (3, 20, 17), (50,))]
+    opt = fo.Adafactor(w, weight_decay=0.1)
+    for _ in range(3):
+        for q in w:
+            q.grad = rng.standard_normal(q.data.shape).astype(dt)
+        opt.step()
+    for j, q in enumerate(w):
+        out[f"af_{dt.__name__}_{j}"] = q.data
+        for k, v in opt.state[q].items():
+            out[f"af_{dt.__name__}_{j}_{k}"] = np.asarray(v)
+np.savez(sys.argv[1], **out)
+print(K.isa())
+"""
+
+
+def test_every_norm_and_adafactor_same_bits_on_every_isa(tmp_path):
+    import os
+    import subprocess
+    import sys
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
+    runs = {}
+    for isa in ("baseline", "avx2", "avx512"):
+        env = dict(os.environ, FASTOPT_ISA=isa)
+        res = subprocess.run([sys.executable, "-c", _ISA_CHILD, str(tmp_path / f"{isa}.npz"), pkg], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        if res.stdout.split()[-1] == isa:
+            runs[isa] = np.load(tmp_path / f"{isa}.npz")
+    assert "baseline" in runs
+    if len(runs) < 2:
+        pytest.skip("this CPU has only the baseline variant")
+    first = runs["baseline"]
+    for isa, got in runs.items():
+        for key in first.files:
+            assert got[key].tobytes() == first[key].tobytes(), (isa, key)

@@ -117,8 +117,31 @@ def _check_items(params: list, grads: list, row_vars: list, col_vars: list, vari
                              "memory")
 
 
+class _Workspace:
+    """What one tensor's update needs besides its state, kept between steps so that a step allocates nothing: the
+    update (a view of one flat buffer per dtype, as large as the largest tensor: the tensors are updated one after
+    another) and the float64 scratch of the kernels' sums (``_kernels.adafactor_scratch_size``). An optimizer owns
+    one (its step holds the optimizer's lock, so no two steps share it); a functional call makes its own."""
+
+    def __init__(self) -> None:
+        self._flat: dict[np.dtype, np.ndarray] = {}
+        self.scratch = np.empty(1, np.float64)
+
+    def update(self, p: np.ndarray) -> np.ndarray:
+        flat = self._flat.get(p.dtype)
+        if flat is None or flat.size < p.size:
+            flat = self._flat[p.dtype] = np.empty(p.size, p.dtype)
+        return flat[:p.size].reshape(p.shape)
+
+    def reserve(self, shape: tuple[int, ...]) -> np.ndarray:
+        need = K.adafactor_scratch_size(shape)
+        if self.scratch.size < need:
+            self.scratch = np.empty(need, np.float64)
+        return self.scratch
+
+
 def _one_step(p: np.ndarray, g: np.ndarray, row_var: np.ndarray | None, col_var: np.ndarray | None,
-              variance: np.ndarray | None, step: int, *, d: float, lr: float, beta2_decay: float,
+              variance: np.ndarray | None, step: int, ws: _Workspace, *, d: float, lr: float, beta2_decay: float,
               weight_decay: float, eps1: float, eps2: float, maximize: bool) -> None:
     """One tensor's update; arrays already checked. Scalars in double as torch computes them with .item()."""
     if p.size == 0:
@@ -129,14 +152,15 @@ def _one_step(p: np.ndarray, g: np.ndarray, row_var: np.ndarray | None, col_var:
     t = float(step)
     weight = t ** beta2_decay                                   # torch's one_minus_beta2_t
     rho = min(lr, 1 / (t ** 0.5))
-    param_rms = float(dt(math.sqrt(K.adafactor_sumsq(work)))) / (p.size ** 0.5)
+    scratch = ws.reserve(p.shape)
+    param_rms = float(dt(math.sqrt(K.adafactor_sumsq(work, scratch)))) / (p.size ** 0.5)
     alpha = max(eps2, param_rms) * rho
-    update = np.empty(p.shape, p.dtype)
+    update = ws.update(p)
     if p.ndim > 1:
-        K.adafactor_factored(grad, row_var, col_var, update, weight, eps1, maximize)
+        K.adafactor_factored(grad, row_var, col_var, update, weight, eps1, maximize, scratch)
     else:
         K.adafactor_vector(grad, variance, update, weight, eps1, maximize)
-    update_rms = float(dt(math.sqrt(K.adafactor_sumsq(update)))) / ((update.size ** 0.5) * d)
+    update_rms = float(dt(math.sqrt(K.adafactor_sumsq(update, scratch)))) / ((update.size ** 0.5) * d)
     denom = max(1.0, update_rms)
     decay = 1 - lr * weight_decay if weight_decay != 0 else 1.0
     K.adafactor_apply(work, update, decay, -alpha / denom)
@@ -149,6 +173,8 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
               d: float, lr: float, beta2_decay: float, weight_decay: float, eps1: float | None, eps2: float,
               maximize: bool) -> None:
     r"""Functional Adafactor over lists of arrays (see :class:`Adafactor` for the rule).
+
+    A call allocates the update and scratch buffers it needs (an :class:`Adafactor` keeps them between steps).
 
     For a parameter of 2 or more dimensions, ``row_vars[i]`` (shape ``p.shape[:-1] + (1,)``) and ``col_vars[i]``
     (shape ``p.shape[:-2] + (1, p.shape[-1])``) hold the factored second moment and ``variances[i]`` is ignored
@@ -167,6 +193,15 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
         [[0.99 0.99 0.99]
          [0.99 0.99 0.99]]
     """
+    _adafactor(params, grads, row_vars, col_vars, variances, state_steps, _Workspace(), d=d, lr=lr,
+               beta2_decay=beta2_decay, weight_decay=weight_decay, eps1=eps1, eps2=eps2, maximize=maximize)
+
+
+def _adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[np.ndarray | None],
+               col_vars: list[np.ndarray | None], variances: list[np.ndarray | None], state_steps: Any,
+               ws: _Workspace, *, d: float, lr: float, beta2_decay: float, weight_decay: float, eps1: float | None,
+               eps2: float, maximize: bool) -> None:
+    """:func:`adafactor` with the buffers of ``ws``."""
     o = SPEC.check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
                         maximize=maximize))
     lr, beta2_decay, (eps1, eps2), d, weight_decay, maximize = (
@@ -180,7 +215,7 @@ def adafactor(params: list[np.ndarray], grads: list[np.ndarray], row_vars: list[
     if eps1 is None:
         eps1 = float(np.finfo(params[0].dtype).eps)
     for i, p in enumerate(params):
-        _one_step(p, grads[i], row_vars[i], col_vars[i], variances[i], steps[i], d=float(d), lr=float(lr),
+        _one_step(p, grads[i], row_vars[i], col_vars[i], variances[i], steps[i], ws, d=float(d), lr=float(lr),
                   beta2_decay=float(beta2_decay), weight_decay=float(weight_decay), eps1=float(eps1),
                   eps2=float(eps2), maximize=bool(maximize))
 
@@ -208,8 +243,8 @@ class Adafactor(Optimizer):
 
     :math:`i` runs over the second-to-last axis (rows) and :math:`j` over the last (columns); the averages are
     torch's ``lerp`` with weight :math:`t^{\tau}`. The averages, the estimate and the update are C kernels; the
-    sums of squares (row, column, RMS norms) are accumulated in double in a fixed order, so results do not depend
-    on the thread count.
+    sums of squares (row, column, RMS norms) are fastopt's one reduction, in double with fixed lanes and order, so
+    results depend neither on the thread count nor on the instruction set.
 
     Args:
         params (iterable): parameters, ``(name, Parameter)`` pairs, or dicts defining parameter groups.
@@ -251,6 +286,11 @@ class Adafactor(Optimizer):
                  eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
                  maximize: bool = False) -> None:
         super().__init__(params, self._spec.options_from(locals()))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_workspace", None)  # scratch, not state: a copy or an unpickled optimizer makes its own
+        return state
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Parameter, gi: int, j: int) -> dict:
         """Check a saved state against the live parameter (keys, shapes and dtypes by its dimensions); copy it."""
@@ -316,9 +356,12 @@ class Adafactor(Optimizer):
             rows, cols, variances = self._buffers(items)
             steps = [V.step_count(self.state[p]["step"], None, None) for _, p, *_ in items]
             eps1, eps2 = group["eps"]
-            adafactor([it[2] for it in items], [it[3] for it in items], rows, cols, variances, steps,
-                      d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
-                      weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
+            ws = self.__dict__.get("_workspace")
+            if ws is None:
+                ws = self._workspace = _Workspace()
+            _adafactor([it[2] for it in items], [it[3] for it in items], rows, cols, variances, steps, ws,
+                       d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
+                       weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
             for (_, p, *_), s in zip(items, steps):
                 self.state[p]["step"] = s
         return loss
