@@ -246,7 +246,7 @@ def test_empty_generator_warns():
         assert clip_grad_norm_([], 1.0) == 0.0
 
 
-@pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 0.0, 3.0])
+@pytest.mark.parametrize("p", [2.0, 1.0, math.inf, -math.inf, 0.0, 3.0, 0.5])
 def test_one_and_two_threads_bit_identical(p):
     requires_openmp()
 
@@ -438,3 +438,29 @@ def test_every_norm_and_adafactor_same_bits_on_every_isa(tmp_path):
     for isa, got in runs.items():
         for key in first.files:
             assert got[key].tobytes() == first[key].tobytes(), (isa, key)
+
+
+def test_concurrent_callers_never_share_a_cached_table(rng):
+    """Threads clipping lists of the same layout at once: each gets its own table (a table in use is out of the
+    cache), so every result is the serial one."""
+    import threading
+    sets = [[(rng.standard_normal(n) * (k + 1)).astype(np.float32) for n in (50_000, 7, 20_000)] for k in range(4)]
+    want = [float(get_total_norm(gs)) for gs in sets]
+    got: dict[int, list[float]] = {k: [] for k in range(4)}
+    errors: list[BaseException] = []
+
+    def work(k):
+        try:
+            for _ in range(200):
+                got[k].append(float(get_total_norm(sets[k])))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(4):
+        assert set(got[k]) == {want[k]}, k
