@@ -68,24 +68,9 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars)
     int64_t top = 0;
     for (uint32_t m = needs; m != 0; m >>= 1)
         ++top;
-    const int rc = fo_check_list(t, 0);
-    if (rc != FO_OK)
-        return rc;
-    if (t->n_bufs < top || t->n_scalars < n_scalars)
-        return FO_ERR_LAYOUT;
-    for (int64_t i = 0; i < t->n_tensors; ++i) {
-        if (t->sizes[i] == 0)
-            continue;
-        for (int64_t k = 0; k < top; ++k)
-            if ((needs >> k & 1u) && t->bufs[i * t->n_bufs + k] == NULL)
-                return FO_ERR_NULL;
-    }
-    return FO_OK;
-}
-
-int fo_check_list(const fo_tensor_list *t, int64_t n_required)
-{
-    if (t == NULL || t->n_tensors < 0 || t->n_bufs < n_required || t->n_work < 0 || t->n_threads < 1)
+    /* fo_check_list(t, 0)'s checks and the needed buffers' in one pass over the tensors (every kernel call makes
+     * them: a repeated small step pays them per tensor) */
+    if (t == NULL || t->n_tensors < 0 || t->n_work < 0 || t->n_threads < 1)
         return FO_ERR_LAYOUT;
     if (t->n_tensors > 0 && (t->bufs == NULL || t->sizes == NULL))
         return FO_ERR_LAYOUT;
@@ -93,14 +78,17 @@ int fo_check_list(const fo_tensor_list *t, int64_t n_required)
         return FO_ERR_LAYOUT;
     if (t->n_work > 0 && t->work == NULL)
         return FO_ERR_LAYOUT;
+    if (t->n_bufs < top || t->n_scalars < n_scalars)
+        return FO_ERR_LAYOUT;
+    int missing = 0; /* a needed buffer is NULL: FO_ERR_NULL, unless the list is also malformed (FO_ERR_LAYOUT) */
     for (int64_t i = 0; i < t->n_tensors; ++i) {
         if (t->sizes[i] < 0)
             return FO_ERR_LAYOUT;
         if (t->sizes[i] == 0)
             continue;
-        for (int64_t k = 0; k < n_required; ++k)
-            if (t->bufs[i * t->n_bufs + k] == NULL)
-                return FO_ERR_NULL;
+        void *const *row = t->bufs + i * t->n_bufs;
+        for (int64_t k = 0; k < top; ++k)
+            missing |= (needs >> k & 1u) && row[k] == NULL;
     }
     for (int64_t w = 0; w < t->n_work; ++w) {
         const fo_work *it = &t->work[w];
@@ -108,7 +96,15 @@ int fo_check_list(const fo_tensor_list *t, int64_t n_required)
             || it->begin > it->end)
             return FO_ERR_LAYOUT;
     }
-    return FO_OK;
+    return missing ? FO_ERR_NULL : FO_OK;
+}
+
+int fo_check_list(const fo_tensor_list *t, int64_t n_required)
+{
+    if (t != NULL && (n_required < 0 || t->n_bufs < n_required))
+        return FO_ERR_LAYOUT;
+    /* buffers [0, n_required) needed (a table has at most 32 positions: fastopt/_kernels.pyx, TensorTable) */
+    return fo_kernel_check(t, n_required >= 32 ? 0xFFFFFFFFu : (uint32_t)FO_FIRST(n_required), 0);
 }
 
 /* The ISA variant every kernel runs: the CPU's best, capped by the environment variable FASTOPT_ISA

@@ -233,3 +233,20 @@ def test_optimizer_lock_is_reentrant_and_exclusive():
         lock.acquire(blocking=False, timeout=1.0)
     with K.OptimizerLock() as held:
         assert held is True
+
+
+@pytest.mark.parametrize("count, fast", [(7, True), (2**40, True), (2**62 - 1, True),
+                                         (2**62, False)])
+def test_step_count_range_of_the_fast_path(count, fast, rng):
+    """The repeated step reads each tensor's count in C: an exact int in [0, 2**62); a larger one goes to the full
+    path, which still takes the step."""
+    ps = _mlp(rng)
+    opt = fo.Adam(ps)
+    _warm(opt)
+    for p in ps:
+        opt.state[p]["step"] = count
+    plans = opt._plans
+    runs = plans.runs
+    opt.step()
+    assert (opt._plans is plans and plans.runs == runs + 1) == fast
+    assert all(opt.state[p]["step"] == count + 1 for p in ps)

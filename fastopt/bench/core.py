@@ -7,15 +7,22 @@ median over rounds, so each ratio compares times measured side by side in one ru
 - **mlp** — Adam, float32, the tutorial's 1-20-1 MLP (4 tensors, 61 elements), 1 thread, a whole ``opt.step()``:
   fastopt with the same gradient arrays every step ("reused") and with a fresh gradient array assigned to every
   ``.grad`` before each step ("fresh": arrays from a pool of 64 sets made up front, so the time is the
-  assignment and the re-validation, not NumPy's allocation); the flat-buffer NumPy step (NumpyAdam over one
-  61-element buffer per array); torch fused, reused and given fresh gradient tensors the same way.
+  assignment and the re-validation, not NumPy's allocation; "assign only" times the assignment loop alone, so
+  fresh − reused − assign only is fastopt's re-check of the new arrays); the flat-buffer NumPy step (NumpyAdam
+  over one 61-element buffer per array); torch fused, reused and given fresh gradient tensors the same way.
 - **model200** — Adam, float32, 1 thread: the 200-tensor model (2.9 M elements) against ONE tensor with the same
-  number of elements, and against torch fused on the 200 tensors.
+  number of elements, and against torch fused on the 200 tensors (and torch fused's own 200 / one); and the same
+  200 tensors as views of one buffer per array ("200 views": the one tensor's memory layout), which splits the gap
+  into the per-tensor cost (views / one tensor) and the cost of where separate arrays live (separate / views:
+  small arrays come from the malloc heap in 4 KiB pages, a large one is mapped on its own and NumPy asks for
+  transparent huge pages for it; with 4 or 5 streams each crossing a page every 4 KiB, TLB misses and the
+  hardware prefetchers' restart at each page cost Adam's step up to 1.3x, also for ONE tensor in 4 KiB pages:
+  measured with a C driver of the kernels).
 - **big** — one tensor of 2e7 elements (2e6 with ``--quick``), float32, 1 thread: Adam and SGD-momentum against
   torch fused, and the same-traffic probe for each; GB/s counts the minimum traffic (read param, grad, state;
   write param, state) and each step's share of the best GB/s seen in the group; Adam's ns per element against
   the in-cache step (1e4 elements) measured in the same group; the same-traffic probe's time against fastopt's
-  says how close to memory-bound each step is.
+  says how close to memory-bound each step is. Each round's batch here is at least BIG_STEPS steps.
 
 The table goes to ``OUT/RESULTS_core.md`` and the per-round times to ``OUT/results_core.json``.
 """
@@ -43,6 +50,7 @@ POOL = 64          # fresh-gradient sets cycled through in the "fresh" rows
 BIG = 20_000_000   # elements of the single-tensor group
 BIG_QUICK = 2_000_000
 IN_CACHE = 10_000  # Adam float32 at 1e4 elements: 160 KB of arrays, resident in L2
+BIG_STEPS = 4      # steps per batch, at least, in the single-tensor group (at ~0.6 ns per element)
 
 
 @dataclass
@@ -59,14 +67,60 @@ class Group:
 
 
 def _cycling(holders: list, pool: list[list], step: Callable[[], object]) -> Callable[[], None]:
-    """A step that first assigns the next set of gradients from pool to every holder's .grad."""
-    count = itertools.count()
+    """A step that first assigns the next set of gradients from pool to every holder's .grad.
+
+    The (holder, gradient) pairs of each set are made up front, so what the harness adds to the step is the
+    training loop's own ``p.grad = g`` per parameter (measured alone: the "assign only" row), not its bookkeeping
+    (a modulo, an index and a zip per step cost as much again: about 0.1 µs, 10 % of the MLP step)."""
+    sets = itertools.cycle([list(zip(holders, gs)) for gs in pool])
 
     def fresh() -> None:
-        for h, g in zip(holders, pool[next(count) % len(pool)]):
+        for h, g in next(sets):
             h.grad = g
         step()
     return fresh
+
+
+def _noop() -> None:
+    return None
+
+
+def _assign_only(shapes, dtype) -> Callable[[], None]:
+    """The fresh rows' gradient assignment alone (the same harness around a step that does nothing)."""
+    rng = np.random.default_rng(2)
+    params = [fo.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    pool = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(POOL)]
+    return _cycling(params, pool, _noop)
+
+
+def _views_fastopt(algo: str, dtype, shapes) -> Callable[[], None]:
+    """The step over the same tensors as separate Parameters whose data, grad and state buffers are consecutive
+    views of one buffer per array (param, grad, then each state buffer): the 200 tensors in the memory layout of
+    the one-tensor step (each buffer one large allocation, which NumPy backs with transparent huge pages where the
+    kernel allows it) — so the ratio to the one-tensor step is the per-tensor cost alone, and the ratio of the
+    separate arrays to this step is what their placement (small heap allocations in 4 KiB pages) costs."""
+    a = ALGOS[algo]
+    sizes = [int(np.prod(s)) for s in shapes]
+    total = int(sum(sizes))
+    starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    rng = np.random.default_rng(1)
+    whole = {k: np.empty(total, dtype) for k in ("param", "grad", *a.keys)}
+    whole["param"][:] = rng.random(total, dtype=dtype) - 0.5
+    whole["grad"][:] = rng.random(total, dtype=dtype) - 0.5
+    parts = {k: [v[starts[i]:starts[i + 1]].reshape(s) for i, s in enumerate(shapes)] for k, v in whole.items()}
+    params = [fo.Parameter(d) for d in parts["param"]]
+    for p, g in zip(params, parts["grad"]):
+        p.grad = g
+    opt = a.make_fastopt(params)
+    opt.step()  # creates the state; then move it into the views
+    for i, p in enumerate(params):
+        for k in a.keys:
+            np.copyto(parts[k][i], opt.state[p][k])
+            opt.state[p][k] = parts[k][i]
+    opt.step()  # the full path checks the new buffers and plans the repeated step over them
+    if any(opt.state[p][k] is not parts[k][i] for i, p in enumerate(params) for k in a.keys):
+        raise RuntimeError("the optimizer did not keep the view state buffers")
+    return opt.step
 
 
 def _fresh_fastopt(shapes, dtype) -> Callable[[], None]:
@@ -141,20 +195,26 @@ def run_core(quick: bool = False, rounds: int | None = None, batch_seconds: floa
     else:
         steps["fresh torch fused"] = fresh_torch
     steps["flat numpy"] = _flat_numpy_adam(shapes, f32)
+    steps["assign only"] = _assign_only(shapes, f32)
     groups.append(_measure(mlp, steps, rounds, batch_seconds))
 
     m200, steps = Group("model200"), {}
     shapes = case_shapes("model200")
     total = int(sum(int(np.prod(s)) for s in shapes))
     _add(m200, "200 tensors", "adam", f32, shapes, ["fastopt", "torch fused"], steps)
-    _add(m200, "one tensor", "adam", f32, [(total,)], ["fastopt"], steps)
+    _add(m200, "one tensor", "adam", f32, [(total,)], ["fastopt", "torch fused"], steps)
+    steps["200 views fastopt"] = _views_fastopt("adam", f32, shapes)
+    m200.elements["200 views fastopt"] = total
     groups.append(_measure(m200, steps, rounds, batch_seconds))
 
+    # A step here is 10-15 ms: batches of at least BIG_STEPS steps, so that each round's time is a steady stream
+    # and not one step started behind the previous implementation's dirty cache lines (single-step rounds of
+    # the same kernel spread by +-15 %, more than the differences these rows compare).
     bigg, steps = Group(f"big ({_count(big)} elements; in cache: {_count(IN_CACHE)})"), {}
     for algo in ("adam", "sgd"):
         _add(bigg, algo, algo, f32, [(big,)], ["fastopt", "probe", "torch fused"], steps)
     _add(bigg, "adam in-cache", "adam", f32, [(IN_CACHE,)], ["fastopt"], steps)
-    groups.append(_measure(bigg, steps, rounds, batch_seconds))
+    groups.append(_measure(bigg, steps, rounds, max(batch_seconds, BIG_STEPS * 1.5e-9 * big)))
     return groups
 
 
@@ -184,11 +244,23 @@ def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
     add("  fresh / reused", _ratio(fresh, reused), "{:.3f}×", "≤ 1.3×")
     add("  torch fused (fresh grad tensors) / fastopt (fresh)", _ratio(mlp.median("fresh torch fused"), fresh),
         "{:.1f}×", "≥ 40×")
+    assign = mlp.median("assign only")
+    add("  of the fresh step: assigning the 4 .grad arrays (Python loop, µs)", assign and assign * 1e6, "{:.2f}",
+        "")
+    add("  of the fresh step: fastopt's re-check of new arrays (fresh − reused − assigning, µs)",
+        (fresh - reused - assign) * 1e6 if fresh and reused and assign else None, "{:.2f}", "")
     m = g["model200"]
-    t200, t1 = m.median("200 tensors fastopt"), m.median("one tensor fastopt")
+    t200, t1, tv = m.median("200 tensors fastopt"), m.median("one tensor fastopt"), m.median("200 views fastopt")
     add("200-tensor model (2.9 M) Adam step (ms)", t200 and t200 * 1e3, "{:.3f}", "")
     add("  200 tensors / one tensor of the same size", _ratio(t200, t1), "{:.3f}×", "≤ 1.05×")
     add("  torch fused / fastopt", _ratio(m.median("200 tensors torch fused"), t200), "{:.2f}×", "≥ 1.65×")
+    add("  200 tensors as views of one buffer per array / one tensor (the per-tensor cost)", _ratio(tv, t1),
+        "{:.3f}×", "")
+    add("  200 separate arrays / 200 views (the arrays' placement: heap, 4 KiB pages)", _ratio(t200, tv),
+        "{:.3f}×", "")
+    add("  torch fused for reference: 200 tensors / one tensor", _ratio(m.median("200 tensors torch fused"),
+                                                                         m.median("one tensor torch fused")),
+        "{:.3f}×", "")
     b = next(x for x in groups if x.name.startswith("big"))
     gbs: dict[str, float] = {}
     for k in b.times:  # bandwidth beyond the cache only: an in-cache step's bytes never reach memory
