@@ -299,3 +299,28 @@ def test_lookahead_bad_arguments():
     for alpha in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="Invalid alpha value"):
             fo.Lookahead(fo.SGD([p], lr=0.1), alpha=alpha)
+
+
+# ---- the benchmark rows of these optimizers (fastopt/bench/step.py) ---------------------------------------------
+
+@pytest.mark.parametrize("key", ["lamb", "prodigy", "lookahead"])
+def test_bench_probe_passes_move_what_their_note_says(key, monkeypatch):
+    """A multi-pass probe runs each pass over every tensor (scale 0: values unchanged), never moves more values than
+    the algorithm's minimum, and Lookahead's state comes from the wrapped optimizer."""
+    from fastopt import _kernels as K
+    from fastopt.bench import step as S
+
+    algo = S.ALGOS[key]
+    calls = []
+    real = K.probe
+    monkeypatch.setattr(K, "probe", lambda t, ns, scale=1.0: (calls.append((t.n_tensors, ns, scale)),
+                                                               real(t, ns, scale))[1])
+    skipped: dict = {}
+    steps = S.build(algo, np.dtype(np.float32), [(5,), (300,), (7,)], ["probe"], skipped)
+    steps["probe"]()
+    passes = algo.probe_passes or (("param", "grad") + algo.keys,)
+    assert calls == [(3, len(p) - 2, 0.0) for p in passes]
+    moved = sum(1 + 2 * (len(p) - 1) for p in passes)  # each pass: grad read, every other array read and written
+    assert moved <= algo.bytes_per_element(1)
+    assert algo.probe_passes is None or algo.min_values == algo.bytes_per_element(1)
+    assert bool(algo.probe_note) == (key != "lars")
