@@ -1,9 +1,10 @@
 """Prodigy (Mishchenko & Defazio, ICML 2024), as in the ``prodigyopt`` package 1.1.x: its arguments, defaults,
 state and group keys.
 
-A step is two passes (csrc/prodigy.c): a reduction over every group (the moments and ``s`` are updated and the
-sums :math:`\\sum g(x_0 - x)` and :math:`\\|s\\|_1` come back, added in a fixed order: the same bits for any
-thread count), the distance estimate d in double in Python, then the elementwise update of every group.
+A step is two passes (csrc/prodigy.c): a reduction over every group (``s`` is updated and the sums
+:math:`\\sum g(x_0 - x)` and :math:`\\|s\\|_1` come back, added in a fixed order: the same bits for any thread
+count), the distance estimate d in double in Python, then the elementwise pass over every group: the moments (with
+the old d, as upstream) and the update.
 """
 from __future__ import annotations
 
@@ -122,9 +123,11 @@ class _Step:
             d = min(d_max, d * self.growth)
         return d, d_max, self.numerator, d_hat
 
-    def pass2(self, group: Mapping[str, Any], d_new: float, scalars: np.ndarray) -> None:
+    def pass2(self, group: Mapping[str, Any], d_new: float, scalars: np.ndarray, mode: int = 0) -> None:
+        """Write pass 2's per-tensor scalars; ``mode`` (column 3, beta3 in pass 1): 0 the moments (with the old d:
+        pass 1's columns 0 and 1) and the update, 1 the moments only, 2 the update only (a group with lr 0)."""
         coef = -self.dlr if self.beta1 > 0 else -self.dlr * d_new
-        scalars[:, 4:7] = (coef, d_new * group["eps"], -group["weight_decay"] * self.dlr)
+        scalars[:, 3:7] = (mode, coef, d_new * group["eps"], -group["weight_decay"] * self.dlr)
 
 
 def _check_groups(groups: Sequence[Mapping[str, Any]]) -> float:
@@ -159,6 +162,9 @@ class _TwoPass:
             st.numerator += w * dot
             st.denom += l1
         if st.denom == 0:
+            if self.group["lr"] > 0.0:  # every gradient zero: the moments only, as upstream
+                st.pass2(self.group, st.d, table.scalars, 1)
+                SPEC.table_kernel(table, hyper)
             return
         self.result = st.estimate() + (st.denom,)
         st.pass2(self.group, self.result[0], table.scalars)
@@ -448,13 +454,17 @@ class Prodigy(FusedOptimizer):
                 dot, l1 = _REDUCE(table, hyper, part)
                 st.numerator += w * dot
                 st.denom += l1
-        if st.denom == 0:
+        if st.denom == 0:  # every gradient zero: the moments only, as upstream (lr-0 groups: nothing)
+            for group, table, hyper, _ in items:
+                if group["lr"] > 0.0:
+                    st.pass2(group, st.d, table.scalars, 1)
+                    self._spec.table_kernel(table, hyper)
             return False
         d, d_max, numerator, d_hat = st.estimate()
         for group in groups:
             group.update(d_numerator=numerator, d_denom=st.denom, d=d, d_max=d_max, d_hat=d_hat)
-        for group, table, hyper, _ in items:
-            st.pass2(group, d, table.scalars)
+        for group, table, hyper, _ in items:  # the moments with the old d (pass 1's scalars), then the update
+            st.pass2(group, d, table.scalars, 0 if group["lr"] > 0.0 else 2)
             self._spec.table_kernel(table, hyper)
         for group in groups:
             group["k"] = group["k"] + 1
