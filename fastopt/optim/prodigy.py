@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -223,8 +222,9 @@ class _Plan:
     the same parameters, ``.data`` arrays and state dicts (same keys, same values: the step counts as last written),
     that every written array still has its shape, dtype and writeability, and that each new gradient passes the
     table's checks (ndarray, dtype, size, C-contiguous, aligned, sharing no byte with a written array) and has its
-    parameter's shape. With several groups the gradients must be the arrays of the last step (the cross-group
-    overlap check is the full path's). Anything else returns False with nothing changed, and the full path runs.
+    parameter's shape; with several groups also one overlap check of every gradient against every written array
+    of every group (``K.find_overlap``, as the full path). Anything else returns False with nothing changed, and
+    the full path runs (and names the problem).
     """
 
     __slots__ = ("groups", "entries", "runs")
@@ -240,15 +240,9 @@ class _Plan:
             keys = [k for k, on in zip(SPEC.buffers, active) if on]
             written = datas + [st[k] for st in states for k in keys]
             entry = [group, params, datas, states, written, [(a.shape, a.dtype) for a in written],
-                     self._refs(params), [d.shape for d in datas], table, hyper, part, None, None, None]
+                     None, [d.shape for d in datas], table, hyper, part, None, None, None]
             self.entries.append(entry)
             self.snapshot(entry)
-
-    def _refs(self, params: list) -> list | None:
-        """Weak references to the gradients just used (several groups only: see the class docstring)."""
-        if len(self.groups) < 2:
-            return None
-        return [weakref.ref(p.grad) for p in params]
 
     @staticmethod
     def snapshot(entry: list) -> None:
@@ -258,7 +252,7 @@ class _Plan:
         entry[12] = [k for st in states for k in st]
         entry[13] = [v for st in states for v in st.values()]
 
-    def _holds(self, entry: list, state: Any, same_grads_only: bool) -> list | None:
+    def _holds(self, entry: list, state: Any) -> list | None:
         """The new gradients if the entry's checks pass (see the class docstring), else None."""
         group, params = entry[0], entry[1]
         gkeys, gvals = entry[11]
@@ -278,27 +272,28 @@ class _Plan:
         written = entry[4]
         if [(a.shape, a.dtype) for a in written] != entry[5] or not all([a.flags.writeable for a in written]):
             return None
-        grads = [p.grad for p in params]
-        if same_grads_only and not all([r() is g for r, g in zip(entry[6], grads)]):
-            return None
-        return grads
+        return [p.grad for p in params]
 
     def run(self, opt: "Prodigy") -> bool:
         """The repeated step, or False with nothing changed (see the class docstring)."""
         groups, state = opt.param_groups, opt.state
         if groups is not self.groups or len(groups) != len(self.entries):
             return False
-        several = len(self.entries) > 1
-        bound = []
+        bound, all_grads = [], []
         try:
             for group, entry in zip(groups, self.entries):
                 if group is not entry[0]:
                     return False
-                grads = self._holds(entry, state, several)
+                grads = self._holds(entry, state)
                 if grads is None or entry[8].set_grads(grads) >= 0:
                     return False
                 bound.append(entry[8])
                 if [g.shape for g in grads] != entry[7]:
+                    return False
+                all_grads += grads
+            if len(self.entries) > 1:  # each table checked its own arrays; across groups:
+                written = [a for e in self.entries for a in e[4]]
+                if K.find_overlap(written + all_grads, [True] * len(written) + [False] * len(all_grads)) is not None:
                     return False
             items = [(e[0], e[8], e[9], e[10]) for e in self.entries]
             if opt._passes(items):
