@@ -126,9 +126,10 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 #define FO_SF_SGD_FIELDS(D, I, S) D(S, weight_decay)
 #define FO_SF_ADAMW_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay)
 /* Prodigy's update, the second of its two passes (prodigy.c; the first is the reduction prodigy_reduce below):
- * 2 exp_avg (NULL when beta1 == 0), 3 exp_avg_sq, 4 s, 5 p0 (the update reads 0-3); scalars, pass 1: 0 d (1 - beta1),
- * 1 d^2 (1 - beta2), 2 the weight of g in s, 3 beta3; pass 2: 4 the step coefficient (-dlr, or -dlr d when
- * beta1 == 0), 5 d eps, 6 the decoupled decay coefficient -wd dlr */
+ * 2 exp_avg (NULL when beta1 == 0), 3 exp_avg_sq, 4 s, 5 p0 (the update reads 0-3); scalars, pass 1: 2 the weight
+ * of g in s, 3 beta3; pass 2: 0 d (1 - beta1), 1 d^2 (1 - beta2) (the moments), 3 the mode (0 moments and update,
+ * 1 moments only, 2 update only), 4 the step coefficient (-dlr, or -dlr d when beta1 == 0), 5 d eps, 6 the
+ * decoupled decay coefficient -wd dlr */
 #define FO_PRODIGY_FIELDS(D, I, S) D(S, beta1) D(S, beta2) D(S, weight_decay) I(S, decouple)
 
 /* ---- AdEMAMix, LAMB, LARS and Lookahead (pytorch-optimizer 4.1's variants) ---- */

@@ -208,6 +208,45 @@ def test_lookahead_matches_reference(dtype, k, alpha, rng):
         assert_close(la.state[p]["slow_params"], s, dtype, "slow weights")
 
 
+def test_lookahead_reuses_its_update_table_only_while_the_arrays_are_the_same(rng):
+    """The slow-weight update's pointer table is cached per group and dtype: reused while the parameter and slow
+    arrays are the same objects, rebuilt (every check again) when one is replaced."""
+    params = [fo.Parameter(rng.standard_normal(s)) for s in [(6,), (3, 4)]]
+    la = fo.Lookahead(fo.SGD(params, lr=0.1), k=1, alpha=0.5)
+    expect = [p.data.copy() for p in params]
+    slow = [p.data.copy() for p in params]
+
+    def step():
+        grads = [rng.standard_normal(p.data.shape) for p in params]
+        for p, g, e, s in zip(params, grads, expect, slow):
+            p.grad = g
+            e -= 0.1 * g
+            e += 0.5 * (s - e)  # k=1: lerp toward the slow weights after every step, then slow = p
+            s[...] = e
+        la.step()
+        for p, e, s in zip(params, expect, slow):
+            np.testing.assert_allclose(p.data, e, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(la.state[p]["slow_params"], s, rtol=1e-12, atol=1e-15)
+
+    step()
+    table = la._tables[(0, np.dtype(np.float64).num)][1]
+    step()
+    assert la._tables[(0, np.dtype(np.float64).num)][1] is table  # the same arrays: reused
+    la.state[params[1]]["slow_params"] = la.state[params[1]]["slow_params"].copy()
+    step()
+    assert la._tables[(0, np.dtype(np.float64).num)][1] is not table  # a new slow array: rebuilt
+    params[0].data = params[0].data.copy()
+    table = la._tables[(0, np.dtype(np.float64).num)][1]
+    step()
+    assert la._tables[(0, np.dtype(np.float64).num)][1] is not table  # a new parameter array: rebuilt
+    # a slow array that overlaps another parameter is refused by the new table, before anything is written
+    la.state[params[0]]["slow_params"] = params[1].data.reshape(-1)[:6]
+    before = [p.data.copy() for p in params]
+    with pytest.raises(ValueError, match="overlap|share"):
+        la._update(0, la.param_groups[0])
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, params))
+
+
 def _lookahead_run(seed=3):
     rng = np.random.default_rng(seed)
     w = fo.Parameter(rng.standard_normal((4, 5)))
@@ -299,3 +338,28 @@ def test_lookahead_bad_arguments():
     for alpha in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="Invalid alpha value"):
             fo.Lookahead(fo.SGD([p], lr=0.1), alpha=alpha)
+
+
+# ---- the benchmark rows of these optimizers (fastopt/bench/step.py) ---------------------------------------------
+
+@pytest.mark.parametrize("key", ["lamb", "prodigy", "lookahead"])
+def test_bench_probe_passes_move_what_their_note_says(key, monkeypatch):
+    """A multi-pass probe runs each pass over every tensor (scale 0: values unchanged), never moves more values than
+    the algorithm's minimum, and Lookahead's state comes from the wrapped optimizer."""
+    from fastopt import _kernels as K
+    from fastopt.bench import step as S
+
+    algo = S.ALGOS[key]
+    calls = []
+    real = K.probe
+    monkeypatch.setattr(K, "probe", lambda t, ns, scale=1.0: (calls.append((t.n_tensors, ns, scale)),
+                                                               real(t, ns, scale))[1])
+    skipped: dict = {}
+    steps = S.build(algo, np.dtype(np.float32), [(5,), (300,), (7,)], ["probe"], skipped)
+    steps["probe"]()
+    passes = algo.probe_passes or (("param", "grad") + algo.keys,)
+    assert calls == [(3, len(p) - 2, 0.0) for p in passes]
+    moved = sum(1 + 2 * (len(p) - 1) for p in passes)  # each pass: grad read, every other array read and written
+    assert moved <= algo.bytes_per_element(1)
+    assert algo.probe_passes is None or algo.min_values == algo.bytes_per_element(1)
+    assert bool(algo.probe_note) == (key != "lars")

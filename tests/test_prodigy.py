@@ -236,3 +236,129 @@ def test_reduction_boundary_checks_its_arguments():
     rows[1][:] = 1.0  # g = 1, p0 - p = 0, s = w_s g: sum |s| = n w_s
     t.scalars[:] = [0.0, 0.0, 0.5, 0.0, 0, 0, 0]
     assert red(t, h, part) == (0.0, 0.5 * n)
+
+
+# ---- the repeated step (Prodigy's own plan, fastopt/optim/prodigy.py _Plan) ------------------------------------
+
+def _pair(rng, dtype, groups=1, **kw):
+    """Two optimizers over copies of the same params: ``fast`` may take its plan, ``full`` never does."""
+    sizes = [[5, 64, 1000], [33]][:groups] if groups > 1 else [[5, 64, 1000, 33]]
+    data = [[make_array(rng, n, dtype) for n in ns] for ns in sizes]
+    out = []
+    for _ in range(2):
+        ps = [[fo.Parameter(a.copy()) for a in g] for g in data]
+        out.append((fo.Prodigy([{"params": p} for p in ps], **kw), [p for g in ps for p in g]))
+    return out
+
+
+def _step_both(fast, full, grads):
+    (fopt, fps), (gopt, gps) = fast, full
+    for p, q, g in zip(fps, gps, grads):
+        p.grad, q.grad = g, None if g is None else g.copy()
+    before = fopt._fast_steps
+    fopt.step()
+    gopt._drop_plan()
+    gopt.step()
+    assert gopt._fast_steps == 0
+    assert_arrays_equal([p.data for p in fps], [q.data for q in gps])
+    for p, q in zip(fps, gps):
+        assert fopt.state[p].keys() == gopt.state[q].keys()
+        for k in fopt.state[p]:
+            np.testing.assert_array_equal(fopt.state[p][k], gopt.state[q][k])
+    for a, b in zip(fopt.param_groups, gopt.param_groups):
+        assert {k: v for k, v in a.items() if k != "params"} == {k: v for k, v in b.items() if k != "params"}
+    return fopt._fast_steps - before
+
+
+@pytest.mark.parametrize("kw", [{}, dict(betas=(0.0, 0.99), weight_decay=0.1, decouple=False),
+                                dict(use_bias_correction=True, safeguard_warmup=True, weight_decay=0.01)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_repeated_steps_take_the_plan_and_match_the_full_path_bit_for_bit(kw, dtype, rng):
+    fast, full = _pair(rng, dtype, **kw)
+    ps = fast[1]
+    fresh = lambda: [make_array(rng, p.data.size, dtype) for p in ps]  # noqa: E731
+    assert _step_both(fast, full, fresh()) == 0  # creates the state
+    assert [_step_both(fast, full, fresh()) for _ in range(4)] == [1] * 4  # new gradient arrays every step
+    same = fresh()
+    assert [_step_both(fast, full, same) for _ in range(2)] == [1, 1]
+    # all-zero gradients: only the moments change, on the plan as on the full path
+    assert _step_both(fast, full, [np.zeros_like(p.data) for p in ps]) == 1
+    # a changed option, a user-set d, a replaced state buffer, a strided or missing gradient: the full path
+    fast[0].param_groups[0]["weight_decay"] = 0.05
+    full[0].param_groups[0]["weight_decay"] = 0.05
+    assert _step_both(fast, full, fresh()) == 0
+    assert _step_both(fast, full, fresh()) == 1
+    fast[0].param_groups[0]["d"] = full[0].param_groups[0]["d"] = 2e-3
+    assert _step_both(fast, full, fresh()) == 0
+    for opt, pp in (fast, full):
+        opt.state[pp[1]]["s"] = opt.state[pp[1]]["s"].copy()
+    assert _step_both(fast, full, fresh()) == 0
+    g = fresh()
+    g[2] = make_array(rng, g[2].size, dtype, strided=True)
+    assert _step_both(fast, full, g) == 0
+    g = fresh()
+    g[0] = None
+    assert _step_both(fast, full, g) == 0
+    assert _step_both(fast, full, fresh()) == 0  # the param without a gradient last time gets one
+    assert _step_both(fast, full, fresh()) == 1
+
+
+def test_two_groups_take_the_plan_and_check_gradients_across_groups(rng):
+    fast, full = _pair(rng, np.float64, groups=2)
+    ps = fast[1]
+    fresh = lambda: [make_array(rng, p.data.size, np.float64) for p in ps]  # noqa: E731
+    assert [_step_both(fast, full, fresh()) for _ in range(3)] == [0, 1, 1]
+    same = fresh()
+    assert [_step_both(fast, full, same) for _ in range(2)] == [1, 1]
+    # a gradient of group 0 that is a view of group 1's parameter: each table alone cannot see it
+    opt = fast[0]
+    ps[0].grad = ps[3].data[:5]
+    with rejected(opt, ValueError, "shares memory|overlap"):
+        opt.step()
+    assert _step_both(fast, full, fresh()) == 0  # the plan was dropped by the rejected step; the next re-arms it
+    assert _step_both(fast, full, fresh()) == 1
+
+
+def _readonly(a):
+    a.flags.writeable = False
+
+
+@pytest.mark.parametrize("spoil,regex", [
+    (lambda o, ps: setattr(ps[1], "grad", np.ones(63, np.float32)), r"param_groups\[0\]\['params'\]\[1\]"),
+    (lambda o, ps: setattr(ps[1], "grad", np.ones((8, 8), np.float32)), r"param_groups\[0\]\['params'\]\[1\]"),
+    (lambda o, ps: setattr(ps[1], "grad", np.ones(64)), r"param_groups\[0\]\['params'\]\[1\]"),
+    (lambda o, ps: setattr(ps[1], "grad", ps[2].data[:64]), "overlap|share"),
+    (lambda o, ps: _readonly(o.state[ps[0]]["exp_avg"]), r"param_groups\[0\]\['params'\]\[0\]"),
+    (lambda o, ps: _readonly(ps[3].data), r"param_groups\[0\]\['params'\]\[3\]"),
+    (lambda o, ps: o.param_groups[0].update(d=-1.0), "Invalid d value"),
+    (lambda o, ps: o.state[ps[2]].update(step=-1), r"param_groups\[0\]\['params'\]\[2\]"),
+], ids=["size", "shape", "dtype", "overlap", "readonly state", "readonly param", "bad d", "bad step"])
+def test_the_plan_refuses_what_the_full_path_refuses_and_changes_nothing(spoil, regex, rng):
+    (opt, ps), _ = _pair(rng, np.float32)
+    for _ in range(2):
+        for p in ps:
+            p.grad = make_array(rng, p.data.size, np.float32)
+        opt.step()
+    assert opt._plan is not None and opt._fast_steps == 1
+    spoil(opt, ps)
+    with rejected(opt, (ValueError, TypeError), regex):
+        opt.step()
+    assert opt._fast_steps == 1
+
+
+def test_a_copy_makes_its_own_plan(rng):
+    (opt, ps), _ = _pair(rng, np.float32)
+    for _ in range(3):
+        for p in ps:
+            p.grad = make_array(rng, p.data.size, np.float32)
+        opt.step()
+    assert opt._fast_steps == 2
+    c = copy.deepcopy(opt)
+    assert c._plan is None and c._fast_steps == 2
+    c.step()  # the copy's full step makes its own plan over its own arrays
+    c.step()
+    assert c._fast_steps == 3 and opt._fast_steps == 2
+    opt.step()
+    opt.step()
+    assert opt._fast_steps == 4
+    assert_arrays_equal([p.data for p in c.param_groups[0]["params"]], [p.data for p in ps])  # same grads

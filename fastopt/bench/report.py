@@ -297,6 +297,8 @@ def write_markdown(path: str, ms: list[Measurement], command: str, started: date
                 if ref_label:  # the package this algorithm follows, on torch CPU
                     cells += [_fmt_time(m.median("reference")), _fmt_ratio(_ratio(m.median("reference"), fast))]
                 lines.append("| " + " | ".join(cells) + " |")
+            if ALGOS[a].probe_note:
+                lines += ["", ALGOS[a].probe_note]
             skipped = sorted({f"{k}: {v}" for m in rows for k, v in m.skipped.items()})
             if skipped:
                 lines.append("")

@@ -51,10 +51,20 @@ class Algo:
     # from the torch params (their .grad set); returns an object with .step(). None: no such column.
     make_reference: Callable[[list], Any] | None = None
     reference_label: str = ""  # e.g. "schedulefree 1.4.1"
+    # An algorithm whose minimum traffic is more than one pass (an update that needs a sum over whole tensors or
+    # groups first): the values it must move per element and step (None: one pass, see bytes_per_element), the
+    # probe's passes (each the arrays at the probe's positions: param (INOUT), grad (IN), then INOUT states; names
+    # from "param", "grad" and keys) and the text the report prints under the algorithm's table.
+    min_values: int | None = None
+    probe_passes: tuple[tuple[str, ...], ...] | None = None
+    probe_note: str = ""
+    # where the state buffers named by keys live, given the fastopt optimizer (None: its own .state)
+    state_owner: Callable[[Any], Any] | None = None
 
     def bytes_per_element(self, itemsize: int) -> int:
-        """Minimum traffic: read param, grad and each state buffer; write param and each state buffer."""
-        return (3 + 2 * len(self.keys)) * itemsize
+        """Minimum traffic: read param, grad and each state buffer; write param and each state buffer (or
+        ``min_values`` per element where that is more than one pass)."""
+        return (self.min_values or 3 + 2 * len(self.keys)) * itemsize
 
 
 ALGOS: dict[str, Algo] = {
@@ -100,9 +110,21 @@ ALGOS.update({
     "ademamix": Algo("AdEMAMix", lambda ps: fo.AdEMAMix(ps, lr=1e-3), None, {}, {},
                      ("exp_avg", "exp_avg_sq", "exp_avg_slow"), False,
                      make_reference=_pytorch_optimizer("AdEMAMix", lr=1e-3), reference_label=_PO),
+    # The trust ratio needs the norm of the whole tensor's update before any element of it is applied, so LAMB's
+    # minimum is two passes: (1) read p, g, m, v, write m, v (the moments, and the sums |x|^2 and |u|^2 of the
+    # decayed weights and of the update), (2) read p, m, v, write p: 10 values per element (storing u for pass 2
+    # adds a write; computing the sums without writing m, v, then the moments in pass 2, adds a read: 11). The
+    # probe runs two passes in the same order (all of pass 1 over every tensor, then all of pass 2), moving 8 of
+    # the 10 (a probe pass has one read-only array: pass 1's read of p and pass 2's of v are left out), so it is
+    # never slower than the minimum.
     "lamb": Algo("LAMB", lambda ps: fo.LAMB(ps, lr=1e-3, weight_decay=1e-2), None, {}, {},
                  ("exp_avg", "exp_avg_sq"), False,
-                 make_reference=_pytorch_optimizer("Lamb", lr=1e-3, weight_decay=1e-2), reference_label=_PO),
+                 make_reference=_pytorch_optimizer("Lamb", lr=1e-3, weight_decay=1e-2), reference_label=_PO,
+                 min_values=10, probe_passes=(("exp_avg", "grad", "exp_avg_sq"), ("param", "exp_avg")),
+                 probe_note="LAMB's minimum is two passes (the trust ratio needs the norm of the whole tensor's "
+                            "update first): read p, g, m, v and write m, v, then read p, m, v and write p, 10 values "
+                            "per element (GB/s counts these). Its probe runs two passes in the same order, moving 8 "
+                            "of them (m += 0·g, v += 0·g; then p += 0·m), so it is never slower than the minimum."),
     "lars": Algo("LARS", lambda ps: fo.LARS(ps, lr=1e-2, weight_decay=1e-4), None, {}, {}, ("momentum_buffer",),
                  False, make_reference=_pytorch_optimizer("LARS", lr=1e-2, weight_decay=1e-4),
                  reference_label=_PO),
@@ -132,10 +154,42 @@ ALGOS.update({
                    _schedulefree("SGDScheduleFree", lr=1.0), "schedulefree 1.4.1"),
     "sf_adamw": Algo("ScheduleFreeAdamW", lambda ps: fo.ScheduleFreeAdamW(ps, lr=2.5e-3), None, {}, {},
                      ("z", "exp_avg_sq"), False, _schedulefree("AdamWScheduleFree", lr=2.5e-3), "schedulefree 1.4.1"),
-    # two passes: the probe moves one pass's traffic (p, g, exp_avg, exp_avg_sq, s read and written; p0 and the
-    # second pass's re-reads are beyond it), so Prodigy's best is below 100 % of this probe
+    # The d estimate of the update needs two sums over every parameter of every group (sum g (p0 - p) and the
+    # l1 norm of the new s) first, so Prodigy's minimum is two passes over the whole model: (1) read p, g, p0, s,
+    # write s; (2) read p, g, m, v, write p, m, v (the moments use the old d, so they can wait for pass 2): 12
+    # values per element. The probe runs two passes in that order, moving 10 of them (s += 0·g over every tensor;
+    # then p, m, v += 0·g: pass 1's reads of p and p0 are left out, a probe pass having one read-only array).
     "prodigy": Algo("Prodigy", lambda ps: fo.Prodigy(ps), None, {}, {}, ("exp_avg", "exp_avg_sq", "s"), False,
-                    _prodigyopt(), "prodigyopt 1.1.2"),
+                    _prodigyopt(), "prodigyopt 1.1.2", min_values=12,
+                    probe_passes=(("s", "grad"), ("param", "grad", "exp_avg", "exp_avg_sq")),
+                    probe_note="Prodigy's minimum is two passes over the whole model (the d estimate needs "
+                               "sum g·(p0 − p) and the l1 norm of s over every parameter first): read p, g, p0, s and "
+                               "write s, then read p, g, m, v and write p, m, v, 12 values per element (GB/s counts "
+                               "these). Its probe runs two passes in that order, moving 10 of them (s += 0·g; then "
+                               "p, m, v += 0·g), so it is never slower than the minimum."),
+})
+
+
+
+# ---- Lookahead (issue #15) wrapping Adam, against pytorch-optimizer's Lookahead over torch's fused Adam ----
+
+
+def _lookahead_reference(tparams: list) -> Any:
+    import pytorch_optimizer  # ImportError: the bench reports the column as not installed
+
+    return pytorch_optimizer.Lookahead(torch.optim.Adam(tparams, lr=1e-3, fused=True), k=5, alpha=0.5)
+
+
+ALGOS.update({
+    "lookahead": Algo("Lookahead(Adam)", lambda ps: fo.Lookahead(fo.Adam(ps, lr=1e-3), k=5, alpha=0.5), None, {},
+                      {}, ("exp_avg", "exp_avg_sq"), False, _lookahead_reference, _PO,
+                      state_owner=lambda opt: opt.optimizer,
+                      probe_note="Lookahead(Adam, k=5): the probe moves Adam's traffic (7 values per element, which "
+                                 "GB/s counts); the slow-weight update every 5th step (read p and the slow weights, "
+                                 "write both: 0.8 more values per element and step on average) is beyond it, so "
+                                 "fastopt's best is about 7 / 7.8 = 90 % of this probe. The reference is "
+                                 "pytorch-optimizer's Lookahead over torch.optim.Adam(fused=True), torch's fastest "
+                                 "Adam on CPU."),
 })
 
 # Single-tensor sizes, then the two models.
@@ -196,16 +250,13 @@ def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list
         p.grad = g
     opt = algo.make_fastopt(fparams)
     opt.step()  # creates the state every implementation shares
-    state = [[opt.state[p][k] for k in algo.keys] for p in fparams]
+    owner = algo.state_owner(opt) if algo.state_owner is not None else opt
+    state = [[owner.state[p][k] for k in algo.keys] for p in fparams]
     steps: dict[str, Callable[[], None]] = {}
     if "fastopt" in want:
         steps["fastopt"] = opt.step
     if "probe" in want:
-        names = ("param", "grad") + tuple(f"state{k}" for k in range(len(algo.keys)))
-        table = K.TensorTable([[p, g, *st] for p, g, st in zip(params, grads, state)], names,
-                              (False, True) + (False,) * len(algo.keys), 0)
-        n_state = len(algo.keys)
-        steps["probe"] = lambda: K.probe(table, n_state, 0.0)  # scale 0: shared state keeps its values
+        steps["probe"] = _probe(algo, params, grads, state)
     if "numpy" in want:
         if _algo_key(algo) in NUMPY_OPTIMIZERS:
             steps["numpy"] = NUMPY_OPTIMIZERS[_algo_key(algo)](params, grads, state, **algo.numpy_kwargs).step
@@ -249,6 +300,28 @@ def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list
             else:
                 steps["reference"] = ref.step
     return steps
+
+
+def _probe(algo: Algo, params: list[np.ndarray], grads: list[np.ndarray],
+           state: list[list[np.ndarray]]) -> Callable[[], None]:
+    """The same-traffic probe over the benchmark's arrays: one pass (param, grad, then every state buffer), or the
+    algorithm's ``probe_passes``, each over every tensor before the next. Scale 0: shared state keeps its values."""
+    passes = algo.probe_passes or (("param", "grad") + algo.keys,)
+    tables = []
+    for names in passes:
+        cols = [params if n == "param" else grads if n == "grad" else [st[algo.keys.index(n)] for st in state]
+                for n in names]
+        ns = len(names) - 2
+        tables.append((K.TensorTable([list(row) for row in zip(*cols)], ("param", "grad") +
+                                     tuple(f"state{k}" for k in range(ns)), (False, True) + (False,) * ns, 0), ns))
+    if len(tables) == 1:
+        (table, ns), = tables
+        return lambda: K.probe(table, ns, 0.0)
+
+    def run() -> None:
+        for table, ns in tables:
+            K.probe(table, ns, 0.0)
+    return run
 
 
 def _algo_key(algo: Algo) -> str:

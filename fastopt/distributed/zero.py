@@ -38,12 +38,14 @@ from ..optim.adadelta import Adadelta
 from ..optim.adagrad import Adagrad
 from ..optim.adam import Adam, AdamW
 from ..optim.adamax import Adamax
+from ..optim.ademamix import AdEMAMix
 from ..optim.asgd import ASGD
 from ..optim.lion import Lion
 from ..optim.nadam import NAdam
 from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
 from ..optim.rprop import Rprop
+from ..optim.schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD, _ScheduleFree
 from ..optim.sgd import SGD
 from ..optimizer import Optimizer, RemovableHandle, _locked, _run_pre_hooks, snapshot_state
 from ..parameter import Parameter
@@ -54,9 +56,18 @@ __all__ = ["ZeroRedundancyOptimizer", "ELEMENTWISE_OPTIMIZERS"]
 
 # Optimizers whose update is elementwise given per-tensor scalars that depend only on the step count and the
 # options, so that splitting a tensor between ranks changes nothing. Muon (orthogonalizes whole matrices),
-# Adafactor (row/column factors), LBFGS and SparseAdam need whole tensors and are refused.
+# Adafactor (row/column factors), LBFGS and SparseAdam need whole tensors and are refused, and so are LAMB and
+# LARS (per-tensor trust ratios) and Prodigy (sums over every parameter). Schedule-Free's group keys (the step
+# counter k, weight_sum, lr_max, scheduled_lr) depend only on the options and k, which every rank shares, and
+# every group advances on every rank (also one that owns no piece of it), so they agree across ranks; they are
+# carried back into the global groups after each step (_CARRIED), and train()/eval() switch every rank's pieces.
 ELEMENTWISE_OPTIMIZERS: tuple[type[Optimizer], ...] = (SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam,
-                                                       RAdam, RMSprop, Rprop, Lion)
+                                                       RAdam, RMSprop, Rprop, Lion, AdEMAMix, ScheduleFreeSGD,
+                                                       ScheduleFreeAdamW)
+# The group keys a local optimizer advances itself, by class: copied back into the global groups after each step
+# and mode switch, so that the next step's option sync (global -> local) does not undo them.
+_CARRIED: tuple[tuple[type[Optimizer], tuple[str, ...]], ...] = (
+    (_ScheduleFree, ("k", "weight_sum", "lr_max", "scheduled_lr", "train_mode")),)
 
 _NOT_OPTIONS = ("params", "param_names")
 
@@ -154,7 +165,9 @@ class ZeroRedundancyOptimizer(Optimizer):
         params (iterable): Parameters, ``(name, Parameter)`` pairs or param-group dicts: the same count, shapes,
             dtypes and group options on every rank (checked here: ValueError on every rank otherwise).
         optimizer_class (type): the local optimizer's class: one of ``ELEMENTWISE_OPTIMIZERS`` (SGD, Adam,
-            AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam, RAdam, RMSprop, Rprop, Lion) or a subclass.
+            AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam, RAdam, RMSprop, Rprop, Lion, AdEMAMix,
+            ScheduleFreeSGD, ScheduleFreeAdamW) or a subclass. With Schedule-Free, call :meth:`train` and
+            :meth:`eval` on every rank (they switch every rank's pieces, then gather the parameters).
         comm (mpi4py.MPI.Intracomm, optional): the communicator (default: None, ``MPI.COMM_WORLD``).
         average_grads (bool, optional): average the gradients over the ranks in ``step`` (default: True). With
             False each rank's gradients are used as they are, for callers that reduced them already.
@@ -289,6 +302,42 @@ class ZeroRedundancyOptimizer(Optimizer):
         for group, local in zip(self.param_groups, self.optim.param_groups):
             for key, value in _options(group).items():
                 local[key] = value
+
+    def _carry_back(self) -> None:
+        """The group keys the local optimizer advanced itself (``_CARRIED``) back into the global groups."""
+        keys = next((ks for cls, ks in _CARRIED if isinstance(self.optim, cls)), ())
+        for group, local in zip(self.param_groups, self.optim.param_groups):
+            for key in keys:
+                if key in local:
+                    group[key] = local[key]
+
+    @_locked
+    def train(self) -> None:
+        """Schedule-Free's ``train()`` on every rank (collective): each rank moves its pieces from x back to y,
+        then the parameters are gathered. Only for an ``optimizer_class`` that has the method."""
+        self._switch("train")
+
+    @_locked
+    def eval(self) -> None:
+        """Schedule-Free's ``eval()`` on every rank (collective): each rank moves its pieces to the averaged point
+        x, then the parameters are gathered. Call it before evaluating or saving the weights, on every rank."""
+        self._switch("eval")
+
+    def _switch(self, name: str) -> None:
+        switch = getattr(self.optim, name, None)
+        if not callable(switch):
+            raise AttributeError(f"{self.optimizer_class.__name__} has no {name}() (a Schedule-Free optimizer has)")
+        err = None
+        try:
+            self._sync_options()
+            for piece in self._pieces():
+                piece.bind()
+            switch()
+            self._carry_back()
+        except Exception as e:  # noqa: BLE001
+            err = e
+        agree(self.comm, err)
+        self._gather(everything=True)
 
     # ---- gradients ---------------------------------------------------------------------------------------
     @_locked
@@ -442,6 +491,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 if piece.local.grad is not None:
                     piece.bind()
             self.optim.step()
+            self._carry_back()
         except Exception as e:  # noqa: BLE001
             err = e
         agree(self.comm, err)
@@ -451,17 +501,18 @@ class ZeroRedundancyOptimizer(Optimizer):
             hook(self, args, kwargs)
         return loss
 
-    def _gather(self) -> None:
-        """Step 3: every rank's updated block into every parameter that had a gradient. A piece that is a view of
-        its parameter was updated in place by the kernel; only the other ranks' ranges are copied in."""
+    def _gather(self, everything: bool = False) -> None:
+        """Step 3: every rank's updated block into every parameter that had a gradient (every parameter with
+        ``everything``: after a mode switch). A piece that is a view of its parameter was updated in place by the
+        kernel; only the other ranks' ranges are copied in."""
         world = self.comm.size
         for b in self._buckets:
-            if not any(p.grad is not None for _, p in b.members):
+            if not everything and not any(p.grad is not None for _, p in b.members):
                 continue
             own = {piece.k: piece for piece in b.pieces}
             if world == 1:
                 for piece in b.pieces:
-                    if piece.param.grad is not None and piece.source is None:
+                    if (everything or piece.param.grad is not None) and piece.source is None:
                         np.copyto(piece.param.data, piece.local.data.reshape(piece.param.data.shape))
                 continue
             if b.chunk == 0:
@@ -473,7 +524,7 @@ class ZeroRedundancyOptimizer(Optimizer):
             self.comm.Allgather(MPI.IN_PLACE, full)
             for (k, p), off in zip(b.members, b.offsets):
                 size = p.data.size
-                if p.grad is None or size == 0:
+                if (p.grad is None and not everything) or size == 0:
                     continue
                 mine = own.get(k)
                 if mine is not None and mine.source is p.data:   # own range already in place

@@ -1,13 +1,15 @@
 """Prodigy (Mishchenko & Defazio, ICML 2024), as in the ``prodigyopt`` package 1.1.x: its arguments, defaults,
 state and group keys.
 
-A step is two passes (csrc/prodigy.c): a reduction over every group (the moments and ``s`` are updated and the
-sums :math:`\\sum g(x_0 - x)` and :math:`\\|s\\|_1` come back, added in a fixed order: the same bits for any
-thread count), the distance estimate d in double in Python, then the elementwise update of every group.
+A step is two passes (csrc/prodigy.c): a reduction over every group (``s`` is updated and the sums
+:math:`\\sum g(x_0 - x)` and :math:`\\|s\\|_1` come back, added in a fixed order: the same bits for any thread
+count), the distance estimate d in double in Python, then the elementwise pass over every group: the moments (with
+the old d, as upstream) and the update.
 """
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
 from .._memory import copy_aligned
+from .._plan import cacheable
 from .._spec import Buffer, Option, Spec, flag
 from ._checks import finite, whole
 
@@ -119,9 +122,11 @@ class _Step:
             d = min(d_max, d * self.growth)
         return d, d_max, self.numerator, d_hat
 
-    def pass2(self, group: Mapping[str, Any], d_new: float, scalars: np.ndarray) -> None:
+    def pass2(self, group: Mapping[str, Any], d_new: float, scalars: np.ndarray, mode: int = 0) -> None:
+        """Write pass 2's per-tensor scalars; ``mode`` (column 3, beta3 in pass 1): 0 the moments (with the old d:
+        pass 1's columns 0 and 1) and the update, 1 the moments only, 2 the update only (a group with lr 0)."""
         coef = -self.dlr if self.beta1 > 0 else -self.dlr * d_new
-        scalars[:, 4:7] = (coef, d_new * group["eps"], -group["weight_decay"] * self.dlr)
+        scalars[:, 3:7] = (mode, coef, d_new * group["eps"], -group["weight_decay"] * self.dlr)
 
 
 def _check_groups(groups: Sequence[Mapping[str, Any]]) -> float:
@@ -156,6 +161,9 @@ class _TwoPass:
             st.numerator += w * dot
             st.denom += l1
         if st.denom == 0:
+            if self.group["lr"] > 0.0:  # every gradient zero: the moments only, as upstream
+                st.pass2(self.group, st.d, table.scalars, 1)
+                SPEC.table_kernel(table, hyper)
             return
         self.result = st.estimate() + (st.denom,)
         st.pass2(self.group, self.result[0], table.scalars)
@@ -199,6 +207,106 @@ def prodigy(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np
         return dict(d=d, d_max=d_max, d_numerator=d_numerator, k=k)
     d_new, d_max_new, numerator, d_hat, denom = two.result
     return dict(d=d_new, d_max=d_max_new, d_numerator=numerator, d_denom=denom, d_hat=d_hat, k=k + 1)
+
+
+_is = operator.is_
+
+
+class _Plan:
+    """Prodigy's repeated step: both passes over the tables of the last full step, skipping its Python validation
+    while nothing it checked changed.
+
+    Made after a full step in which every group was one table (one dtype, contiguous arrays, every parameter with a
+    gradient). ``run`` confirms, before anything is written, that the optimizer still has the same group dicts with
+    the same keys and the very same values (the d estimate, ``k`` and the rest as this optimizer last wrote them),
+    the same parameters, ``.data`` arrays and state dicts (same keys, same values: the step counts as last written),
+    that every written array still has its shape, dtype and writeability, and that each new gradient passes the
+    table's checks (ndarray, dtype, size, C-contiguous, aligned, sharing no byte with a written array) and has its
+    parameter's shape; with several groups also one overlap check of every gradient against every written array
+    of every group (``K.find_overlap``, as the full path). Anything else returns False with nothing changed, and
+    the full path runs (and names the problem).
+    """
+
+    __slots__ = ("groups", "entries", "runs")
+
+    def __init__(self, opt: "Prodigy", launches: list, hypers: list[bytes], parts: list[np.ndarray | None]) -> None:
+        self.groups = opt.param_groups
+        self.entries = []
+        self.runs = 0
+        for (group, active, table, _, _), hyper, part in zip(launches, hypers, parts):
+            params = list(group["params"])
+            datas = [p.data for p in params]
+            states = [opt.state[p] for p in params]
+            keys = [k for k, on in zip(SPEC.buffers, active) if on]
+            written = datas + [st[k] for st in states for k in keys]
+            entry = [group, params, datas, states, written, [(a.shape, a.dtype) for a in written],
+                     None, [d.shape for d in datas], table, hyper, part, None, None, None]
+            self.entries.append(entry)
+            self.snapshot(entry)
+
+    @staticmethod
+    def snapshot(entry: list) -> None:
+        """Record the group's and the states' keys and values as they are now (after a step)."""
+        group, states = entry[0], entry[3]
+        entry[11] = (list(group), list(group.values()))
+        entry[12] = [k for st in states for k in st]
+        entry[13] = [v for st in states for v in st.values()]
+
+    def _holds(self, entry: list, state: Any) -> list | None:
+        """The new gradients if the entry's checks pass (see the class docstring), else None."""
+        group, params = entry[0], entry[1]
+        gkeys, gvals = entry[11]
+        if list(group) != gkeys or not all(map(_is, group.values(), gvals)):
+            return None
+        ps = group["params"]
+        if type(ps) is not list or len(ps) != len(params) or not all(map(_is, ps, params)):
+            return None
+        if not all(map(_is, [p.data for p in params], entry[2])):
+            return None
+        sts = [state.get(p) for p in params]
+        if not all(map(_is, sts, entry[3])):
+            return None
+        if [k for st in sts for k in st] != entry[12] or not all(map(_is, [v for st in sts for v in st.values()],
+                                                                        entry[13])):
+            return None
+        written = entry[4]
+        if [(a.shape, a.dtype) for a in written] != entry[5] or not all([a.flags.writeable for a in written]):
+            return None
+        return [p.grad for p in params]
+
+    def run(self, opt: "Prodigy") -> bool:
+        """The repeated step, or False with nothing changed (see the class docstring)."""
+        groups, state = opt.param_groups, opt.state
+        if groups is not self.groups or len(groups) != len(self.entries):
+            return False
+        bound, all_grads = [], []
+        try:
+            for group, entry in zip(groups, self.entries):
+                if group is not entry[0]:
+                    return False
+                grads = self._holds(entry, state)
+                if grads is None or entry[8].set_grads(grads) >= 0:
+                    return False
+                bound.append(entry[8])
+                if [g.shape for g in grads] != entry[7]:
+                    return False
+                all_grads += grads
+            if len(self.entries) > 1:  # each table checked its own arrays; across groups:
+                written = [a for e in self.entries for a in e[4]]
+                if K.find_overlap(written + all_grads, [True] * len(written) + [False] * len(all_grads)) is not None:
+                    return False
+            items = [(e[0], e[8], e[9], e[10]) for e in self.entries]
+            if opt._passes(items):
+                for entry in self.entries:
+                    for st in entry[3]:
+                        st["step"] += 1
+            for entry in self.entries:
+                self.snapshot(entry)
+            self.runs += 1
+            return True
+        finally:
+            for table in bound:
+                table.release(1)
 
 
 class Prodigy(FusedOptimizer):
@@ -270,6 +378,8 @@ class Prodigy(FusedOptimizer):
         options = self._spec.options_from(locals())
         options["d"] = options["d_max"] = options["d0"]
         self._scratch: dict[int, tuple[K.TensorTable, np.ndarray]] = {}
+        self._plan: _Plan | None = None
+        self._plan_runs = 0
         super().__init__(params, options)
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
@@ -291,48 +401,98 @@ class Prodigy(FusedOptimizer):
         return super()._load_param_state(pstate, group, p, gi, j)
 
     def _fast_path_ok(self) -> bool:
-        return False  # two passes with Python between them: every step takes the full (checking) path
+        return False  # two passes with Python between them: the generic StepPlans cannot run it (see _Plan)
+
+    @property
+    def _fast_steps(self) -> int:
+        """How many steps the repeated-step plan (``_Plan``) ran, over this optimizer's life."""
+        return self._plan_runs + (self._plan.runs if self._plan is not None else 0)
+
+    def _drop_plan(self) -> None:
+        if self._plan is not None:
+            self._plan_runs += self._plan.runs
+            self._plan = None
+
+    def _groups_changed(self) -> None:
+        self._drop_plan()
+        super()._groups_changed()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_plan"], state["_scratch"] = None, {}
+        state["_plan_runs"] = self._fast_steps
+        return state
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        r"""Perform one step over every group (the two passes); returns the closure's loss."""
+        r"""Perform one step over every group (the two passes); returns the closure's loss.
+
+        A repeated step (no closure; groups, parameters, state and the gradients' dtype, shape and layout as in the
+        last step) skips the per-parameter validation (``_Plan``); anything else takes the full, checking path."""
+        plan = getattr(self, "_plan", None)
+        if closure is None and plan is not None and plan.run(self):
+            return None
         for gi, group in enumerate(self.param_groups):
             self._check_group_at(gi, group)
         _check_groups(self.param_groups)
+        self._drop_plan()
         return super().step(closure)
 
-    def _run_launches(self, launches: list) -> None:
+    def _passes(self, items: list) -> bool:
+        """Both passes over ``items`` (group, table, hyper, partials scratch), one per group and dtype, in group
+        order, with the d estimate between them; writes the group keys. Returns whether the update ran (False: every
+        gradient was zero, so only the moments changed, as upstream)."""
         groups = self.param_groups
         st = _Step(groups[0], _check_groups(groups))
+        for group, table, hyper, part in items:
+            if group["lr"] > 0.0:
+                w = st.pass1(group, table.scalars)
+                dot, l1 = _REDUCE(table, hyper, part)
+                st.numerator += w * dot
+                st.denom += l1
+        if st.denom == 0:  # every gradient zero: the moments only, as upstream (lr-0 groups: nothing)
+            for group, table, hyper, _ in items:
+                if group["lr"] > 0.0:
+                    st.pass2(group, st.d, table.scalars, 1)
+                    self._spec.table_kernel(table, hyper)
+            return False
+        d, d_max, numerator, d_hat = st.estimate()
+        for group in groups:
+            group.update(d_numerator=numerator, d_denom=st.denom, d=d, d_max=d_max, d_hat=d_hat)
+        for group, table, hyper, _ in items:  # the moments with the old d (pass 1's scalars), then the update
+            st.pass2(group, d, table.scalars, 0 if group["lr"] > 0.0 else 2)
+            self._spec.table_kernel(table, hyper)
+        for group in groups:
+            group["k"] = group["k"] + 1
+        return True
+
+    def _run_launches(self, launches: list) -> None:
         for _, _, _, _, commits in launches:  # new state, as upstream creates it before its first pass
             for p, _, new_keys, _ in commits:
                 live = self.state[p]
                 live.update(new_keys)
                 live.setdefault("step", 0)
         scratch = {}
-        hypers = []
+        items = []
         for group, _, table, _, _ in launches:
-            hyper = self._spec.hyper(group)
-            hypers.append(hyper)
+            part = None
             if group["lr"] > 0.0:
-                w = st.pass1(group, table.scalars)
                 cached = self._scratch.get(id(table))
                 part = cached[1] if cached is not None and cached[0] is table else _REDUCE.scratch(table)
                 scratch[id(table)] = (table, part)
-                dot, l1 = _REDUCE(table, hyper, part)
-                st.numerator += w * dot
-                st.denom += l1
+            items.append((group, table, self._spec.hyper(group), part))
         self._scratch = scratch
-        if st.denom != 0:
-            d, d_max, numerator, d_hat = st.estimate()
-            for group in groups:
-                group.update(d_numerator=numerator, d_denom=st.denom, d=d, d_max=d_max, d_hat=d_hat)
-            for (group, _, table, rows, commits), hyper in zip(launches, hypers):
-                st.pass2(group, d, table.scalars)
-                self._spec.table_kernel(table, hyper)
-                rows.finish()
-                for p, _, _, _ in commits:
-                    self.state[p]["step"] += 1
-            for group in groups:
-                group["k"] = group["k"] + 1
-        for _, _, table, _, _ in launches:
-            table.release(1)
+        try:
+            updated = self._passes(items)
+            for _, _, _, rows, commits in launches:
+                rows.finish()  # scratch copies of non-contiguous arrays back (the moments changed either way)
+                if updated:
+                    for p, _, _, _ in commits:
+                        self.state[p]["step"] += 1
+        finally:
+            for _, _, table, _, _ in launches:
+                table.release(1)
+        groups = self.param_groups
+        if (len(launches) == len(groups) and all(launch[0] is g for launch, g in zip(launches, groups))
+                and all(not rows.copy_back and len(commits) == len(group["params"]) and cacheable(group)
+                        for group, _, _, rows, commits in launches)):
+            self._plan = _Plan(self, launches, [it[2] for it in items], [it[3] for it in items])
