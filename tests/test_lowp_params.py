@@ -451,3 +451,120 @@ def test_more_rejected_step_changes_nothing(spoil, exc, regex, master, cls, kw, 
     spoil(opt, ps)
     with rejected(opt, exc, regex):
         opt.step()
+
+
+def _f16_bits_widened(h: np.ndarray) -> np.ndarray:
+    """float16 bits -> float32 bits on the integers: a NaN keeps its payload and its signalling bit, a subnormal
+    becomes the normal float32 of the same value (the kernel's exact widening)."""
+    h = h.astype(np.uint32)
+    sign, e, m = (h & 0x8000) << 16, (h >> 10) & 0x1F, h & 0x3FF
+    normal = sign | ((e + 112) << 23) | (m << 13)
+    special = sign | 0x7F800000 | (m << 13)
+    sub = (m.astype(np.float32) * np.float32(2.0 ** -24)).view(np.uint32) | sign
+    return np.where(e == 31, special, np.where(e == 0, sub, normal)).astype(np.uint32)
+
+
+SPECIAL16 = {"float16": [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00, 0x7C01, 0xFC01,
+                         0x7D55, 0x7E00, 0xFE00, 0x7FFF, 0x3C00, 0x3555],
+             "bfloat16": [0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x7F7F, 0x7F80, 0xFF80, 0x7F81, 0xFF81,
+                          0x7FA5, 0x7FC0, 0xFFC0, 0x7FFF, 0x3F80, 0x3EAB]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [17, 1000], ids=["tail", "vector"])
+def test_widening_keeps_every_bit(dtype, n, rng):
+    """SGD's new momentum buffer is the gradient itself, so it shows the widening bit for bit: signalling and quiet
+    NaNs with their payloads, infinities, subnormals and signed zeros (F16C's vcvtph2ps sets a signalling NaN's quiet
+    bit; the kernel clears it again)."""
+    special = np.array(SPECIAL16[dtype.name], np.uint16)
+    bits = np.concatenate([special, rng.integers(0, 1 << 16, n, dtype=np.uint16)])[:max(n, special.size)]
+    p = fo.Parameter(np.zeros(bits.shape, dtype))
+    opt = fo.SGD([p], lr=0.0, momentum=0.5)
+    p.grad = bits.view(dtype)
+    opt.step()
+    want = _f16_bits_widened(bits) if dtype == F16 else bits.astype(np.uint32) << 16
+    assert np.array_equal(opt.state[p]["momentum_buffer"].view(np.uint32), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rounding_of_nan_payloads_through_master(dtype, rng):
+    """A NaN in the float32 result: float16 takes 0x7E00 with the NaN's sign (whatever the payload, as the scalar
+    encoder; vcvtps2ph would keep the payload's top bits); bfloat16 keeps the sign and top payload, made quiet."""
+    u = np.concatenate([np.uint32([0x7F800001, 0xFF800001, 0x7FC00000, 0xFFFFFFFF, 0x7FA00000, 0x7F812345,
+                                   0x7FBFFFFF]), (rng.integers(1, 1 << 23, 300) | 0x7F800000).astype(np.uint32)])
+    u[200:] |= np.uint32(0x80000000)
+    x = u.view(np.float32)
+    p = fo.Parameter(np.zeros(x.shape, dtype))
+    opt = fo.Adam([p], lr=0.0, master_weights=True)
+    p.grad = np.zeros(x.shape, np.float32)
+    opt.step()
+    opt.state[p]["master"][...] = x
+    opt.step()
+    sign = ((u >> 16) & 0x8000).astype(np.uint16)
+    want = sign | np.uint16(0x7E00) if dtype == F16 else ((u >> 16) | 0x40).astype(np.uint16)
+    assert np.array_equal(p.data.view(np.uint16), want)
+
+
+ISA_CHILD = """
+import sys
+sys.path[:0] = [sys.argv[2]]
+import numpy as np, ml_dtypes
+import fastopt as fo
+from fastopt import _kernels as K
+out = {}
+cases = [("adam", fo.AdamW, dict(lr=1e-2, weight_decay=0.1)), ("sgd", fo.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+         ("rmsprop", fo.RMSprop, dict(lr=1e-2, centered=True, momentum=0.5)), ("lion", fo.Lion, dict(lr=1e-3))]
+special = np.array(%r, np.uint16)
+for name, cls, kw in cases:
+    for dt in (np.float16, ml_dtypes.bfloat16):
+        for mode in ({}, {"master_weights": True}, {"rounding": "stochastic", "seed": 5}):
+            if "rounding" in mode and dt is np.float16:
+                continue
+            rng = np.random.default_rng(1)
+            base = rng.standard_normal(4100).astype(np.float32).astype(dt)
+            ps = [fo.Parameter(base[1:]), fo.Parameter(rng.standard_normal(37).astype(np.float32).astype(dt))]
+            opt = cls(ps, **kw, **mode)
+            for k in range(3):
+                for j, p in enumerate(ps):
+                    g = rng.standard_normal(p.shape).astype(np.float32)
+                    if j == 1:
+                        g = g.astype(dt)
+                        g.view(np.uint16)[:special.size] = special
+                    p.grad = g
+                opt.step()
+            key = f"{name}_{np.dtype(dt).name}_{sorted(mode)}"
+            for j, p in enumerate(ps):
+                out[f"{key}_{j}"] = p.data.view(np.uint16).copy()
+                for s, v in opt.state[p].items():
+                    out[f"{key}_{j}_{s}"] = np.asarray(v)
+np.savez(sys.argv[1], **out)
+print(K.isa())
+"""
+
+
+def test_every_isa_variant_gives_identical_bits(tmp_path):
+    """The baseline, AVX2 (+F16C) and AVX-512 (+F16C) variants of the 16-bit kernels (FASTOPT_ISA) give the same
+    bytes for every optimizer and mode, special values in the gradients included."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
+    child = ISA_CHILD % (SPECIAL16["float16"] + SPECIAL16["bfloat16"],)
+    runs = {}
+    for isa in ("baseline", "avx2", "avx512"):
+        env = {**os.environ, "FASTOPT_ISA": isa}
+        path = tmp_path / f"{isa}.npz"
+        res = subprocess.run([sys.executable, "-c", child, str(path), root], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr
+        if res.stdout.split()[-1] == isa:
+            runs[isa] = np.load(path)
+    assert "baseline" in runs
+    if len(runs) < 2:
+        pytest.skip("this CPU has only the baseline variant")
+    first = runs["baseline"]
+    for isa, got in runs.items():
+        assert sorted(got.files) == sorted(first.files)
+        for key in first.files:
+            assert got[key].tobytes() == first[key].tobytes(), (isa, key)
