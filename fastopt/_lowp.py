@@ -634,8 +634,8 @@ class LowParams:
                 target = data if data.flags.c_contiguous and data.flags.aligned else np.array(data, order="C")
                 g = grad if grad.flags.c_contiguous and grad.flags.aligned else np.array(grad, order="C")
                 row: list = [None] * nb
-                for key, k in positions:
-                    row[k] = cur[key]
+                for name, k in positions:
+                    row[k] = cur[name]
                 row[algo.param] = target.view(_U16)
                 row[algo.grad] = g if g.dtype == _F32 else g.view(_U16)
                 row[algo.master] = cur.get("master")
