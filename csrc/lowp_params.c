@@ -14,8 +14,8 @@
  * (or read in place when it is float32), the state in place. So an element's float32 result is bit for bit the
  * float32 kernel's on the widened values. Then the parameter = the result rounded to nearest-even (float16 as IEEE's
  * conversion, NaN becoming 0x7E00 with its sign; bfloat16 NaN stays a quiet NaN with its top payload) or, with
- * stochastic rounding (bfloat16 only), (bits(p_new) + r) >> 16 for finite p_new, where r is the top 16 bits of
- * splitmix64(base + (element index + 1) * golden), base = splitmix64(splitmix64(seed + t * golden) ^ tensor index): a
+ * stochastic rounding (bfloat16 only), (bits(p_new) + r) >> 16 for finite p_new, where r, for element e, is bits
+ * [16 (e % 4), 16 (e % 4) + 16) of splitmix64(base + (e / 4 + 1) * golden) (one hash for four elements), base = splitmix64(splitmix64(seed + t * golden) ^ tensor index): a
  * counter-based hash of (seed, step, tensor, element), so the result does not depend on which thread handles which
  * chunk. The conversions run as vector loops: float16 through F16C (vcvtph2ps / vcvtps2ph with round-to-nearest-even,
  * their only differences from the bit-exact scalar code, a signalling NaN's quiet bit and a NaN's payload, patched
@@ -82,7 +82,7 @@ FO_INLINE float fo_lp_widen(uint16_t b, const int f16)
     return x.f;
 }
 
-FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, uint64_t r)
+FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, const uint32_t r16)
 {
     if (f16)
         return fo_f32_to_f16(v);
@@ -93,7 +93,7 @@ FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, uin
     const uint32_t quiet = (u >> 16) | 0x0040u; /* NaN: quiet, sign and top payload kept */
     uint32_t out = nearest;
     if (stochastic) { /* finite values only: +-Inf stays Inf (nearest), NaN quiet */
-        const uint32_t up = (uint32_t)(((uint64_t)u + (r >> 48)) >> 16);
+        const uint32_t up = (u + r16) >> 16; /* finite: u + r16 < 2^32 (|u| <= 0x7F7FFFFF, sign bit 2^31) */
         out = (u & 0x7F800000u) != 0x7F800000u ? up : nearest;
     }
     return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : out);
@@ -114,6 +114,26 @@ FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, uin
 #undef FO_T
 
 enum { FO_LP_STAGE = 256 }; /* elements per staged block: 2 x 4 KiB of float32 scratch on the stack, in L1 */
+
+/* Stochastic rounding's random bits for elements [first, first + n) of a tensor (n <= FO_LP_STAGE): element e takes
+ * the 16 bits at position 16 * (e % 4) of h(e / 4) = splitmix64(base + (e / 4 + 1) * golden), so one 64-bit hash
+ * serves four elements. */
+FO_INLINE void fo_lp_random16(uint16_t *FO_RESTRICT r16, const uint64_t base, const int64_t first, const int64_t n)
+{
+    uint64_t h[FO_LP_STAGE / 4 + 2];
+    const int64_t q0 = first >> 2, nq = ((first + n + 3) >> 2) - q0, shift = first & 3;
+#pragma omp simd
+    for (int64_t q = 0; q < nq; ++q)
+        h[q] = fo_mix64(base + (uint64_t)(q0 + q + 1) * FO_GOLDEN);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(r16, (const unsigned char *)h + 2 * shift, (size_t)(2 * n)); /* bits 16 j of h[q]: the j-th uint16 */
+#else
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t e = shift + i;
+        r16[i] = (uint16_t)(h[e >> 2] >> (16 * (e & 3)));
+    }
+#endif
+}
 
 /* ---- Vector conversions -------------------------------------------------------------------------------------- */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
@@ -236,9 +256,11 @@ FO_INLINE void fo_lp_narrow_n(const float *FO_RESTRICT in, uint16_t *FO_RESTRICT
         for (int64_t i = 0; i < n; ++i)
             out[i] = fo_f32_to_f16(in[i]);
     } else if (stochastic) {
+        uint16_t r16[FO_LP_STAGE];
+        fo_lp_random16(r16, base, first, n);
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i)
-            out[i] = fo_lp_round(in[i], 0, 1, fo_mix64(base + (uint64_t)(first + i + 1) * FO_GOLDEN));
+            out[i] = fo_lp_round(in[i], 0, 1, r16[i]);
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i)
@@ -340,7 +362,7 @@ FO_INLINE void fo_lp_item(const int algo, const fo_tensor_list *t, const void *h
 FO_INLINE void fo_adam_bf16_loop(const fo_adam_f32c c, float *FO_RESTRICT m, float *FO_RESTRICT v,
                                  uint16_t *FO_RESTRICT p, const void *gp, float *FO_RESTRICT mw, const int64_t n,
                                  const int maximize, const int l2, const int small_w, const int gf32,
-                                 const int master, const int stochastic, const uint64_t base, const int64_t first)
+                                 const int master, const int stochastic, const uint16_t *FO_RESTRICT r16)
 {
     const float *FO_RESTRICT gf = (const float *)gp;
     const uint16_t *FO_RESTRICT gh = (const uint16_t *)gp;
@@ -358,7 +380,7 @@ FO_INLINE void fo_adam_bf16_loop(const fo_adam_f32c c, float *FO_RESTRICT m, flo
         pi = pi + (c.neg_step * mi) / denom;
         if (master)
             mw[i] = pi;
-        const uint64_t r = stochastic ? fo_mix64(base + (uint64_t)(first + i + 1) * FO_GOLDEN) : 0;
+        const uint32_t r = stochastic ? r16[i] : 0;
         p[i] = fo_lp_round(pi, 0, stochastic, r);
     }
 }
@@ -379,7 +401,17 @@ FO_INLINE void fo_adam_bf16_item(const fo_tensor_list *t, const fo_adam_lp_hyper
     float *mw = b[4] != NULL ? (float *)b[4] + begin : NULL;
     const uint64_t base = fo_mix64(fo_mix64((uint64_t)(uint32_t)h->seed + (uint64_t)s[2] * FO_GOLDEN) ^ (uint64_t)s[3]);
     /* every flag a compile-time constant in its own loop (a runtime flag in the loop stops it vectorising) */
-#define FO_B3_(x, y, z, gf, ms, st) fo_adam_bf16_loop(c, m, v, p, g, mw, n, x, y, z, gf, ms, st, base, begin)
+#define FO_B3_(x, y, z, gf, ms, st) fo_adam_bf16_loop(c, m, v, p, g, mw, n, x, y, z, gf, ms, st, NULL)
+#define FO_BS3_(x, y, z, gf, ms, st)                                                                             \
+    do {                                                                                                         \
+    for (int64_t off = 0; off < n; off += FO_LP_STAGE) { /* stochastic: the block's random bits first */       \
+        const int64_t nb = n - off < FO_LP_STAGE ? n - off : FO_LP_STAGE;                                        \
+        uint16_t r16[FO_LP_STAGE];                                                                               \
+        fo_lp_random16(r16, base, begin + off, nb);                                                              \
+        fo_adam_bf16_loop(c, m + off, v + off, p + off, gf32 ? (const void *)((const float *)g + off)            \
+                          : (const void *)((const uint16_t *)g + off), NULL, nb, x, y, z, gf, ms, st, r16);       \
+    }                                                                                                            \
+    } while (0)
 #define FO_B_(gf, ms, st)                                                                                      \
     do {                                                                                                       \
         if (maximize) {                                                                                        \
@@ -391,7 +423,11 @@ FO_INLINE void fo_adam_bf16_item(const fo_tensor_list *t, const fo_adam_lp_hyper
         }                                                                                                      \
     } while (0)
     if (h->stochastic) {
+#undef FO_B3_
+#define FO_B3_ FO_BS3_
         if (gf32) FO_B_(1, 0, 1); else FO_B_(0, 0, 1);
+#undef FO_B3_
+#define FO_B3_(x, y, z, gf, ms, st) fo_adam_bf16_loop(c, m, v, p, g, mw, n, x, y, z, gf, ms, st, NULL)
     } else if (mw != NULL) {
         if (gf32) FO_B_(1, 1, 0); else FO_B_(0, 1, 0);
     } else {
@@ -399,6 +435,7 @@ FO_INLINE void fo_adam_bf16_item(const fo_tensor_list *t, const fo_adam_lp_hyper
     }
 #undef FO_B_
 #undef FO_B3_
+#undef FO_BS3_
 }
 
 /* Three ISA variants per algorithm: AVX-512 (F, VL, DQ, BW) with F16C, AVX2 with F16C, and the baseline. */

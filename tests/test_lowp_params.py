@@ -68,13 +68,15 @@ GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _random16(seed: int, step: int, tensor: int, n: int) -> np.ndarray:
-    """The kernel's random bits (csrc/lowp_params.c): the top 16 bits of a splitmix64 hash of (seed, step, tensor
-    index, element index)."""
+    """The kernel's random bits (csrc/lowp_params.c): element e takes bits [16 (e % 4), 16 (e % 4) + 16) of a
+    splitmix64 hash of (seed, step, tensor index, e // 4)."""
     with np.errstate(over="ignore"):
         base = _splitmix(np.uint64(seed) + np.uint64(step) * GOLDEN) ^ np.uint64(tensor)
         base = _splitmix(base)
-        idx = np.arange(1, n + 1, dtype=np.uint64)
-        return (_splitmix(base + idx * GOLDEN) >> np.uint64(48)).astype(np.uint16)
+        quad = np.arange(1, (n + 3) // 4 + 1, dtype=np.uint64)
+        h = _splitmix(base + quad * GOLDEN)
+    e = np.arange(n)
+    return ((h[e // 4] >> (np.uint64(16) * (e % 4).astype(np.uint64))) & np.uint64(0xFFFF)).astype(np.uint16)
 
 
 def test_stochastic_rounding_is_unbiased_and_seeded(rng):
