@@ -162,6 +162,14 @@ int fo_kernel_check(const fo_tensor_list *t, uint32_t needs, int64_t n_scalars);
 #define FO_ADAM_LP_FIELDS(D, I, S) D(S, lr) D(S, beta1) D(S, beta2) D(S, eps) D(S, weight_decay) \
     I(S, maximize) I(S, decoupled_weight_decay) I(S, param_kind) I(S, grad_f32) I(S, stochastic) I(S, seed)
 enum { FO_LP_BF16 = 0, FO_LP_F16 = 1 };
+/* SGD, RMSprop and Lion on float16 / bfloat16 params with float32 state (lowp_params.c): 0 param (uint16 bits of
+ * param_kind), 1 grad (float32 if grad_f32, else the param's format), then the float32 kernel's state buffers in its
+ * positions (float32), then master (float32, NULL unless master weights); the hyper-parameters are the float32
+ * kernel's, then FO_LP_PARAM_FIELDS; scalars: the float32 kernel's, then the step count and the tensor index. */
+#define FO_LP_PARAM_FIELDS(D, I, S) I(S, param_kind) I(S, grad_f32) I(S, stochastic) I(S, seed)
+#define FO_SGD_LP_FIELDS(D, I, S) FO_SGD_FIELDS(D, I, S) FO_LP_PARAM_FIELDS(D, I, S)
+#define FO_RMSPROP_LP_FIELDS(D, I, S) FO_RMSPROP_FIELDS(D, I, S) FO_LP_PARAM_FIELDS(D, I, S)
+#define FO_LION_LP_FIELDS(D, I, S) FO_LION_FIELDS(D, I, S) FO_LP_PARAM_FIELDS(D, I, S)
 
 #define FO_KERNELS(X)                                   \
     X(sgd, FO_SGD_FIELDS, 3, 1)                         \
@@ -188,7 +196,10 @@ enum { FO_LP_BF16 = 0, FO_LP_F16 = 1 };
     X(ademamix, FO_ADEMAMIX_FIELDS, 5, 4)               \
     X(lamb, FO_LAMB_FIELDS, 4, 1)                       \
     X(lars, FO_LARS_FIELDS, 3, 1)                       \
-    X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)
+    X(lookahead, FO_LOOKAHEAD_FIELDS, 2, 0)            \
+    X(sgd_lp, FO_SGD_LP_FIELDS, 4, 3)                   \
+    X(rmsprop_lp, FO_RMSPROP_LP_FIELDS, 6, 2)           \
+    X(lion_lp, FO_LION_LP_FIELDS, 4, 2)
 
 enum { FO_AVG_SWA = 0, FO_AVG_LERP = 1, FO_AVG_EMA = 2 };
 

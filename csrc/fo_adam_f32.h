@@ -1,6 +1,6 @@
-/* fo_adam_f32.h — Adam's per-tensor constants in float32, shared by the kernels that run Adam's float32 arithmetic
- * on low-precision storage (lowp.c: compressed state; lowp_params.c: 16-bit parameters). `h` is either kernel's
- * hyper struct (both have lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay); `s` the tensor's scalars
+/* fo_adam_f32.h — Adam's per-tensor constants in float32, for a kernel that runs Adam's float32 arithmetic on
+ * low-precision storage (lowp.c: compressed state; lowp_params.c runs adam.c's own loop instead). `h` is a hyper
+ * struct with lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay; `s` the tensor's scalars
  * (0 the step size lr / (1 - beta1^t), 1 sqrt(1 - beta2^t)), as adam.c reads them. */
 #ifndef FO_ADAM_F32_H
 #define FO_ADAM_F32_H

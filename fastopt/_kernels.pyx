@@ -253,7 +253,8 @@ cdef class TensorTable:
         readonly: positions that the kernel only reads (the gradient); every other array must be writeable.
         n_scalars: per-tensor float64 values the kernel reads (``self.scalars``, shape (n_tensors, n_scalars)).
         dtypes: optional, per position: the dtype its arrays must have (None: the parameter's, the default for
-            every position). Mixed-dtype tables are the low-precision kernels' (uint8 codes, uint16 bfloat16 bits).
+            every position). Mixed-dtype tables are the low-precision kernels' (uint8 codes, uint16 bfloat16 bits);
+            a uint16 position 0 (16-bit parameter bits, dtype uint16 given for it) makes a float32 table.
         lengths: optional, per position: 0 (the default) for the parameter's element count, ``-B`` for one element
             per block of B (ceil(size / B): a per-block absmax), ``k > 0`` for exactly k elements (a code map).
     """
@@ -319,6 +320,8 @@ cdef class TensorTable:
                 raise TypeError(f"tensor {i}: '{names[0]}' must be a numpy.ndarray")
             if self.type_num < 0:
                 self.type_num = cnp.PyArray_TYPE(<cnp.ndarray>first)
+                if self.type_num == cnp.NPY_UINT16 and self._dtypes is not None and self._dtypes[0] == cnp.NPY_UINT16:
+                    self.type_num = cnp.NPY_FLOAT32  # 16-bit parameter bits first: the kernel computes in float32
                 if self.type_num != cnp.NPY_FLOAT32 and self.type_num != cnp.NPY_FLOAT64:
                     raise TypeError(f"tensor {i}: dtype must be float32 or float64, got {first.dtype}")
             self.sizes[i] = cnp.PyArray_SIZE(<cnp.ndarray>first)

@@ -431,7 +431,8 @@ def is_lowp_param(data: Any) -> bool:
 
 def set_param_mode(opt: Any, master_weights: Any, rounding: Any, seed: Any) -> None:
     """Check the low-precision-parameter options and, when the optimizer's parameters are float16/bfloat16, hand
-    its steps to :class:`LowParams`. Called at the end of ``Adam.__init__`` (the parameters are known there)."""
+    its steps to :class:`LowParams`. Called at the end of the constructors of Adam, AdamW, SGD, RMSprop and Lion (the
+    parameters are known there); the optimizer's spec name picks the algorithm (``LP_ALGOS``)."""
     if not isinstance(master_weights, (bool, np.bool_)):
         raise TypeError(f"master_weights must be a bool, got {type(master_weights).__name__}")
     if not isinstance(rounding, str) or rounding not in ROUNDINGS:
@@ -451,8 +452,9 @@ def set_param_mode(opt: Any, master_weights: Any, rounding: Any, seed: Any) -> N
         if not is_lowp_param(data):
             raise TypeError(f"{V.where(gi, j)}: dtype {data.dtype}: an optimizer over float16/bfloat16 parameters "
                             "takes only float16/bfloat16 parameters (give the others their own optimizer)")
-    if opt.state_dtype != "float32":
-        raise ValueError(f"state_dtype={opt.state_dtype!r} is for float32 parameters; float16/bfloat16 parameters "
+    state_dtype = getattr(opt, "state_dtype", "float32")
+    if state_dtype != "float32":
+        raise ValueError(f"state_dtype={state_dtype!r} is for float32 parameters; float16/bfloat16 parameters "
                          "keep float32 state (state_dtype='float32')")
     if rounding == "stochastic":
         for gi, j, data in low:
@@ -462,20 +464,62 @@ def set_param_mode(opt: Any, master_weights: Any, rounding: Any, seed: Any) -> N
         if master_weights:
             raise ValueError("rounding='stochastic' is for bfloat16 parameters without master weights "
                              "(with master_weights=True the float32 master carries the precision)")
-    opt._lowp = LowParams(opt.master_weights, rounding == "stochastic", opt.seed)
+    opt._lowp = LowParams(opt.master_weights, rounding == "stochastic", opt.seed, LP_ALGOS[opt._spec.kernel.name])
 
 
-class LowParams:
-    """The float16/bfloat16-parameter mode of one Adam / AdamW: float32 ``exp_avg``/``exp_avg_sq`` (and ``master``
-    with master weights) per parameter, the checks of live and loaded state, and the step."""
+class LpAlgo:
+    """How one optimizer family runs on 16-bit parameters: its kernel (csrc/lowp_params.c), the kernel's buffer
+    names by position, where the parameter, gradient and master go, the state keys a group's options keep (with
+    their positions) and the float32 kernel's per-tensor scalars."""
 
-    def __init__(self, master: bool, stochastic: bool, seed: int) -> None:
-        self.master, self.stochastic, self.seed = master, stochastic, seed
-        self.keys = ("exp_avg", "exp_avg_sq") + (("master",) if master else ())
+    def __init__(self, kernel: str, names: tuple[str, ...], param: int, grad: int, master: int,
+                 state: Callable[[dict[str, Any]], tuple[tuple[str, int], ...]],
+                 scalars: Callable[[Any, dict[str, Any]], Callable[[int, bool], tuple]],
+                 unsupported: tuple[str, ...] = ()) -> None:
+        self.kernel_name, self.names, self.param, self.grad, self.master = kernel, names, param, grad, master
+        self.state, self.scalars, self.unsupported = state, scalars, unsupported
 
     @property
     def kernel(self) -> K.Kernel:
-        return K.KERNELS["adam_lp"]
+        return K.KERNELS[self.kernel_name]
+
+
+def _adam_scalars(opt: Any, group: dict[str, Any]) -> Callable[[int, bool], tuple]:
+    at = opt._spec.at_step(group)
+    return lambda t, fresh: at(t)
+
+
+LP_ALGOS = {
+    "adam": LpAlgo("adam_lp", _LP_NAMES, 2, 3, 4, lambda g: (("exp_avg", 0), ("exp_avg_sq", 1)), _adam_scalars,
+                   unsupported=("amsgrad",)),
+    "sgd": LpAlgo("sgd_lp", ("param", "grad", "momentum_buffer", "master"), 0, 1, 3,
+                  lambda g: (("momentum_buffer", 2),) if g["momentum"] != 0 else (),
+                  lambda opt, g: lambda t, fresh: (1.0 if fresh else 0.0,)),  # a new buffer starts at the gradient
+    "rmsprop": LpAlgo("rmsprop_lp", ("param", "grad", "square_avg", "grad_avg", "momentum_buffer", "master"), 0, 1, 5,
+                      lambda g: ((("square_avg", 2),) + ((("grad_avg", 3),) if g["centered"] else ())
+                                 + ((("momentum_buffer", 4),) if g["momentum"] > 0 else ())),
+                      lambda opt, g: lambda t, fresh: ()),
+    "lion": LpAlgo("lion_lp", ("param", "grad", "exp_avg", "master"), 0, 1, 3, lambda g: (("exp_avg", 2),),
+                   lambda opt, g: lambda t, fresh: ()),
+}
+
+
+class LowParams:
+    """The float16/bfloat16-parameter mode of one optimizer (Adam / AdamW, SGD, RMSprop, Lion): float32 state per
+    parameter (the float32 optimizer's buffers for the group's options, ``step``, and ``master`` with master
+    weights), the checks of live and loaded state, and the step (one kernel call per group and format)."""
+
+    def __init__(self, master: bool, stochastic: bool, seed: int, algo: LpAlgo | None = None) -> None:
+        self.master, self.stochastic, self.seed = master, stochastic, seed
+        self.algo = LP_ALGOS["adam"] if algo is None else algo
+
+    @property
+    def kernel(self) -> K.Kernel:
+        return self.algo.kernel
+
+    def keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The float32 arrays a parameter of this group keeps (besides ``step``)."""
+        return tuple(k for k, _ in self.algo.state(group)) + (("master",) if self.master else ())
 
     def _mode(self) -> str:
         return "master_weights=True" if self.master else "master_weights=False"
@@ -504,15 +548,17 @@ class LowParams:
             raise ValueError(f"{V.where(gi, j)}: grad shares memory with the parameter's data; pass a separate array")
         return g
 
-    def check_state(self, st: Any, data: np.ndarray, gi: int, j: int, live: bool) -> None:
+    def check_state(self, st: Any, data: np.ndarray, gi: int, j: int, live: bool, group: dict[str, Any]) -> None:
         place = V.where(gi, j)
         if not isinstance(st, dict):
             raise TypeError(f"{place}: saved state must be a dict, got {type(st).__name__}")
-        keys = set(self.keys) | {"step"}
+        arrays = self.keys(group)
+        keys = set(arrays) | {"step"}
         if set(st) != keys:
             raise ValueError(f"{place}: state has keys {sorted(st)}, expected {sorted(keys)} ({data.dtype} "
-                             f"parameters with {self._mode()} keep float32 {', '.join(self.keys)})")
-        for key in self.keys:
+                             f"parameters with {self._mode()} and this group's options keep float32 "
+                             f"{', '.join(arrays) or 'no arrays'} and a step count)")
+        for key in arrays:
             value = st[key]
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"{place}: state '{key}' must be a numpy.ndarray, got {type(value).__name__}")
@@ -523,86 +569,100 @@ class LowParams:
                 raise ValueError(f"{place}: state '{key}' must be a writeable, C-contiguous, aligned array")
         V.step_count(st["step"], gi, j)
 
-    def new_state(self, data: np.ndarray) -> dict[str, np.ndarray]:
-        out = {"exp_avg": np.zeros(data.shape, _F32), "exp_avg_sq": np.zeros(data.shape, _F32)}
+    def new_state(self, data: np.ndarray, group: dict[str, Any]) -> dict[str, np.ndarray]:
+        out = {k: np.zeros(data.shape, _F32) for k, _ in self.algo.state(group)}
         if self.master:
             out["master"] = np.ascontiguousarray(data.astype(_F32))
         return out
 
-    def load_param_state(self, pstate: Any, p: Any, gi: int, j: int) -> dict:
+    def load_param_state(self, pstate: Any, p: Any, gi: int, j: int, group: dict[str, Any] | None = None) -> dict:
         if not isinstance(pstate, dict):
             raise TypeError(f"{V.where(gi, j)}: saved state must be a dict, got {type(pstate).__name__}")
         if not pstate:
             return {}
+        group = group if group is not None else {}  # Adam's keys do not depend on the group's options
         data = self.check_param(p, gi, j)
-        self.check_state(pstate, data, gi, j, live=False)
+        self.check_state(pstate, data, gi, j, False, group)
         out: dict[str, Any] = {"step": V.step_count(pstate["step"], gi, j)}
-        for key in self.keys:
+        for key in self.keys(group):
             out[key] = np.array(pstate[key], dtype=_F32, order="C", copy=True)
         return out
 
     def hyper(self, group: dict[str, Any], f16: bool, grad_f32: bool) -> bytes:
-        beta1, beta2 = group["betas"]
-        return self.kernel.pack({"lr": group["lr"], "beta1": beta1, "beta2": beta2, "eps": group["eps"],
-                                 "weight_decay": group["weight_decay"], "maximize": group["maximize"],
-                                 "decoupled_weight_decay": group["decoupled_weight_decay"],
-                                 "param_kind": int(K.LP_F16 if f16 else K.LP_BF16), "grad_f32": int(grad_f32),
-                                 "stochastic": int(self.stochastic), "seed": self.seed})
+        kernel = self.kernel
+        beta1, beta2 = group.get("betas", (None, None))
+        values = {"beta1": beta1, "beta2": beta2, **group, "param_kind": int(K.LP_F16 if f16 else K.LP_BF16),
+                  "grad_f32": int(grad_f32), "stochastic": int(self.stochastic), "seed": self.seed}
+        return kernel.pack({f: values[f] for f in kernel.fields})
 
     def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
         loss = closure() if closure is not None else None
-        at_step = opt._spec.at_step
+        algo = self.algo
         work = []
         arrays: list = []
         first = 0  # the tensor index of each group's first parameter (stochastic rounding's hash)
         for gi, group, with_grads in opt._groups_with_grads():
-            if group["amsgrad"]:
-                raise ValueError(f"param_groups[{gi}]: amsgrad is not supported with float16/bfloat16 parameters")
+            for name in algo.unsupported:
+                if group[name]:
+                    raise ValueError(f"param_groups[{gi}]: {name} is not supported with float16/bfloat16 parameters")
+            keys = self.keys(group)
             items = []
             for j, p, g in with_grads:
                 data = self.check_param(p, gi, j)
                 grad = self.check_grad(g, data, gi, j)
                 st = opt.state.get(p)
                 if st:
-                    self.check_state(st, data, gi, j, live=True)
+                    self.check_state(st, data, gi, j, True, group)
                 place = V.where(gi, j)
                 arrays.append((data, True, place, "data"))
                 arrays.append((grad, False, place, "grad"))
                 if st:
-                    arrays.extend((st[k], True, place, f"state '{k}'") for k in self.keys)
+                    arrays.extend((st[k], True, place, f"state '{k}'") for k in keys)
                 items.append((p, data, grad, st, first + j))
             work.append((group, items))
             first += len(group["params"])
         V.no_overlap(arrays)
         launches = []
+        nb = len(algo.names)
+        readonly = tuple(k == algo.grad for k in range(nb))
         for group, items in work:
+            positions = algo.state(group)
             tables: dict[tuple[bool, bool], list] = {}
             for p, data, grad, st, index in items:
-                new = {} if st else self.new_state(data)
+                new = {} if st else self.new_state(data, group)
                 cur = st if st else new
                 target = data if data.flags.c_contiguous and data.flags.aligned else np.array(data, order="C")
                 g = grad if grad.flags.c_contiguous and grad.flags.aligned else np.array(grad, order="C")
-                row = [cur["exp_avg"], cur["exp_avg_sq"], target.view(_U16),
-                       g if g.dtype == _F32 else g.view(_U16), cur.get("master")]
+                row: list = [None] * nb
+                for name, k in positions:
+                    row[k] = cur[name]
+                row[algo.param] = target.view(_U16)
+                row[algo.grad] = g if g.dtype == _F32 else g.view(_U16)
+                row[algo.master] = cur.get("master")
                 key = (data.dtype.name == "float16", g.dtype == _F32)
                 tables.setdefault(key, []).append((row, p, new, index, data, target))
             for (f16, gf32), entries in tables.items():
-                dtypes = (None, None, _U16, None if gf32 else _U16, None)
-                table = K.TensorTable([e[0] for e in entries], _LP_NAMES, (False, False, False, True, False),
-                                      self.kernel.n_scalars, dtypes, None)
+                dtypes: list = [None] * nb
+                dtypes[algo.param] = _U16
+                dtypes[algo.grad] = None if gf32 else _U16  # None: the table's dtype, float32
+                table = K.TensorTable([e[0] for e in entries], algo.names, readonly, self.kernel.n_scalars,
+                                      tuple(dtypes), None)
                 launches.append((group, table, self.hyper(group, f16, gf32), entries))
         # everything checked and staged: commit state and step counts, then run the kernels
         for group, table, hyper, entries in launches:
-            at = at_step(group)
+            at = algo.scalars(opt, group)
+            n32 = self.kernel.n_scalars - 2
             for i, (_, p, new, index, _, _) in enumerate(entries):
                 live = opt.state[p]
                 live.update(new)
                 live["step"] = int(live.get("step", 0)) + 1
-                table.scalars[i, :2] = at(live["step"])
-                table.scalars[i, 2] = live["step"]
-                table.scalars[i, 3] = index
+                if n32:
+                    table.scalars[i, :n32] = at(live["step"], bool(new))
+                table.scalars[i, n32] = live["step"]
+                table.scalars[i, n32 + 1] = index
             self.kernel(table, hyper)
             for _, _, _, _, data, target in entries:
                 if target is not data:
                     np.copyto(data, target)
         return loss
+

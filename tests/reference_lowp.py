@@ -167,3 +167,36 @@ def ref_adam_8bit(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float, betas
     if not small:
         state["state1"], state["absmax1"] = quantize_blockwise(m, state["qmap1"])
         state["state2"], state["absmax2"] = quantize_blockwise(v, state["qmap2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# float16 / bfloat16 parameters with float32 state (any optimizer of tests/reference.py)
+# ---------------------------------------------------------------------------------------------
+def round_to(x: np.ndarray, kind: str) -> np.ndarray:
+    """float32 -> the uint16 bits of a "float16" or "bfloat16" parameter, nearest-even (NumPy's own float16 cast;
+    bf16_bits_nearest)."""
+    x = np.asarray(x, np.float32)
+    if kind == "float16":
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16).view(np.uint16)
+    return bf16_bits_nearest(x)
+
+
+def widen(bits: np.ndarray, kind: str) -> np.ndarray:
+    """The uint16 bits of a float16 / bfloat16 parameter -> float32 (exact)."""
+    bits = np.asarray(bits, np.uint16)
+    return bits.view(np.float16).astype(np.float32) if kind == "float16" else bf16_to_f32(bits)
+
+
+def ref_lowp_step(ref_fn, bits: np.ndarray, g: np.ndarray, state: dict, kind: str, master: bool = False,
+                  **hyper) -> np.ndarray:
+    """One step of the float32 reference ``ref_fn`` (tests/reference.py: ref_sgd, ref_rmsprop, ref_lion, ...) on a
+    16-bit parameter: from ``state['master']`` when ``master`` (updated in place), else from the parameter widened
+    exactly; the gradient widened likewise unless float32; ``state`` (float32) updated in place. Returns the new
+    parameter bits, the float32 result rounded to nearest-even."""
+    p = state["master"] if master else widen(bits, kind)
+    g32 = np.asarray(g, np.float32) if np.asarray(g).dtype == np.float32 else widen(np.asarray(g).view(np.uint16), kind)
+    inner = {k: v for k, v in state.items() if k != "master"}
+    ref_fn(p, g32, inner, **hyper)
+    state.update(inner)
+    return round_to(p, kind)

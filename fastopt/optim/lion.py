@@ -10,6 +10,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
+from .. import _lowp
 
 __all__ = ["Lion", "lion"]
 
@@ -61,8 +62,18 @@ class Lion(FusedOptimizer):
         weight_decay (float, optional): decoupled weight decay :math:`\lambda`; the paper suggests 3-10x larger
             than AdamW's (default: 0.0).
         maximize (bool, optional): maximize the objective (default: False).
+        master_weights (bool, optional): float32 master copy (state key ``master``) for float16/bfloat16 params, as
+            :class:`Adam` (default: False).
+        rounding (str, optional): "nearest" or "stochastic" (bfloat16 params), as :class:`Adam` (default: "nearest").
+        seed (int, optional): stochastic rounding's seed, as :class:`Adam` (default: 0).
 
-    State per parameter: ``exp_avg`` (:math:`m`); no step count.
+    State per parameter: ``exp_avg`` (:math:`m`); no step count (float16/bfloat16 parameters keep one: the
+    stochastic-rounding hash reads it).
+
+    float16 and bfloat16 (``ml_dtypes.bfloat16``) parameters keep float32 state (the buffers above, a ``step``
+    count, and ``master`` with master weights); every element is computed in float32 exactly as for a float32
+    parameter (from the master copy, or the parameter widened exactly), then rounded into the parameter. Gradients
+    may be the parameter's dtype or float32.
 
     Notes:
         torch.optim has no Lion; this follows the paper's Algorithm 2 (the update direction interpolates with
@@ -80,6 +91,14 @@ class Lion(FusedOptimizer):
     _has_step = False
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
-                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, *, maximize: bool = False, master_weights: bool = False,
+                 rounding: str = "nearest", seed: int = 0) -> None:
         super().__init__(params, self._spec.options_from(locals()))
+        _lowp.set_param_mode(self, master_weights, rounding, seed)
+
+    # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if isinstance(self._lowp, _lowp.LowParams):
+            return self._lowp.load_param_state(pstate, p, gi, j, group)
+        return super()._load_param_state(pstate, group, p, gi, j)
 

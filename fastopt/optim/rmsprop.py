@@ -10,6 +10,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_spec
 from .._spec import Buffer, Option, Spec, flag
+from .. import _lowp
 
 __all__ = ["RMSprop", "rmsprop"]
 
@@ -77,8 +78,17 @@ class RMSprop(FusedOptimizer):
         momentum (float, optional): momentum factor :math:`\mu` in [0, 1] (default: 0).
         centered (bool, optional): normalise by the estimated variance of the gradient (default: False).
         maximize (bool, optional): maximize the objective (default: False).
+        master_weights (bool, optional): float32 master copy (state key ``master``) for float16/bfloat16 params, as
+            :class:`Adam` (default: False).
+        rounding (str, optional): "nearest" or "stochastic" (bfloat16 params), as :class:`Adam` (default: "nearest").
+        seed (int, optional): stochastic rounding's seed, as :class:`Adam` (default: 0).
 
     State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (momentum > 0), ``grad_avg`` (centered).
+
+    float16 and bfloat16 (``ml_dtypes.bfloat16``) parameters keep float32 state (the buffers above, a ``step``
+    count, and ``master`` with master weights); every element is computed in float32 exactly as for a float32
+    parameter (from the master copy, or the parameter widened exactly), then rounded into the parameter. Gradients
+    may be the parameter's dtype or float32.
 
     Example:
         >>> opt = fastopt.RMSprop([w], lr=0.01, alpha=0.9)
@@ -88,6 +98,14 @@ class RMSprop(FusedOptimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, master_weights: bool = False, rounding: str = "nearest",
+                 seed: int = 0) -> None:
         super().__init__(params, self._spec.options_from(locals()))
+        _lowp.set_param_mode(self, master_weights, rounding, seed)
+
+    # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if isinstance(self._lowp, _lowp.LowParams):
+            return self._lowp.load_param_state(pstate, p, gi, j, group)
+        return super()._load_param_state(pstate, group, p, gi, j)
 

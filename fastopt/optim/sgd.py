@@ -10,6 +10,7 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
 from .._spec import Buffer, Option, Spec, flag
+from .. import _lowp
 
 __all__ = ["SGD", "sgd"]
 
@@ -93,8 +94,18 @@ class SGD(FusedOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
         maximize (bool, optional): maximize the objective instead of minimizing it (default: False).
+        master_weights (bool, optional): float32 master copy (state key ``master``) for float16/bfloat16 params, as
+            :class:`Adam` (default: False).
+        rounding (str, optional): "nearest" or "stochastic" (bfloat16 params), as :class:`Adam` (default: "nearest").
+        seed (int, optional): stochastic rounding's seed, as :class:`Adam` (default: 0).
 
-    State per parameter: ``momentum_buffer`` (only when momentum != 0), as in torch.
+    State per parameter: ``momentum_buffer`` (only when momentum != 0), as in torch (float16/bfloat16
+    parameters also keep a ``step`` count: the stochastic-rounding hash reads it).
+
+    float16 and bfloat16 (``ml_dtypes.bfloat16``) parameters keep float32 state (the buffers above, a ``step``
+    count, and ``master`` with master weights); every element is computed in float32 exactly as for a float32
+    parameter (from the master copy, or the parameter widened exactly), then rounded into the parameter. Gradients
+    may be the parameter's dtype or float32.
 
     Notes:
         As in torch (and unlike Sutskever et al.), the buffer starts at the first gradient, and Nesterov's
@@ -110,6 +121,14 @@ class SGD(FusedOptimizer):
     _fresh_uses_grad = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 master_weights: bool = False, rounding: str = "nearest", seed: int = 0) -> None:
         super().__init__(params, self._spec.options_from(locals()))
+        _lowp.set_param_mode(self, master_weights, rounding, seed)
+
+    # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        if isinstance(self._lowp, _lowp.LowParams):
+            return self._lowp.load_param_state(pstate, p, gi, j, group)
+        return super()._load_param_state(pstate, group, p, gi, j)
 
