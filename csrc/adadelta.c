@@ -10,6 +10,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adadelta: 2 square_avg, 3 acc_delta */
+FO_KERNEL(adadelta, 4, 0, D(lr) D(rho) D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adadelta.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -8,6 +8,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adagrad: 2 sum; scalars 0 clr = lr / (1 + (t - 1) * lr_decay) */
+FO_KERNEL(adagrad, 3, 1, D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adagrad.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

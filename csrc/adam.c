@@ -11,6 +11,10 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adam / AdamW: 2 exp_avg, 3 exp_avg_sq, 4 max_exp_avg_sq (NULL unless amsgrad);
+ * scalars 0 step_size = lr / (1 - beta1^t), 1 bias_correction2_sqrt = sqrt(1 - beta2^t) */
+FO_KERNEL(adam, 5, 2, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(amsgrad) I(maximize) I(decoupled_weight_decay))
+FO_KERNEL_STEP_SCALARS(adam)
 #define FO_IMPL "adam.c"
 #include "fo_instantiate.h"
 

@@ -9,6 +9,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adamax: 2 exp_avg, 3 exp_inf; scalars 0 clr = lr / (1 - beta1^t) */
+FO_KERNEL(adamax, 4, 1, D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adamax.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

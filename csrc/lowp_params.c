@@ -17,6 +17,12 @@
 #include <string.h>
 
 #include "fastopt.h"
+/* Adam / AdamW on float16 / bfloat16 params with float32 state: 0 exp_avg, 1 exp_avg_sq (float32),
+ * 2 param (uint16 bits of param_kind FO_LP_F16 / FO_LP_BF16), 3 grad (float32 if grad_f32, else param's format),
+ * 4 master (float32, NULL unless master weights); scalars 0, 1 as Adam's, 2 step count, 3 tensor index
+ * (stochastic rounding's hash with seed) */
+FO_KERNEL(adam_lp, 5, 4, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay)
+    I(param_kind) I(grad_f32) I(stochastic) I(seed))
 #include "fo_adam_f32.h"
 
 #define FO_GOLDEN 0x9E3779B97F4A7C15ull

@@ -12,6 +12,9 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* NAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction2 = 1 - beta2^t, 1 grad coefficient
+ * -lr (1 - mu_t) / (1 - prod mu), 2 exp_avg coefficient -lr mu_{t+1} / (1 - prod mu * mu_{t+1}) */
+FO_KERNEL(nadam, 4, 3, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay))
 #define FO_IMPL "nadam.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -13,6 +13,9 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* RAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction1 = 1 - beta1^t, 1 sqrt(1 - beta2^t), 2 rect (the
+ * variance rectification term), 3 rectified (1.0 when rho_t > 5, else 0.0) */
+FO_KERNEL(radam, 4, 4, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay))
 #define FO_IMPL "radam.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

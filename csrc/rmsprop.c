@@ -11,6 +11,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* RMSprop: 2 square_avg, 3 grad_avg (NULL unless centered), 4 momentum_buffer (NULL unless momentum > 0) */
+FO_KERNEL(rmsprop, 5, 0, D(lr) D(alpha) D(eps) D(weight_decay) D(momentum) I(centered) I(maximize))
 #define FO_IMPL "rmsprop.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -10,6 +10,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* SGD: 2 momentum_buffer (NULL iff momentum == 0); scalars 0 first (1.0 when the buffer is new: set to g) */
+FO_KERNEL(sgd, 3, 1, D(lr) D(momentum) D(dampening) D(weight_decay) I(nesterov) I(maximize))
 #define FO_IMPL "sgd.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
