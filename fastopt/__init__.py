@@ -45,6 +45,7 @@ from .optim.adamax import Adamax
 from .optim.lbfgs import LBFGS
 from .optim.asgd import ASGD
 from .optim.muon import Muon
+from .optim.lion import Lion
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
@@ -63,7 +64,7 @@ from .optim.schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD  # beyond tor
 from .optim.prodigy import Prodigy  # beyond torch.optim
 
 __all__ = [
-    "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Muon", "NAdam", "Optimizer",
+    "ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Lion", "Muon", "NAdam", "Optimizer",
     "Parameter", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam", "SparseGrad", "clip_grad_norm_",
     "clip_grad_value_", "clip_grads_with_norm_", "functional", "get_num_threads", "get_total_norm",
     "have_openmp", "load", "lr_scheduler", "minimize", "save", "scipy_lbfgs", "set_num_threads", "swa_utils", "tree",

@@ -54,6 +54,9 @@ CASES: list[tuple[str, dict]] = [
     ("RAdam", dict(lr=1e-2, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)),  # rectified from step 4 on
     ("RAdam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
     ("RAdam", dict(lr=1e-2, betas=(0.3, 0.5))),  # never rectified (rho_inf = 3)
+    ("Lion", dict()),
+    ("Lion", dict(lr=1e-3, betas=(0.95, 0.98), weight_decay=0.1)),
+    ("Lion", dict(lr=1e-3, betas=(0.3, 0.9), maximize=True)),
     ("Adafactor", dict()),
     ("Adafactor", dict(lr=5e-2, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1)),
     ("Adafactor", dict(lr=1e-2, eps=(1e-3, 1e-3), maximize=True)),  # eps1 floors the estimate
@@ -148,6 +151,10 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("RAdam", dict(betas=(1.0, 0.999)), ValueError, "Invalid beta parameter at index 0: 1.0"),
     ("RAdam", dict(betas=(0.9, -0.5)), ValueError, "Invalid beta parameter at index 1: -0.5"),
     ("RAdam", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
+    ("Lion", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Lion", dict(betas=(1.0, 0.99)), ValueError, "Invalid beta parameter at index 0: 1.0"),
+    ("Lion", dict(betas=(0.9, 1.5)), ValueError, "Invalid beta parameter at index 1: 1.5"),
+    ("Lion", dict(weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1"),
     ("Adafactor", dict(lr=-1.0), ValueError, r"Learning rate should be >= 0 but is: -1.0"),
     ("Adafactor", dict(beta2_decay=0.5), ValueError, r"beta2_decay should be <= 0 but is: 0.5"),
     ("Adafactor", dict(eps=(-1e-3, 1e-3)), ValueError, r"epsilon1 should be >= 0 but is: -0.001"),
@@ -202,6 +209,8 @@ ERROR_CASES: list[tuple[str, dict, type, str]] = [
     ("Adadelta", dict(eps=0.0), ValueError, "Invalid epsilon value: 0.0"),
     ("Adagrad", dict(eps=0.0), ValueError, "Invalid epsilon value: 0.0 .*initial_accumulator_value=0"),
     ("Adagrad", dict(lr_decay=float("inf")), ValueError, "Invalid lr_decay value: inf"),
+    ("Lion", dict(betas=(0.9, float("inf"))), ValueError, "Invalid beta parameter at index 1: inf"),
+    ("Lion", dict(weight_decay=float("nan")), ValueError, "Invalid weight_decay value: nan"),
     ("Adafactor", dict(eps=(0.0, 1e-3)), ValueError, "epsilon1 should be >= 0 but is: 0.0 .*NaN"),
     ("Adafactor", dict(eps=(1e-30, 1e-3)), ValueError, "epsilon1 should be >= 0 but is: 1e-30 .*float32"),
     ("Adafactor", dict(d=float("inf")), ValueError, "Clipping threshold d should be >= 1 but is: inf"),
@@ -235,7 +244,7 @@ BIT_EXACT = {"SGD", "Adamax", "ASGD", "Rprop"}
 TORCH_NAMES: dict[str, str | None] = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
                                      "ASGD": "ASGD", "Rprop": "Rprop",
                                      "Adagrad": "Adagrad", "Adadelta": "Adadelta", "Adamax": "Adamax",
-                                     "NAdam": "NAdam", "RAdam": "RAdam",
+                                     "NAdam": "NAdam", "RAdam": "RAdam", "Lion": None,
                                      "Adafactor": "Adafactor"}
 
 

@@ -291,6 +291,21 @@ def ref_radam(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-3, be
     p[...] = p - update
 
 
+def ref_lion(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-4, betas: tuple = (0.9, 0.99),
+             weight_decay: float = 0.0, maximize: bool = False) -> None:
+    """Chen et al. (2023), Algorithm 2: sign of the beta1 interpolation, momentum tracked with beta2."""
+    dt = p.dtype
+    beta1, beta2 = betas
+    if not state:
+        state["exp_avg"] = np.zeros_like(p)
+    g = -g if maximize else g.copy()
+    m = state["exp_avg"]
+    _weight_decay(p, g, lr, weight_decay, decoupled=True)
+    c = m * _c(beta1, dt) + _c(1 - beta1, dt) * g
+    p[...] = p - _c(lr, dt) * np.sign(c)
+    m[...] = m * _c(beta2, dt) + _c(1 - beta2, dt) * g
+
+
 def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2, beta2_decay: float = -0.8,
                   eps: tuple = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0,
                   maximize: bool = False) -> None:
@@ -339,7 +354,7 @@ def ref_adafactor(p: np.ndarray, g: np.ndarray, state: dict, *, lr: float = 1e-2
 REFERENCES = {"SGD": ref_sgd, "Adam": ref_adam, "AdamW": ref_adamw, "RMSprop": ref_rmsprop,
               "ASGD": ref_asgd, "Rprop": ref_rprop,
               "Adagrad": ref_adagrad, "Adadelta": ref_adadelta, "Adamax": ref_adamax, "NAdam": ref_nadam,
-              "RAdam": ref_radam, "Adafactor": ref_adafactor}
+              "RAdam": ref_radam, "Lion": ref_lion, "Adafactor": ref_adafactor}
 
 
 # ---- AdEMAMix, LAMB, LARS (issue #15), each as pytorch-optimizer 4.1's per-parameter loop -----------------------
