@@ -60,6 +60,9 @@ def test_functional_matches_class(dtype, rng):
          lambda p, g, s: F.radam(p, g, s[0], s[1], s[2], beta1=0.8, beta2=0.9, lr=0.1, weight_decay=0.1, eps=1e-8,
                                  maximize=False),
          lambda a: (zeros(a), zeros(a), [0] * len(a)), dtype, rng)
+    _run("Lion", dict(lr=0.01, weight_decay=0.5, maximize=True),
+         lambda p, g, s: F.lion(p, g, s, lr=0.01, beta1=0.9, beta2=0.99, weight_decay=0.5, maximize=True),
+         zeros, dtype, rng)
 
 
 def test_functional_rejects_before_writing(rng):
@@ -76,6 +79,8 @@ def test_functional_rejects_before_writing(rng):
     assert steps == [3] and mus == [0.5]
     with pytest.raises(ValueError, match="Invalid rho value"):
         F.adadelta(p, g, zeros(p), zeros(p), [0], lr=1.0, rho=2.0, eps=1e-6, weight_decay=0, maximize=False)
+    with pytest.raises(ValueError, match="exp_avg"):
+        F.lion(p, g, [], lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0, maximize=False)
     np.testing.assert_array_equal(p[0], before)
 
 

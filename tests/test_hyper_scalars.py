@@ -18,7 +18,7 @@ from cases import CASES, MUON_CASES, SPARSE_ADAM_CASES, case_id, make
 from helpers import rejected, snapshot
 
 SPEC_CLASSES = ["SGD", "Adam", "AdamW", "RMSprop", "ASGD", "Rprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
-                "RAdam", "Adafactor", "Muon", "SparseAdam"]
+                "RAdam", "Lion", "Adafactor", "Muon", "SparseAdam"]
 PLAIN = (bool, int, float, str, type(None))
 
 

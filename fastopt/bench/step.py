@@ -81,6 +81,7 @@ ALGOS: dict[str, Algo] = {
     "asgd": Algo("ASGD", lambda ps: fo.ASGD(ps, lr=1e-2, t0=0), "ASGD", dict(lr=1e-2, t0=0), {}, ("ax",), False),
     "rprop": Algo("Rprop", lambda ps: fo.Rprop(ps, lr=1e-2), "Rprop", dict(lr=1e-2), {},
                   ("prev", "step_size"), False),
+    "lion": Algo("Lion", lambda ps: fo.Lion(ps, lr=1e-4, weight_decay=0.1), None, {}, {}, ("exp_avg",), False),
 }
 
 # ---- AdEMAMix, LAMB, LARS (issue #15): against pytorch-optimizer on torch CPU (its default, foreach, path) ----

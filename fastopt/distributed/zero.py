@@ -39,6 +39,7 @@ from ..optim.adagrad import Adagrad
 from ..optim.adam import Adam, AdamW
 from ..optim.adamax import Adamax
 from ..optim.asgd import ASGD
+from ..optim.lion import Lion
 from ..optim.nadam import NAdam
 from ..optim.radam import RAdam
 from ..optim.rmsprop import RMSprop
@@ -55,7 +56,7 @@ __all__ = ["ZeroRedundancyOptimizer", "ELEMENTWISE_OPTIMIZERS"]
 # options, so that splitting a tensor between ranks changes nothing. Muon (orthogonalizes whole matrices),
 # Adafactor (row/column factors), LBFGS and SparseAdam need whole tensors and are refused.
 ELEMENTWISE_OPTIMIZERS: tuple[type[Optimizer], ...] = (SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam,
-                                                       RAdam, RMSprop, Rprop)
+                                                       RAdam, RMSprop, Rprop, Lion)
 
 _NOT_OPTIONS = ("params", "param_names")
 
@@ -153,7 +154,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         params (iterable): Parameters, ``(name, Parameter)`` pairs or param-group dicts: the same count, shapes,
             dtypes and group options on every rank (checked here: ValueError on every rank otherwise).
         optimizer_class (type): the local optimizer's class: one of ``ELEMENTWISE_OPTIMIZERS`` (SGD, Adam,
-            AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam, RAdam, RMSprop, Rprop) or a subclass.
+            AdamW, Adagrad, Adadelta, Adamax, ASGD, NAdam, RAdam, RMSprop, Rprop, Lion) or a subclass.
         comm (mpi4py.MPI.Intracomm, optional): the communicator (default: None, ``MPI.COMM_WORLD``).
         average_grads (bool, optional): average the gradients over the ranks in ``step`` (default: True). With
             False each rank's gradients are used as they are, for callers that reduced them already.

@@ -37,6 +37,7 @@ ALL = {
     "Adagrad": dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1), "Adadelta": dict(lr=0.5),
     "Adamax": dict(lr=0.01), "ASGD": dict(lr=0.01, t0=3), "NAdam": dict(lr=0.01, decoupled_weight_decay=True),
     "RAdam": dict(lr=0.01), "RMSprop": dict(lr=0.01, momentum=0.5, centered=True), "Rprop": dict(lr=0.01),
+    "Lion": dict(lr=1e-3, weight_decay=0.1),
 }
 
 
