@@ -21,8 +21,7 @@ FO_INLINE void FO_FN(adamax_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T a = u[i] * b2;
         const FO_T b = _Generic((gi), float: fabsf, double: fabs)(gi) + eps;  /* grad.abs().add_(eps) */

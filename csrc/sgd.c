@@ -22,8 +22,7 @@ FO_INLINE void FO_FN(sgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, F
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         if (use_mom) {
             const FO_T bi = first ? gi : FO_FMA(damp1, gi, b[i] * mom);
             b[i] = bi;
