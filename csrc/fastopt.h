@@ -255,7 +255,8 @@ extern const int64_t fo_n_reducers;
 /* The declaration line, compiled: the generated row has the same kernel (the hyper type) and sum count. */
 #define FO_REDUCER(name, kernel, n_out)                                                                 \
     int fo_##name##_f32(const fo_tensor_list *t, const fo_##kernel##_hyper *h, double *partials, double *out); \
-    _Static_assert(fo_##name##_n_out == (n_out), "csrc/fo_kernels.h disagrees with FO_REDUCER(" #name ", ...): rebuild");
+    _Static_assert(fo_##name##_n_out == (n_out),                                                        \
+                   "csrc/fo_kernels.h disagrees with FO_REDUCER(" #name ", ...): rebuild with setup.py");
 
 #ifdef __cplusplus
 }
