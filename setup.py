@@ -7,6 +7,7 @@ AVX-512/AVX2 at run time through target_clones). OpenMP is used when the compile
 without it the build still works and the kernels run on one thread.
 """
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +20,14 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The kernel table's rows: each kernel declares its own in its csrc/<algo>.c (one FO_KERNEL line); they are
+# collected into the generated csrc/fo_kernels.h on every run of this file, before anything compiles
+# (tools/gen_kernel_rows.py says how).
+_spec = importlib.util.spec_from_file_location("gen_kernel_rows", os.path.join(HERE, "tools", "gen_kernel_rows.py"))
+_rows = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_rows)
+_rows.generate(HERE)
 
 
 def _compiler_accepts(flag: str) -> bool:

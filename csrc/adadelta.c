@@ -10,6 +10,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adadelta: 2 square_avg, 3 acc_delta */
+FO_KERNEL(adadelta, 4, 0, D(lr) D(rho) D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adadelta.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -20,8 +22,7 @@ FO_INLINE void FO_FN(adadelta_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         const FO_T si = FO_FMA(w * gi, gi, sq[i] * rho);      /* square_avg.mul_(rho).addcmul_(g, g, 1-rho) */
         const FO_T std = FO_SQRT(si + eps);
         const FO_T ai = acc[i];

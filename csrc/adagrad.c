@@ -8,6 +8,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adagrad: 2 sum; scalars 0 clr = lr / (1 + (t - 1) * lr_decay) */
+FO_KERNEL(adagrad, 3, 1, D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adagrad.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -17,8 +19,7 @@ FO_INLINE void FO_FN(adagrad_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         const FO_T si = FO_FMA(gi, gi, sum[i]);      /* sum.addcmul_(g, g, value=1) */
         sum[i] = si;
         p[i] = pi + (neg_clr * gi) / (FO_SQRT(si) + eps);  /* param.addcdiv_(g, std, value=-clr) */

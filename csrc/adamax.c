@@ -9,6 +9,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Adamax: 2 exp_avg, 3 exp_inf; scalars 0 clr = lr / (1 - beta1^t) */
+FO_KERNEL(adamax, 4, 1, D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize))
 #define FO_IMPL "adamax.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -19,8 +21,7 @@ FO_INLINE void FO_FN(adamax_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
         const FO_T a = u[i] * b2;
         const FO_T b = _Generic((gi), float: fabsf, double: fabs)(gi) + eps;  /* grad.abs().add_(eps) */

@@ -13,6 +13,9 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* AdEMAMix: 2 exp_avg, 3 exp_avg_sq, 4 exp_avg_slow; scalars 0 bias_correction1 = 1 - beta1^t,
+ * 1 sqrt(1 - beta2^t), 2 alpha_t, 3 1 - beta3_t (the warm-up schedules, computed in Python) */
+FO_KERNEL(ademamix, 5, 4, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(weight_decouple) I(fixed_decay) I(maximize))
 #define FO_IMPL "ademamix.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

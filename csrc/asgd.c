@@ -11,6 +11,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* ASGD: 2 ax; scalars 0 decay = 1 - lambd * eta, 1 -eta, 2 mu, 3 1.0 if mu == 1 (ax = p) else 0.0 */
+FO_KERNEL(asgd, 3, 4, D(weight_decay) I(maximize))
 #define FO_IMPL "asgd.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -20,8 +22,7 @@ FO_INLINE void FO_FN(asgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         pi = pi * decay;
         pi = FO_FMA(neg_eta, gi, pi);
         p[i] = pi;

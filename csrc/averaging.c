@@ -9,6 +9,10 @@
  *   bufs: 0 averaged a  INOUT,  1 current parameter p  IN.  Scalars in the element type, as torch casts them. */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Parameter averaging (SWA / EMA): 0 averaged (INOUT), 1 current parameter (IN). mode FO_AVG_SWA:
+ * a += (p - a) / weight (weight = n_averaged + 1); FO_AVG_LERP: a = lerp(a, p, weight);
+ * FO_AVG_EMA: a = weight * a + (1 - weight) * p (weight = decay) */
+FO_KERNEL(average, 2, 0, I(mode) D(weight))
 #define FO_IMPL "averaging.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -192,4 +192,42 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
  * one fma). `l2` is weight_decay != 0 (and not decoupled), decided once per call. */
 #define FO_GRAD(g, p, wd, maximize, l2) ((l2) ? FO_FMA((wd), (p), (maximize) ? -(g) : (g)) : ((maximize) ? -(g) : (g)))
 
+/* Element i's parameter and gradient, inside a kernel's loop over p and g that has the flags maximize and l2 and the
+ * weight decay wd (element type): declares pi = p[i] and gi, the gradient as the update sees it (FO_GRAD: negated
+ * if maximize, plus wd * p for L2 weight decay). */
+#define FO_PARAM_GRAD(i) \
+    FO_T pi = p[i];      \
+    FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2)
+
+/* ---- The Adam family's shared first steps (Adam, NAdam, RAdam; each in torch's operations) ------------------
+ *
+ * FO_ADAM_LOCALS(h, bufs), in a range function, declares the buffers the family's loops take (p, g, m = exp_avg,
+ * v = exp_avg_sq: bufs 0-3) and their constants, as the element type: l2 and decay (FO_L2, FO_DECOUPLED_DECAY),
+ * w1 = 1 - beta1 and small_w (the branch of its lerp), wd, b2 = beta2, w2 = 1 - beta2, eps. A loop declares them as
+ * its first parameters with FO_ADAM_PARAMS (with the count n) and the range passes them with FO_ADAM_ARGS. */
+#define FO_ADAM_LOCALS(h, bufs)                                                                              \
+    FO_T *p = (bufs)[0];                                                                                     \
+    const FO_T *g = (bufs)[1];                                                                               \
+    FO_T *m = (bufs)[2];                                                                                     \
+    FO_T *v = (bufs)[3];                                                                                     \
+    const int l2 = FO_L2(h);                                                                                 \
+    const FO_T decay = FO_DECOUPLED_DECAY(h);                                                                \
+    const FO_T w1 = (FO_T)(1 - (h)->beta1);                                                                  \
+    const int small_w = fo_small_weight(w1);                                                                 \
+    const FO_T wd = (FO_T)(h)->weight_decay, b2 = (FO_T)(h)->beta2, w2 = (FO_T)(1 - (h)->beta2), eps = (FO_T)(h)->eps
+#define FO_ADAM_PARAMS                                                                                       \
+    FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m, FO_T *FO_RESTRICT v, const int64_t n, \
+        const FO_T wd, const FO_T decay, const FO_T w1, const FO_T b2, const FO_T w2, const FO_T eps
+#define FO_ADAM_ARGS p, g, m, v, n, wd, decay, w1, b2, w2, eps
+
+/* Element i's first steps, inside such a loop (which also has the flags maximize, l2 and small_w): pi = p[i]; gi the
+ * gradient as the update sees it (FO_GRAD, with the parameter before decay); pi scaled by the decoupled decay;
+ * mi = lerp(m[i], gi, w1) (exp_avg.lerp_(grad, 1 - beta1)); vi = v[i] * b2 + (w2 * gi) * gi
+ * (exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), one fma). Declares pi, gi, mi and vi. */
+#define FO_ADAM_MOMENTS(i)                                                                                   \
+    FO_PARAM_GRAD(i);                                                                                        \
+    pi = pi * decay; /* exactly 1 unless decoupled weight decay is on: p * 1 == p for every p */             \
+    const FO_T mi = FO_LERP(m[i], gi, w1, small_w);                                                          \
+    const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2)
+
 #endif /* FO_COMMON_H */

@@ -16,6 +16,10 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* LAMB (reduce then update, fo_reduce.h): 2 exp_avg, 3 exp_avg_sq; scalars 0 step_size = lr / (1 - beta1^t)
+ * (lr under adam_debias) */
+FO_KERNEL(lamb, 4, 1, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(weight_decouple) I(fixed_decay)
+    I(grad_averaging) I(adam) I(maximize))
 #define FO_IMPL "lamb.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -14,6 +14,10 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* LARS (reduce then update): 2 momentum_buffer (NULL iff momentum == 0); scalars 0 1.0 if the tensor has more
+ * than one dimension (only those are adapted, as pytorch-optimizer), else 0.0 */
+FO_KERNEL(lars, 3, 1, D(lr) D(momentum) D(dampening) D(weight_decay) D(trust_coefficient) I(nesterov) I(adapt)
+    I(maximize))
 #define FO_IMPL "lars.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

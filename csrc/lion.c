@@ -10,6 +10,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Lion: 2 exp_avg */
+FO_KERNEL(lion, 3, 0, D(lr) D(beta1) D(beta2) D(weight_decay) I(maximize))
 #define FO_IMPL "lion.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

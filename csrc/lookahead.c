@@ -7,6 +7,9 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Lookahead's slow-weight update: 0 param (INOUT, the fast weights), 1 slow_params (INOUT):
+ * p = lerp(p, slow, weight) with weight = 1 - alpha, then slow = p */
+FO_KERNEL(lookahead, 2, 0, D(weight))
 #define FO_IMPL "lookahead.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

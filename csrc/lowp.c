@@ -20,6 +20,12 @@
 #include <string.h>
 
 #include "fastopt.h"
+/* Adam / AdamW on float32 params with compressed moments: state_kind FO_LOWP_BF16: 2 exp_avg, 3 exp_avg_sq
+ * (uint16 bfloat16 bits); FO_LOWP_Q8: 2 state1, 3 state2 (uint8 codes), 4 absmax1, 5 absmax2 (float32, one per
+ * FO_QBLOCK block), 6 qmap1, 7 qmap2 (float32[256] IN), 8 qlev1, 9 qlev2 (float32[256]: the maps' rounding thresholds, level by level, IN);
+ * scalars as Adam's */
+FO_KERNEL(adam_lowp, 10, 2, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay)
+    I(state_kind))
 #include "fo_adam_f32.h"
 
 typedef union { float f; uint32_t u; } fo_bits32;

@@ -23,6 +23,23 @@
 #include <string.h>
 
 #include "fastopt.h"
+/* Adam / AdamW on float16 / bfloat16 params with float32 state: 0 exp_avg, 1 exp_avg_sq (float32),
+ * 2 param (uint16 bits of param_kind FO_LP_F16 / FO_LP_BF16), 3 grad (float32 if grad_f32, else param's format),
+ * 4 master (float32, NULL unless master weights); scalars 0, 1 as Adam's, 2 step count, 3 tensor index
+ * (stochastic rounding's hash with seed) */
+FO_KERNEL(adam_lp, 5, 4, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay)
+    I(param_kind) I(grad_f32) I(stochastic) I(seed))
+/* SGD, RMSprop and Lion on float16 / bfloat16 params with float32 state: 0 param (uint16 bits of param_kind),
+ * 1 grad (float32 if grad_f32, else the param's format), then the float32 kernel's state buffers in its positions
+ * (float32), then master (float32, NULL unless master weights); the hyper-parameters are the float32 kernel's
+ * (sgd.c, rmsprop.c, lion.c: the same fields in the same order, so the prefix of the struct is theirs), then
+ * param_kind, grad_f32, stochastic, seed; scalars: the float32 kernel's, then the step count and the tensor index. */
+FO_KERNEL(sgd_lp, 4, 3, D(lr) D(momentum) D(dampening) D(weight_decay) I(nesterov) I(maximize)
+    I(param_kind) I(grad_f32) I(stochastic) I(seed))
+FO_KERNEL(rmsprop_lp, 6, 2, D(lr) D(alpha) D(eps) D(weight_decay) D(momentum) I(centered) I(maximize)
+    I(param_kind) I(grad_f32) I(stochastic) I(seed))
+FO_KERNEL(lion_lp, 4, 2, D(lr) D(beta1) D(beta2) D(weight_decay) I(maximize)
+    I(param_kind) I(grad_f32) I(stochastic) I(seed))
 #include "fo_adam_f32.h"
 
 #define FO_GOLDEN 0x9E3779B97F4A7C15ull

@@ -11,6 +11,10 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Muon's momentum: 0 update (OUT), 1 grad, 2 momentum_buffer */
+FO_KERNEL(muon_momentum, 3, 0, D(momentum) I(nesterov))
+/* Muon's update: 0 param, 1 update (IN, the orthogonalised update); scalars 0 adjusted_lr */
+FO_KERNEL(muon_apply, 2, 1, D(lr) D(weight_decay))
 #define FO_IMPL "muon.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

@@ -12,21 +12,18 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* NAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction2 = 1 - beta2^t, 1 grad coefficient
+ * -lr (1 - mu_t) / (1 - prod mu), 2 exp_avg coefficient -lr mu_{t+1} / (1 - prod mu * mu_{t+1}) */
+FO_KERNEL(nadam, 4, 3, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay))
 #define FO_IMPL "nadam.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
-FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
-                                 FO_T *FO_RESTRICT v, const int64_t n, const FO_T wd, const FO_T decay,
-                                 const FO_T w1, const FO_T b2, const FO_T w2, const FO_T bc2, const FO_T eps,
-                                 const FO_T cg, const FO_T cm, const int maximize, const int l2, const int small_w)
+FO_INLINE void FO_FN(nadam_loop)(FO_ADAM_PARAMS, const FO_T bc2, const FO_T cg, const FO_T cm, const int maximize,
+                                 const int l2, const int small_w)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
-        pi = pi * decay; /* exactly 1 unless decoupled weight decay is on */
-        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
-        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        FO_ADAM_MOMENTS(i);
         const FO_T denom = FO_SQRT(vi / bc2) + eps;   /* exp_avg_sq.div(bc2).sqrt().add_(eps) */
         m[i] = mi;
         v[i] = vi;
@@ -37,21 +34,13 @@ FO_INLINE void FO_FN(nadam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
 
 FO_RANGE(nadam)
 {
-    FO_T *p = bufs[0];
-    const FO_T *g = bufs[1];
-    FO_T *m = bufs[2];
-    FO_T *v = bufs[3];
-    const int l2 = FO_L2(h);
-    const FO_T decay = FO_DECOUPLED_DECAY(h);
-    const FO_T w1 = (FO_T)(1 - h->beta1);
-    const int small_w = fo_small_weight(w1);
-    const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
+    FO_ADAM_LOCALS(h, bufs);
     const FO_T bc2 = (FO_T)s[0], cg = (FO_T)s[1], cm = (FO_T)s[2];
     if (small_w) {
-        if (l2) FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, 1, 1);
-        else    FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, 0, 1);
+        if (l2) FO_FN(nadam_loop)(FO_ADAM_ARGS, bc2, cg, cm, h->maximize, 1, 1);
+        else    FO_FN(nadam_loop)(FO_ADAM_ARGS, bc2, cg, cm, h->maximize, 0, 1);
     } else {
-        FO_FN(nadam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc2, eps, cg, cm, h->maximize, l2, 0);
+        FO_FN(nadam_loop)(FO_ADAM_ARGS, bc2, cg, cm, h->maximize, l2, 0);
     }
 }
 

@@ -6,6 +6,9 @@
  * the traffic of the optimizer kernels (Adam: read p, g, m, v; write p, m, v). */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* The same-traffic probe (the benchmark's memory ceiling): reads 1 (IN), and every written buffer b (0, then
+ * n_state of 2..4) becomes b + scale * g, exactly an optimizer's traffic (fastopt.bench) */
+FO_KERNEL(probe, 5, 0, I(n_state) D(scale))
 #define FO_IMPL "probe.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

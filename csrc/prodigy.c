@@ -25,6 +25,14 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the bodies below for float and double */
 #include "fastopt.h"
+/* Prodigy's update, the second of its two passes (the first is the reduction prodigy_reduce, next line):
+ * 2 exp_avg (NULL when beta1 == 0), 3 exp_avg_sq, 4 s, 5 p0 (the update reads 0-3); scalars, pass 1: 2 the weight
+ * of g in s, 3 beta3; pass 2: 0 d (1 - beta1), 1 d^2 (1 - beta2) (the moments), 3 the mode (0 moments and update,
+ * 1 moments only, 2 update only), 4 the step coefficient (-dlr, or -dlr d when beta1 == 0), 5 d eps, 6 the
+ * decoupled decay coefficient -wd dlr */
+FO_KERNEL(prodigy, 6, 7, D(beta1) D(beta2) D(weight_decay) I(decouple))
+/* Prodigy's first pass: out 0 the sum of g (p0 - p), 1 the sum of |s| after its update */
+FO_REDUCER(prodigy_reduce, prodigy, 2)
 #define FO_IMPL "prodigy.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the bodies */

@@ -13,22 +13,18 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* RAdam: 2 exp_avg, 3 exp_avg_sq; scalars 0 bias_correction1 = 1 - beta1^t, 1 sqrt(1 - beta2^t), 2 rect (the
+ * variance rectification term), 3 rectified (1.0 when rho_t > 5, else 0.0) */
+FO_KERNEL(radam, 4, 4, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(maximize) I(decoupled_weight_decay))
 #define FO_IMPL "radam.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
-FO_INLINE void FO_FN(radam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT m,
-                                 FO_T *FO_RESTRICT v, const int64_t n, const FO_T wd, const FO_T decay,
-                                 const FO_T w1, const FO_T b2, const FO_T w2, const FO_T bc1, const FO_T lr,
-                                 const FO_T bc2s, const FO_T rect, const FO_T eps, const int maximize,
-                                 const int l2, const int small_w, const int rectified)
+FO_INLINE void FO_FN(radam_loop)(FO_ADAM_PARAMS, const FO_T bc1, const FO_T lr, const FO_T bc2s, const FO_T rect,
+                                 const int maximize, const int l2, const int small_w, const int rectified)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
-        pi = pi * decay;
-        const FO_T mi = FO_LERP(m[i], gi, w1, small_w);
-        const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2);
+        FO_ADAM_MOMENTS(i);
         FO_T u = (mi / bc1) * lr;                     /* bias_corrected_exp_avg * lr */
         if (rectified) {
             const FO_T adaptive = ((FO_T)1 / (FO_SQRT(vi) + eps)) * bc2s;
@@ -42,23 +38,15 @@ FO_INLINE void FO_FN(radam_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g,
 
 FO_RANGE(radam)
 {
-    FO_T *p = bufs[0];
-    const FO_T *g = bufs[1];
-    FO_T *m = bufs[2];
-    FO_T *v = bufs[3];
-    const int l2 = FO_L2(h);
-    const FO_T decay = FO_DECOUPLED_DECAY(h);
-    const FO_T w1 = (FO_T)(1 - h->beta1);
-    const int small_w = fo_small_weight(w1);
-    const FO_T wd = (FO_T)h->weight_decay, b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
+    FO_ADAM_LOCALS(h, bufs);
     const FO_T lr = (FO_T)h->lr, bc1 = (FO_T)s[0], bc2s = (FO_T)s[1], rect = (FO_T)s[2];
-    const int rectified = s[3] != 0;
+    const int rectified = s[3] != 0, mx = h->maximize;
     if (rectified) {
-        if (small_w) FO_FN(radam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc1, lr, bc2s, rect, eps, h->maximize, l2, 1, 1);
-        else         FO_FN(radam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc1, lr, bc2s, rect, eps, h->maximize, l2, 0, 1);
+        if (small_w) FO_FN(radam_loop)(FO_ADAM_ARGS, bc1, lr, bc2s, rect, mx, l2, 1, 1);
+        else         FO_FN(radam_loop)(FO_ADAM_ARGS, bc1, lr, bc2s, rect, mx, l2, 0, 1);
     } else {
-        if (small_w) FO_FN(radam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc1, lr, bc2s, rect, eps, h->maximize, l2, 1, 0);
-        else         FO_FN(radam_loop)(p, g, m, v, n, wd, decay, w1, b2, w2, bc1, lr, bc2s, rect, eps, h->maximize, l2, 0, 0);
+        if (small_w) FO_FN(radam_loop)(FO_ADAM_ARGS, bc1, lr, bc2s, rect, mx, l2, 1, 0);
+        else         FO_FN(radam_loop)(FO_ADAM_ARGS, bc1, lr, bc2s, rect, mx, l2, 0, 0);
     }
 }
 

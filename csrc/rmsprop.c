@@ -11,6 +11,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* RMSprop: 2 square_avg, 3 grad_avg (NULL unless centered), 4 momentum_buffer (NULL unless momentum > 0) */
+FO_KERNEL(rmsprop, 5, 0, D(lr) D(alpha) D(eps) D(weight_decay) D(momentum) I(centered) I(maximize))
 #define FO_IMPL "rmsprop.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -22,8 +24,7 @@ FO_INLINE void FO_FN(rmsprop_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT 
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         const FO_T si = FO_FMA(w * gi, gi, sq[i] * alpha);
         sq[i] = si;
         FO_T avg;

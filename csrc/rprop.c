@@ -11,6 +11,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* Rprop: 2 prev, 3 step_size */
+FO_KERNEL(rprop, 4, 0, D(etaminus) D(etaplus) D(step_size_min) D(step_size_max) I(maximize))
 #define FO_IMPL "rprop.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

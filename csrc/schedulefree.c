@@ -20,6 +20,11 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the bodies below for float and double */
 #include "fastopt.h"
+/* Schedule-Free SGD / AdamW: 2 z, 3 exp_avg_sq (AdamW); scalars 0 scheduled lr, 1 averaging
+ * weight c = weight / weight_sum, 2 adj = lr * (beta * (1 - c) - 1), 3 bias_correction2 = 1 - beta2^(k+1) (AdamW);
+ * beta1 is read by Python only (adj, eval/train) */
+FO_KERNEL(sf_sgd, 3, 3, D(weight_decay))
+FO_KERNEL(sf_adamw, 4, 4, D(beta1) D(beta2) D(eps) D(weight_decay))
 #define FO_IMPL "schedulefree.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the bodies */

@@ -10,6 +10,8 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* SGD: 2 momentum_buffer (NULL iff momentum == 0); scalars 0 first (1.0 when the buffer is new: set to g) */
+FO_KERNEL(sgd, 3, 1, D(lr) D(momentum) D(dampening) D(weight_decay) I(nesterov) I(maximize))
 #define FO_IMPL "sgd.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */
@@ -20,8 +22,7 @@ FO_INLINE void FO_FN(sgd_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, F
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
-        const FO_T pi = p[i];
-        FO_T gi = FO_GRAD(g[i], pi, wd, maximize, l2); /* -grad if maximize; + wd * p for L2 weight decay */
+        FO_PARAM_GRAD(i); /* -grad if maximize; + wd * p for L2 weight decay */
         if (use_mom) {
             const FO_T bi = first ? gi : FO_FMA(damp1, gi, b[i] * mom);
             b[i] = bi;

@@ -10,6 +10,9 @@
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
 #include "fastopt.h"
+/* SparseAdam over gathered rows: 0 param rows, 1 gradient rows, 2 exp_avg rows, 3 exp_avg_sq rows;
+ * scalars 0 step_size */
+FO_KERNEL(sparse_adam, 4, 1, D(beta1) D(beta2) D(eps) I(maximize))
 #define FO_IMPL "sparse_adam.c"
 #include "fo_instantiate.h"
 #else /* included by fo_instantiate.h with FO_T set: the body */

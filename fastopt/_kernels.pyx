@@ -96,16 +96,18 @@ def _default_threads() -> int:
 _n_threads = _default_threads()
 
 
-ctypedef struct _interval:
-    uintptr_t lo
+ctypedef struct _interval:  # a buffer a kernel writes: its bytes [lo, hi)
+    uintptr_t lo  # first: _cmp_lo sorts it
     uintptr_t hi
     int64_t tensor
     int64_t buf
 
 
-cdef int _cmp_interval(const void *a, const void *b) noexcept nogil:
-    cdef uintptr_t x = (<const _interval *>a).lo
-    cdef uintptr_t y = (<const _interval *>b).lo
+cdef int _cmp_lo(const void *a, const void *b) noexcept nogil:
+    """qsort's order of byte ranges (_interval, _extent): by their start ``lo``, the struct's first member (a pointer
+    to a struct is a pointer to its first member)."""
+    cdef uintptr_t x = (<const uintptr_t *>a)[0]
+    cdef uintptr_t y = (<const uintptr_t *>b)[0]
     return -1 if x < y else (1 if x > y else 0)
 
 
@@ -132,17 +134,11 @@ cdef int64_t _hit(const _interval *written, int64_t n, cnp.ndarray a):
 cdef object _ndarray = np.ndarray
 
 
-ctypedef struct _extent:
-    uintptr_t lo
+ctypedef struct _extent:  # the bytes an array's elements span, for find_overlap
+    uintptr_t lo  # first: _cmp_lo sorts it
     uintptr_t hi
     int64_t index
     int written
-
-
-cdef int _cmp_extent(const void *a, const void *b) noexcept nogil:
-    cdef uintptr_t x = (<const _extent *>a).lo
-    cdef uintptr_t y = (<const _extent *>b).lo
-    return -1 if x < y else (1 if x > y else 0)
 
 
 cdef bint _extent_of(cnp.ndarray a, uintptr_t *lo, uintptr_t *hi):
@@ -226,7 +222,7 @@ def find_overlap(list arrays, list written):
             ext[m].index = i
             ext[m].written = 1 if written[i] else 0
             m += 1
-        qsort(ext, m, sizeof(_extent), _cmp_extent)
+        qsort(ext, m, sizeof(_extent), _cmp_lo)
         best = None
         for j in range(m):
             reach[j] = ext[j].hi if j == 0 or ext[j].hi > reach[j - 1] else reach[j - 1]
@@ -404,7 +400,7 @@ cdef class TensorTable:
     cdef int _check_overlaps(self) except -1:
         """No two written buffers overlap, and no read-only buffer overlaps a written one."""
         cdef int64_t j, i, k, nb = len(self._names)
-        qsort(self.written, self.n_written, sizeof(_interval), _cmp_interval)
+        qsort(self.written, self.n_written, sizeof(_interval), _cmp_lo)
         for j in range(1, self.n_written):
             if self.written[j].lo < self.written[j - 1].hi:
                 raise ValueError(self._overlap_msg(j - 1, self.written[j].tensor, self.written[j].buf))
@@ -912,7 +908,7 @@ cdef class StepPlans:
                 self.written[m] = p.table.written[j]
                 m += 1
         self.n_written = m
-        qsort(self.written, m, sizeof(_interval), _cmp_interval)
+        qsort(self.written, m, sizeof(_interval), _cmp_lo)
 
     def __dealloc__(self):
         free(self.written)
