@@ -160,8 +160,8 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
  * is two vpermi2b lookups and a blend on the code's top bit; unpacking the four byte vectors gives the floats, in
  * order because the codes are permuted first (one vpermb). ~8 operations per 16 lanes instead of 21. */
 #define FO_TARGET_Q8X __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vbmi,avx2,fma")))
-#define FO_Q8_M 0x1p-10 /* a lane whose t is this near an integer is re-done exactly */
-#define FO_Q8_EPS 0x1p-17 /* relative half-width of the band re-done around each class boundary */
+#define FO_Q8_M 0x1p-13 /* a lane whose t is this near an integer is re-done exactly */
+#define FO_Q8_EPS 0x1p-20 /* relative half-width of the band re-done around each class boundary */
 typedef struct {
     int32_t cg[32];         /* the class of an octave's lowest value, by biased exponent mod 32 (octaves 2^-31..1) */
     float tlo[32], thi[32]; /* the class boundary inside the octave, minus and plus FO_Q8_EPS (both +Inf: none) */
@@ -304,52 +304,56 @@ static const fo_q8_map *fo_q8_map_get(const float *lev, const float *code)
     return c->ok ? &c->m : NULL;
 }
 
+/* 16 lanes of the arithmetic quantizer: q[0..15] = nearest(code, x[0..15] / scale), r = 1 / scale in every lane. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_q8_enc16(const float *FO_RESTRICT x, const __m512 r, const float scale, const fo_q8_map *FO_RESTRICT mp,
+            const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
+    const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x), r));
+    const __m512i ab = _mm512_and_si512(yb, mag);
+    const __m512 a = _mm512_castsi512_ps(ab);
+    const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
+    const __mmask16 ge = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->tlo), e, _mm512_loadu_ps(mp->tlo + 16)), _CMP_GE_OQ);
+    const __mmask16 lt = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->thi), e, _mm512_loadu_ps(mp->thi + 16)), _CMP_LT_OQ);
+    __m512i cls = _mm512_permutex2var_epi32(_mm512_loadu_si512(mp->cg), e, _mm512_loadu_si512(mp->cg + 16));
+    cls = _mm512_mask_add_epi32(cls, ge, cls, _mm512_set1_epi32(1));
+    const __m512 t = _mm512_fmsub_ps(a, _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->s)),
+                                     _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->o)));
+    const __m512 fr = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* t - round(t) */
+    const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fr), _mm512_set1_ps((float)FO_Q8_M), _CMP_LT_OQ);
+    __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, _mm512_loadu_si512(mp->hi)));
+    const __mmask16 neg = _mm512_movepi32_mask(yb);
+    if (mp->sgn)
+        c = _mm512_max_epi32(_mm512_mask_sub_epi32(c, neg, _mm512_set1_epi32(254), c), _mm512_setzero_si512());
+    else
+        c = _mm512_maskz_mov_epi32((__mmask16)~neg, c);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(c));
+    unsigned redo = (unsigned)((ge & lt) | near);
+    while (redo) {
+        const int b = __builtin_ctz(redo);
+        redo &= redo - 1;
+        q[b] = fo_q8_nearest(x[b] / scale, lev);
+    }
+}
+
 /* q = nearest(code, x / scale) for the n values of tile x (see above); absmax 0 or normal within [2^-125, 2^125]. */
 static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n, float scale,
                                          const fo_q8_map *FO_RESTRICT mp, const float *FO_RESTRICT lev,
                                          uint8_t *FO_RESTRICT q)
 {
-    const __m512i cg0 = _mm512_loadu_si512(mp->cg), cg1 = _mm512_loadu_si512(mp->cg + 16);
-    const __m512 tl0 = _mm512_loadu_ps(mp->tlo), tl1 = _mm512_loadu_ps(mp->tlo + 16);
-    const __m512 th0 = _mm512_loadu_ps(mp->thi), th1 = _mm512_loadu_ps(mp->thi + 16);
-    const __m512 S = _mm512_loadu_ps(mp->s), O = _mm512_loadu_ps(mp->o);
-    const __m512i HI = _mm512_loadu_si512(mp->hi);
-    const __m512 r = _mm512_set1_ps(1.0f / scale), m = _mm512_set1_ps((float)FO_Q8_M);
-    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
-    const __m512i one = _mm512_set1_epi32(1), mirror = _mm512_set1_epi32(254), zero = _mm512_setzero_si512();
-    const int sgn = mp->sgn;
+    const __m512 r = _mm512_set1_ps(1.0f / scale);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x->f + i), r));
-        const __m512i ab = _mm512_and_si512(yb, mag);
-        const __m512 a = _mm512_castsi512_ps(ab);
-        const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
-        const __mmask16 ge = _mm512_cmp_ps_mask(a, _mm512_permutex2var_ps(tl0, e, tl1), _CMP_GE_OQ);
-        const __mmask16 lt = _mm512_cmp_ps_mask(a, _mm512_permutex2var_ps(th0, e, th1), _CMP_LT_OQ);
-        __m512i cls = _mm512_permutex2var_epi32(cg0, e, cg1);
-        cls = _mm512_mask_add_epi32(cls, ge, cls, one);
-        const __m512 t = _mm512_fmsub_ps(a, _mm512_permutexvar_ps(cls, S), _mm512_permutexvar_ps(cls, O));
-        const __m512 fr = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* t - round(t) */
-        const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fr), m, _CMP_LT_OQ);
-        __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, HI));
-        const __mmask16 neg = _mm512_movepi32_mask(yb);
-        if (sgn)
-            c = _mm512_max_epi32(_mm512_mask_sub_epi32(c, neg, mirror, c), zero);
-        else
-            c = _mm512_maskz_mov_epi32((__mmask16)~neg, c);
-        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(c));
-        unsigned redo = (unsigned)((ge & lt) | near);
-        while (redo) {
-            const int b = __builtin_ctz(redo);
-            redo &= redo - 1;
-            q[i + b] = fo_q8_nearest(x->f[i + b] / scale, lev);
-        }
-    }
+    for (; i + 16 <= n; i += 16)
+        fo_q8_enc16(x->f + i, r, scale, mp, lev, q + i);
     for (; i < n; ++i)
         q[i] = fo_q8_nearest(x->f[i] / scale, lev);
 }
 
-static FO_TARGET_Q8X void fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
+static FO_TARGET_Q8X __attribute__((noinline, noclone)) void
+fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
                                          const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
 {
     __m512i P[4][4];
@@ -565,6 +569,113 @@ FO_INLINE void fo_adam_bf16_range(const fo_adam_f32c c, float *FO_RESTRICT p, co
     }
 }
 
+#ifdef FO_HAVE_Q8_MAP
+FO_INLINE int fo_q8_fast_ok(float a) { return a == 0.0f || (a >= 0x1p-125f && a <= 0x1p125f); }
+
+/* The search path for one tile (absmax NaN, Inf or subnormal): x / scale in place, then the register search. */
+static FO_TARGET_AVX512 void fo_q8_exact_tile(fo_tile *FO_RESTRICT x, int64_t n, float scale,
+                                              const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    for (int64_t i = 0; i < n; ++i)
+        x->f[i] = x->f[i] / scale;
+    fo_q8_nearest_avx512(x, n, lev, q);
+}
+
+/* nb full blocks on AVX-512 with VBMI, software-pipelined: one 16-lane loop runs Adam on block b (decoded moments
+ * in, new moments to a tile, their absmax accumulated) and encodes block b - 1's tile, so the divider-bound Adam
+ * lanes and the permute-bound encoder lanes overlap. Each lane's arithmetic is FO_ADAM_ELEMENT's, operation for
+ * operation (IEEE, so bit for bit); each block's codes and absmax are fo_q8_store's. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g, uint8_t *FO_RESTRICT q1,
+                uint8_t *FO_RESTRICT q2, float *FO_RESTRICT a1, float *FO_RESTRICT a2, const float *FO_RESTRICT code1,
+                const float *FO_RESTRICT code2, const float *FO_RESTRICT lev1, const float *FO_RESTRICT lev2,
+                const fo_q8_map *FO_RESTRICT mp1, const fo_q8_map *FO_RESTRICT mp2, const int64_t nb,
+                const int maximize, const int l2, const int small_w)
+{
+    fo_tile M[2], V[2];
+    const __m512 wd = _mm512_set1_ps(c.wd), decay = _mm512_set1_ps(c.decay), w1 = _mm512_set1_ps(c.w1);
+    const __m512 w1m = _mm512_set1_ps(c.w1 - 1), b2 = _mm512_set1_ps(c.b2), w2 = _mm512_set1_ps(c.w2);
+    const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u), mag = _mm512_set1_epi32(0x7FFFFFFF);
+    float sc1 = 1.0f, sc2 = 1.0f;
+    int ok1 = 0, ok2 = 0;
+    for (int64_t blk = 0; blk <= nb; ++blk) {
+        const int cur = (int)(blk & 1), prv = cur ^ 1;
+        const int64_t k = blk * FO_QBLOCK;
+        uint8_t *pq1 = q1 + k - FO_QBLOCK, *pq2 = q2 + k - FO_QBLOCK;
+        if (blk == nb) { /* the last block's codes */
+            if (ok1)
+                fo_q8_encode_x(&M[prv], FO_QBLOCK, sc1, mp1, lev1, pq1);
+            else
+                fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);
+            if (ok2)
+                fo_q8_encode_x(&V[prv], FO_QBLOCK, sc2, mp2, lev2, pq2);
+            else
+                fo_q8_exact_tile(&V[prv], FO_QBLOCK, sc2, lev2, pq2);
+            break;
+        }
+        fo_q8_decode_x(q1 + k, FO_QBLOCK, mp1, code1, a1[blk], M[cur].f);
+        fo_q8_decode_x(q2 + k, FO_QBLOCK, mp2, code2, a2[blk], V[cur].f);
+        const int enc1 = blk > 0 && ok1, enc2 = blk > 0 && ok2;
+        const __m512 r1 = _mm512_set1_ps(1.0f / sc1), r2 = _mm512_set1_ps(1.0f / sc2);
+        __m512i top1 = _mm512_setzero_si512(), top2 = _mm512_setzero_si512();
+        float *FO_RESTRICT pk = p + k;
+        const float *FO_RESTRICT gk = g + k;
+        for (int j = 0; j < FO_QBLOCK; j += 16) {
+            __m512 pi = _mm512_loadu_ps(pk + j), gi = _mm512_loadu_ps(gk + j);
+            if (maximize)
+                gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
+            if (l2)
+                gi = _mm512_fmadd_ps(wd, pi, gi);
+            pi = _mm512_mul_ps(pi, decay);
+            const __m512 mo = _mm512_load_ps(M[cur].f + j), vo = _mm512_load_ps(V[cur].f + j);
+            const __m512 d = _mm512_sub_ps(gi, mo);
+            const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
+            const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
+            const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+            _mm512_storeu_ps(pk + j, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
+            _mm512_store_ps(M[cur].f + j, mi);
+            _mm512_store_ps(V[cur].f + j, vi);
+            top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(mi), mag));
+            top2 = _mm512_max_epu32(top2, _mm512_and_si512(_mm512_castps_si512(vi), mag));
+            if (enc1)
+                fo_q8_enc16(M[prv].f + j, r1, sc1, mp1, lev1, pq1 + j);
+            if (enc2)
+                fo_q8_enc16(V[prv].f + j, r2, sc2, mp2, lev2, pq2 + j);
+        }
+        if (blk > 0 && !ok1)
+            fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);
+        if (blk > 0 && !ok2)
+            fo_q8_exact_tile(&V[prv], FO_QBLOCK, sc2, lev2, pq2);
+        fo_bits32 u1, u2;
+        u1.u = (uint32_t)_mm512_reduce_max_epu32(top1);
+        u2.u = (uint32_t)_mm512_reduce_max_epu32(top2);
+        a1[blk] = u1.f;
+        a2[blk] = u2.f;
+        sc1 = u1.f > 0.0f ? u1.f : 1.0f;
+        sc2 = u2.f > 0.0f ? u2.f : 1.0f;
+        ok1 = fo_q8_fast_ok(u1.f);
+        ok2 = fo_q8_fast_ok(u2.f);
+    }
+}
+
+static FO_TARGET_Q8X __attribute__((noinline)) void
+fo_adam_q8_x(const fo_adam_f32c c, float *p, const float *g, uint8_t *q1, uint8_t *q2, float *a1, float *a2,
+             const float *code1, const float *code2, const float *lev1, const float *lev2, const fo_q8_map *mp1,
+             const fo_q8_map *mp2, const int64_t nb, const int maximize_, const int l2_, const int small_w_)
+{
+#define FO_CALL_(x, y, z) fo_adam_q8_pipe(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, nb, x, y, z)
+    if (maximize_) {
+        if (l2_) { if (small_w_) FO_CALL_(1, 1, 1); else FO_CALL_(1, 1, 0); }
+        else     { if (small_w_) FO_CALL_(1, 0, 1); else FO_CALL_(1, 0, 0); }
+    } else {
+        if (l2_) { if (small_w_) FO_CALL_(0, 1, 1); else FO_CALL_(0, 1, 0); }
+        else     { if (small_w_) FO_CALL_(0, 0, 1); else FO_CALL_(0, 0, 0); }
+    }
+#undef FO_CALL_
+}
+#endif
+
 FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
                                 uint8_t *FO_RESTRICT q1, uint8_t *FO_RESTRICT q2, float *FO_RESTRICT a1,
                                 float *FO_RESTRICT a2, const float *FO_RESTRICT code1,
@@ -574,7 +685,15 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
                                 const int maximize, const int l2, const int small_w, const int isa)
 {
     fo_tile mb, vb;
-    for (int64_t k = 0, blk = 0; k < n; k += FO_QBLOCK, ++blk) {
+    int64_t k = 0, blk = 0;
+#ifdef FO_HAVE_Q8_MAP
+    if (mp1 != NULL && mp2 != NULL && n >= FO_QBLOCK) { /* the full blocks pipelined, a partial last one below */
+        blk = n / FO_QBLOCK;
+        k = blk * FO_QBLOCK;
+        fo_adam_q8_x(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, blk, maximize, l2, small_w);
+    }
+#endif
+    for (; k < n; k += FO_QBLOCK, ++blk) {
         const int64_t len = n - k < FO_QBLOCK ? n - k : FO_QBLOCK;
         const float s1 = a1[blk], s2 = a2[blk];
         const uint8_t *FO_RESTRICT c1 = q1 + k, *FO_RESTRICT c2 = q2 + k;
@@ -634,7 +753,8 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_lowp_ctx *x_,
     float *a1 = (float *)b[4] + begin / FO_QBLOCK, *a2 = (float *)b[5] + begin / FO_QBLOCK;
     const float *code1 = (const float *)b[6], *code2 = (const float *)b[7];
     const float *lev1 = (const float *)b[8], *lev2 = (const float *)b[9];
-#define FO_CALL_(x, y, z) fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, x_->mp1, x_->mp2, n, x, y, z, isa)
+#define FO_CALL_(x, y, z) \
+    fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, x_->mp1, x_->mp2, n, x, y, z, isa)
     FO_UNSWITCH(FO_CALL_);
 #undef FO_CALL_
 }
