@@ -354,7 +354,7 @@ static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n
 
 static FO_TARGET_Q8X __attribute__((noinline, noclone)) void
 fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
-                                         const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
+               const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
 {
     __m512i P[4][4];
     for (int k = 0; k < 4; ++k)
