@@ -352,7 +352,12 @@ static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n
         q[i] = fo_q8_nearest(x->f[i] / scale, lev);
 }
 
-static FO_TARGET_Q8X __attribute__((noinline, noclone)) void
+#if defined(__clang__)
+#define FO_NOCLONE __attribute__((noinline))
+#else
+#define FO_NOCLONE __attribute__((noinline, noclone)) /* no constant-n clone: its dead tail loop would warn */
+#endif
+static FO_TARGET_Q8X FO_NOCLONE void
 fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
                const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
 {
