@@ -8,14 +8,16 @@
  *          into a stack buffer, absmax1 = max |m_new| over the block (NaN propagates), then each element takes
  *          the nearest code of m_new / absmax (absmax 0 or NaN divides by 1): q1 = nearest(code1, m / absmax).
  *          The same for v with code2. The parameter update uses the unquantized new moments.
- * Nearest-code rounding is an exact 8-step branchless binary search over the thresholds between neighbouring codes
- * (fo_q8_nearest), never a scan of the 256 codes; on AVX-512 the search and the decoding read their tables from
- * registers (permutes), not memory, and calls of FO_Q8_TABLE_MIN elements or more replace the search by a bucket
- * table built from it (fo_q8_table_build: one gather and one comparison per element, the same codes).
- * On AVX-512 the bf16 kernel is one fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
+ * Nearest-code rounding is defined by an exact 8-step branchless binary search over the thresholds between
+ * neighbouring codes (fo_q8_nearest), never a scan of the 256 codes. On AVX-512 with VBMI (fo_q8_map) the codes
+ * are instead computed arithmetically from the value (class from the exponent, then a linear grid; lanes near a
+ * boundary re-done by the search: the same codes, checked exhaustively) and decoded by byte-table permutes; on
+ * plain AVX-512 the search and the decoding read their tables from registers. On AVX-512 the bf16 kernel is one
+ * fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
  *
  * Work items start at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so a block never spans two items and the
  * result does not depend on the thread count. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,107 +146,274 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
     for (; i < n; ++i)
         out[i] = code[q[i]] * s;
 }
-/* ---- Nearest code by bucket (large calls on AVX-512): the float32 magnitude, clamped to [2^-23, 1], picks a bucket
- * by its exponent and top 7 mantissa bits; each bucket of the map holds at most one threshold (checked when the table
- * is built), so the code is the bucket's lowest code plus one comparison of the low 16 bits with that threshold's.
- * Clamping keeps the code: no threshold has magnitude <= 2^-23 or >= 1 (checked too). One gather per 16 lanes instead
- * of eight dependent search steps; the codes are the search's, bit for bit (the table is built with it).
- * Entry: bits 0-7 the lowest code, bit 8 "has a threshold", bits 16-31 the threshold's low 16 bits. */
-#define FO_Q8_TABLE_MIN (1 << 20) /* elements per call from which the tables pay */
-#define FO_QB_LO 0x34000000u /* 2^-23 */
-#define FO_QB_HI 0x3F800000u /* 1.0 */
-#define FO_QB_N ((int)((FO_QB_HI - FO_QB_LO) >> 16) + 1) /* buckets per sign */
-typedef struct { uint32_t e[2 * FO_QB_N]; } fo_q8_table;
+/* ---- The arithmetic quantizer and the byte-plane decoder (AVX-512 with BW, DQ and VBMI: Ice Lake, Zen 4 and later).
+ *
+ * Encode. bitsandbytes' dynamic map is, on each side of 0, a run of classes — the zero code, decades 0..6 whose codes
+ * are evenly spaced (1, 2, ..., 64 codes signed; 2, ..., 128 unsigned) and the code 1.0 — so the nearest code of a
+ * normalised value y is: its class (the number of class boundaries |y| reaches; a boundary is the rounding threshold
+ * between a class's last code and the next one's first), then base + trunc(|y| s - o) clamped to the class's last
+ * code, s and o the class's linear grid (the thresholds inside a class sit at t = base + 1, base + 2, ...; checked to
+ * 1/4 of FO_Q8_M when the tables are built). The class comes from |y|'s binary exponent (a 32-entry table: an octave
+ * holds at most one boundary, checked) and one comparison with that octave's boundary. Negative values of the
+ * signed map mirror the positive ones (code 254 - c, checked); the unsigned map gives them code 0.
+ * y is x times 1/scale, which is within 3 units in the last place of x / scale (what the search rounds): so a lane
+ * whose |y| lies within FO_Q8_EPS (relative) of its octave's boundary, or whose t lies within FO_Q8_M of an integer,
+ * is re-done exactly (x / scale, then the search) — about 2 lanes in 1000 — and every other lane's code is the
+ * search's. No division, no gather, no dependent chain of table lookups: ~25 vector operations per 16 lanes.
+ * Blocks whose absmax is not 0 or a normal float within [2^-125, 2^125] (NaN, Inf, subnormal) take the search.
+ *
+ * Decode. The 256 codes' float32 bits as four byte planes of 256 bytes (16 registers); 64 codes at a time: each plane
+ * is two vpermi2b lookups and a blend on the code's top bit; unpacking the four byte vectors gives the floats, in
+ * order because the codes are permuted first (one vpermb). ~8 operations per 16 lanes instead of 21. */
+#define FO_TARGET_Q8X __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vbmi,avx2,fma")))
+#define FO_Q8_M 0x1p-13 /* a lane whose t is this near an integer is re-done exactly */
+#define FO_Q8_EPS 0x1p-20 /* relative half-width of the band re-done around each class boundary */
+typedef struct {
+    int32_t cg[32];         /* the class of an octave's lowest value, by biased exponent mod 32 (octaves 2^-31..1) */
+    float tlo[32], thi[32]; /* the class boundary inside the octave, minus and plus FO_Q8_EPS (both +Inf: none) */
+    float s[16], o[16];     /* per class: t = |y| s - o */
+    int32_t hi[16];         /* per class: its last code */
+    int sgn;                /* 1: the signed map (negative values mirror), 0: unsigned (negative values: code 0) */
+    uint8_t plane[4][256];  /* byte k of code c's float32 bits at plane[k][c] */
+} fo_q8_map;
+#define FO_HAVE_Q8_MAP 1
 
-/* Build t from the level-order thresholds lev; 0 when the map does not fit the scheme (then the search is used). */
-static int fo_q8_table_build(const float *FO_RESTRICT lev, fo_q8_table *FO_RESTRICT t)
+static int fo_q8_vbmi(void)
 {
-    for (int s = 0; s < 2; ++s)
-        for (int b = 0; b < FO_QB_N; ++b) {
-            fo_bits32 lo, hi;
-            lo.u = (FO_QB_LO + ((uint32_t)b << 16)) | ((uint32_t)s << 31);
-            hi.u = (b == FO_QB_N - 1 ? FO_QB_HI : lo.u + 0xFFFFu) | ((uint32_t)s << 31);
-            const float vmin = s ? hi.f : lo.f, vmax = s ? lo.f : hi.f; /* the bucket's value range */
-            const uint32_t c_lo = fo_q8_nearest(vmin, lev), c_hi = fo_q8_nearest(vmax, lev);
-            uint32_t e = c_lo;
-            if (c_hi == c_lo + 1) {
-                /* the threshold: the smallest value of the bucket with code c_hi, found by bisection on the bits */
-                uint32_t a = s ? hi.u : lo.u, z = s ? lo.u : hi.u; /* value order: a < z; code(a) = c_lo */
-                for (;;) {
-                    const uint32_t mid = s ? a - (a - z) / 2 : a + (z - a) / 2; /* negative: larger bits, smaller value */
-                    if (mid == a)
-                        break;
-                    fo_bits32 m;
-                    m.u = mid;
-                    if (fo_q8_nearest(m.f, lev) == c_hi)
-                        z = mid;
-                    else
-                        a = mid;
-                }
-                e |= 0x100u | ((z & 0xFFFFu) << 16);
-            } else if (c_hi != c_lo) {
-                return 0;
-            }
-            t->e[s * FO_QB_N + b] = e;
+    static int ok = -1;
+    if (ok < 0)
+        ok = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+             && __builtin_cpu_supports("avx512vbmi");
+    return ok;
+}
+
+/* Build mp's encoder tables from a map's level-order thresholds `lev` (all the encoder needs), and its decode planes
+ * from the sorted map `code` unless that is NULL; 0 when the thresholds do not have the shape the encoder relies on
+ * (then the search is used). Everything the encoder assumes is checked here. */
+static int fo_q8_map_build(const float *FO_RESTRICT lev, const float *FO_RESTRICT code, fo_q8_map *FO_RESTRICT mp)
+{
+    float thr[255];
+    for (int k = 0; k < 8; ++k)
+        for (int i = 0; i < (1 << k); ++i)
+            thr[(i << (8 - k)) + (128 >> k) - 1] = lev[(1 << k) - 1 + i];
+    for (int c = 0; c < 254; ++c)
+        if (!(thr[c] < thr[c + 1])) /* also rejects NaN */
+            return 0;
+    memset(mp, 0, sizeof(*mp));
+    const int sgn = thr[0] < 0.0f, start = sgn ? 127 : 0; /* the zero code */
+    if (sgn ? !(thr[126] < 0.0f && thr[127] > 0.0f) : !(thr[0] > 0.0f))
+        return 0;
+    int base[9], cnt[9];
+    base[0] = start;
+    cnt[0] = 1;
+    for (int d = 0; d < 7; ++d)
+        cnt[d + 1] = sgn ? 1 << d : 2 << d;
+    cnt[8] = 1;
+    for (int k = 1; k < 9; ++k)
+        base[k] = base[k - 1] + cnt[k - 1];
+    if (base[8] != 255)
+        return 0;
+    double bound[9] = {0}; /* bound[k]: the threshold below class k's first code (k >= 1) */
+    for (int k = 1; k < 9; ++k) {
+        bound[k] = thr[base[k] - 1];
+        if (!(bound[k] > bound[k - 1]))
+            return 0;
+    }
+    if (!(bound[1] > 0x1p-30))
+        return 0;
+    for (int k = 0; k < 9; ++k) {
+        const int b = base[k], n = cnt[k];
+        double s = 0.0, o = -(b + 0.5); /* one code: t = b + 0.5 */
+        if (n == 2) { /* one inner threshold, at t = b + 1; the class's lowest value at t = b + 0.5 */
+            s = 0.5 / (thr[b] - bound[k]);
+            o = thr[b] * s - (b + 1);
+        } else if (n > 2) { /* the inner thresholds at t = b + 1 .. b + n - 1 */
+            s = (n - 2) / ((double)thr[b + n - 2] - thr[b]);
+            o = thr[b] * s - (b + 1);
         }
-    fo_bits32 x;
-    x.f = 0.0f;
-    const uint32_t zero = fo_q8_nearest(x.f, lev);
-    x.u = FO_QB_LO;
-    if (fo_q8_nearest(x.f, lev) != zero || fo_q8_nearest(-x.f, lev) != zero)
-        return 0;
-    x.f = 1.0f;
-    if (fo_q8_nearest(x.f, lev) != fo_q8_nearest(3.0e38f, lev) || fo_q8_nearest(-x.f, lev) != fo_q8_nearest(-3.0e38f, lev))
-        return 0;
+        mp->s[k] = (float)s;
+        mp->o[k] = (float)o;
+        mp->hi[k] = b + n - 1;
+        const double fs = mp->s[k], fo = mp->o[k];
+        for (int j = 1; j < n; ++j) { /* every inner threshold within FO_Q8_M / 4 of its integer */
+            const double t = thr[b + j - 1] * fs - fo;
+            if (!(t > b + j - FO_Q8_M / 4 && t < b + j + FO_Q8_M / 4))
+                return 0;
+        }
+        if (k >= 1 && !(bound[k] * (1 - 2 * FO_Q8_EPS) * fs - fo > b + FO_Q8_M)) /* lowest values truncate to b */
+            return 0;
+    }
+    for (int e = 96; e < 128; ++e) {
+        const double lo = ldexp(1.0, e - 127), hi = 2 * lo;
+        int cls = 0, inside = 0;
+        double b_in = 0;
+        for (int k = 1; k < 9; ++k) {
+            if (bound[k] <= lo)
+                ++cls;
+            else if (bound[k] < hi) {
+                ++inside;
+                b_in = bound[k];
+            }
+            /* no boundary near an octave's edge: y and x / scale then always share the octave's class */
+            if (fabs(bound[k] / lo - 1) < 4 * FO_Q8_EPS || fabs(bound[k] / hi - 1) < 4 * FO_Q8_EPS)
+                return 0;
+        }
+        if (inside > 1)
+            return 0;
+        mp->cg[e & 31] = cls;
+        mp->tlo[e & 31] = inside ? (float)(b_in * (1 - FO_Q8_EPS)) : INFINITY;
+        mp->thi[e & 31] = inside ? (float)(b_in * (1 + FO_Q8_EPS)) : INFINITY;
+    }
+    if (sgn) /* the negative side mirrors the positive one (up to the tie rule, inside the re-done bands) */
+        for (int c = 127; c < 254; ++c)
+            if (fabs((double)thr[253 - c] + thr[c]) > 1e-6 * thr[c])
+                return 0;
+    mp->sgn = sgn;
+    if (code != NULL)
+        for (int c = 0; c < 256; ++c) {
+            fo_bits32 u;
+            u.f = code[c];
+            for (int k = 0; k < 4; ++k)
+                mp->plane[k][c] = (uint8_t)(u.u >> (8 * k));
+        }
     return 1;
 }
 
-static FO_TARGET_AVX512 void fo_q8_bucket_avx512(const fo_tile *FO_RESTRICT x, int64_t n,
-                                                 const float *FO_RESTRICT lev, const fo_q8_table *FO_RESTRICT tab,
-                                                 uint8_t *FO_RESTRICT q)
+/* The built tables of the last maps this thread used (a kernel call compares 2 KB per map instead of rebuilding). */
+typedef struct {
+    float lev[256], code[256];
+    int used, has_code, ok;
+    fo_q8_map m;
+} fo_q8_cached;
+
+/* mp for (lev, code) — code may be NULL: the encoder alone — or NULL when this CPU or these maps cannot use it. */
+static const fo_q8_map *fo_q8_map_get(const float *lev, const float *code)
 {
-    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32((int)FO_QB_LO);
-    const __m512i hi = _mm512_set1_epi32((int)FO_QB_HI), nb = _mm512_set1_epi32(FO_QB_N);
-    const __m512i low16 = _mm512_set1_epi32(0xFFFF), byte = _mm512_set1_epi32(0xFF), one = _mm512_set1_epi32(1);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x->f + i);
-        const __m512i u = _mm512_castps_si512(v);
-        const __mmask16 neg = _mm512_cmplt_epi32_mask(u, _mm512_setzero_si512());
-        const __mmask16 num = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
-        const __m512i uc = _mm512_min_epu32(_mm512_max_epu32(_mm512_and_si512(u, mag), lo), hi);
-        __m512i idx = _mm512_srli_epi32(_mm512_sub_epi32(uc, lo), 16);
-        idx = _mm512_mask_add_epi32(idx, neg, idx, nb);
-        const __m512i e = _mm512_i32gather_epi32(idx, (const void *)tab->e, 4);
-        const __m512i t = _mm512_srli_epi32(e, 16), l = _mm512_and_si512(uc, low16);
-        const __mmask16 has = _mm512_test_epi32_mask(e, _mm512_set1_epi32(0x100));
-        const __mmask16 ge = _mm512_cmpge_epu32_mask(l, t), le = _mm512_cmple_epu32_mask(l, t);
-        const __mmask16 up = has & ((ge & (__mmask16)~neg) | (le & neg));
-        __m512i c = _mm512_and_si512(e, byte);
-        c = _mm512_mask_add_epi32(c, up, c, one);
-        c = _mm512_maskz_mov_epi32(num, c);
-        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(c));
+    static __thread fo_q8_cached cache[3];
+    static __thread int next;
+    if (fo_isa() != 2 || !fo_q8_vbmi())
+        return NULL;
+    for (int i = 0; i < 3; ++i) {
+        fo_q8_cached *c = &cache[i];
+        if (c->used && c->has_code == (code != NULL) && memcmp(c->lev, lev, sizeof(c->lev)) == 0
+            && (code == NULL || memcmp(c->code, code, sizeof(c->code)) == 0))
+            return c->ok ? &c->m : NULL;
     }
-    for (; i < n; ++i)
-        q[i] = fo_q8_nearest(x->f[i], lev);
+    fo_q8_cached *c = &cache[next];
+    next = (next + 1) % 3;
+    memcpy(c->lev, lev, sizeof(c->lev));
+    if (code != NULL)
+        memcpy(c->code, code, sizeof(c->code));
+    c->has_code = code != NULL;
+    c->ok = fo_q8_map_build(lev, code, &c->m);
+    c->used = 1;
+    return c->ok ? &c->m : NULL;
 }
 
-#define FO_Q8_NEAREST(isa, x, n, lev, tab, q)                                                        \
-    ((isa) == 2 ? ((tab) != NULL ? fo_q8_bucket_avx512(x, n, lev, tab, q) : fo_q8_nearest_avx512(x, n, lev, q)) \
-                : fo_q8_nearest_scalar(x, n, lev, q))
-#define FO_Q8_DECODE(isa, q, n, code, s, out) \
-    ((isa) == 2 ? fo_q8_decode_avx512(q, n, code, s, out) : fo_q8_decode_scalar(q, n, code, s, out))
+/* 16 lanes of the arithmetic quantizer: q[0..15] = nearest(code, x[0..15] / scale), r = 1 / scale in every lane. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_q8_enc16(const float *FO_RESTRICT x, const __m512 r, const float scale, const fo_q8_map *FO_RESTRICT mp,
+            const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
+    const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x), r));
+    const __m512i ab = _mm512_and_si512(yb, mag);
+    const __m512 a = _mm512_castsi512_ps(ab);
+    const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
+    const __mmask16 ge = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->tlo), e, _mm512_loadu_ps(mp->tlo + 16)), _CMP_GE_OQ);
+    const __mmask16 lt = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->thi), e, _mm512_loadu_ps(mp->thi + 16)), _CMP_LT_OQ);
+    __m512i cls = _mm512_permutex2var_epi32(_mm512_loadu_si512(mp->cg), e, _mm512_loadu_si512(mp->cg + 16));
+    cls = _mm512_mask_add_epi32(cls, ge, cls, _mm512_set1_epi32(1));
+    const __m512 t = _mm512_fmsub_ps(a, _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->s)),
+                                     _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->o)));
+    const __m512 fr = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* t - round(t) */
+    const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fr), _mm512_set1_ps((float)FO_Q8_M), _CMP_LT_OQ);
+    __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, _mm512_loadu_si512(mp->hi)));
+    const __mmask16 neg = _mm512_movepi32_mask(yb);
+    if (mp->sgn)
+        c = _mm512_max_epi32(_mm512_mask_sub_epi32(c, neg, _mm512_set1_epi32(254), c), _mm512_setzero_si512());
+    else
+        c = _mm512_maskz_mov_epi32((__mmask16)~neg, c);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(c));
+    unsigned redo = (unsigned)((ge & lt) | near);
+    while (redo) {
+        const int b = __builtin_ctz(redo);
+        redo &= redo - 1;
+        q[b] = fo_q8_nearest(x[b] / scale, lev);
+    }
+}
+
+/* q = nearest(code, x / scale) for the n values of tile x (see above); absmax 0 or normal within [2^-125, 2^125]. */
+static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n, float scale,
+                                         const fo_q8_map *FO_RESTRICT mp, const float *FO_RESTRICT lev,
+                                         uint8_t *FO_RESTRICT q)
+{
+    const __m512 r = _mm512_set1_ps(1.0f / scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        fo_q8_enc16(x->f + i, r, scale, mp, lev, q + i);
+    for (; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i] / scale, lev);
+}
+
+#if defined(__clang__)
+#define FO_NOCLONE __attribute__((noinline))
 #else
-typedef struct { uint32_t e[1]; } fo_q8_table; /* no bucket tables without AVX-512 */
-#define FO_Q8_NEAREST(isa, x, n, lev, tab, q) fo_q8_nearest_scalar(x, n, lev, q)
-#define FO_Q8_DECODE(isa, q, n, code, s, out) fo_q8_decode_scalar(q, n, code, s, out)
+#define FO_NOCLONE __attribute__((noinline, noclone)) /* no constant-n clone: its dead tail loop would warn */
+#endif
+static FO_TARGET_Q8X FO_NOCLONE void
+fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
+               const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
+{
+    __m512i P[4][4];
+    for (int k = 0; k < 4; ++k)
+        for (int j = 0; j < 4; ++j)
+            P[k][j] = _mm512_loadu_si512(mp->plane[k] + 64 * j);
+    /* byte p = 16 L + 4 r + j of the permuted codes is code 16 r + 4 L + j: after the two unpack stages register r
+     * holds codes 16 r .. 16 r + 15 in order */
+    uint8_t perm_b[64];
+    for (int p = 0; p < 64; ++p)
+        perm_b[p] = (uint8_t)(16 * ((p & 15) >> 2) + 4 * (p >> 4) + (p & 3));
+    const __m512i perm = _mm512_loadu_si512(perm_b);
+    const __m512 vs = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i idx = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(q + i));
+        const __mmask64 top = _mm512_movepi8_mask(idx);
+        __m512i b[4];
+        for (int k = 0; k < 4; ++k)
+            b[k] = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(P[k][0], idx, P[k][1]),
+                                          _mm512_permutex2var_epi8(P[k][2], idx, P[k][3]));
+        const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+        const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(lo01, lo23)), vs));
+        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(lo01, lo23)), vs));
+        _mm512_storeu_ps(out + i + 32, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(hi01, hi23)), vs));
+        _mm512_storeu_ps(out + i + 48, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(hi01, hi23)), vs));
+    }
+    for (; i < n; ++i)
+        out[i] = code[q[i]] * s;
+}
+
+#define FO_Q8_NEAREST(isa, x, n, lev, q) \
+    ((isa) == 2 ? fo_q8_nearest_avx512(x, n, lev, q) : fo_q8_nearest_scalar(x, n, lev, q))
+#define FO_Q8_DECODE(isa, mp, q, n, code, s, out)                                                          \
+    ((mp) != NULL ? fo_q8_decode_x(q, n, mp, code, s, out)                                                 \
+                  : (isa) == 2 ? fo_q8_decode_avx512(q, n, code, s, out) : fo_q8_decode_scalar(q, n, code, s, out))
+#else
+typedef struct { int unused; } fo_q8_map; /* the arithmetic quantizer needs AVX-512 */
+#define FO_Q8_NEAREST(isa, x, n, lev, q) fo_q8_nearest_scalar(x, n, lev, q)
+#define FO_Q8_DECODE(isa, mp, q, n, code, s, out) fo_q8_decode_scalar(q, n, code, s, out)
 #endif
 
 /* Encode tile x (n elements) in place of q and *absmax: absmax = max |x| with NaN propagating (np.max) — on the
  * magnitudes' bit patterns, whose unsigned order is the float order for non-negative floats with every NaN above
- * +Inf, so an integer max (which vectorises) gives a NaN if there is one — then q = nearest(code, x / scale). */
+ * +Inf, so an integer max (which vectorises) gives a NaN if there is one — then q = nearest(code, x / scale): with
+ * the arithmetic quantizer when mp is given (x is then left as it is), else by dividing x in place and searching. */
 FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RESTRICT lev,
-                           const fo_q8_table *tab, uint8_t *FO_RESTRICT q, float *absmax, const int isa)
+                           const fo_q8_map *mp, uint8_t *FO_RESTRICT q, float *absmax, const int isa)
 {
     uint32_t top = 0;
 #pragma omp simd reduction(max : top)
@@ -257,10 +426,18 @@ FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RE
     const float a = r.f;
     const float scale = a > 0.0f ? a : 1.0f;
     *absmax = a;
+#ifdef FO_HAVE_Q8_MAP
+    if (mp != NULL && (a == 0.0f || (a >= 0x1p-125f && a <= 0x1p125f))) {
+        fo_q8_encode_x(x, n, scale, mp, lev, q);
+        return;
+    }
+#else
+    (void)mp;
+#endif
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
         x->f[i] = x->f[i] / scale;
-    FO_Q8_NEAREST(isa, x, n, lev, tab, q);
+    FO_Q8_NEAREST(isa, x, n, lev, q);
 }
 
 FO_INLINE fo_adam_f32c fo_adam_consts(const fo_adam_lowp_hyper *h, const double *s)
@@ -403,24 +580,139 @@ FO_INLINE void fo_adam_bf16_range(const fo_adam_f32c c, float *FO_RESTRICT p, co
     }
 }
 
+#ifdef FO_HAVE_Q8_MAP
+FO_INLINE int fo_q8_fast_ok(float a) { return a == 0.0f || (a >= 0x1p-125f && a <= 0x1p125f); }
+
+/* The search path for one tile (absmax NaN, Inf or subnormal): x / scale in place, then the register search. */
+static FO_TARGET_AVX512 void fo_q8_exact_tile(fo_tile *FO_RESTRICT x, int64_t n, float scale,
+                                              const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    for (int64_t i = 0; i < n; ++i)
+        x->f[i] = x->f[i] / scale;
+    fo_q8_nearest_avx512(x, n, lev, q);
+}
+
+/* nb full blocks on AVX-512 with VBMI, software-pipelined: one 16-lane loop runs Adam on block b (decoded moments
+ * in, new moments to a tile, their absmax accumulated) and encodes block b - 1's tile, so the divider-bound Adam
+ * lanes and the permute-bound encoder lanes overlap. Each lane's arithmetic is FO_ADAM_ELEMENT's, operation for
+ * operation (IEEE, so bit for bit); each block's codes and absmax are fo_q8_store's. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g, uint8_t *FO_RESTRICT q1,
+                uint8_t *FO_RESTRICT q2, float *FO_RESTRICT a1, float *FO_RESTRICT a2, const float *FO_RESTRICT code1,
+                const float *FO_RESTRICT code2, const float *FO_RESTRICT lev1, const float *FO_RESTRICT lev2,
+                const fo_q8_map *FO_RESTRICT mp1, const fo_q8_map *FO_RESTRICT mp2, const int64_t nb,
+                const int maximize, const int l2, const int small_w)
+{
+    fo_tile M[2], V[2];
+    const __m512 wd = _mm512_set1_ps(c.wd), decay = _mm512_set1_ps(c.decay), w1 = _mm512_set1_ps(c.w1);
+    const __m512 w1m = _mm512_set1_ps(c.w1 - 1), b2 = _mm512_set1_ps(c.b2), w2 = _mm512_set1_ps(c.w2);
+    const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u), mag = _mm512_set1_epi32(0x7FFFFFFF);
+    float sc1 = 1.0f, sc2 = 1.0f;
+    int ok1 = 0, ok2 = 0;
+    for (int64_t blk = 0; blk <= nb; ++blk) {
+        const int cur = (int)(blk & 1), prv = cur ^ 1;
+        const int64_t k = blk * FO_QBLOCK;
+        uint8_t *pq1 = q1 + k - FO_QBLOCK, *pq2 = q2 + k - FO_QBLOCK;
+        if (blk == nb) { /* the last block's codes */
+            if (ok1)
+                fo_q8_encode_x(&M[prv], FO_QBLOCK, sc1, mp1, lev1, pq1);
+            else
+                fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);
+            if (ok2)
+                fo_q8_encode_x(&V[prv], FO_QBLOCK, sc2, mp2, lev2, pq2);
+            else
+                fo_q8_exact_tile(&V[prv], FO_QBLOCK, sc2, lev2, pq2);
+            break;
+        }
+        fo_q8_decode_x(q1 + k, FO_QBLOCK, mp1, code1, a1[blk], M[cur].f);
+        fo_q8_decode_x(q2 + k, FO_QBLOCK, mp2, code2, a2[blk], V[cur].f);
+        const int enc1 = blk > 0 && ok1, enc2 = blk > 0 && ok2;
+        const __m512 r1 = _mm512_set1_ps(1.0f / sc1), r2 = _mm512_set1_ps(1.0f / sc2);
+        __m512i top1 = _mm512_setzero_si512(), top2 = _mm512_setzero_si512();
+        float *FO_RESTRICT pk = p + k;
+        const float *FO_RESTRICT gk = g + k;
+        for (int j = 0; j < FO_QBLOCK; j += 16) {
+            __m512 pi = _mm512_loadu_ps(pk + j), gi = _mm512_loadu_ps(gk + j);
+            if (maximize)
+                gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
+            if (l2)
+                gi = _mm512_fmadd_ps(wd, pi, gi);
+            pi = _mm512_mul_ps(pi, decay);
+            const __m512 mo = _mm512_load_ps(M[cur].f + j), vo = _mm512_load_ps(V[cur].f + j);
+            const __m512 d = _mm512_sub_ps(gi, mo);
+            const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
+            const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
+            const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+            _mm512_storeu_ps(pk + j, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
+            _mm512_store_ps(M[cur].f + j, mi);
+            _mm512_store_ps(V[cur].f + j, vi);
+            top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(mi), mag));
+            top2 = _mm512_max_epu32(top2, _mm512_and_si512(_mm512_castps_si512(vi), mag));
+            if (enc1)
+                fo_q8_enc16(M[prv].f + j, r1, sc1, mp1, lev1, pq1 + j);
+            if (enc2)
+                fo_q8_enc16(V[prv].f + j, r2, sc2, mp2, lev2, pq2 + j);
+        }
+        if (blk > 0 && !ok1)
+            fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);
+        if (blk > 0 && !ok2)
+            fo_q8_exact_tile(&V[prv], FO_QBLOCK, sc2, lev2, pq2);
+        fo_bits32 u1, u2;
+        u1.u = (uint32_t)_mm512_reduce_max_epu32(top1);
+        u2.u = (uint32_t)_mm512_reduce_max_epu32(top2);
+        a1[blk] = u1.f;
+        a2[blk] = u2.f;
+        sc1 = u1.f > 0.0f ? u1.f : 1.0f;
+        sc2 = u2.f > 0.0f ? u2.f : 1.0f;
+        ok1 = fo_q8_fast_ok(u1.f);
+        ok2 = fo_q8_fast_ok(u2.f);
+    }
+}
+
+static FO_TARGET_Q8X __attribute__((noinline)) void
+fo_adam_q8_x(const fo_adam_f32c c, float *p, const float *g, uint8_t *q1, uint8_t *q2, float *a1, float *a2,
+             const float *code1, const float *code2, const float *lev1, const float *lev2, const fo_q8_map *mp1,
+             const fo_q8_map *mp2, const int64_t nb, const int maximize_, const int l2_, const int small_w_)
+{
+#define FO_CALL_(x, y, z) fo_adam_q8_pipe(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, nb, x, y, z)
+    if (maximize_) {
+        if (l2_) { if (small_w_) FO_CALL_(1, 1, 1); else FO_CALL_(1, 1, 0); }
+        else     { if (small_w_) FO_CALL_(1, 0, 1); else FO_CALL_(1, 0, 0); }
+    } else {
+        if (l2_) { if (small_w_) FO_CALL_(0, 1, 1); else FO_CALL_(0, 1, 0); }
+        else     { if (small_w_) FO_CALL_(0, 0, 1); else FO_CALL_(0, 0, 0); }
+    }
+#undef FO_CALL_
+}
+#endif
+
 FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g,
                                 uint8_t *FO_RESTRICT q1, uint8_t *FO_RESTRICT q2, float *FO_RESTRICT a1,
                                 float *FO_RESTRICT a2, const float *FO_RESTRICT code1,
                                 const float *FO_RESTRICT code2, const float *FO_RESTRICT lev1,
-                                const float *FO_RESTRICT lev2, const fo_q8_table *tab1,
-                                const fo_q8_table *tab2, const int64_t n,
+                                const float *FO_RESTRICT lev2, const fo_q8_map *mp1,
+                                const fo_q8_map *mp2, const int64_t n,
                                 const int maximize, const int l2, const int small_w, const int isa)
 {
     fo_tile mb, vb;
-    for (int64_t k = 0, blk = 0; k < n; k += FO_QBLOCK, ++blk) {
+    int64_t k = 0, blk = 0;
+#ifdef FO_HAVE_Q8_MAP
+    if (mp1 != NULL && mp2 != NULL && n >= FO_QBLOCK) { /* the full blocks pipelined, a partial last one below */
+        blk = n / FO_QBLOCK;
+        k = blk * FO_QBLOCK;
+        fo_adam_q8_x(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, blk, maximize, l2, small_w);
+    }
+#endif
+    for (; k < n; k += FO_QBLOCK, ++blk) {
         const int64_t len = n - k < FO_QBLOCK ? n - k : FO_QBLOCK;
         const float s1 = a1[blk], s2 = a2[blk];
         const uint8_t *FO_RESTRICT c1 = q1 + k, *FO_RESTRICT c2 = q2 + k;
-        FO_Q8_DECODE(isa, c1, len, code1, s1, mb.f);
-        FO_Q8_DECODE(isa, c2, len, code2, s2, vb.f);
+        FO_Q8_DECODE(isa, mp1, c1, len, code1, s1, mb.f);
+        FO_Q8_DECODE(isa, mp2, c2, len, code2, s2, vb.f);
         fo_adam_tile(c, p + k, g + k, mb.f, vb.f, len, maximize, l2, small_w);
-        fo_q8_store(&mb, len, lev1, tab1, q1 + k, a1 + blk, isa);
-        fo_q8_store(&vb, len, lev2, tab2, q2 + k, a2 + blk, isa);
+        fo_q8_store(&mb, len, lev1, mp1, q1 + k, a1 + blk, isa);
+        fo_q8_store(&vb, len, lev2, mp2, q2 + k, a2 + blk, isa);
     }
 }
 
@@ -436,11 +728,11 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
         }                                                                        \
     } while (0)
 
-/* What the work items read: the hyper-parameters and, for large 8-bit calls on AVX-512, the bucket tables of the two
- * maps (NULL: the search). */
+/* What the work items read: the hyper-parameters and, on AVX-512 with VBMI, the arithmetic quantizer's tables of the
+ * two maps (NULL: the search and the register-table decoder). */
 typedef struct {
     const fo_adam_lowp_hyper *h;
-    const fo_q8_table *tab1, *tab2;
+    const fo_q8_map *mp1, *mp2;
 } fo_lowp_ctx;
 
 FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_lowp_ctx *x_, int64_t w, const int isa)
@@ -472,7 +764,8 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_lowp_ctx *x_,
     float *a1 = (float *)b[4] + begin / FO_QBLOCK, *a2 = (float *)b[5] + begin / FO_QBLOCK;
     const float *code1 = (const float *)b[6], *code2 = (const float *)b[7];
     const float *lev1 = (const float *)b[8], *lev2 = (const float *)b[9];
-#define FO_CALL_(x, y, z) fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, x_->tab1, x_->tab2, n, x, y, z, isa)
+#define FO_CALL_(x, y, z) \
+    fo_adam_q8_range(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, x_->mp1, x_->mp2, n, x, y, z, isa)
     FO_UNSWITCH(FO_CALL_);
 #undef FO_CALL_
 }
@@ -503,34 +796,27 @@ int fo_adam_lowp_f32(const fo_tensor_list *t, const fo_adam_lowp_hyper *h)
             return FO_ERR_LAYOUT;
     const int isa = fo_isa();
     fo_lowp_ctx x = {h, NULL, NULL};
-#ifdef FO_HAVE_Q8_AVX512
-    /* The bucket tables cost ~0.1 ms to build: only for large calls, and only when every tensor uses the same maps. */
-    fo_q8_table *tabs = NULL;
-    if (h->state_kind == FO_LOWP_Q8 && isa == 2 && t->total >= FO_Q8_TABLE_MIN) {
-        const float *l1 = NULL, *l2 = NULL;
+#ifdef FO_HAVE_Q8_MAP
+    /* Every tensor must use the same maps for the shared tables (fastopt's always do); otherwise the search. */
+    if (h->state_kind == FO_LOWP_Q8 && isa == 2) {
+        void *const *b0 = NULL;
         int same = 1;
         for (int64_t i = 0; i < t->n_tensors && same; ++i) {
             if (t->sizes[i] == 0) /* an empty tensor's buffers may be NULL */
                 continue;
             void *const *bi = t->bufs + i * t->n_bufs;
-            if (l1 == NULL) {
-                l1 = (const float *)bi[8];
-                l2 = (const float *)bi[9];
-            }
-            same = memcmp(l1, bi[8], 256 * sizeof(float)) == 0 && memcmp(l2, bi[9], 256 * sizeof(float)) == 0;
+            if (b0 == NULL)
+                b0 = bi;
+            for (int j = 6; j < 10 && same; ++j)
+                same = bi[j] == b0[j] || memcmp(bi[j], b0[j], 256 * sizeof(float)) == 0;
         }
-        same = same && l1 != NULL;
-        tabs = same ? (fo_q8_table *)malloc(2 * sizeof(fo_q8_table)) : NULL;
-        if (tabs != NULL && fo_q8_table_build(l1, &tabs[0]) && fo_q8_table_build(l2, &tabs[1])) {
-            x.tab1 = &tabs[0];
-            x.tab2 = &tabs[1];
+        if (same && b0 != NULL) {
+            x.mp1 = fo_q8_map_get((const float *)b0[8], (const float *)b0[6]);
+            x.mp2 = fo_q8_map_get((const float *)b0[9], (const float *)b0[7]);
         }
     }
 #endif
     FO_RUN_ITEMS(t, isa == 2 ? fo_adam_lowp_avx512 : isa == 1 ? fo_adam_lowp_avx2 : fo_adam_lowp_base, &x);
-#ifdef FO_HAVE_Q8_AVX512
-    free(tabs);
-#endif
     return FO_OK;
 }
 
@@ -548,22 +834,16 @@ int fo_q8_quantize(const float *x, int64_t n, const float *levels, uint8_t *q, f
         return FO_ERR_NULL;
     fo_tile t;
     const int isa = fo_isa();
-    fo_q8_table *tab = NULL;
-#ifdef FO_HAVE_Q8_AVX512
-    if (isa == 2 && n >= FO_Q8_TABLE_MIN) {
-        tab = (fo_q8_table *)malloc(sizeof(fo_q8_table));
-        if (tab != NULL && !fo_q8_table_build(levels, tab)) {
-            free(tab);
-            tab = NULL;
-        }
-    }
+    const fo_q8_map *mp = NULL;
+#ifdef FO_HAVE_Q8_MAP
+    if (n > 0)
+        mp = fo_q8_map_get(levels, NULL);
 #endif
     for (int64_t k = 0, blk = 0; k < n; k += FO_QBLOCK, ++blk) {
         const int64_t len = n - k < FO_QBLOCK ? n - k : FO_QBLOCK;
         memcpy(t.f, x + k, (size_t)len * sizeof(float));
-        fo_q8_store(&t, len, levels, tab, q + k, absmax + blk, isa);
+        fo_q8_store(&t, len, levels, mp, q + k, absmax + blk, isa);
     }
-    free(tab);
     return FO_OK;
 }
 

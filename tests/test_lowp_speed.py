@@ -1,20 +1,26 @@
 """The fast paths of the compressed-state kernels (csrc/lowp.c) give the same bits as the simple ones.
 
-Calls of at least 2^20 elements quantize with a bucket table on AVX-512 (one gather and one comparison per element)
-instead of the 8-step threshold search that smaller calls use; both must produce the same codes for every value,
-boundaries included. The bf16 AVX-512 loop is covered by tests/test_lowp_state.py (every size there runs it)."""
+On AVX-512 with VBMI the 8-bit codes are computed arithmetically (class from the exponent, then a linear grid, lanes
+near a boundary re-done by the search) instead of by the 8-step threshold search that the AVX2 and baseline variants
+run; both must produce the same codes for every value, boundaries included, at any block scale. The bf16 AVX-512 loop
+is covered by tests/test_lowp_state.py (every size there runs it)."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import fastopt as fo
+from fastopt import _kernels as K
 from fastopt import _lowp
 
 import reference_lowp as L
 
 F32 = np.float32
-BIG = (1 << 20) + 777          # above the table threshold, with a partial last block
+BIG = (1 << 20) + 777          # a large call, with a partial last block
 
 
 def _boundary_values(code: np.ndarray, rng) -> np.ndarray:
@@ -29,23 +35,63 @@ def _boundary_values(code: np.ndarray, rng) -> np.ndarray:
     return np.concatenate([near, -near, special, rnd, rng.uniform(-1, 1, 200_000).astype(F32)]).astype(F32)
 
 
-@pytest.mark.parametrize("signed", [True, False])
-def test_large_quantize_equals_the_search(signed):
-    """Blocks of 255 values plus a 1.0 (absmax 1, so each value is quantized as it is), tiled past 2^20: the large
-    call's codes equal those of the same data quantized in small calls, block maxima too."""
+def _scaled_blocks(signed: bool) -> np.ndarray:
+    """Blocks of 255 boundary values plus one block maximum, at block scales from 2^-149 to 2^127 (subnormal, tiny,
+    huge, Inf and NaN maxima included), so each value is quantized relative to many absmax values."""
     code = _lowp.QMAP1 if signed else _lowp.QMAP2
-    vals = _boundary_values(code, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    vals = _boundary_values(code, rng)
     nb = -(-vals.size // 255)
-    x = np.ones((nb, 256), F32)
     flat = np.zeros(nb * 255, F32)
     flat[:vals.size] = vals
-    x[:, :255] = flat.reshape(nb, 255)
-    x = np.tile(x.ravel(), 1 + (1 << 20) // x.size)
-    assert x.size >= 1 << 20
+    x = np.ones((nb, 256), F32)
+    x[:, :255] = np.clip(np.nan_to_num(flat.reshape(nb, 255), nan=0.5), -1, 1)
+    x[:7, :255] = flat.reshape(nb, 255)[:7]             # a few blocks keep their NaN, Inf and |x| > 1
+    scale = (F32(2.0) ** rng.integers(-126, 126, nb)).astype(F32) * rng.uniform(1, 2, nb).astype(F32)
+    scale[:3] = [F32(2.0 ** -149), F32(1e-40), F32(2.0 ** 127)]
+    scale[3:5] = [np.inf, np.nan]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (x * scale[:, None]).astype(F32).ravel()
+
+
+_CHILD = r"""
+import sys, numpy as np
+from fastopt import _lowp
+x = np.load(sys.argv[1])
+q, a = _lowp.quantize(x, sys.argv[2] == "1")
+np.savez(sys.argv[3], q=q, a=a)
+"""
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_arithmetic_quantizer_equals_the_search(signed, tmp_path):
+    """The default ISA's codes (arithmetic on AVX-512 with VBMI) equal those of the AVX2 variant (the search) for
+    every boundary value at every block scale, and the block maxima too."""
+    if K.isa() != "avx512":
+        pytest.skip("only AVX-512 machines have a second quantizer to compare")
+    x = _scaled_blocks(signed)
+    np.save(tmp_path / "x.npy", x)
+    env = dict(os.environ, FASTOPT_ISA="avx2")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "x.npy"), "1" if signed else "0",
+                    str(tmp_path / "out.npz")], check=True, env=env, cwd=here, timeout=300)
+    ref = np.load(tmp_path / "out.npz")
     q, a = _lowp.quantize(x, signed)
-    parts = [_lowp.quantize(x[i:i + 65536], signed) for i in range(0, x.size, 65536)]
-    assert np.array_equal(q, np.concatenate([p[0] for p in parts]))
-    assert np.array_equal(a.view(np.uint32), np.concatenate([p[1] for p in parts]).view(np.uint32))
+    assert np.array_equal(a.view(np.uint32), ref["a"].view(np.uint32))
+    bad = np.flatnonzero(q != ref["q"])
+    assert bad.size == 0, (x[bad[:5]], q[bad[:5]], ref["q"][bad[:5]])
+
+
+def test_quantizer_matches_the_reference_at_random_scales():
+    """The same scaled blocks against the NumPy reference quantizer (in-process, any ISA)."""
+    for signed in (True, False):
+        x = _scaled_blocks(signed)[: 256 * 4000]
+        q, a = _lowp.quantize(x, signed)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            rq, ra = L.quantize_blockwise(x, L.dynamic_map(signed))
+        assert np.array_equal(a.view(np.uint32), ra.view(np.uint32))
+        assert np.array_equal(q, rq)
 
 
 def _magnitudes(rng, n):
