@@ -10,7 +10,10 @@ and every figure is a median over rounds, so each ratio compares times measured 
   element): when float32 Adam takes about as long as the probe (probe / Adam >= 0.8) the step is memory-bound
   and fewer bytes make it faster; when Adam takes much longer it is bound by arithmetic (Adam's two divisions and
   square root per element), and the compressed modes can at best match it. The table says which regime holds;
-- bitsandbytes' ``Adam8bit`` on torch CPU tensors (when bitsandbytes and torch are installed; skipped otherwise).
+- bitsandbytes' ``Adam8bit`` on torch CPU tensors (when bitsandbytes and torch are installed; skipped otherwise);
+- in the 2e7 group, Adam on float16 and bfloat16 *parameters* with float32 state (plain round-to-nearest, with
+  ``master_weights=True`` and with ``rounding="stochastic"``; bfloat16 needs ml_dtypes, skipped otherwise), whose
+  speed-up is over the same float32-param step.
 
 Bytes of optimizer state per parameter are measured from the state arrays (every array in ``opt.state``, the
 per-block absmax and the code maps included). Written to ``OUT/RESULTS_precision.md``.
@@ -37,6 +40,31 @@ def _state_bytes(opt: fo.Optimizer, n: int) -> float:
     return total / n
 
 
+PARAM_MODES = (("float16 params", "float16", {}), ("bfloat16 params", "bfloat16", {}),
+               ("bfloat16 params, master", "bfloat16", {"master_weights": True}),
+               ("bfloat16 params, stochastic", "bfloat16", {"rounding": "stochastic"}))
+
+
+def _lowp_params(x: np.ndarray, g: np.ndarray, steps: dict, sizes: dict, skipped: dict, n: int) -> None:
+    """Adam on 16-bit parameters (float32 state), the gradient in the parameter's dtype."""
+    try:
+        import ml_dtypes
+        bf16: object = ml_dtypes.bfloat16
+    except ImportError:
+        bf16 = None
+    for key, dt, kw in PARAM_MODES:
+        dtype = np.float16 if dt == "float16" else bf16
+        if dtype is None:
+            skipped[f"fastopt {key}"] = "ml_dtypes not installed"
+            continue
+        p = fo.Parameter(x.astype(dtype))
+        p.grad = g.astype(dtype)
+        opt = fo.Adam([p], lr=1e-3, **kw)
+        opt.step()
+        steps[f"fastopt {key}"] = opt.step
+        sizes[f"fastopt {key}"] = _state_bytes(opt, n)
+
+
 def _group(n: int, with_fastopt: bool) -> tuple[dict[str, Callable[[], None]], dict[str, float], dict[str, str]]:
     rng = np.random.default_rng(14)
     x = (rng.standard_normal(n) * 0.1).astype(np.float32)
@@ -52,6 +80,7 @@ def _group(n: int, with_fastopt: bool) -> tuple[dict[str, Callable[[], None]], d
             opt.step()
             steps[f"fastopt {mode}"] = opt.step
             sizes[f"fastopt {mode}"] = _state_bytes(opt, n)
+        _lowp_params(x, g, steps, sizes, skipped, n)
         pp, m, v = x.copy(), np.zeros_like(x), np.zeros_like(x)
         table = K.TensorTable([[pp, g, m, v]], ("param", "grad", "m", "v"), (False, True, False, False), 0)
         steps["probe"] = lambda: K.probe(table, 2, 0.0)
@@ -135,6 +164,11 @@ def write_precision(out_dir: str, groups: list[dict], command: str, note: str = 
                       else "compressed modes ≥ 1.0× (no slower than float32 state)")
             lines += ["", f"- same-traffic probe / float32 Adam = {share:.2f}: the float32 step is **{regime}** "
                           f"here (target: {target})"]
+        bfp = _med(t, "fastopt bfloat16 params")
+        if f32 is not None and bfp is not None:
+            lines.append(f"- float32-param Adam / bfloat16-param Adam (float32 state) = {f32 / bfp:.2f}× "
+                         "(target ≥ 1.2× where the float32 step is memory-bound); the params rows' speed-up column "
+                         "is over the same float32-param step, their state bytes include the master copy")
         q8, bnb = _med(t, "fastopt int8"), _med(t, "bitsandbytes Adam8bit")
         if q8 is not None and bnb is not None:
             lines.append(f"- bitsandbytes Adam8bit / fastopt int8 = {bnb / q8:.1f}× (target ≥ 30×)")
