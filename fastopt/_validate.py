@@ -203,6 +203,9 @@ def state_buffer(value: Any, key: str, data: np.ndarray, gi: int, j: int) -> np.
     return value
 
 
+MAX_STEP = 2**63 - 2  # the largest step count a state may hold: the next step must still fit in int64
+
+
 def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'step'") -> int:
     """A step counter: a non-negative whole number (an int, or a 0-d array such as torch's float32 step)."""
     place = f"{where(gi, j)}: " if gi is not None and j is not None else ""  # callers give both or neither
@@ -212,10 +215,19 @@ def step_count(value: Any, gi: int | None, j: int | None, what: str = "state 'st
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{place}{what} must be a whole number, got {type(value).__name__}")
-    v = float(value)
-    if not (v >= 0 and math.isfinite(v) and v == int(v)):
+    if isinstance(value, (int, np.integer)):
+        count = int(value)  # exactly: a float round trip would change counts beyond 2**53
+        ok = count >= 0
+    else:
+        v = float(value)
+        ok = v >= 0 and math.isfinite(v) and v == int(v)
+        count = int(v) if ok else 0
+    if not ok:
         raise ValueError(f"{place}{what} must be a non-negative whole number, got {value!r}")
-    return int(v)
+    if count > MAX_STEP:
+        raise ValueError(f"{place}{what} must be at most 2**63 - 2 (the kernels count steps in a signed 64-bit "
+                         f"integer, and the next step adds one), got {value!r}")
+    return count
 
 
 def scalar_state(value: Any, key: str, gi: int, j: int) -> float:

@@ -248,3 +248,33 @@ def test_parameter_names_are_the_param_names():
     assert "param_names" in opt3.param_groups[0] and "param_names" not in opt3.param_groups[1]
     with pytest.raises(ValueError, match="with/without names"):
         fo.SGD([{"params": [("a", fo.Parameter(np.zeros(2)))]}, {"params": [fo.Parameter(np.zeros(2))]}], lr=0.1)
+
+
+@pytest.mark.parametrize("cls", [fo.Adam, fo.RAdam, fo.NAdam])
+def test_step_counts_are_exact_and_bounded(cls):
+    """A loaded step count is kept exactly (no float round trip beyond 2**53), and one the kernels' signed 64-bit
+    count cannot advance is refused with a ValueError naming the parameter, before anything is written, whether it
+    comes through load_state_dict or was set on the live state."""
+    p = fo.Parameter(np.linspace(-1, 1, 8).astype(np.float32))
+    p.grad = np.full(8, 0.5, np.float32)
+    opt = cls([p], lr=1e-3)
+    opt.step()
+    sd = opt.state_dict()
+    sd["state"][0]["step"] = 2**53 + 1
+    opt.load_state_dict(sd)
+    assert opt.state[p]["step"] == 2**53 + 1
+    for bad in (2**63 - 1, 2**63, 2**64 + 5):
+        sd["state"][0]["step"] = bad
+        before = {k: np.copy(v) for k, v in opt.state[p].items()}
+        with pytest.raises(ValueError, match=r"\['params'\]\[0\]: state 'step' must be at most 2\*\*63 - 2"):
+            opt.load_state_dict(sd)
+        assert opt.state[p].keys() == before.keys()
+        for k, v in before.items():
+            np.testing.assert_array_equal(opt.state[p][k], v)
+        assert opt.state[p]["step"] == 2**53 + 1
+    data = p.data.copy()
+    opt.state[p]["step"] = 2**63
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\]: state 'step' must be at most 2\*\*63 - 2"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, data)
+    assert opt.state[p]["step"] == 2**63
