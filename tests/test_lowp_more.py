@@ -286,3 +286,55 @@ def test_convert_state_both_ways(algo):
         again = fo.io.convert_state(sd16, "float32")  # decoding is exact: no warning
     for i in range(len(ps)):
         assert np.array_equal(_lowp._bf16_bits(again["state"][i][key]), sd16["state"][i][key])
+
+
+_ISA_SCRIPT = r"""
+import hashlib, numpy as np, fastopt as fo
+h = hashlib.sha256()
+for cls, kw in ((fo.Lion, dict(lr=1e-3, weight_decay=0.1)), (fo.SGD, dict(lr=1e-2, momentum=0.9, nesterov=True))):
+    for mode in ("bfloat16", "int8"):
+        rng = np.random.default_rng(8)
+        ps = [fo.Parameter(rng.standard_normal(n).astype(np.float32)) for n in (10000, 300, 8209)]
+        opt = cls(ps, state_dtype=mode, **kw)
+        for _ in range(3):
+            for p in ps:
+                p.grad = (rng.standard_normal(p.data.shape) * 10.0 ** rng.integers(-6, 2, p.data.shape)).astype(np.float32)
+            opt.step()
+        for p in ps:
+            h.update(p.data.tobytes())
+            for k, v in sorted(opt.state[p].items()):
+                h.update(k.encode() + (v.tobytes() if isinstance(v, np.ndarray) else str(v).encode()))
+print(h.hexdigest())
+"""
+
+
+def test_same_bits_on_every_isa_variant():
+    import os
+    import subprocess
+    import sys
+    out = {}
+    for isa in ("baseline", "avx2", "avx512"):
+        env = dict(os.environ, FASTOPT_ISA=isa)
+        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        out[isa] = r.stdout.strip()
+    assert len(set(out.values())) == 1, out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_strided_parameter_updates_like_contiguous(mode):
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal((200, 60)).astype(F32)
+    strided = fo.Parameter(base.copy()[:, ::2])  # a non-contiguous view (6000 elements: int8 blocks)
+    dense = fo.Parameter(np.ascontiguousarray(strided.data))
+    assert not strided.data.flags.c_contiguous
+    a = fo.Lion([strided], lr=1e-3, state_dtype=mode)
+    b = fo.Lion([dense], lr=1e-3, state_dtype=mode)
+    for _ in range(3):
+        g = rng.standard_normal(dense.data.shape).astype(F32)
+        strided.grad, dense.grad = g, g.copy()
+        a.step()
+        b.step()
+    assert np.array_equal(_bits(np.ascontiguousarray(strided.data)), _bits(dense.data))
+    for k, v in a.state[strided].items():
+        assert np.array_equal(_bits(v), _bits(b.state[dense][k])) if isinstance(v, np.ndarray) else v == b.state[dense][k]
