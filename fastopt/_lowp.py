@@ -176,6 +176,9 @@ class Compressed:
     def kernel(self) -> K.Kernel:
         return K.KERNELS["adam_lowp"]
 
+    def state_kind(self, st: Any) -> str | None:
+        return state_kind(st)
+
     # -- layout --------------------------------------------------------------------------------------------------
     def layout(self, data: np.ndarray) -> str:
         """'f32' (float32 moments: int8 mode below MIN_8BIT_SIZE), 'bf16' or 'q8' for this parameter."""
@@ -218,7 +221,7 @@ class Compressed:
     def check_state(self, st: dict, data: np.ndarray, gi: int, j: int, live: bool) -> str:
         layout = self.layout(data)
         want = self.expected(layout, data)
-        kind = state_kind(st)
+        kind = self.state_kind(st)
         fits = {"f32": "float32", "bf16": "bfloat16", "q8": "int8"}[layout]
         if kind is not None and kind != fits:
             raise ValueError(f"{V.where(gi, j)}: the state was made with state_dtype={kind!r}, this optimizer keeps "
@@ -273,16 +276,56 @@ class Compressed:
                                  "decoupled_weight_decay": group["decoupled_weight_decay"],
                                  "state_kind": self.kind})
 
+    def row_buffers(self, layout: str, cur: dict) -> list:
+        """A parameter's state buffers in its table's positions after param and grad."""
+        if layout == "f32":
+            return [cur["exp_avg"], cur["exp_avg_sq"], None]
+        if layout == "bf16":
+            return [cur["exp_avg"], cur["exp_avg_sq"]]
+        return [cur["state1"], cur["state2"], cur["absmax1"], cur["absmax2"], QMAP1, QMAP2, QLEV1, QLEV2]
+
+    def packed_table(self, rows: list) -> Any:
+        """The compressed kernel's table over these rows."""
+        if self.kind == K.LOWP_BF16:
+            return K.TensorTable(rows, _LOWP_NAMES[:2] + ("exp_avg", "exp_avg_sq"), (False, True, False, False),
+                                 self.kernel.n_scalars, _BF16_DTYPES, None)
+        return K.TensorTable(rows, _LOWP_NAMES, _LOWP_READONLY, self.kernel.n_scalars, _LOWP_DTYPES, _LOWP_LENGTHS)
+
     def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
         from ._fused import _Rows  # the driver's row builder (scratch copies of strided params)
         loss = closure() if closure is not None else None
         spec = opt._spec
+        work = self._check_all(opt)
+        launches = []
+        for group, items in work:
+            plain, packed = _Rows(), _Rows()
+            commits_plain, commits_packed = [], []
+            for p, data, grad, st, layout in items:
+                new = {} if st else self.new_state(layout, data)
+                rows, commits = (plain, commits_plain) if layout == "f32" else (packed, commits_packed)
+                rows.add(data, grad, self.row_buffers(layout, st if st else new))
+                commits.append((p, new))
+            t_plain = t_packed = None
+            if plain.rows:  # int8 mode's small tensors: the float32 kernel
+                t_plain = K.TensorTable(plain.rows, spec.buffer_names, (False, True) + (False,) * (len(
+                    spec.buffer_names) - 2), spec.n_scalars)
+            if packed.rows:
+                t_packed = self.packed_table(packed.rows)
+            launches.append((group, (t_plain, plain, commits_plain), (t_packed, packed, commits_packed)))
+        self._run(opt, launches)
+        return loss
+
+    def check_group(self, gi: int, group: dict[str, Any]) -> None:
+        """The options this mode refuses (Adam: amsgrad)."""
+        if group["amsgrad"]:
+            raise ValueError(f"param_groups[{gi}]: amsgrad is not supported with state_dtype={self.state_dtype!r}")
+
+    def _check_all(self, opt: Any) -> list:
+        """Every group, parameter, gradient and state array checked (nothing written): [(group, items)]."""
         work = []
         arrays: list = []
         for gi, group, checked in opt._checked_groups():
-            if group["amsgrad"]:
-                raise ValueError(f"param_groups[{gi}]: amsgrad is not supported with "
-                                 f"state_dtype={self.state_dtype!r}")
+            self.check_group(gi, group)
             items = []
             for j, p, data, grad, st in checked:
                 if data.dtype != _F32:
@@ -298,36 +341,11 @@ class Compressed:
                 items.append((p, data, grad, st, layout))
             work.append((group, items))
         V.no_overlap(arrays)
-        launches = []
-        for group, items in work:
-            plain, packed = _Rows(), _Rows()
-            commits_plain, commits_packed = [], []
-            for p, data, grad, st, layout in items:
-                new = {} if st else self.new_state(layout, data)
-                cur = st if st else new
-                if layout == "f32":
-                    plain.add(data, grad, [cur["exp_avg"], cur["exp_avg_sq"], None])
-                    commits_plain.append((p, new))
-                elif layout == "bf16":
-                    packed.add(data, grad, [cur["exp_avg"], cur["exp_avg_sq"]])
-                    commits_packed.append((p, new))
-                else:
-                    packed.add(data, grad, [cur["state1"], cur["state2"], cur["absmax1"], cur["absmax2"],
-                                            QMAP1, QMAP2, QLEV1, QLEV2])
-                    commits_packed.append((p, new))
-            t_plain = t_packed = None
-            if plain.rows:
-                t_plain = K.TensorTable(plain.rows, spec.buffer_names, (False, True, False, False, False),
-                                        spec.n_scalars)
-            if packed.rows:
-                if self.kind == K.LOWP_BF16:
-                    t_packed = K.TensorTable(packed.rows, _LOWP_NAMES[:2] + ("exp_avg", "exp_avg_sq"),
-                                             (False, True, False, False), self.kernel.n_scalars, _BF16_DTYPES, None)
-                else:
-                    t_packed = K.TensorTable(packed.rows, _LOWP_NAMES, _LOWP_READONLY, self.kernel.n_scalars,
-                                             _LOWP_DTYPES, _LOWP_LENGTHS)
-            launches.append((group, (t_plain, plain, commits_plain), (t_packed, packed, commits_packed)))
-        # everything checked and staged: commit state and step counts, then run the kernels
+        return work
+
+    def _run(self, opt: Any, launches: list) -> None:
+        """Commit new state and step counts, then run the kernels (plain float32 tables, then packed ones)."""
+        spec = opt._spec
         for group, *runs in launches:
             for which, (table, rows, commits) in enumerate(runs):
                 if table is None:
@@ -344,16 +362,108 @@ class Compressed:
                 else:
                     self.kernel(table, self.hyper(group))
                 rows.finish()
-        return loss
 
 
-def state_kind(st: Any) -> str | None:
-    """'int8', 'bfloat16' or 'float32' for one parameter's saved Adam state (None if it is none of them)."""
+class CompressedOne(Compressed):
+    """The compressed-state mode of a one-moment optimizer (Lion's ``exp_avg``, SGD's ``momentum_buffer``; csrc/
+    lowp_state.c): ``"bfloat16"`` keeps the moment as bfloat16 bits (uint16) under its float32 name; ``"int8"``
+    keeps ``state1``/``absmax1``/``qmap1`` (bitsandbytes' signed map), tensors under MIN_8BIT_SIZE elements a float32
+    moment. Every parameter also keeps a ``step`` count. Each element's float32 arithmetic is the float32 kernel's
+    on the decoded moment; then the moment is encoded again."""
+
+    def __init__(self, state_dtype: str, algo: str) -> None:
+        super().__init__(state_dtype)
+        if algo not in ("lion", "sgd"):
+            raise ValueError(f"no compressed-state kernel for {algo!r}")
+        self.algo = algo
+        self.key = "exp_avg" if algo == "lion" else "momentum_buffer"
+
+    @property
+    def kernel(self) -> K.Kernel:
+        return K.KERNELS[f"{self.algo}_lowp"]
+
+    def expected(self, layout: str, data: np.ndarray) -> dict[str, tuple[np.dtype, tuple[int, ...], bool]]:
+        if layout == "f32":
+            return {self.key: (_F32, data.shape, True)}
+        if layout == "bf16":
+            return {self.key: (_U16, data.shape, True)}
+        return {"state1": (_U8, data.shape, True), "absmax1": (_F32, (-(-data.size // BLOCK),), True),
+                "qmap1": (_F32, (256,), False)}
+
+    def new_state(self, layout: str, data: np.ndarray) -> dict[str, np.ndarray]:
+        if layout == "f32":
+            return {self.key: zeros_like_aligned(data)}
+        if layout == "bf16":
+            return {self.key: np.zeros(data.shape, _U16)}
+        return {"state1": np.full(data.shape, ZERO1, np.uint8), "absmax1": np.zeros(-(-data.size // BLOCK), _F32),
+                "qmap1": QMAP1}
+
+    def state_kind(self, st: Any) -> str | None:
+        return state_kind(st, self.key)
+
+    def check_group(self, gi: int, group: dict[str, Any]) -> None:
+        if self.algo == "sgd" and group["momentum"] == 0:
+            raise ValueError(f"param_groups[{gi}]: state_dtype={self.state_dtype!r} compresses the momentum "
+                             "buffer and needs momentum > 0 (this group has momentum 0)")
+
+    def hyper(self, group: dict[str, Any]) -> bytes:
+        values = dict(group, state_kind=self.kind)
+        if self.algo == "lion":
+            values["beta1"], values["beta2"] = group["betas"]
+        return self.kernel.pack({f: values[f] for f in self.kernel.fields})
+
+    def row_buffers(self, layout: str, cur: dict) -> list:
+        if layout in ("f32", "bf16"):
+            return [cur[self.key]]
+        return [cur["state1"], cur["absmax1"], QMAP1, QLEV1]
+
+    def packed_table(self, rows: list) -> Any:
+        if self.kind == K.LOWP_BF16:
+            return K.TensorTable(rows, ("param", "grad", self.key), (False, True, False), self.kernel.n_scalars,
+                                 (None, None, _U16), None)
+        return K.TensorTable(rows, ("param", "grad", "state1", "absmax1", "qmap1", "qlev1"),
+                             (False, True, False, False, True, True), self.kernel.n_scalars,
+                             (None, None, _U8, _F32, _F32, _F32), (0, 0, 0, -BLOCK, 256, 256))
+
+
+def set_state_dtype(opt: Any, state_dtype: Any, algo: str) -> None:
+    """Lion / SGD: the optimizer-wide ``state_dtype`` (checked first); "float32" keeps the float32 kernel."""
+    check_state_dtype(state_dtype)
+    opt.state_dtype = state_dtype
+    opt._lowp = None if state_dtype == "float32" else CompressedOne(state_dtype, algo)
+
+
+def check_compressed_setup(opt: Any) -> None:
+    """After the constructor: compressed state needs float32 parameters (not 16-bit ones) and, for SGD, momentum."""
+    if opt.state_dtype == "float32":
+        return
+    if not isinstance(opt._lowp, CompressedOne):
+        raise TypeError(f"state_dtype={opt.state_dtype!r} is for float32 parameters (float16/bfloat16 parameters "
+                        "keep float32 state)")
+    if opt._lowp.algo == "sgd":
+        for gi, g in enumerate(opt.param_groups):
+            if g["momentum"] == 0:
+                raise ValueError(f"param_groups[{gi}]: state_dtype={opt.state_dtype!r} compresses the momentum "
+                                 "buffer and needs momentum > 0 (SGD without momentum keeps no state)")
+
+
+def load_state_check(opt: Any, pstate: Any, gi: int, j: int, key: str) -> None:
+    """A float32-state optimizer refuses a compressed saved state with a clear error."""
+    kind = state_kind(pstate, key)
+    if kind in ("int8", "bfloat16"):
+        raise ValueError(f"{V.where(gi, j)}: the saved state was made with state_dtype={kind!r}, this optimizer "
+                         "keeps float32 state: construct it with that state_dtype, or convert the state with "
+                         "fastopt.io.convert_state(state_dict, 'float32')")
+
+
+def state_kind(st: Any, key: str = "exp_avg") -> str | None:
+    """'int8', 'bfloat16' or 'float32' for one parameter's saved state whose first moment is ``key`` (Adam's and
+    Lion's exp_avg, SGD's momentum_buffer; None if it is none of them)."""
     if not isinstance(st, dict):
         return None
     if "state1" in st:
         return "int8"
-    m = st.get("exp_avg")
+    m = st.get(key)
     if isinstance(m, np.ndarray):
         return "bfloat16" if m.dtype == _U16 else "float32"
     return None
@@ -392,9 +502,49 @@ def _bf16_bits(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), ((u >> 16) | 0x0040).astype(np.uint16), rounded)
 
 
-def convert_param_state(st: dict, state_dtype: str) -> tuple[dict, bool]:
-    """One parameter's Adam state in another ``state_dtype``: (new dict, whether precision was lost)."""
+def _one_moment(st: dict, first: str) -> bool:
+    """Whether ``st`` is a one-moment state (Lion's exp_avg, SGD's momentum_buffer; float32, bfloat16 or int8)."""
+    if "state1" in st:
+        return "state2" not in st
+    return first in st and "exp_avg_sq" not in st
+
+
+def _convert_one(st: dict, state_dtype: str, first: str) -> tuple[dict, bool]:
+    """One parameter's Lion / SGD-momentum state (moment key ``first``) in another ``state_dtype``."""
+    kind = state_kind(st, first)
+    if kind == "int8":
+        for key in ("state1", "absmax1", "qmap1"):
+            if not isinstance(st.get(key), np.ndarray):
+                raise ValueError(f"8-bit state lacks the array '{key}'")
+        m = dequantize(st["state1"], st["absmax1"], st["qmap1"])
+    elif kind == "bfloat16":
+        m = (np.asarray(st[first], np.uint16).astype(np.uint32) << 16).view(np.float32)
+    elif kind == "float32":
+        m = np.array(st[first], np.float32)
+    else:
+        raise ValueError(f"state '{first}' must be a float32 or uint16 (bfloat16 bits) array")
+    target = state_dtype
+    if state_dtype == "int8" and m.size < MIN_8BIT_SIZE:
+        target = "float32"
+    # torch's float32 Lion / SGD keep no step count; fastopt's compressed mode keeps one (0 when there was none)
+    out: dict[str, Any] = {} if state_dtype == "float32" else {"step": st.get("step", 0)}
+    if target == "float32":
+        out[first] = m
+    elif target == "bfloat16":
+        out[first] = _bf16_bits(m)
+    else:
+        out["state1"], out["absmax1"] = quantize(m, True)
+        out["qmap1"] = QMAP1.copy()
+    rank = {"float32": 0, "bfloat16": 1, "int8": 2}
+    return out, rank[target] > rank[kind] or (rank[target] == 2 and rank[kind] == 1)
+
+
+def convert_param_state(st: dict, state_dtype: str, first: str = "exp_avg") -> tuple[dict, bool]:
+    """One parameter's Adam state (or a one-moment Lion / SGD state whose moment is ``first``) in another
+    ``state_dtype``: (new dict, whether precision was lost)."""
     check_state_dtype(state_dtype)
+    if isinstance(st, dict) and _one_moment(st, first):
+        return _convert_one(st, state_dtype, first)
     kind = state_kind(st)
     if kind is None:
         if st:

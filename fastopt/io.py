@@ -347,12 +347,14 @@ def load(f: PathOrFile) -> Any:
 
 
 def convert_state(state_dict: dict, state_dtype: str) -> dict:
-    """An Adam / AdamW ``state_dict()`` with its moments converted to another ``state_dtype``.
+    """An Adam / AdamW, Lion or SGD-momentum ``state_dict()`` with its moments converted to another ``state_dtype``.
 
     ``"float32"`` gives torch's layout (``exp_avg``, ``exp_avg_sq`` as float32 arrays; the compressed moments
     decoded exactly, so this direction loses nothing); ``"bfloat16"`` rounds them to bfloat16 bits (nearest-even)
     and ``"int8"`` quantizes them blockwise (bitsandbytes' keys; tensors under 4096 elements stay float32), each
-    with a ``UserWarning`` because the rounding cannot be undone. ``param_groups`` and ``step`` are kept. Load the
+    with a ``UserWarning`` because the rounding cannot be undone. Lion's ``exp_avg`` and SGD's ``momentum_buffer``
+    (told apart by the param group's options) convert the same way, with ``state1``/``absmax1``/``qmap1`` in int8.
+    ``param_groups`` and ``step`` are kept. Load the
     result into an optimizer constructed with the same ``state_dtype``.
 
     Example::
@@ -367,11 +369,17 @@ def convert_state(state_dict: dict, state_dtype: str) -> dict:
         raise ValueError("state_dict must be a dict with a 'state' dict (an optimizer's state_dict())")
     lossy = False
     state = {}
+    first: dict = {}  # parameter index -> its one moment's key: SGD's groups have momentum and no betas
+    for group in state_dict.get("param_groups", ()):
+        if isinstance(group, dict):
+            sgd = "momentum" in group and "betas" not in group
+            for i in group.get("params", ()):
+                first[i] = "momentum_buffer" if sgd else "exp_avg"
     for key, st in state_dict["state"].items():
         if not isinstance(st, dict):
             raise TypeError(f"state[{key!r}] must be a dict, got {type(st).__name__}")
         try:
-            state[key], lost = _lowp.convert_param_state(st, state_dtype)
+            state[key], lost = _lowp.convert_param_state(st, state_dtype, first.get(key, "exp_avg"))
         except (ValueError, TypeError) as e:
             raise type(e)(f"state[{key!r}]: {e}") from None
         lossy = lossy or lost

@@ -200,3 +200,35 @@ def ref_lowp_step(ref_fn, bits: np.ndarray, g: np.ndarray, state: dict, kind: st
     ref_fn(p, g32, inner, **hyper)
     state.update(inner)
     return round_to(p, kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lion / SGD-momentum with compressed state (one moment: exp_avg / momentum_buffer)
+# ---------------------------------------------------------------------------------------------
+def decode_one(state: dict, key: str, code: np.ndarray) -> np.ndarray | None:
+    """The float32 moment of a compressed one-moment state (None when it has none yet)."""
+    if "state1" in state:
+        return dequantize_blockwise(state["state1"], state["absmax1"], code)
+    m = state.get(key)
+    if m is None:
+        return None
+    return bf16_to_f32(m) if m.dtype == np.uint16 else m.astype(np.float32)
+
+
+def ref_compressed_one_step(ref_fn, key: str, p: np.ndarray, g: np.ndarray, state: dict, mode: str,
+                            **hyper) -> None:
+    """One step of a one-moment optimizer with compressed state: decode the moment, the float32 reference step
+    (``ref_fn``: ref_lion, ref_sgd), encode again ('bfloat16': nearest-even bits; 'int8': blockwise with the
+    signed dynamic map; tensors under MIN_8BIT_SIZE keep float32). ``state`` is updated in place."""
+    code = dynamic_map(True)
+    m = decode_one(state, key, code)
+    inner = {} if m is None else {key: m}
+    ref_fn(p, g, inner, **hyper)
+    new = inner[key].astype(np.float32)
+    state.clear()
+    if mode == "bfloat16":
+        state[key] = bf16_bits_nearest(new)
+    elif mode == "int8" and new.size >= MIN_8BIT_SIZE:
+        state["state1"], state["absmax1"] = quantize_blockwise(new, code)
+    else:
+        state[key] = new

@@ -98,6 +98,11 @@ class SGD(FusedOptimizer):
             :class:`Adam` (default: False).
         rounding (str, optional): "nearest" or "stochastic" (bfloat16 params), as :class:`Adam` (default: "nearest").
         seed (int, optional): stochastic rounding's seed, as :class:`Adam` (default: 0).
+        state_dtype (str, optional): how ``momentum_buffer`` is stored, for the whole optimizer (default: "float32"):
+            "bfloat16" (uint16 bfloat16 bits under the same key, nearest-even) or "int8" (bitsandbytes' blockwise
+            8-bit codes ``state1``, ``absmax1`` per 256 elements and the signed map ``qmap1``; tensors under 4096
+            elements keep a float32 ``momentum_buffer``); both keep a ``step`` count too. Float32 parameters only, and momentum > 0.
+            Each element is the float32 update on the decoded state, then re-encoded (csrc/lowp_state.c).
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0), as in torch (float16/bfloat16
     parameters also keep a ``step`` count: the stochastic-rounding hash reads it).
@@ -122,13 +127,19 @@ class SGD(FusedOptimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 master_weights: bool = False, rounding: str = "nearest", seed: int = 0) -> None:
+                 master_weights: bool = False, rounding: str = "nearest", seed: int = 0,
+                 state_dtype: str = "float32") -> None:
+        _lowp.set_state_dtype(self, state_dtype, "sgd")
         super().__init__(params, self._spec.options_from(locals()))
         _lowp.set_param_mode(self, master_weights, rounding, seed)
+        _lowp.check_compressed_setup(self)
 
     # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if isinstance(self._lowp, _lowp.LowParams):
             return self._lowp.load_param_state(pstate, p, gi, j, group)
+        if self._lowp is not None:  # compressed state (state_dtype)
+            return self._lowp.load_param_state(pstate, p, gi, j)
+        _lowp.load_state_check(self, pstate, gi, j, "momentum_buffer")
         return super()._load_param_state(pstate, group, p, gi, j)
 

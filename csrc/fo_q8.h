@@ -1,0 +1,422 @@
+/* fo_q8.h — the compressed-state encoders and decoders shared by csrc/lowp.c (Adam) and csrc/lowp_state.c (Lion,
+ * SGD-momentum): bfloat16 nearest-even, and the blockwise 8-bit quantizer (nearest code of x / absmax by the exact
+ * threshold search, or on AVX-512 with VBMI the arithmetic encoder and byte-plane decoder; see csrc/lowp.c's header
+ * comment for the scheme). Moved out of lowp.c unchanged; every function is static, one copy per including file. */
+#ifndef FO_Q8_H
+#define FO_Q8_H
+#include <math.h>
+#include <string.h>
+
+#include "fastopt.h"
+
+typedef union { float f; uint32_t u; } fo_bits32;
+/* A tile of decoded moments, read as floats by the update and as bits by the encoders (union type punning, so the
+ * loops stay plain vector loads instead of per-element moves through general registers). */
+typedef union { float f[FO_QBLOCK]; uint32_t u[FO_QBLOCK]; } __attribute__((aligned(64))) fo_tile;
+
+/* float32 bits -> bfloat16 bits, nearest-even; a NaN stays a quiet NaN with its sign and top payload bits. */
+FO_INLINE uint16_t fo_bits_to_bf16(uint32_t u)
+{
+    const uint32_t nearest = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet = (u >> 16) | 0x0040u;
+    return (uint16_t)(((u & 0x7FFFFFFFu) > 0x7F800000u) ? quiet : nearest);
+}
+
+/* Nearest-code rounding is a search over the 255 thresholds between neighbouring codes: threshold c is the
+ * smallest float32 nearer to code c + 1 than to code c (ties to the lower; precomputed from the map, exact), and the
+ * rule is monotone, so the nearest code of x is the number of thresholds x reaches. Eight branchless halving steps
+ * find it; step k (k = 0..7) compares x with one of 2^k thresholds, chosen by the k bits found so far, so the
+ * thresholds are stored level by level: `lev` holds level k's 2^k values at offset 2^k - 1 (256 floats in all,
+ * the last one padding). NaN reaches no threshold: code 0. */
+FO_INLINE uint8_t fo_q8_nearest(float x, const float *FO_RESTRICT lev)
+{
+    uint32_t q = 0;
+    for (int k = 0; k < 8; ++k) {
+        const uint32_t bit = 128u >> k;
+        q += (x >= lev[(1u << k) - 1u + (q >> (8 - k))]) ? bit : 0u;
+    }
+    return (uint8_t)q;
+}
+
+FO_INLINE void fo_q8_nearest_scalar(const fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RESTRICT lev,
+                                    uint8_t *FO_RESTRICT q)
+{
+    for (int64_t i = 0; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i], lev);
+}
+
+FO_INLINE void fo_q8_decode_scalar(const uint8_t *FO_RESTRICT q, int64_t n, const float *FO_RESTRICT code, float s,
+                                   float *FO_RESTRICT out)
+{
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = code[q[i]] * s;
+}
+
+/* ---- AVX-512: both table lookups from registers (vpermi2ps over 32 entries, blends on the higher index bits),
+ * no gathers (a gather costs ~1 ns per lane on the machines measured). Each lane computes exactly what the scalar
+ * functions compute. The AVX2 and baseline variants use the scalar loops. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
+#include <immintrin.h>
+#define FO_HAVE_Q8_AVX512 1
+
+/* table[idx] for idx in [0, 32 << levels) from 2 << levels registers r (32 entries per pair). */
+#define FO_LOOKUP32(r, idx) _mm512_permutex2var_ps((r)[0], (idx), (r)[1])
+FO_TARGET_AVX512 static inline __m512 fo_lookup64(const __m512 *r, __m512i idx)
+{
+    const __mmask16 b5 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+    return _mm512_mask_blend_ps(b5, FO_LOOKUP32(r, idx), FO_LOOKUP32(r + 2, idx));
+}
+FO_TARGET_AVX512 static inline __m512 fo_lookup128(const __m512 *r, __m512i idx)
+{
+    const __mmask16 b6 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(64));
+    return _mm512_mask_blend_ps(b6, fo_lookup64(r, idx), fo_lookup64(r + 4, idx));
+}
+FO_TARGET_AVX512 static inline __m512 fo_lookup256(const __m512 *r, __m512i idx)
+{
+    const __mmask16 b7 = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(128));
+    return _mm512_mask_blend_ps(b7, fo_lookup128(r, idx), fo_lookup128(r + 8, idx));
+}
+
+static FO_TARGET_AVX512 void fo_q8_nearest_avx512(const fo_tile *FO_RESTRICT x, int64_t n,
+                                                  const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    __m512 l7[8], l6[4], l5[2];
+    for (int j = 0; j < 8; ++j)
+        l7[j] = _mm512_loadu_ps(lev + 127 + 16 * j);
+    for (int j = 0; j < 4; ++j)
+        l6[j] = _mm512_loadu_ps(lev + 63 + 16 * j);
+    l5[0] = _mm512_loadu_ps(lev + 31);
+    l5[1] = _mm512_loadu_ps(lev + 47);
+    const __m512 l4 = _mm512_loadu_ps(lev + 15), l3 = _mm512_loadu_ps(lev + 7), l2 = _mm512_loadu_ps(lev + 3);
+    const __m512 l1 = _mm512_loadu_ps(lev + 1), l0 = _mm512_set1_ps(lev[0]);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x->f + i);
+        __m512i c = _mm512_setzero_si512();
+#define FO_STEP_(k, t)                                                                                   \
+        c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, (t), _CMP_GE_OQ), c, _mm512_set1_epi32(128 >> (k)));
+        FO_STEP_(0, l0)
+        FO_STEP_(1, _mm512_permutexvar_ps(_mm512_srli_epi32(c, 7), l1))
+        FO_STEP_(2, _mm512_permutexvar_ps(_mm512_srli_epi32(c, 6), l2))
+        FO_STEP_(3, _mm512_permutexvar_ps(_mm512_srli_epi32(c, 5), l3))
+        FO_STEP_(4, _mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), l4))
+        FO_STEP_(5, FO_LOOKUP32(l5, _mm512_srli_epi32(c, 3)))
+        FO_STEP_(6, fo_lookup64(l6, _mm512_srli_epi32(c, 2)))
+        FO_STEP_(7, fo_lookup128(l7, _mm512_srli_epi32(c, 1)))
+#undef FO_STEP_
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(c));
+    }
+    for (; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i], lev);
+}
+
+static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, int64_t n,
+                                                 const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
+{
+    __m512 r[16];
+    for (int j = 0; j < 16; ++j)
+        r[j] = _mm512_loadu_ps(code + 16 * j);
+    const __m512 vs = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + i)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(fo_lookup256(r, idx), vs));
+    }
+    for (; i < n; ++i)
+        out[i] = code[q[i]] * s;
+}
+/* ---- The arithmetic quantizer and the byte-plane decoder (AVX-512 with BW, DQ and VBMI: Ice Lake, Zen 4 and later).
+ *
+ * Encode. bitsandbytes' dynamic map is, on each side of 0, a run of classes — the zero code, decades 0..6 whose codes
+ * are evenly spaced (1, 2, ..., 64 codes signed; 2, ..., 128 unsigned) and the code 1.0 — so the nearest code of a
+ * normalised value y is: its class (the number of class boundaries |y| reaches; a boundary is the rounding threshold
+ * between a class's last code and the next one's first), then base + trunc(|y| s - o) clamped to the class's last
+ * code, s and o the class's linear grid (the thresholds inside a class sit at t = base + 1, base + 2, ...; checked to
+ * 1/4 of FO_Q8_M when the tables are built). The class comes from |y|'s binary exponent (a 32-entry table: an octave
+ * holds at most one boundary, checked) and one comparison with that octave's boundary. Negative values of the
+ * signed map mirror the positive ones (code 254 - c, checked); the unsigned map gives them code 0.
+ * y is x times 1/scale, which is within 3 units in the last place of x / scale (what the search rounds): so a lane
+ * whose |y| lies within FO_Q8_EPS (relative) of its octave's boundary, or whose t lies within FO_Q8_M of an integer,
+ * is re-done exactly (x / scale, then the search) — about 2 lanes in 1000 — and every other lane's code is the
+ * search's. No division, no gather, no dependent chain of table lookups: ~25 vector operations per 16 lanes.
+ * Blocks whose absmax is not 0 or a normal float within [2^-125, 2^125] (NaN, Inf, subnormal) take the search.
+ *
+ * Decode. The 256 codes' float32 bits as four byte planes of 256 bytes (16 registers); 64 codes at a time: each plane
+ * is two vpermi2b lookups and a blend on the code's top bit; unpacking the four byte vectors gives the floats, in
+ * order because the codes are permuted first (one vpermb). ~8 operations per 16 lanes instead of 21. */
+#define FO_TARGET_Q8X __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vbmi,avx2,fma")))
+#define FO_Q8_M 0x1p-13 /* a lane whose t is this near an integer is re-done exactly */
+#define FO_Q8_EPS 0x1p-20 /* relative half-width of the band re-done around each class boundary */
+typedef struct {
+    int32_t cg[32];         /* the class of an octave's lowest value, by biased exponent mod 32 (octaves 2^-31..1) */
+    float tlo[32], thi[32]; /* the class boundary inside the octave, minus and plus FO_Q8_EPS (both +Inf: none) */
+    float s[16], o[16];     /* per class: t = |y| s - o */
+    int32_t hi[16];         /* per class: its last code */
+    int sgn;                /* 1: the signed map (negative values mirror), 0: unsigned (negative values: code 0) */
+    uint8_t plane[4][256];  /* byte k of code c's float32 bits at plane[k][c] */
+} fo_q8_map;
+#define FO_HAVE_Q8_MAP 1
+
+static int fo_q8_vbmi(void)
+{
+    static int ok = -1;
+    if (ok < 0)
+        ok = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+             && __builtin_cpu_supports("avx512vbmi");
+    return ok;
+}
+
+/* Build mp's encoder tables from a map's level-order thresholds `lev` (all the encoder needs), and its decode planes
+ * from the sorted map `code` unless that is NULL; 0 when the thresholds do not have the shape the encoder relies on
+ * (then the search is used). Everything the encoder assumes is checked here. */
+static int fo_q8_map_build(const float *FO_RESTRICT lev, const float *FO_RESTRICT code, fo_q8_map *FO_RESTRICT mp)
+{
+    float thr[255];
+    for (int k = 0; k < 8; ++k)
+        for (int i = 0; i < (1 << k); ++i)
+            thr[(i << (8 - k)) + (128 >> k) - 1] = lev[(1 << k) - 1 + i];
+    for (int c = 0; c < 254; ++c)
+        if (!(thr[c] < thr[c + 1])) /* also rejects NaN */
+            return 0;
+    memset(mp, 0, sizeof(*mp));
+    const int sgn = thr[0] < 0.0f, start = sgn ? 127 : 0; /* the zero code */
+    if (sgn ? !(thr[126] < 0.0f && thr[127] > 0.0f) : !(thr[0] > 0.0f))
+        return 0;
+    int base[9], cnt[9];
+    base[0] = start;
+    cnt[0] = 1;
+    for (int d = 0; d < 7; ++d)
+        cnt[d + 1] = sgn ? 1 << d : 2 << d;
+    cnt[8] = 1;
+    for (int k = 1; k < 9; ++k)
+        base[k] = base[k - 1] + cnt[k - 1];
+    if (base[8] != 255)
+        return 0;
+    double bound[9] = {0}; /* bound[k]: the threshold below class k's first code (k >= 1) */
+    for (int k = 1; k < 9; ++k) {
+        bound[k] = thr[base[k] - 1];
+        if (!(bound[k] > bound[k - 1]))
+            return 0;
+    }
+    if (!(bound[1] > 0x1p-30))
+        return 0;
+    for (int k = 0; k < 9; ++k) {
+        const int b = base[k], n = cnt[k];
+        double s = 0.0, o = -(b + 0.5); /* one code: t = b + 0.5 */
+        if (n == 2) { /* one inner threshold, at t = b + 1; the class's lowest value at t = b + 0.5 */
+            s = 0.5 / (thr[b] - bound[k]);
+            o = thr[b] * s - (b + 1);
+        } else if (n > 2) { /* the inner thresholds at t = b + 1 .. b + n - 1 */
+            s = (n - 2) / ((double)thr[b + n - 2] - thr[b]);
+            o = thr[b] * s - (b + 1);
+        }
+        mp->s[k] = (float)s;
+        mp->o[k] = (float)o;
+        mp->hi[k] = b + n - 1;
+        const double fs = mp->s[k], fo = mp->o[k];
+        for (int j = 1; j < n; ++j) { /* every inner threshold within FO_Q8_M / 4 of its integer */
+            const double t = thr[b + j - 1] * fs - fo;
+            if (!(t > b + j - FO_Q8_M / 4 && t < b + j + FO_Q8_M / 4))
+                return 0;
+        }
+        if (k >= 1 && !(bound[k] * (1 - 2 * FO_Q8_EPS) * fs - fo > b + FO_Q8_M)) /* lowest values truncate to b */
+            return 0;
+    }
+    for (int e = 96; e < 128; ++e) {
+        const double lo = ldexp(1.0, e - 127), hi = 2 * lo;
+        int cls = 0, inside = 0;
+        double b_in = 0;
+        for (int k = 1; k < 9; ++k) {
+            if (bound[k] <= lo)
+                ++cls;
+            else if (bound[k] < hi) {
+                ++inside;
+                b_in = bound[k];
+            }
+            /* no boundary near an octave's edge: y and x / scale then always share the octave's class */
+            if (fabs(bound[k] / lo - 1) < 4 * FO_Q8_EPS || fabs(bound[k] / hi - 1) < 4 * FO_Q8_EPS)
+                return 0;
+        }
+        if (inside > 1)
+            return 0;
+        mp->cg[e & 31] = cls;
+        mp->tlo[e & 31] = inside ? (float)(b_in * (1 - FO_Q8_EPS)) : INFINITY;
+        mp->thi[e & 31] = inside ? (float)(b_in * (1 + FO_Q8_EPS)) : INFINITY;
+    }
+    if (sgn) /* the negative side mirrors the positive one (up to the tie rule, inside the re-done bands) */
+        for (int c = 127; c < 254; ++c)
+            if (fabs((double)thr[253 - c] + thr[c]) > 1e-6 * thr[c])
+                return 0;
+    mp->sgn = sgn;
+    if (code != NULL)
+        for (int c = 0; c < 256; ++c) {
+            fo_bits32 u;
+            u.f = code[c];
+            for (int k = 0; k < 4; ++k)
+                mp->plane[k][c] = (uint8_t)(u.u >> (8 * k));
+        }
+    return 1;
+}
+
+/* The built tables of the last maps this thread used (a kernel call compares 2 KB per map instead of rebuilding). */
+typedef struct {
+    float lev[256], code[256];
+    int used, has_code, ok;
+    fo_q8_map m;
+} fo_q8_cached;
+
+/* mp for (lev, code) — code may be NULL: the encoder alone — or NULL when this CPU or these maps cannot use it. */
+static const fo_q8_map *fo_q8_map_get(const float *lev, const float *code)
+{
+    static __thread fo_q8_cached cache[3];
+    static __thread int next;
+    if (fo_isa() != 2 || !fo_q8_vbmi())
+        return NULL;
+    for (int i = 0; i < 3; ++i) {
+        fo_q8_cached *c = &cache[i];
+        if (c->used && c->has_code == (code != NULL) && memcmp(c->lev, lev, sizeof(c->lev)) == 0
+            && (code == NULL || memcmp(c->code, code, sizeof(c->code)) == 0))
+            return c->ok ? &c->m : NULL;
+    }
+    fo_q8_cached *c = &cache[next];
+    next = (next + 1) % 3;
+    memcpy(c->lev, lev, sizeof(c->lev));
+    if (code != NULL)
+        memcpy(c->code, code, sizeof(c->code));
+    c->has_code = code != NULL;
+    c->ok = fo_q8_map_build(lev, code, &c->m);
+    c->used = 1;
+    return c->ok ? &c->m : NULL;
+}
+
+/* 16 lanes of the arithmetic quantizer: q[0..15] = nearest(code, x[0..15] / scale), r = 1 / scale in every lane. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_q8_enc16(const float *FO_RESTRICT x, const __m512 r, const float scale, const fo_q8_map *FO_RESTRICT mp,
+            const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
+{
+    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
+    const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x), r));
+    const __m512i ab = _mm512_and_si512(yb, mag);
+    const __m512 a = _mm512_castsi512_ps(ab);
+    const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
+    const __mmask16 ge = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->tlo), e, _mm512_loadu_ps(mp->tlo + 16)), _CMP_GE_OQ);
+    const __mmask16 lt = _mm512_cmp_ps_mask(
+        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->thi), e, _mm512_loadu_ps(mp->thi + 16)), _CMP_LT_OQ);
+    __m512i cls = _mm512_permutex2var_epi32(_mm512_loadu_si512(mp->cg), e, _mm512_loadu_si512(mp->cg + 16));
+    cls = _mm512_mask_add_epi32(cls, ge, cls, _mm512_set1_epi32(1));
+    const __m512 t = _mm512_fmsub_ps(a, _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->s)),
+                                     _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->o)));
+    const __m512 fr = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* t - round(t) */
+    const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fr), _mm512_set1_ps((float)FO_Q8_M), _CMP_LT_OQ);
+    __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, _mm512_loadu_si512(mp->hi)));
+    const __mmask16 neg = _mm512_movepi32_mask(yb);
+    if (mp->sgn)
+        c = _mm512_max_epi32(_mm512_mask_sub_epi32(c, neg, _mm512_set1_epi32(254), c), _mm512_setzero_si512());
+    else
+        c = _mm512_maskz_mov_epi32((__mmask16)~neg, c);
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(c));
+    unsigned redo = (unsigned)((ge & lt) | near);
+    while (redo) {
+        const int b = __builtin_ctz(redo);
+        redo &= redo - 1;
+        q[b] = fo_q8_nearest(x[b] / scale, lev);
+    }
+}
+
+/* q = nearest(code, x / scale) for the n values of tile x (see above); absmax 0 or normal within [2^-125, 2^125]. */
+static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n, float scale,
+                                         const fo_q8_map *FO_RESTRICT mp, const float *FO_RESTRICT lev,
+                                         uint8_t *FO_RESTRICT q)
+{
+    const __m512 r = _mm512_set1_ps(1.0f / scale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        fo_q8_enc16(x->f + i, r, scale, mp, lev, q + i);
+    for (; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i] / scale, lev);
+}
+
+#if defined(__clang__)
+#define FO_NOCLONE __attribute__((noinline))
+#else
+#define FO_NOCLONE __attribute__((noinline, noclone)) /* no constant-n clone: its dead tail loop would warn */
+#endif
+static FO_TARGET_Q8X FO_NOCLONE void
+fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
+               const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
+{
+    __m512i P[4][4];
+    for (int k = 0; k < 4; ++k)
+        for (int j = 0; j < 4; ++j)
+            P[k][j] = _mm512_loadu_si512(mp->plane[k] + 64 * j);
+    /* byte p = 16 L + 4 r + j of the permuted codes is code 16 r + 4 L + j: after the two unpack stages register r
+     * holds codes 16 r .. 16 r + 15 in order */
+    uint8_t perm_b[64];
+    for (int p = 0; p < 64; ++p)
+        perm_b[p] = (uint8_t)(16 * ((p & 15) >> 2) + 4 * (p >> 4) + (p & 3));
+    const __m512i perm = _mm512_loadu_si512(perm_b);
+    const __m512 vs = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i idx = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(q + i));
+        const __mmask64 top = _mm512_movepi8_mask(idx);
+        __m512i b[4];
+        for (int k = 0; k < 4; ++k)
+            b[k] = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(P[k][0], idx, P[k][1]),
+                                          _mm512_permutex2var_epi8(P[k][2], idx, P[k][3]));
+        const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+        const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(lo01, lo23)), vs));
+        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(lo01, lo23)), vs));
+        _mm512_storeu_ps(out + i + 32, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(hi01, hi23)), vs));
+        _mm512_storeu_ps(out + i + 48, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(hi01, hi23)), vs));
+    }
+    for (; i < n; ++i)
+        out[i] = code[q[i]] * s;
+}
+
+#define FO_Q8_NEAREST(isa, x, n, lev, q) \
+    ((isa) == 2 ? fo_q8_nearest_avx512(x, n, lev, q) : fo_q8_nearest_scalar(x, n, lev, q))
+#define FO_Q8_DECODE(isa, mp, q, n, code, s, out)                                                          \
+    ((mp) != NULL ? fo_q8_decode_x(q, n, mp, code, s, out)                                                 \
+                  : (isa) == 2 ? fo_q8_decode_avx512(q, n, code, s, out) : fo_q8_decode_scalar(q, n, code, s, out))
+#else
+typedef struct { int unused; } fo_q8_map; /* the arithmetic quantizer needs AVX-512 */
+#define FO_Q8_NEAREST(isa, x, n, lev, q) fo_q8_nearest_scalar(x, n, lev, q)
+#define FO_Q8_DECODE(isa, mp, q, n, code, s, out) fo_q8_decode_scalar(q, n, code, s, out)
+#endif
+
+/* Encode tile x (n elements) in place of q and *absmax: absmax = max |x| with NaN propagating (np.max) — on the
+ * magnitudes' bit patterns, whose unsigned order is the float order for non-negative floats with every NaN above
+ * +Inf, so an integer max (which vectorises) gives a NaN if there is one — then q = nearest(code, x / scale): with
+ * the arithmetic quantizer when mp is given (x is then left as it is), else by dividing x in place and searching. */
+FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RESTRICT lev,
+                           const fo_q8_map *mp, uint8_t *FO_RESTRICT q, float *absmax, const int isa)
+{
+    uint32_t top = 0;
+#pragma omp simd reduction(max : top)
+    for (int64_t i = 0; i < n; ++i) {
+        const uint32_t u = x->u[i] & 0x7FFFFFFFu;
+        top = u > top ? u : top;
+    }
+    fo_bits32 r;
+    r.u = top;
+    const float a = r.f;
+    const float scale = a > 0.0f ? a : 1.0f;
+    *absmax = a;
+#ifdef FO_HAVE_Q8_MAP
+    if (mp != NULL && (a == 0.0f || (a >= 0x1p-125f && a <= 0x1p125f))) {
+        fo_q8_encode_x(x, n, scale, mp, lev, q);
+        return;
+    }
+#else
+    (void)mp;
+#endif
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+        x->f[i] = x->f[i] / scale;
+    FO_Q8_NEAREST(isa, x, n, lev, q);
+}
+
+#endif /* FO_Q8_H */
