@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
+from . import _lowp
 from . import _validate as V
 from ._plan import NOT_OPTIONS, PlanCache, cacheable
 from ._spec import Spec
@@ -140,6 +141,9 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
     _spec: Spec
     _n_scalars: int = 0  # from the spec (the C table); _buffers too (StateMixin)
     _lowp: Any = None  # a fastopt._lowp.Compressed when the optimizer keeps compressed state (it runs the step)
+    # the first-moment state key by which a float32-state optimizer that has compressed modes (state_dtype)
+    # recognises a compressed saved state, to refuse it clearly (None: no compressed mode)
+    _lowp_moment: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,6 +173,17 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
         """As ``_fill_scalars``, also given each tensor's live state dict (step already advanced): the place to
         advance ``_scalar_state`` values. Runs after validation, once per step, just before the kernel."""
         self._fill_scalars(group, scalars, steps, fresh)
+
+    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
+        """A low-precision mode (fastopt/_lowp.py: 16-bit params, compressed state) checks and copies its own saved
+        state; otherwise a compressed saved state is refused with a clear error, then the float32 check runs."""
+        if isinstance(self._lowp, _lowp.LowParams):
+            return self._lowp.load_param_state(pstate, p, gi, j, group)
+        if self._lowp is not None:
+            return self._lowp.load_param_state(pstate, p, gi, j)
+        if self._lowp_moment is not None:
+            _lowp.load_state_check(self, pstate, gi, j, self._lowp_moment)
+        return super()._load_param_state(pstate, group, p, gi, j)
 
     step = K.fused_step  # the repeated step in one call into the extension, else _full_step
 

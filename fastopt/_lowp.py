@@ -299,7 +299,8 @@ class Compressed:
         launches = []
         for group, items in work:
             plain, packed = _Rows(), _Rows()
-            commits_plain, commits_packed = [], []
+            commits_plain: list[tuple[Any, dict]] = []
+            commits_packed: list[tuple[Any, dict]] = []
             for p, data, grad, st, layout in items:
                 new = {} if st else self.new_state(layout, data)
                 rows, commits = (plain, commits_plain) if layout == "f32" else (packed, commits_packed)

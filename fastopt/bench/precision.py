@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _state_bytes(opt: fo.Optimizer, n: int) -> float:
     return total / n
 
 
-PARAM_MODES = (("float16 params", "float16", {}), ("bfloat16 params", "bfloat16", {}),
+PARAM_MODES: tuple[tuple[str, str, dict[str, Any]], ...] = (("float16 params", "float16", {}), ("bfloat16 params", "bfloat16", {}),
                ("bfloat16 params, master", "bfloat16", {"master_weights": True}),
                ("bfloat16 params, stochastic", "bfloat16", {"rounding": "stochastic"}))
 
@@ -49,11 +50,11 @@ def _lowp_params(x: np.ndarray, g: np.ndarray, steps: dict, sizes: dict, skipped
     """Adam on 16-bit parameters (float32 state), the gradient in the parameter's dtype."""
     try:
         import ml_dtypes
-        bf16: object = ml_dtypes.bfloat16
+        bf16: Any = ml_dtypes.bfloat16
     except ImportError:
         bf16 = None
     for key, dt, kw in PARAM_MODES:
-        dtype = np.float16 if dt == "float16" else bf16
+        dtype: Any = np.float16 if dt == "float16" else bf16
         if dtype is None:
             skipped[f"fastopt {key}"] = "ml_dtypes not installed"
             continue

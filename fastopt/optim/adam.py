@@ -134,6 +134,7 @@ class Adam(FusedOptimizer):
     """
 
     _spec = SPEC
+    _lowp_moment = "exp_avg"  # compressed saved state refused clearly (state_dtype)
     state_dtype: str  # "float32", "bfloat16" or "int8" (see the constructor)
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -143,17 +144,6 @@ class Adam(FusedOptimizer):
         _set_state_dtype(self, state_dtype)
         super().__init__(params, self._spec.options_from(locals()))
         _lowp.set_param_mode(self, master_weights, rounding, seed)
-
-    # -- compressed state (state_dtype, fastopt/_lowp.py) --
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if self._lowp is not None:
-            return self._lowp.load_param_state(pstate, p, gi, j)
-        kind = _lowp.state_kind(pstate)
-        if kind in ("int8", "bfloat16"):
-            raise ValueError(f"{V.where(gi, j)}: the saved state was made with state_dtype={kind!r}, this optimizer "
-                             "keeps float32 state: construct it with that state_dtype, or convert the state with "
-                             "fastopt.io.convert_state(state_dict, 'float32')")
-        return super()._load_param_state(pstate, group, p, gi, j)
 
 
 class AdamW(Adam):

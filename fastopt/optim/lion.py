@@ -93,6 +93,7 @@ class Lion(FusedOptimizer):
     """
 
     _spec = SPEC
+    _lowp_moment = "exp_avg"  # compressed saved state refused clearly (state_dtype)
     _has_step = False
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
@@ -102,13 +103,3 @@ class Lion(FusedOptimizer):
         super().__init__(params, self._spec.options_from(locals()))
         _lowp.set_param_mode(self, master_weights, rounding, seed)
         _lowp.check_compressed_setup(self)
-
-    # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if isinstance(self._lowp, _lowp.LowParams):
-            return self._lowp.load_param_state(pstate, p, gi, j, group)
-        if self._lowp is not None:  # compressed state (state_dtype)
-            return self._lowp.load_param_state(pstate, p, gi, j)
-        _lowp.load_state_check(self, pstate, gi, j, "exp_avg")
-        return super()._load_param_state(pstate, group, p, gi, j)
-

@@ -102,10 +102,3 @@ class RMSprop(FusedOptimizer):
                  seed: int = 0) -> None:
         super().__init__(params, self._spec.options_from(locals()))
         _lowp.set_param_mode(self, master_weights, rounding, seed)
-
-    # -- float16 / bfloat16 parameters (master_weights, rounding, seed; fastopt/_lowp.py) --
-    def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
-        if isinstance(self._lowp, _lowp.LowParams):
-            return self._lowp.load_param_state(pstate, p, gi, j, group)
-        return super()._load_param_state(pstate, group, p, gi, j)
-
