@@ -117,18 +117,9 @@ FO_INLINE uint16_t fo_lp_round(float v, const int f16, const int stochastic, con
 }
 
 
-/* ---- The float32 kernels' bodies, for float only: their range functions (adam_range_f32, sgd_range_f32, ...) ----
- * are the arithmetic of every 16-bit kernel below. FO_ELEMENTWISE is emptied so no entry point is defined twice. */
-#undef FO_ELEMENTWISE
-#define FO_ELEMENTWISE(name)
-#define FO_T float
-#define FO_FN(name) name##_f32
-#include "adam.c"
-#include "sgd.c"
-#include "rmsprop.c"
-#include "lion.c"
-#undef FO_FN
-#undef FO_T
+/* The float32 kernels' range functions (adam_range_f32, sgd_range_f32, ...): the arithmetic of every 16-bit
+ * kernel below. */
+#include "fo_f32_bodies.h"
 
 enum { FO_LP_STAGE = 256 }; /* elements per staged block: 2 x 4 KiB of float32 scratch on the stack, in L1 */
 

@@ -20,14 +20,7 @@ FO_KERNEL(lion_lowp, 6, 0, D(lr) D(beta1) D(beta2) D(weight_decay) I(maximize) I
 FO_KERNEL(sgd_lowp, 6, 1, D(lr) D(momentum) D(dampening) D(weight_decay) I(nesterov) I(maximize) I(state_kind))
 #include "fo_q8.h"
 
-#undef FO_ELEMENTWISE
-#define FO_ELEMENTWISE(name)
-#define FO_T float
-#define FO_FN(name) name##_f32
-#include "lion.c"
-#include "sgd.c"
-#undef FO_FN
-#undef FO_T
+#include "fo_f32_bodies.h" /* lion_range_f32, sgd_range_f32: the arithmetic of the kernels below */
 
 #define FO_LS_COPY_(S, x) (S).x = h->x;
 enum { FO_LS_LION = 0, FO_LS_SGD = 1 };
