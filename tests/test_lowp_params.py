@@ -187,11 +187,13 @@ def _spoil_amsgrad(opt, ps):
 
 
 _AT = r"param_groups\[1\]\['params'\]\[0\]: "
-SPOILERS = [(_spoil_grad_dtype, TypeError, _AT + "grad is float64, param is bfloat16"),
-            (_spoil_grad_f16, TypeError, _AT + "grad is float16, param is bfloat16"),
-            (_spoil_grad_shape, ValueError, _AT + "grad has shape"),
-            (_spoil_param_dtype, TypeError, _AT + "dtype float32: this optimizer was built for"),
-            (_spoil_readonly, ValueError, _AT + "data is read-only"),
+# the spoilers every 16-bit optimizer refuses alike (grads and params); each list adds its state ones
+_COMMON_SPOILERS = [(_spoil_grad_dtype, TypeError, _AT + "grad is float64, param is bfloat16"),
+                    (_spoil_grad_f16, TypeError, _AT + "grad is float16, param is bfloat16"),
+                    (_spoil_grad_shape, ValueError, _AT + "grad has shape"),
+                    (_spoil_param_dtype, TypeError, _AT + "dtype float32: this optimizer was built for"),
+                    (_spoil_readonly, ValueError, _AT + "data is read-only")]
+SPOILERS = _COMMON_SPOILERS + [
             (_spoil_state_dtype, ValueError, _AT + "state 'exp_avg' is float64"),
             (_spoil_state_key, ValueError, _AT + "state has keys"),
             (_spoil_alias, ValueError, "share memory|shares memory|overlap"),
@@ -430,11 +432,7 @@ def _spoil_nesterov(opt, ps):
     opt.param_groups[1]["momentum"] = 0.0
 
 
-MORE_SPOILERS = [(_spoil_grad_dtype, TypeError, _AT + "grad is float64, param is bfloat16"),
-                 (_spoil_grad_f16, TypeError, _AT + "grad is float16, param is bfloat16"),
-                 (_spoil_grad_shape, ValueError, _AT + "grad has shape"),
-                 (_spoil_param_dtype, TypeError, _AT + "dtype float32: this optimizer was built for"),
-                 (_spoil_readonly, ValueError, _AT + "data is read-only"),
+MORE_SPOILERS = _COMMON_SPOILERS + [
                  (_spoil_state_more, ValueError, _AT + "state '.*' is float64"),
                  (_spoil_alias_more, ValueError, "share memory|shares memory|overlap"),
                  (_spoil_nesterov, ValueError, _AT + "state has keys")]
