@@ -308,14 +308,19 @@ print(h.hexdigest())
 """
 
 
-def test_same_bits_on_every_isa_variant():
+def test_same_bits_on_every_isa_variant(tmp_path):
     import os
     import subprocess
     import sys
+    # the child imports the fastopt this test imports (the checkout's build, or the installed wheel), run from
+    # outside the checkout so that an unbuilt source tree cannot shadow it
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
     out = {}
     for isa in ("baseline", "avx2", "avx512"):
         env = dict(os.environ, FASTOPT_ISA=isa)
-        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         out[isa] = r.stdout.strip()
     assert len(set(out.values())) == 1, out

@@ -72,10 +72,12 @@ def test_arithmetic_quantizer_equals_the_search(signed, tmp_path):
     x = _scaled_blocks(signed)
     np.save(tmp_path / "x.npy", x)
     env = dict(os.environ, FASTOPT_ISA="avx2")
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+    # the child imports the fastopt this test imports (the checkout's build, or the installed wheel), from outside
+    # the checkout so that an unbuilt source tree cannot shadow it
+    root = os.path.dirname(os.path.dirname(os.path.abspath(_lowp.__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "x.npy"), "1" if signed else "0",
-                    str(tmp_path / "out.npz")], check=True, env=env, cwd=here, timeout=300)
+                    str(tmp_path / "out.npz")], check=True, env=env, cwd=tmp_path, timeout=300)
     ref = np.load(tmp_path / "out.npz")
     q, a = _lowp.quantize(x, signed)
     assert np.array_equal(a.view(np.uint32), ref["a"].view(np.uint32))
