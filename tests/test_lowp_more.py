@@ -304,7 +304,8 @@ for cls, kw in ((fo.Lion, dict(lr=1e-3, weight_decay=0.1)), (fo.SGD, dict(lr=1e-
             h.update(p.data.tobytes())
             for k, v in sorted(opt.state[p].items()):
                 h.update(k.encode() + (v.tobytes() if isinstance(v, np.ndarray) else str(v).encode()))
-print(h.hexdigest())
+from fastopt import _kernels as K
+print(h.hexdigest(), K.isa())
 """
 
 
@@ -322,7 +323,10 @@ def test_same_bits_on_every_isa_variant(tmp_path):
         r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300,
                            cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        out[isa] = r.stdout.strip()
+        digest, used = r.stdout.split()
+        if used == isa:  # an ISA the machine lacks falls back to a lower one: compare only the runs that ran theirs
+            out[isa] = digest
+    assert "baseline" in out and len(out) >= 2, out  # at least two different variants were compared
     assert len(set(out.values())) == 1, out
 
 

@@ -56,10 +56,11 @@ def _scaled_blocks(signed: bool) -> np.ndarray:
 
 _CHILD = r"""
 import sys, numpy as np
-from fastopt import _lowp
+from fastopt import _kernels as K, _lowp
 x = np.load(sys.argv[1])
 q, a = _lowp.quantize(x, sys.argv[2] == "1")
 np.savez(sys.argv[3], q=q, a=a)
+print(K.isa())
 """
 
 
@@ -76,8 +77,10 @@ def test_arithmetic_quantizer_equals_the_search(signed, tmp_path):
     # the checkout so that an unbuilt source tree cannot shadow it
     root = os.path.dirname(os.path.dirname(os.path.abspath(_lowp.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "x.npy"), "1" if signed else "0",
-                    str(tmp_path / "out.npz")], check=True, env=env, cwd=tmp_path, timeout=300)
+    res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "x.npy"), "1" if signed else "0",
+                          str(tmp_path / "out.npz")], check=True, env=env, cwd=tmp_path, timeout=300,
+                         capture_output=True, text=True)
+    assert res.stdout.split()[-1] == "avx2", res.stdout  # the child really ran the other quantizer
     ref = np.load(tmp_path / "out.npz")
     q, a = _lowp.quantize(x, signed)
     assert np.array_equal(a.view(np.uint32), ref["a"].view(np.uint32))
