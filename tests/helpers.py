@@ -1,6 +1,7 @@
 """What the tests share: one relative error, one tolerance check, one torch pair, the state_dict converters between
-torch and fastopt, a thread-count context manager, the bit-exact "nothing changed" snapshot, and the optimizers
-and (lr, momentum) recorder the scheduler tests use.
+torch and fastopt, a thread-count context manager, the bit-exact "nothing changed" snapshot, the child process run
+with a forced instruction set (``FASTOPT_ISA``), and the optimizers and (lr, momentum) recorder the scheduler tests
+use.
 
 torch is imported lazily (only by the torch helpers), so files that never touch torch run without it.
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
+import subprocess
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -98,6 +102,66 @@ def assert_arrays_equal(xs, ys) -> None:
 
 
 # ---- torch ------------------------------------------------------------------------------------------------------
+
+ISAS = ("baseline", "avx2", "avx512")
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+# The directory holding the fastopt under test: the checkout with its in-place build, or site-packages.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
+
+
+def run_with_isa(script: str, isa: str | None, *args: Any, cwd: Any, timeout: float = 600) -> list[str]:
+    """Run ``script`` (``python -c``, with ``args`` as ``sys.argv[1:]``) with ``FASTOPT_ISA=isa`` (unset for None)
+    and return what it printed, split into tokens, ending with the instruction set its kernels used.
+
+    The child imports the fastopt this test run imports (checked: a child that found another copy fails), then
+    tests/ (for cases.py); it runs in ``cwd`` — a temporary directory, outside the checkout, so an unbuilt source
+    tree there cannot shadow an installed package."""
+    env = dict(os.environ)
+    env.pop("FASTOPT_ISA", None)
+    if isa is not None:
+        env["FASTOPT_ISA"] = isa
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, TESTS_DIR, env.get("PYTHONPATH", "")])
+    wrapped = ("import fastopt as _fo_under_test\nprint(_fo_under_test.__file__)\n" + script
+               + "\nfrom fastopt import _kernels as _K_used\nprint(_K_used.isa())\n")
+    res = subprocess.run([sys.executable, "-c", wrapped, *map(str, args)], env=env, cwd=cwd, capture_output=True,
+                         text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.split()
+    assert os.path.abspath(out[0]) == os.path.abspath(fo.__file__), out[0]
+    return out[1:]
+
+
+def runs_on_each_isa(script: str, tmp_path: Any, args: Any = lambda isa: ()) -> dict[str, list[str]]:
+    """``run_with_isa`` for each of ISAS; returns {isa: printed tokens without the ISA} for the runs that got the
+    variant they asked for (a variant the CPU lacks falls back to a lower one, and comparing it would prove
+    nothing). The baseline must always run; the test is skipped when the CPU has no second variant to compare."""
+    runs = {}
+    for isa in ISAS:
+        out = run_with_isa(script, isa, *args(isa), cwd=tmp_path)
+        if out[-1] == isa:
+            runs[isa] = out[:-1]
+    assert "baseline" in runs, "FASTOPT_ISA=baseline must always select the baseline kernels"
+    if len(runs) < 2:
+        pytest.skip("this CPU has only the baseline variant")
+    return runs
+
+
+def step_with_reference(opt: fo.Optimizer, name: str, kw: dict, params: list, draw: Any, steps: int) -> tuple:
+    """``steps`` steps of ``opt`` and of the NumPy reference ``reference.REFERENCES[name]`` (with options ``kw``) on
+    the same gradients (``draw()`` gives one list per step, one array per parameter); returns the reference's
+    parameter arrays and per-parameter state dicts, for the caller to compare."""
+    from reference import REFERENCES
+    ref = [p.data.copy() for p in params]
+    states: list[dict] = [{} for _ in params]
+    for _ in range(steps):
+        grads = draw()
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        for r, g, st in zip(ref, grads, states):
+            REFERENCES[name](r, g, st, **kw)
+    return ref, states
+
 
 def _torch():
     return pytest.importorskip("torch")

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from helpers import assert_close, num_threads, rejected, requires_openmp
-from reference import REFERENCES
+from helpers import assert_close, num_threads, rejected, requires_openmp, step_with_reference
 
 F = fo.functional
 # matrices, a 3-D block, vectors, a scalar, an empty array, and a tensor of several work items (FO_CHUNK = 16384)
@@ -27,16 +26,9 @@ def _against_reference(name, kw, dtype, rng, strided=False, steps=4):
         return a
 
     params = [fo.Parameter(make(s)) for s in SHAPES]
-    ref = [p.data.copy() for p in params]
-    states = [{} for _ in params]
     opt = getattr(fo, name)(params, **kw)
-    for _ in range(steps):
-        grads = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        for r, g, st in zip(ref, grads, states):
-            REFERENCES[name](r, g, st, **kw)
+    ref, states = step_with_reference(opt, name, kw, params,
+                                      lambda: [rng.standard_normal(s).astype(dtype) for s in SHAPES], steps)
     for j, (p, r, st) in enumerate(zip(params, ref, states)):
         assert_close(p.data, r, dtype, f"{name} param {j} shape {SHAPES[j]}")
         for key, value in st.items():

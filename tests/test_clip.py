@@ -9,7 +9,7 @@ import pytest
 
 import fastopt as fo
 from fastopt.clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
-from helpers import assert_arrays_equal, num_threads, requires_openmp
+from helpers import assert_arrays_equal, num_threads, requires_openmp, runs_on_each_isa
 
 NORMS = [2.0, 1.0, math.inf, -math.inf, 0.0, 3.0, 0.5, -1.5]
 SIZES = [0, 1, 7, 8, 9, 65, 16385, 40000]
@@ -392,7 +392,6 @@ def test_grad_table_is_cached_and_holds_no_gradient_after_release(rng):
 # Every norm order and Adafactor's sums, in a subprocess per ISA variant (FASTOPT_ISA): the same bits for each.
 _ISA_CHILD = """
 import sys
-sys.path.insert(0, sys.argv[2])
 import numpy as np
 import fastopt as fo
 from fastopt import _kernels as K
@@ -414,26 +413,12 @@ for dt in (np.float32, np.float64):
         for k, v in opt.state[q].items():
             out[f"af_{dt.__name__}_{j}_{k}"] = np.asarray(v)
 np.savez(sys.argv[1], **out)
-print(K.isa())
 """
 
 
 def test_every_norm_and_adafactor_same_bits_on_every_isa(tmp_path):
-    import os
-    import subprocess
-    import sys
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
-    runs = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = dict(os.environ, FASTOPT_ISA=isa)
-        res = subprocess.run([sys.executable, "-c", _ISA_CHILD, str(tmp_path / f"{isa}.npz"), pkg], env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr
-        if res.stdout.split()[-1] == isa:
-            runs[isa] = np.load(tmp_path / f"{isa}.npz")
-    assert "baseline" in runs
-    if len(runs) < 2:
-        pytest.skip("this CPU has only the baseline variant")
+    runs = {isa: np.load(tmp_path / f"{isa}.npz")
+            for isa in runs_on_each_isa(_ISA_CHILD, tmp_path, lambda isa: [tmp_path / f"{isa}.npz"])}
     first = runs["baseline"]
     for isa, got in runs.items():
         for key in first.files:

@@ -8,10 +8,7 @@
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -19,19 +16,15 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, GROUP_SCHEDULED, case_id, make
-from helpers import assert_close, rejected
+from helpers import assert_close, rejected, run_with_isa, runs_on_each_isa
 from reference import REFERENCES
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))  # the checkout, or site-packages
-ISAS = ("baseline", "avx2", "avx512")
 
 # Run in a subprocess with FASTOPT_ISA set: every registry row in both dtypes for 4 steps on sizes that reach the
 # alignment peel, the vector loop and its tail (one parameter starts off a 64-byte boundary), plus clip_grad_norm_
 # and Adafactor on a 2-D tensor; save every result to an .npz and print the ISA the kernels used.
 CHILD = textwrap.dedent("""
     import sys
-    sys.path[:0] = [sys.argv[2], sys.argv[3]]  # the parent's fastopt, then tests/ (cases.py)
     import numpy as np
     import fastopt as fo
     from fastopt import _kernels as K
@@ -63,35 +56,19 @@ CHILD = textwrap.dedent("""
         for j, p in enumerate(ps):
             out[f"clip_{dtype.__name__}_{j}"] = p.grad
     np.savez(sys.argv[1], **out)
-    print(fo.__file__)
-    print(K.isa())
 """)
 
 
 def _run_child(isa: str | None, path) -> str:
-    env = dict(os.environ)
-    env.pop("FASTOPT_ISA", None)
-    if isa is not None:
-        env["FASTOPT_ISA"] = isa
-    res = subprocess.run([sys.executable, "-c", CHILD, str(path), PACKAGE_DIR, TESTS], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    where, used = res.stdout.split()
-    assert os.path.abspath(where) == os.path.abspath(fo.__file__), where  # the build this test run imports
-    return used
+    """The instruction set the child's kernels used with FASTOPT_ISA=isa (unset for None)."""
+    return run_with_isa(CHILD, isa, path, cwd=os.path.dirname(path))[-1]
 
 
 def test_every_isa_variant_gives_identical_bits_and_the_reference(tmp_path):
-    runs = {}
-    for isa in ISAS:
-        used = _run_child(isa, tmp_path / f"{isa}.npz")
-        if used == isa:  # a variant the CPU lacks falls back to the CPU's best: not this variant
-            runs[isa] = np.load(tmp_path / f"{isa}.npz")
-    assert "baseline" in runs, "FASTOPT_ISA=baseline must always select the baseline kernels"
     best = _run_child(None, tmp_path / "default.npz")
-    assert best in runs, best
-    if len(runs) < 2:
-        pytest.skip("this CPU has only the baseline variant")
+    runs = {isa: np.load(tmp_path / f"{isa}.npz")
+            for isa in runs_on_each_isa(CHILD, tmp_path, lambda isa: [tmp_path / f"{isa}.npz"])}
+    assert best in runs, best  # the default is the best variant the CPU has
     first = runs["baseline"]
     for isa, got in runs.items():
         assert sorted(got.files) == sorted(first.files)

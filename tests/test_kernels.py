@@ -7,8 +7,7 @@ import pytest
 
 import fastopt as fo
 from cases import CASES, case_id, make
-from helpers import assert_close, make_array
-from reference import REFERENCES
+from helpers import assert_close, make_array, step_with_reference
 
 SIZES = [0, 1, 7, 64, 65, 4099]
 
@@ -19,16 +18,9 @@ SIZES = [0, 1, 7, 64, 65, 4099]
 def test_kernel_matches_reference(case, dtype, layout, rng):
     name, kw = case
     params = [fo.Parameter(make_array(rng, n, dtype, strided=layout == "strided")) for n in SIZES]
-    ref_params = [p.data.copy() for p in params]
-    ref_states = [{} for _ in params]
     opt = make(name, params, **kw)
-    for _ in range(4):
-        grads = [make_array(rng, n, dtype) for n in SIZES]
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        for rp, g, st in zip(ref_params, grads, ref_states):
-            REFERENCES[name](rp, g, st, **kw)
+    ref_params, ref_states = step_with_reference(opt, name, kw, params,
+                                                 lambda: [make_array(rng, n, dtype) for n in SIZES], 4)
     for j, (p, rp, st) in enumerate(zip(params, ref_params, ref_states)):
         assert p.data.dtype == dtype
         assert_close(p.data, rp, dtype, f"param {j} (n={SIZES[j]})")

@@ -18,6 +18,7 @@ from fastopt import _lowp
 
 import reference as R
 import reference_lowp as L
+from helpers import runs_on_each_isa
 
 F32 = np.float32
 SIZES = (10000, 300, 2 * 4096 + 17)  # 300 < MIN_8BIT_SIZE: float32 in int8 mode
@@ -36,6 +37,19 @@ def _params(rng, sizes=SIZES):
 def _grads(rng, params):
     for p in params:
         p.grad = (rng.standard_normal(p.data.shape) * 10.0 ** rng.integers(-4, 1, p.data.shape)).astype(F32)
+
+
+def _stepped(algo, mode, seed, steps, sizes=SIZES):
+    """``algo``'s optimizer with ``state_dtype=mode`` over new parameters (rng seeded with seed), after ``steps``
+    steps on random gradients: (state key, rng, params, optimizer)."""
+    cls, key, hyper, _ = ALGOS[algo]
+    rng = np.random.default_rng(seed)
+    ps = _params(rng, sizes)
+    opt = cls(ps, state_dtype=mode, **hyper)
+    for _ in range(steps):
+        _grads(rng, ps)
+        opt.step()
+    return key, rng, ps, opt
 
 
 def _decode(st, key):
@@ -151,12 +165,7 @@ def _same(a, b):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("algo", ["lion", "sgd"])
 def test_rejected_calls_change_nothing(algo, mode):
-    cls, key, hyper, _ = ALGOS[algo]
-    rng = np.random.default_rng(4)
-    ps = _params(rng)
-    opt = cls(ps, state_dtype=mode, **hyper)
-    _grads(rng, ps)
-    opt.step()
+    key, rng, ps, opt = _stepped(algo, mode, 4, 1)
     _grads(rng, ps)
     before = _snapshot(ps, opt)
     good = ps[2].grad
@@ -205,13 +214,8 @@ def test_constructor_errors():
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("algo", ["lion", "sgd"])
 def test_state_dict_round_trip_bit_exact(algo, mode):
-    cls, key, hyper, _ = ALGOS[algo]
-    rng = np.random.default_rng(5)
-    ps = _params(rng)
-    opt = cls(ps, state_dtype=mode, **hyper)
-    for _ in range(2):
-        _grads(rng, ps)
-        opt.step()
+    cls, _, hyper, _ = ALGOS[algo]
+    key, rng, ps, opt = _stepped(algo, mode, 5, 2)
     sd = copy.deepcopy(opt.state_dict())
     qs = [fo.Parameter(p.data.copy()) for p in ps]
     opt2 = cls(qs, state_dtype=mode, **hyper)
@@ -231,12 +235,8 @@ def test_state_dict_round_trip_bit_exact(algo, mode):
 
 @pytest.mark.parametrize("algo", ["lion", "sgd"])
 def test_wrong_kind_load_is_refused(algo):
-    cls, key, hyper, _ = ALGOS[algo]
-    rng = np.random.default_rng(6)
-    ps = _params(rng, (10000, 8209))
-    opt8 = cls(ps, state_dtype="int8", **hyper)
-    _grads(rng, ps)
-    opt8.step()
+    cls, _, hyper, _ = ALGOS[algo]
+    key, rng, ps, opt8 = _stepped(algo, "int8", 6, 1, (10000, 8209))
     sd = opt8.state_dict()
     for other in ("bfloat16", "float32"):
         qs = [fo.Parameter(p.data.copy()) for p in ps]
@@ -248,12 +248,8 @@ def test_wrong_kind_load_is_refused(algo):
 
 @pytest.mark.parametrize("algo", ["lion", "sgd"])
 def test_convert_state_both_ways(algo):
-    cls, key, hyper, _ = ALGOS[algo]
-    rng = np.random.default_rng(7)
-    ps = _params(rng)
-    opt8 = cls(ps, state_dtype="int8", **hyper)
-    _grads(rng, ps)
-    opt8.step()
+    cls, _, hyper, _ = ALGOS[algo]
+    key, rng, ps, opt8 = _stepped(algo, "int8", 7, 1)
     sd8 = opt8.state_dict()
     sd32 = fo.io.convert_state(sd8, "float32")
     for i, p in enumerate(ps):
@@ -304,30 +300,13 @@ for cls, kw in ((fo.Lion, dict(lr=1e-3, weight_decay=0.1)), (fo.SGD, dict(lr=1e-
             h.update(p.data.tobytes())
             for k, v in sorted(opt.state[p].items()):
                 h.update(k.encode() + (v.tobytes() if isinstance(v, np.ndarray) else str(v).encode()))
-from fastopt import _kernels as K
-print(h.hexdigest(), K.isa())
+print(h.hexdigest())
 """
 
 
 def test_same_bits_on_every_isa_variant(tmp_path):
-    import os
-    import subprocess
-    import sys
-    # the child imports the fastopt this test imports (the checkout's build, or the installed wheel), run from
-    # outside the checkout so that an unbuilt source tree cannot shadow it
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
-    out = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = dict(os.environ, FASTOPT_ISA=isa)
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300,
-                           cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        digest, used = r.stdout.split()
-        if used == isa:  # an ISA the machine lacks falls back to a lower one: compare only the runs that ran theirs
-            out[isa] = digest
-    assert "baseline" in out and len(out) >= 2, out  # at least two different variants were compared
-    assert len(set(out.values())) == 1, out
+    digests = {isa: out[0] for isa, out in runs_on_each_isa(_ISA_SCRIPT, tmp_path).items()}
+    assert len(set(digests.values())) == 1, digests
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -209,6 +209,18 @@ def test_rejected_step_changes_nothing(spoil, exc, regex, kw, rng):
         opt.step()
 
 
+def _rounded_from_master(x: np.ndarray, dtype) -> tuple:
+    """A ``dtype`` Parameter whose float32 master copy holds x after a step with lr = 0: the parameter is then
+    the kernel's rounding of x (and the master copy x itself)."""
+    p = fo.Parameter(np.zeros(x.shape, dtype))
+    opt = fo.Adam([p], lr=0.0, master_weights=True)
+    p.grad = np.zeros(x.shape, np.float32)
+    opt.step()
+    opt.state[p]["master"][...] = x
+    opt.step()
+    return p, opt
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rounding_edge_cases_through_master(dtype, rng):
     """lr = 0 and zero gradients leave the master as it is, so the parameter is the kernel's rounding of any float32
@@ -221,12 +233,7 @@ def test_rounding_edge_cases_through_master(dtype, rng):
                           65519.996, 1e-45, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08])
     scales = 10.0 ** rng.integers(-12, 6, 20000)
     x = np.concatenate([special, (rng.standard_normal(20000) * scales).astype(np.float32)]).astype(np.float32)
-    p = fo.Parameter(np.zeros(x.shape, dtype))
-    opt = fo.Adam([p], lr=0.0, master_weights=True)
-    p.grad = np.zeros(x.shape, np.float32)
-    opt.step()
-    opt.state[p]["master"][...] = x
-    opt.step()
+    p, opt = _rounded_from_master(x, dtype)
     assert np.array_equal(opt.state[p]["master"].view(np.uint32), x.view(np.uint32))
     with np.errstate(over="ignore"):  # the reference cast of values beyond the format's range
         want = x.astype(dtype)
@@ -494,12 +501,7 @@ def test_rounding_of_nan_payloads_through_master(dtype, rng):
                                    0x7FBFFFFF]), (rng.integers(1, 1 << 23, 300) | 0x7F800000).astype(np.uint32)])
     u[200:] |= np.uint32(0x80000000)
     x = u.view(np.float32)
-    p = fo.Parameter(np.zeros(x.shape, dtype))
-    opt = fo.Adam([p], lr=0.0, master_weights=True)
-    p.grad = np.zeros(x.shape, np.float32)
-    opt.step()
-    opt.state[p]["master"][...] = x
-    opt.step()
+    p, opt = _rounded_from_master(x, dtype)
     sign = ((u >> 16) & 0x8000).astype(np.uint16)
     want = sign | np.uint16(0x7E00) if dtype == F16 else ((u >> 16) | 0x40).astype(np.uint16)
     assert np.array_equal(p.data.view(np.uint16), want)

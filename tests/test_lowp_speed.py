@@ -6,10 +6,6 @@ run; both must produce the same codes for every value, boundaries included, at a
 is covered by tests/test_lowp_state.py (every size there runs it)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -18,6 +14,7 @@ from fastopt import _kernels as K
 from fastopt import _lowp
 
 import reference_lowp as L
+from helpers import run_with_isa
 
 F32 = np.float32
 BIG = (1 << 20) + 777          # a large call, with a partial last block
@@ -56,11 +53,10 @@ def _scaled_blocks(signed: bool) -> np.ndarray:
 
 _CHILD = r"""
 import sys, numpy as np
-from fastopt import _kernels as K, _lowp
+from fastopt import _lowp
 x = np.load(sys.argv[1])
 q, a = _lowp.quantize(x, sys.argv[2] == "1")
 np.savez(sys.argv[3], q=q, a=a)
-print(K.isa())
 """
 
 
@@ -72,15 +68,9 @@ def test_arithmetic_quantizer_equals_the_search(signed, tmp_path):
         pytest.skip("only AVX-512 machines have a second quantizer to compare")
     x = _scaled_blocks(signed)
     np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ, FASTOPT_ISA="avx2")
-    # the child imports the fastopt this test imports (the checkout's build, or the installed wheel), from outside
-    # the checkout so that an unbuilt source tree cannot shadow it
-    root = os.path.dirname(os.path.dirname(os.path.abspath(_lowp.__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "x.npy"), "1" if signed else "0",
-                          str(tmp_path / "out.npz")], check=True, env=env, cwd=tmp_path, timeout=300,
-                         capture_output=True, text=True)
-    assert res.stdout.split()[-1] == "avx2", res.stdout  # the child really ran the other quantizer
+    used = run_with_isa(_CHILD, "avx2", tmp_path / "x.npy", "1" if signed else "0", tmp_path / "out.npz",
+                        cwd=tmp_path, timeout=300)
+    assert used[-1] == "avx2", used  # the child really ran the other quantizer
     ref = np.load(tmp_path / "out.npz")
     q, a = _lowp.quantize(x, signed)
     assert np.array_equal(a.view(np.uint32), ref["a"].view(np.uint32))
