@@ -32,6 +32,10 @@ static FO_TARGET_Q8X __attribute__((noinline)) void store_x(fo_tile *x, const fl
 static FO_TARGET_AVX2 __attribute__((noinline)) void store_2(fo_tile *x, const float *lev, const fo_q8_map *mp,
                                                              uint8_t *q, float *a)
 { fo_q8_store(x, FO_QBLOCK, lev, mp, q, a, 1); }
+static FO_TARGET_AVX2 __attribute__((noinline)) void
+range_2(const fo_adam_f32c c, float *p, const float *g, uint8_t *q1, uint8_t *q2, float *a1, float *a2,
+        const fo_q8_map *mp1, const fo_q8_map *mp2, int64_t n)
+{ fo_adam_q8_range(c, p, g, q1, q2, a1, a2, MAP[0], MAP[2], MAP[1], MAP[3], mp1, mp2, n, 0, 0, 1, 1); }
 static FO_TARGET_AVX2 __attribute__((noinline)) void decode_2(const uint8_t *q, const float *code, float s, float *out)
 { FO_Q8_DECODE(1, (const fo_q8_map *)NULL, q, FO_QBLOCK, code, s, out); }
 static volatile uint64_t sink;
@@ -166,6 +170,19 @@ int main(int argc, char **argv)
         printf("AVX2 variant, one moment, cycles/elem (median): copy+absmax+encode: search %.3f, arithmetic %.3f; "
                "decode %.3f\n", (double)te[reps / 2] / (nb * FO_QBLOCK), (double)ta[reps / 2] / (nb * FO_QBLOCK),
                (double)td[reps / 2] / (nb * FO_QBLOCK));
+    }
+    { /* the AVX2 variant's whole kernel: with the search, then with the arithmetic encoder */
+        uint64_t tk[2][NREP];
+        for (int r = 0; r < reps && r < NREP; ++r)
+            for (int k = 0; k < 2; ++k) {
+                const uint64_t t0 = __rdtsc();
+                range_2(c, p, g, q1, q2, a1, a2, k ? mp1 : NULL, k ? mp2 : NULL, nb * FO_QBLOCK);
+                tk[k][r] = __rdtsc() - t0;
+            }
+        for (int k = 0; k < 2; ++k)
+            qsort(tk[k], reps, sizeof(uint64_t), cmp_u64);
+        printf("AVX2 variant, whole kernel, cycles/elem (median): search %.3f, arithmetic %.3f\n",
+               (double)tk[0][reps / 2] / (nb * FO_QBLOCK), (double)tk[1][reps / 2] / (nb * FO_QBLOCK));
     }
     printf("n = %lld, %d reps, TSC cycles per element (median; min)\n", (long long)n, reps);
     for (int k = 0; k < 5; ++k) {
