@@ -54,7 +54,8 @@ FO_INLINE void fo_q8_decode_scalar(const uint8_t *FO_RESTRICT q, int64_t n, cons
 
 /* ---- AVX-512: both table lookups from registers (vpermi2ps over 32 entries, blends on the higher index bits),
  * no gathers (a gather costs ~1 ns per lane on the machines measured). Each lane computes exactly what the scalar
- * functions compute. The AVX2 and baseline variants use the scalar loops. */
+ * functions compute. The baseline variant uses the scalar loops, and so does AVX2 without the arithmetic encoder's
+ * tables (maps of another shape) and for decoding. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
 #include <immintrin.h>
 #define FO_HAVE_Q8_AVX512 1
@@ -265,12 +266,14 @@ typedef struct {
     fo_q8_map m;
 } fo_q8_cached;
 
-/* mp for (lev, code) — code may be NULL: the encoder alone — or NULL when this CPU or these maps cannot use it. */
+/* mp for (lev, code) — code may be NULL: the encoder alone — or NULL when this CPU or these maps cannot use it: the
+ * arithmetic encoder runs on AVX-512 with VBMI (with the byte-plane decoder) and on AVX2 (fo_q8_encode_avx2). */
 static const fo_q8_map *fo_q8_map_get(const float *lev, const float *code)
 {
     static __thread fo_q8_cached cache[3];
     static __thread int next;
-    if (fo_isa() != 2 || !fo_q8_vbmi())
+    const int isa = fo_isa();
+    if (isa == 0 || (isa == 2 && !fo_q8_vbmi())) /* AVX-512 without VBMI: the register search */
         return NULL;
     for (int i = 0; i < 3; ++i) {
         fo_q8_cached *c = &cache[i];
@@ -337,6 +340,81 @@ static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n
         q[i] = fo_q8_nearest(x->f[i] / scale, lev);
 }
 
+/* ---- The arithmetic quantizer on AVX2 + FMA: fo_q8_enc16's operations lane for lane on 8 lanes (the same floats,
+ * so the same codes and the same lanes re-done), its 32-entry tables read by four vpermps and three blends on bits 3
+ * and 4 of the index, the 16-entry ones by two vpermps and a blend; codes narrowed 32 at a time by saturating packs. */
+FO_TARGET_AVX2 static inline __attribute__((always_inline)) __m256
+fo_lut32_avx2(const float *FO_RESTRICT t, const __m256i i, const __m256 b3, const __m256 b4)
+{
+    const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t), i),
+                                       _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), i), b3);
+    const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 16), i),
+                                       _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 24), i), b3);
+    return _mm256_blendv_ps(lo, hi, b4);
+}
+FO_TARGET_AVX2 static inline __attribute__((always_inline)) __m256
+fo_lut16_avx2(const float *FO_RESTRICT t, const __m256i i, const __m256 b3)
+{
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t), i),
+                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), i), b3);
+}
+
+/* 8 lanes: the codes of x[0..7] / scale as int32 (the signed map's mirrored 255 as -1: the pack clamps it to 0), the
+ * lanes to re-do exactly in *redo (a movemask). */
+FO_TARGET_AVX2 static inline __attribute__((always_inline)) __m256i
+fo_q8_code8_avx2(const float *FO_RESTRICT x, const __m256 r, const fo_q8_map *FO_RESTRICT mp, int *redo)
+{
+    const __m256i mag = _mm256_set1_epi32(0x7FFFFFFF), floor31 = _mm256_set1_epi32(0x30000000); /* 2^-31 */
+    const __m256i yb = _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(x), r));
+    const __m256i ab = _mm256_and_si256(yb, mag);
+    const __m256 a = _mm256_castsi256_ps(ab);
+    const __m256i e = _mm256_srli_epi32(_mm256_max_epu32(ab, floor31), 23);
+    const __m256 e3 = _mm256_castsi256_ps(_mm256_slli_epi32(e, 28)), e4 = _mm256_castsi256_ps(_mm256_slli_epi32(e, 27));
+    const __m256 ge = _mm256_cmp_ps(a, fo_lut32_avx2(mp->tlo, e, e3, e4), _CMP_GE_OQ);
+    const __m256 lt = _mm256_cmp_ps(a, fo_lut32_avx2(mp->thi, e, e3, e4), _CMP_LT_OQ);
+    __m256i cls = _mm256_castps_si256(fo_lut32_avx2((const float *)mp->cg, e, e3, e4));
+    cls = _mm256_sub_epi32(cls, _mm256_castps_si256(ge)); /* + 1 where ge */
+    const __m256 c3 = _mm256_castsi256_ps(_mm256_slli_epi32(cls, 28));
+    const __m256 t = _mm256_fmsub_ps(a, fo_lut16_avx2(mp->s, cls, c3), fo_lut16_avx2(mp->o, cls, c3));
+    const __m256 fr = _mm256_sub_ps(t, _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256 near = _mm256_cmp_ps(_mm256_and_ps(fr, _mm256_castsi256_ps(mag)), _mm256_set1_ps((float)FO_Q8_M),
+                                      _CMP_LT_OQ);
+    const __m256i c = _mm256_min_epi32(_mm256_cvttps_epi32(t),
+                                       _mm256_castps_si256(fo_lut16_avx2((const float *)mp->hi, cls, c3)));
+    const __m256i neg = _mm256_srai_epi32(yb, 31);
+    *redo = _mm256_movemask_ps(_mm256_or_ps(_mm256_and_ps(ge, lt), near));
+    if (mp->sgn)
+        return _mm256_blendv_epi8(c, _mm256_sub_epi32(_mm256_set1_epi32(254), c), neg);
+    return _mm256_andnot_si256(neg, c);
+}
+
+/* q = nearest(code, x / scale) for the n values of tile x on AVX2 (fo_q8_encode_x's codes); absmax as there. */
+static FO_TARGET_AVX2 void fo_q8_encode_avx2(const fo_tile *FO_RESTRICT x, int64_t n, float scale,
+                                            const fo_q8_map *FO_RESTRICT mp, const float *FO_RESTRICT lev,
+                                            uint8_t *FO_RESTRICT q)
+{
+    const __m256 r = _mm256_set1_ps(1.0f / scale);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        int k0, k1, k2, k3;
+        const __m256i c0 = fo_q8_code8_avx2(x->f + i, r, mp, &k0), c1 = fo_q8_code8_avx2(x->f + i + 8, r, mp, &k1);
+        const __m256i c2 = fo_q8_code8_avx2(x->f + i + 16, r, mp, &k2);
+        const __m256i c3 = fo_q8_code8_avx2(x->f + i + 24, r, mp, &k3);
+        /* per 128-bit half h: dword 4 h + j of the packed bytes holds codes 8 j + 4 h .. + 3 */
+        const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, perm));
+        uint64_t redo = (uint64_t)(k0 | k1 << 8 | k2 << 16 | (uint32_t)k3 << 24);
+        while (redo) {
+            const int j = __builtin_ctzll(redo);
+            redo &= redo - 1;
+            q[i + j] = fo_q8_nearest(x->f[i + j] / scale, lev);
+        }
+    }
+    for (; i < n; ++i)
+        q[i] = fo_q8_nearest(x->f[i] / scale, lev);
+}
+
 #if defined(__clang__)
 #define FO_NOCLONE __attribute__((noinline))
 #else
@@ -379,7 +457,7 @@ fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_REST
 #define FO_Q8_NEAREST(isa, x, n, lev, q) \
     ((isa) == 2 ? fo_q8_nearest_avx512(x, n, lev, q) : fo_q8_nearest_scalar(x, n, lev, q))
 #define FO_Q8_DECODE(isa, mp, q, n, code, s, out)                                                          \
-    ((mp) != NULL ? fo_q8_decode_x(q, n, mp, code, s, out)                                                 \
+    ((mp) != NULL && (isa) == 2 ? fo_q8_decode_x(q, n, mp, code, s, out)                                   \
                   : (isa) == 2 ? fo_q8_decode_avx512(q, n, code, s, out) : fo_q8_decode_scalar(q, n, code, s, out))
 #else
 typedef struct { int unused; } fo_q8_map; /* the arithmetic quantizer needs AVX-512 */
@@ -407,7 +485,10 @@ FO_INLINE void fo_q8_store(fo_tile *FO_RESTRICT x, int64_t n, const float *FO_RE
     *absmax = a;
 #ifdef FO_HAVE_Q8_MAP
     if (mp != NULL && (a == 0.0f || (a >= 0x1p-125f && a <= 0x1p125f))) {
-        fo_q8_encode_x(x, n, scale, mp, lev, q);
+        if (isa == 2)
+            fo_q8_encode_x(x, n, scale, mp, lev, q);
+        else
+            fo_q8_encode_avx2(x, n, scale, mp, lev, q);
         return;
     }
 #else

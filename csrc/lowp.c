@@ -12,7 +12,8 @@
  * neighbouring codes (fo_q8_nearest), never a scan of the 256 codes. On AVX-512 with VBMI (fo_q8_map) the codes
  * are instead computed arithmetically from the value (class from the exponent, then a linear grid; lanes near a
  * boundary re-done by the search: the same codes, checked exhaustively) and decoded by byte-table permutes; on
- * plain AVX-512 the search and the decoding read their tables from registers. On AVX-512 the bf16 kernel is one
+ * plain AVX-512 the search and the decoding read their tables from registers; AVX2 has the arithmetic encoder too
+ * (fo_q8_encode_avx2, the same codes) with the scalar decoder. On AVX-512 the bf16 kernel is one
  * fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
  *
  * Work items start at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so a block never spans two items and the
@@ -290,7 +291,7 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
     fo_tile mb, vb;
     int64_t k = 0, blk = 0;
 #ifdef FO_HAVE_Q8_MAP
-    if (mp1 != NULL && mp2 != NULL && n >= FO_QBLOCK) { /* the full blocks pipelined, a partial last one below */
+    if (isa == 2 && mp1 != NULL && mp2 != NULL && n >= FO_QBLOCK) { /* the full blocks pipelined, a partial last one below */
         blk = n / FO_QBLOCK;
         k = blk * FO_QBLOCK;
         fo_adam_q8_x(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, blk, maximize, l2, small_w);
@@ -320,8 +321,8 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
         }                                                                        \
     } while (0)
 
-/* What the work items read: the hyper-parameters and, on AVX-512 with VBMI, the arithmetic quantizer's tables of the
- * two maps (NULL: the search and the register-table decoder). */
+/* What the work items read: the hyper-parameters and, on AVX-512 with VBMI or on AVX2, the arithmetic quantizer's
+ * tables of the two maps (NULL: the search and the register-table decoder). */
 typedef struct {
     const fo_adam_lowp_hyper *h;
     const fo_q8_map *mp1, *mp2;
@@ -390,7 +391,7 @@ int fo_adam_lowp_f32(const fo_tensor_list *t, const fo_adam_lowp_hyper *h)
     fo_lowp_ctx x = {h, NULL, NULL};
 #ifdef FO_HAVE_Q8_MAP
     /* Every tensor must use the same maps for the shared tables (fastopt's always do); otherwise the search. */
-    if (h->state_kind == FO_LOWP_Q8 && isa == 2) {
+    if (h->state_kind == FO_LOWP_Q8 && isa >= 1) {
         void *const *b0 = NULL;
         int same = 1;
         for (int64_t i = 0; i < t->n_tensors && same; ++i) {

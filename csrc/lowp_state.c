@@ -114,7 +114,7 @@ FO_INLINE int fo_ls_run(const fo_tensor_list *t, const void *h, const int kind, 
     const int isa = fo_isa();
     fo_ls_ctx x = {h, NULL};
 #ifdef FO_HAVE_Q8_MAP
-    if (kind == FO_LOWP_Q8 && isa == 2) {
+    if (kind == FO_LOWP_Q8 && isa >= 1) {
         void *const *b0 = NULL;
         int same = 1;
         for (int64_t i = 0; i < t->n_tensors && same; ++i) {
