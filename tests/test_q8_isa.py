@@ -4,18 +4,14 @@ search; all three must give the same codes, absmax and parameters bit for bit. E
 with FASTOPT_ISA set (a variant the machine lacks falls back to a lower one and is not compared)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-import fastopt as fo
+from helpers import runs_on_each_isa
 
 _SCRIPT = r"""
 import hashlib, sys, numpy as np, fastopt as fo
-from fastopt import _lowp, _kernels as K
+from fastopt import _lowp
 F32 = np.float32
 what = sys.argv[1]
 h = hashlib.sha256()
@@ -54,30 +50,15 @@ else:
         sd = opt.state_dict()["state"]
         h.update(b"".join(p.data.tobytes() for p in ps))
         h.update(repr([(i, k, np.asarray(v).tobytes()) for i in sorted(sd) for k, v in sorted(sd[i].items())]).encode())
-print(h.hexdigest(), K.isa())
+print(h.hexdigest())
 """
-
-
-def _digests(tmp_path, what: str) -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fo.__file__)))
-    out = {}
-    for isa in ("baseline", "avx2", "avx512"):
-        env = dict(os.environ, FASTOPT_ISA=isa)
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        r = subprocess.run([sys.executable, "-c", _SCRIPT, what], env=env, capture_output=True, text=True,
-                           timeout=600, cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        digest, used = r.stdout.split()
-        if used == isa:
-            out[isa] = digest
-    return out
 
 
 @pytest.mark.parametrize("what", ["quantize", "adam"])
 def test_int8_codes_equal_on_every_isa_variant(tmp_path, what):
-    out = _digests(tmp_path, what)
-    assert "baseline" in out and len(out) >= 2, out      # the search and at least one arithmetic encoder compared
-    assert len(set(out.values())) == 1, out
+    runs = runs_on_each_isa(_SCRIPT, tmp_path, lambda isa: [what])  # the search and at least one arithmetic encoder
+    digests = {isa: out[0] for isa, out in runs.items()}
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_quantize_equals_the_search_on_this_isa():
