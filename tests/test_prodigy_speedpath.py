@@ -106,3 +106,28 @@ def test_bench_row_stays_finite_and_compares_the_same_options():
         ref = steps["reference"].__self__
         assert ref.param_groups[0]["growth_rate"] == 1.0
         assert np.isfinite(ref.param_groups[0]["d"])
+
+
+@pytest.mark.parametrize("spoil", ["reshape s", "retype exp_avg_sq", "replace step"])
+def test_the_plan_notices_written_arrays_changed_in_place(spoil, rng):
+    """The repeated step's checks (map / chain over every written array and state value) see an in-place reshape
+    or dtype change of a state array and a state value replaced by an equal one: the plan does not run."""
+    ps = [fo.Parameter(rng.standard_normal(n).astype(np.float32)) for n in (64, 12)]
+    opt = fo.Prodigy(ps)
+    for _ in range(2):
+        for p in ps:
+            p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
+        opt.step()
+    assert opt._plan is not None and opt._fast_steps == 1
+    st = opt.state[ps[0]]
+    if spoil == "reshape s":
+        st["s"].shape = (8, 8)
+    elif spoil == "retype exp_avg_sq":
+        st["exp_avg_sq"].dtype = np.int32
+    else:
+        st["step"] = np.int64(st["step"])  # an equal value, a different object
+    try:
+        opt.step()
+    except (ValueError, TypeError):
+        pass
+    assert opt._fast_steps == 1
