@@ -105,31 +105,32 @@ static inline int64_t FO_FN(prodigy_needs)(const fo_prodigy_hyper *h)
 
 FO_ELEMENTWISE(prodigy)
 
-/* Pass 1 over one work item, in blocks of FO_PRODIGY_BLOCK elements: first s (a vectorised loop), then, over the
- * same block while it is in L1, the two sums: fastopt's one reduction (fo_sum.h), element i of the item into lane
- * i % FO_SUM_LANES (a block is a multiple of the lane count, so a block's lanes continue the item's), the lanes
- * folded by fo_sum_fold. */
-#define FO_PRODIGY_BLOCK 1024 /* a multiple of FO_SUM_LANES */
+/* acc + a b in double, as upstream's dot product (with the sums taken in double). For float the product of two
+ * floats is exact in double (24 + 24 significant bits), so one fma rounds once, as the multiply and add do: the
+ * same bits, and on x86 the sum moves from the add pipes (which the float -> double widenings also need) to the fma
+ * pipes. For double the product rounds, so it is the multiply and the add. */
+FO_INLINE double FO_FN(prodigy_dot_add)(const double acc, const FO_T a, const FO_T b)
+{
+    return sizeof(FO_T) == sizeof(float) ? fma((double)a, (double)b, acc) : acc + (double)a * (double)b;
+}
+
+/* Pass 1 over one work item, in one loop: s, then from the same registers the two sums, fastopt's one reduction
+ * (fo_sum.h): element i of the item into lane i % FO_SUM_LANES, the lanes folded by fo_sum_fold. One loop reads
+ * each input once per element (no second read of a block from L1) and keeps the 2 x 2 lane accumulators (16
+ * doubles per sum: two AVX-512 registers, independent chains) in registers. */
 FO_INLINE void FO_FN(prodigy_pass1)(const FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, FO_T *FO_RESTRICT sb,
                                     const FO_T *FO_RESTRICT p0, const int64_t n, double *part, const FO_T wd,
                                     const int l2, const FO_T b3, const FO_T ws)
 {
     double dot[FO_SUM_LANES] = {0}, l1[FO_SUM_LANES] = {0};
-    for (int64_t b0 = 0; b0 < n; b0 += FO_PRODIGY_BLOCK) {
-        const int64_t len = n - b0 < FO_PRODIGY_BLOCK ? n - b0 : FO_PRODIGY_BLOCK;
-        const FO_T *pb = p + b0, *gb = g + b0, *p0b = p0 + b0;
-        FO_T *sbb = sb + b0;
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-            const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
-            sbb[i] = FO_FMA(ws, gi, sbb[i] * b3);
-        }
-        FO_SUM_LOOP(len, i, k, {
-            const FO_T gi = l2 ? FO_FMA(wd, pb[i], gb[i]) : gb[i];
-            dot[k] += (double)gi * (double)(p0b[i] - pb[i]);
-            l1[k] += (double)FO_PRODIGY_ABS(sbb[i]);
-        });
-    }
+    FO_SUM_LOOP(n, i, k, {
+        const FO_T pi = p[i];
+        const FO_T gi = l2 ? FO_FMA(wd, pi, g[i]) : g[i];
+        const FO_T si = FO_FMA(ws, gi, sb[i] * b3);
+        sb[i] = si;
+        dot[k] = FO_FN(prodigy_dot_add)(dot[k], gi, p0[i] - pi);
+        l1[k] += (double)FO_PRODIGY_ABS(si);
+    });
     part[0] = fo_sum_fold(dot);
     part[1] = fo_sum_fold(l1);
 }
@@ -152,5 +153,4 @@ static inline int64_t FO_FN(prodigy_reduce_needs)(const fo_prodigy_hyper *h)
 FO_REDUCTION(prodigy_reduce, prodigy, 2)
 #undef FO_PRODIGY_L2
 #undef FO_PRODIGY_ABS
-#undef FO_PRODIGY_BLOCK
 #endif

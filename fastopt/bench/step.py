@@ -143,6 +143,9 @@ def _schedulefree(name: str, **kw: Any) -> Callable[[list], Any]:
     return make
 
 
+_PRODIGY_GROWTH = 1.0  # the bench's cap on d's growth per step (see the prodigy row)
+
+
 def _prodigyopt(**kw: Any) -> Callable[[list], Any]:
     def make(tparams: list) -> Any:
         return importlib.import_module("prodigyopt").Prodigy(tparams, **kw)  # (prodigyopt has a single for-loop path)
@@ -159,14 +162,22 @@ ALGOS.update({
     # write s; (2) read p, g, m, v, write p, m, v (the moments use the old d, so they can wait for pass 2): 12
     # values per element. The probe runs two passes in that order, moving 10 of them (s += 0·g over every tensor;
     # then p, m, v += 0·g: pass 1's reads of p and p0 are left out, a probe pass having one read-only array).
-    "prodigy": Algo("Prodigy", lambda ps: fo.Prodigy(ps), None, {}, {}, ("exp_avg", "exp_avg_sq", "s"), False,
-                    _prodigyopt(), "prodigyopt 1.1.2", min_values=12,
+    # Both sides run growth_rate=1.0: on the bench's fixed gradient d otherwise grows to 1e15-1e16 within 100 steps
+    # (the parameters to 1e19), and prodigyopt's float step weight (d / d0) d lr can overflow (a RuntimeError that
+    # stopped a bench run); capping d's growth changes no operation of either step, only the value of d.
+    "prodigy": Algo("Prodigy", lambda ps: fo.Prodigy(ps, growth_rate=_PRODIGY_GROWTH), None, {}, {},
+                    ("exp_avg", "exp_avg_sq", "s"), False, _prodigyopt(growth_rate=_PRODIGY_GROWTH),
+                    "prodigyopt 1.1.2", min_values=12,
                     probe_passes=(("s", "grad"), ("param", "grad", "exp_avg", "exp_avg_sq")),
                     probe_note="Prodigy's minimum is two passes over the whole model (the d estimate needs "
                                "sum g·(p0 − p) and the l1 norm of s over every parameter first): read p, g, p0, s and "
                                "write s, then read p, g, m, v and write p, m, v, 12 values per element (GB/s counts "
                                "these). Its probe runs two passes in that order, moving 10 of them (s += 0·g; then "
-                               "p, m, v += 0·g), so it is never slower than the minimum."),
+                               "p, m, v += 0·g), so it is never slower than the minimum, and a step moving the 12 at "
+                               "the probe's bandwidth is 10/12 = 83 % of it. Both Prodigy columns run "
+                               "growth_rate=1.0 (the same operations per step as the default): on the bench's fixed "
+                               "gradient an unbounded d reaches 1e15 within 100 steps and can overflow prodigyopt's "
+                               "float step weight."),
 })
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+from itertools import chain
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -210,6 +211,12 @@ def prodigy(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np
 
 
 _is = operator.is_
+# the plan's checks iterate in C (map, chain) rather than in Python comprehensions: at 200 parameters with 5 state
+# entries each they were most of the repeated step's Python time
+_chain = chain.from_iterable
+_data, _grad, _shape, _dtype = (operator.attrgetter(a) for a in ("data", "grad", "shape", "dtype"))
+_writeable = operator.attrgetter("flags.writeable")
+_values = operator.methodcaller("values")
 
 
 class _Plan:
@@ -239,7 +246,7 @@ class _Plan:
             states = [opt.state[p] for p in params]
             keys = [k for k, on in zip(SPEC.buffers, active) if on]
             written = datas + [st[k] for st in states for k in keys]
-            entry = [group, params, datas, states, written, [(a.shape, a.dtype) for a in written],
+            entry = [group, params, datas, states, written, (list(map(_shape, written)), list(map(_dtype, written))),
                      None, [d.shape for d in datas], table, hyper, part, None, None, None]
             self.entries.append(entry)
             self.snapshot(entry)
@@ -249,8 +256,8 @@ class _Plan:
         """Record the group's and the states' keys and values as they are now (after a step)."""
         group, states = entry[0], entry[3]
         entry[11] = (list(group), list(group.values()))
-        entry[12] = [k for st in states for k in st]
-        entry[13] = [v for st in states for v in st.values()]
+        entry[12] = list(_chain(states))
+        entry[13] = list(_chain(map(_values, states)))
 
     def _holds(self, entry: list, state: Any) -> list | None:
         """The new gradients if the entry's checks pass (see the class docstring), else None."""
@@ -261,18 +268,19 @@ class _Plan:
         ps = group["params"]
         if type(ps) is not list or len(ps) != len(params) or not all(map(_is, ps, params)):
             return None
-        if not all(map(_is, [p.data for p in params], entry[2])):
+        if not all(map(_is, map(_data, params), entry[2])):
             return None
-        sts = [state.get(p) for p in params]
-        if not all(map(_is, sts, entry[3])):
+        sts = entry[3]  # (params has entry[3]'s length: one state each)
+        if not all(map(_is, map(state.get, params), sts)):
             return None
-        if [k for st in sts for k in st] != entry[12] or not all(map(_is, [v for st in sts for v in st.values()],
-                                                                        entry[13])):
+        # the same dicts: the same keys (so as many values) and the very same values
+        if list(_chain(sts)) != entry[12] or not all(map(_is, _chain(map(_values, sts)), entry[13])):
             return None
-        written = entry[4]
-        if [(a.shape, a.dtype) for a in written] != entry[5] or not all([a.flags.writeable for a in written]):
+        written, (shapes, dtypes) = entry[4], entry[5]
+        if list(map(_shape, written)) != shapes or list(map(_dtype, written)) != dtypes \
+                or not all(map(_writeable, written)):
             return None
-        return [p.grad for p in params]
+        return list(map(_grad, params))
 
     def run(self, opt: "Prodigy") -> bool:
         """The repeated step, or False with nothing changed (see the class docstring)."""
@@ -288,7 +296,7 @@ class _Plan:
                 if grads is None or entry[8].set_grads(grads) >= 0:
                     return False
                 bound.append(entry[8])
-                if [g.shape for g in grads] != entry[7]:
+                if list(map(_shape, grads)) != entry[7]:
                     return False
                 all_grads += grads
             if len(self.entries) > 1:  # each table checked its own arrays; across groups:
