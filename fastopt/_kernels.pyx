@@ -1157,10 +1157,11 @@ AVG_LERP = FO_AVG_LERP
 AVG_EMA = FO_AVG_EMA
 
 
-def probe(TensorTable t, int n_state, double scale=1.0) -> None:
-    """Run the same-traffic probe over ``t``: buffers param (INOUT), grad (IN), then ``n_state`` INOUT buffers;
-    each written element b becomes ``b + scale * grad``. Threads and work items as the optimizer kernels."""
-    KERNELS["probe"](t, KERNELS["probe"].pack({"n_state": n_state, "scale": scale}))
+def probe(TensorTable t, int n_state, double scale=1.0, int n_in=0) -> None:
+    """Run the same-traffic probe over ``t``: buffers param (INOUT), grad (IN), then ``n_state`` INOUT buffers,
+    then ``n_in`` (0 to 2) more IN buffers; each written element b becomes ``b + scale * (grad + the IN ones)``.
+    ``n_state + n_in <= 3``. Threads and work items as the optimizer kernels."""
+    KERNELS["probe"](t, KERNELS["probe"].pack({"n_state": n_state, "n_in": n_in, "scale": scale}))
 
 
 def isa() -> str:

@@ -52,6 +52,26 @@ def test_probe_adds_grad_to_every_written_buffer(dtype, n_state, rng):
         np.testing.assert_array_equal(arrs[k], before[k] + before[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_state,n_in", [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)])
+def test_probe_adds_grad_and_extra_inputs_to_every_written_buffer(dtype, n_state, n_in, rng):
+    n = 40000
+    arrs = [rng.standard_normal(n + 1).astype(dtype)[1:] for _ in range(2 + n_state + n_in)]
+    before = [a.copy() for a in arrs]
+    names = ("param", "grad") + tuple(f"s{k}" for k in range(n_state)) + tuple(f"in{k}" for k in range(n_in))
+    table = K.TensorTable([arrs], names, (False, True) + (False,) * n_state + (True,) * n_in, 0)
+    K.probe(table, n_state, 2.0, n_in)
+    add = before[1].copy()
+    for k in range(2 + n_state, 2 + n_state + n_in):
+        add += before[k]
+        np.testing.assert_array_equal(arrs[k], before[k])  # read only
+    np.testing.assert_array_equal(arrs[1], before[1])
+    for k in [0] + list(range(2, 2 + n_state)):
+        np.testing.assert_array_equal(arrs[k], before[k] + dtype(2.0) * add)
+    with pytest.raises((RuntimeError, ValueError), match="probe: (malformed tensor table|the kernel rejected)"):
+        K.probe(table, n_state + n_in, 1.0, 1)  # more buffers than the table has, or n_state + n_in > 3
+
+
 @pytest.mark.parametrize("algo", list(NUMPY_OPTIMIZERS))
 def test_numpy_baseline_matches_fastopt(algo, rng):
     spec = ALGOS[algo]

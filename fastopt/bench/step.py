@@ -160,21 +160,22 @@ ALGOS.update({
     # The d estimate of the update needs two sums over every parameter of every group (sum g (p0 - p) and the
     # l1 norm of the new s) first, so Prodigy's minimum is two passes over the whole model: (1) read p, g, p0, s,
     # write s; (2) read p, g, m, v, write p, m, v (the moments use the old d, so they can wait for pass 2): 12
-    # values per element. The probe runs two passes in that order, moving 10 of them (s += 0·g over every tensor;
-    # then p, m, v += 0·g: pass 1's reads of p and p0 are left out, a probe pass having one read-only array).
+    # values per element. The probe runs two passes in that order and moves exactly those 12 (s += 0·(g + p + p0)
+    # over every tensor, with exp_avg's array standing in for p0: the same size, a stream of its own; then p, m, v
+    # += 0·g).
     # Both sides run growth_rate=1.0: on the bench's fixed gradient d otherwise grows to 1e15-1e16 within 100 steps
     # (the parameters to 1e19), and prodigyopt's float step weight (d / d0) d lr can overflow (a RuntimeError that
     # stopped a bench run); capping d's growth changes no operation of either step, only the value of d.
     "prodigy": Algo("Prodigy", lambda ps: fo.Prodigy(ps, growth_rate=_PRODIGY_GROWTH), None, {}, {},
                     ("exp_avg", "exp_avg_sq", "s"), False, _prodigyopt(growth_rate=_PRODIGY_GROWTH),
                     "prodigyopt 1.1.2", min_values=12,
-                    probe_passes=(("s", "grad"), ("param", "grad", "exp_avg", "exp_avg_sq")),
+                    probe_passes=(("s", "grad", "<param", "<exp_avg"), ("param", "grad", "exp_avg", "exp_avg_sq")),
                     probe_note="Prodigy's minimum is two passes over the whole model (the d estimate needs "
                                "sum g·(p0 − p) and the l1 norm of s over every parameter first): read p, g, p0, s and "
                                "write s, then read p, g, m, v and write p, m, v, 12 values per element (GB/s counts "
-                               "these). Its probe runs two passes in that order, moving 10 of them (s += 0·g; then "
-                               "p, m, v += 0·g), so it is never slower than the minimum, and a step moving the 12 at "
-                               "the probe's bandwidth is 10/12 = 83 % of it. Both Prodigy columns run "
+                               "these). Its probe runs two passes in that order and moves the same 12 (s += 0·(g + "
+                               "p + p0), with exp_avg's array standing in for p0; then p, m, v += 0·g). Both Prodigy "
+                               "columns run "
                                "growth_rate=1.0 (the same operations per step as the default): on the bench's fixed "
                                "gradient an unbounded d reaches 1e15 within 100 steps and can overflow prodigyopt's "
                                "float step weight."),
@@ -316,22 +317,28 @@ def build(algo: Algo, dtype: np.dtype, shapes: list[tuple[int, ...]], want: list
 def _probe(algo: Algo, params: list[np.ndarray], grads: list[np.ndarray],
            state: list[list[np.ndarray]]) -> Callable[[], None]:
     """The same-traffic probe over the benchmark's arrays: one pass (param, grad, then every state buffer), or the
-    algorithm's ``probe_passes``, each over every tensor before the next. Scale 0: shared state keeps its values."""
+    algorithm's ``probe_passes``, each over every tensor before the next. In a pass the first array is written,
+    the second read, then come the written ones and last the read-only ones, marked with a leading ``<`` (up to
+    two: the probe's n_in). Scale 0: every array keeps its values."""
     passes = algo.probe_passes or (("param", "grad") + algo.keys,)
+
+    def column(name: str) -> list[np.ndarray]:
+        return params if name == "param" else grads if name == "grad" else [st[algo.keys.index(name)] for st in state]
+
     tables = []
     for names in passes:
-        cols = [params if n == "param" else grads if n == "grad" else [st[algo.keys.index(n)] for st in state]
-                for n in names]
-        ns = len(names) - 2
+        cols = [column(n.lstrip("<")) for n in names]
+        ni = sum(n.startswith("<") for n in names)
+        ns = len(names) - 2 - ni
+        if any(n.startswith("<") for n in names[:2 + ns]):
+            raise ValueError(f"probe pass {names}: the read-only arrays ('<name') come last")
         tables.append((K.TensorTable([list(row) for row in zip(*cols)], ("param", "grad") +
-                                     tuple(f"state{k}" for k in range(ns)), (False, True) + (False,) * ns, 0), ns))
-    if len(tables) == 1:
-        (table, ns), = tables
-        return lambda: K.probe(table, ns, 0.0)
+                                     tuple(f"state{k}" for k in range(ns)) + tuple(f"in{k}" for k in range(ni)),
+                                     (False, True) + (False,) * ns + (True,) * ni, 0), ns, ni))
 
     def run() -> None:
-        for table, ns in tables:
-            K.probe(table, ns, 0.0)
+        for table, ns, ni in tables:
+            K.probe(table, ns, 0.0, ni)
     return run
 
 
