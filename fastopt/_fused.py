@@ -288,13 +288,16 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                  items: list) -> tuple:
         rows = _Rows()
         commits = []
+        # every new buffer of a key at once, so that they can be consecutive views of one allocation (_state.py)
+        fresh = {key: iter(self._initial_buffers(group, key, [it[1] for it in items if key not in (it[3] or {})]))
+                 for key, on in zip(self._buffers, active) if on}
         for p, data, grad, st in items:
             st = st or {}
             new_keys = {}
             is_fresh = False
             for key, on in zip(self._buffers, active):
                 if on and key not in st:
-                    new_keys[key] = self._initial_buffer(group, key, data)
+                    new_keys[key] = next(fresh[key])
                     is_fresh = is_fresh or key in self._fresh_uses_grad
             for key, init in self._scalar_state:
                 if key not in st:

@@ -1,7 +1,9 @@
 """The per-parameter state of ``FusedOptimizer``: new buffers, scalar state, and loading a saved state.
 
 A new state buffer is zeros (or the algorithm's start value) placed at the parameter's offset within a cache line
-(``fastopt._memory``), so the kernels' aligned loops suit both. Scalar state (NAdam's ``mu_product``, ASGD's
+(``fastopt._memory``), so the kernels' aligned loops suit both; a step's new zero buffers of one key are consecutive
+views of one allocation (``zeros_aligned_many``), so that many small tensors' state streams are contiguous and in
+huge pages. Scalar state (NAdam's ``mu_product``, ASGD's
 ``eta`` and ``mu``) is a 0-d array per parameter in ``scalar_dtype(param)``: float64 for a float64 parameter (torch
 under ``torch.set_default_dtype(torch.float64)``), float32 otherwise (torch's default scalar dtype). It is checked by
 ``_validate.scalar_state``, and a saved value is loaded cast to that dtype, as torch's ``load_state_dict`` casts it to
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _validate as V
-from ._memory import zeros_like_aligned
+from ._memory import zeros_aligned_many, zeros_like_aligned
 
 if TYPE_CHECKING:  # the mixin is only ever a base of FusedOptimizer, next to Optimizer (no import cycle at run time)
     from .optimizer import Optimizer as _Base
@@ -52,6 +54,15 @@ class StateMixin(_Base):
         """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at
         the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
         return zeros_like_aligned(data)
+
+    def _initial_buffers(self, group: dict[str, Any], key: str, datas: list[np.ndarray]) -> list[np.ndarray]:
+        """The new state buffers ``key`` of one step's parameters of a group (arrays ``datas``, one dtype), in order.
+        Zeros: consecutive views of one allocation per key (``fastopt._memory.zeros_aligned_many``: contiguous,
+        huge-page backed when large, each co-aligned with its parameter), unless ``_initial_buffer`` is overridden,
+        which then makes each buffer."""
+        if type(self)._initial_buffer is not StateMixin._initial_buffer:
+            return [self._initial_buffer(group, key, d) for d in datas]
+        return zeros_aligned_many(datas)
 
     def _initial_scalar(self, group: dict[str, Any], init: Any, data: np.ndarray) -> np.ndarray:
         """A new scalar state value (``init``: a number or a function of the group) for a parameter whose array is

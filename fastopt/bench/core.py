@@ -10,14 +10,17 @@ median over rounds, so each ratio compares times measured side by side in one ru
   assignment and the re-validation, not NumPy's allocation; "assign only" times the assignment loop alone, so
   fresh − reused − assign only is fastopt's re-check of the new arrays); the flat-buffer NumPy step (NumpyAdam
   over one 61-element buffer per array); torch fused, reused and given fresh gradient tensors the same way.
-- **model200** — Adam, float32, 1 thread: the 200-tensor model (2.9 M elements) against ONE tensor with the same
+- **model200** — Adam, float32, 1 thread: the 200-tensor model (3.7 M elements) against ONE tensor with the same
   number of elements, and against torch fused on the 200 tensors (and torch fused's own 200 / one); and the same
   200 tensors as views of one buffer per array ("200 views": the one tensor's memory layout), which splits the gap
   into the per-tensor cost (views / one tensor) and the cost of where separate arrays live (separate / views:
   small arrays come from the malloc heap in 4 KiB pages, a large one is mapped on its own and NumPy asks for
   transparent huge pages for it; with 4 or 5 streams each crossing a page every 4 KiB, TLB misses and the
   hardware prefetchers' restart at each page cost Adam's step up to 1.3x, also for ONE tensor in 4 KiB pages:
-  measured with a C driver of the kernels).
+  measured with a C driver of the kernels). fastopt places a step's new state buffers of one key as consecutive
+  views of one allocation (the state arena, fastopt._memory.zeros_aligned_many), so only the user's parameter and
+  gradient arrays are scattered; "200 tensors, separate state" gives every state buffer its own allocation as
+  before the arena (and as loading a state dict does), and its ratio to "200 tensors" is the arena's gain.
 - **big** — one tensor of 2e7 elements (2e6 with ``--quick``), float32, 1 thread: Adam and SGD-momentum against
   torch fused, and the same-traffic probe for each; GB/s counts the minimum traffic (read param, grad, state;
   write param, state) and each step's share of the best GB/s seen in the group; Adam's ns per element against
@@ -40,6 +43,7 @@ import numpy as np
 
 import fastopt as fo
 
+from .._memory import zeros_like_aligned
 from .numpy_impl import NumpyAdam
 from .step import ALGOS, build, case_shapes, interleave, set_threads, torch  # torch or None
 
@@ -113,14 +117,35 @@ def _views_fastopt(algo: str, dtype, shapes) -> Callable[[], None]:
         p.grad = g
     opt = a.make_fastopt(params)
     opt.step()  # creates the state; then move it into the views
+    return _moved_state(opt, params, a.keys, lambda k, i, data: parts[k][i])
+
+
+def _moved_state(opt: Any, params: list, keys: tuple[str, ...],
+                 place: Callable[[str, int, np.ndarray], np.ndarray]) -> Callable[[], None]:
+    """opt.step after moving each state buffer k of params[i] into place(k, i, data) (same values), checked kept."""
+    moved = {}
     for i, p in enumerate(params):
-        for k in a.keys:
-            np.copyto(parts[k][i], opt.state[p][k])
-            opt.state[p][k] = parts[k][i]
+        for k in keys:
+            moved[k, i] = place(k, i, p.data)
+            np.copyto(moved[k, i], opt.state[p][k])
+            opt.state[p][k] = moved[k, i]
     opt.step()  # the full path checks the new buffers and plans the repeated step over them
-    if any(opt.state[p][k] is not parts[k][i] for i, p in enumerate(params) for k in a.keys):
-        raise RuntimeError("the optimizer did not keep the view state buffers")
+    if any(opt.state[p][k] is not moved[k, i] for i, p in enumerate(params) for k in keys):
+        raise RuntimeError("the optimizer did not keep the moved state buffers")
     return opt.step
+
+
+def _separate_state_fastopt(algo: str, dtype, shapes) -> Callable[[], None]:
+    """The 200-tensor step with each state buffer its own allocation (fastopt before the state arena, and what
+    loading a state dict gives), over separate parameter and gradient arrays made as the "200 tensors" row's."""
+    a = ALGOS[algo]
+    rng = np.random.default_rng(1)
+    params = [fo.Parameter(rng.random(s, dtype=dtype) - 0.5) for s in shapes]
+    for p in params:
+        p.grad = rng.random(p.data.shape, dtype=dtype) - 0.5
+    opt = a.make_fastopt(params)
+    opt.step()
+    return _moved_state(opt, params, a.keys, lambda k, i, data: zeros_like_aligned(data))
 
 
 def _fresh_fastopt(shapes, dtype) -> Callable[[], None]:
@@ -204,7 +229,9 @@ def run_core(quick: bool = False, rounds: int | None = None, batch_seconds: floa
     _add(m200, "200 tensors", "adam", f32, shapes, ["fastopt", "torch fused"], steps)
     _add(m200, "one tensor", "adam", f32, [(total,)], ["fastopt", "torch fused"], steps)
     steps["200 views fastopt"] = _views_fastopt("adam", f32, shapes)
-    m200.elements["200 views fastopt"] = total
+    steps["200 tensors, separate state fastopt"] = _separate_state_fastopt("adam", f32, shapes)
+    for k in ("200 views fastopt", "200 tensors, separate state fastopt"):
+        m200.elements[k] = total
     groups.append(_measure(m200, steps, rounds, batch_seconds))
 
     # A step here is 10-15 ms: batches of at least BIG_STEPS steps, so that each round's time is a steady stream
@@ -251,13 +278,17 @@ def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
         (fresh - reused - assign) * 1e6 if fresh and reused and assign else None, "{:.2f}", "")
     m = g["model200"]
     t200, t1, tv = m.median("200 tensors fastopt"), m.median("one tensor fastopt"), m.median("200 views fastopt")
-    add("200-tensor model (2.9 M) Adam step (ms)", t200 and t200 * 1e3, "{:.3f}", "")
+    n200 = m.elements.get("200 tensors fastopt")  # the issue says 2.9 M; case_shapes("model200") holds 3.7 M
+    add(f"200-tensor model ({n200 / 1e6:.1f} M) Adam step (ms)" if n200 else "200-tensor model Adam step (ms)",
+        t200 and t200 * 1e3, "{:.3f}", "")
     add("  200 tensors / one tensor of the same size", _ratio(t200, t1), "{:.3f}×", "≤ 1.05×")
     add("  torch fused / fastopt", _ratio(m.median("200 tensors torch fused"), t200), "{:.2f}×", "≥ 1.65×")
     add("  200 tensors as views of one buffer per array / one tensor (the per-tensor cost)", _ratio(tv, t1),
         "{:.3f}×", "")
     add("  200 separate arrays / 200 views (the arrays' placement: heap, 4 KiB pages)", _ratio(t200, tv),
         "{:.3f}×", "")
+    add("  state buffers as separate arrays (no state arena) / 200 tensors (the arena's gain)",
+        _ratio(m.median("200 tensors, separate state fastopt"), t200), "{:.3f}×", "")
     add("  torch fused for reference: 200 tensors / one tensor", _ratio(m.median("200 tensors torch fused"),
                                                                          m.median("one tensor torch fused")),
         "{:.3f}×", "")
