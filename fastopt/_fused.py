@@ -257,9 +257,7 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
                     fast = None
                 else:
                     fast.append(self._step_plan(group, table, hyper))
-        if self._plans is not None:
-            self._fast_steps_done += self._plans.runs
-        self._plans = K.StepPlans(fast, self._step_pre_hooks, self._step_post_hooks) if fast is not None else None
+        self._set_plans(fast)
 
     def _fast_path_ok(self) -> bool:
         """The cached-plan path repeats only table, step counts and ``_fill_scalars``: optimizers with scalar state

@@ -450,27 +450,36 @@ cdef class TensorTable:
             self.bufs[i * nb + k] = cnp.PyArray_DATA(a) if self.sizes[i] > 0 else <void *>1
         return -1
 
-    cdef inline bint _same_buffer(self, cnp.ndarray a, int64_t i, int64_t k, cnp.ndarray data) noexcept:
-        """``a`` (an ndarray) still has the dtype, size, shape (``data``'s), layout and, if written, the address
-        and writeability it had when the table was built (arrays can be reshaped or made read-only in place)."""
+    cdef inline bint _same_buffer(self, cnp.ndarray a, int64_t i, int64_t k, cnp.ndarray data, int want_type,
+                                  int64_t rule, bint fixed) noexcept:
+        """``a`` (an ndarray) still has the dtype ``want_type``, the size of position k (``rule``: 0 for the shape of
+        ``data``, ``-B`` for a 1-D array of one element per block of B, ``m > 0`` for a 1-D array of m elements; as
+        the table's ``lengths``), the layout, the writeability if position k is written and, if ``fixed``, the address
+        it had when the table was built (arrays can be reshaped or made read-only in place)."""
         cdef int nd = cnp.PyArray_NDIM(a), j
         cdef cnp.npy_intp *da = cnp.PyArray_DIMS(a)
         cdef cnp.npy_intp *dd = cnp.PyArray_DIMS(data)
-        cdef int64_t size = 1
-        cdef bint written = not (self._ro_mask >> k & 1)
+        cdef int64_t size = 1, want = self.sizes[i]
         cdef int need = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
-        if written:
+        if not (self._ro_mask >> k & 1):
             need |= cnp.NPY_ARRAY_WRITEABLE
-        if (cnp.PyArray_TYPE(a) != self.type_num or nd != cnp.PyArray_NDIM(data)
-                or (cnp.PyArray_FLAGS(a) & need) != need):
+        if cnp.PyArray_TYPE(a) != want_type or (cnp.PyArray_FLAGS(a) & need) != need:
             return False
-        for j in range(nd):
-            if da[j] != dd[j]:
+        if rule == 0:
+            if nd != cnp.PyArray_NDIM(data):
                 return False
-            size *= da[j]
-        if size != self.sizes[i]:
+            for j in range(nd):
+                if da[j] != dd[j]:
+                    return False
+                size *= da[j]
+        else:
+            want = (want + (-rule) - 1) // (-rule) if rule < 0 else rule
+            if nd != 1:
+                return False
+            size = da[0]
+        if size != want:
             return False
-        return not written or size == 0 or cnp.PyArray_DATA(a) == self.bufs[i * self.lst.n_bufs + k]
+        return not fixed or size == 0 or cnp.PyArray_DATA(a) == self.bufs[i * self.lst.n_bufs + k]
 
     cdef bint _hits_written(self, cnp.ndarray a, int64_t size):
         """Whether ``a`` (C-contiguous, ``size`` elements) shares a byte with a buffer this table writes."""
@@ -616,7 +625,8 @@ cdef inline object _slot(object p, Py_ssize_t off):
 
 
 cdef class StepPlan:
-    """The repeated step of one group (``FusedOptimizer``'s fast path; several groups run as one ``StepPlans``).
+    """The repeated step of one table of one group (``FusedOptimizer``'s fast path, and the low-precision modes' of
+    fastopt/_lowp.py; every plan of an optimizer runs as one ``StepPlans``).
 
     Built after a full step validated the group; holds its table (params, state buffers), a snapshot of the group
     dict and of every parameter's state dict (keys and values, in order; the step count's value aside), the group's
@@ -636,17 +646,35 @@ cdef class StepPlan:
         state: the optimizer's state (a dict by parameter); each parameter's state dict is snapshotted.
         keys: the group's option keys (those compared by value when the snapshot differs).
         has_step: whether each parameter's state counts steps (under the key 'step').
-        at_step: ``at_step(t)`` giving every scalar for step count t (used when the group's tensors share a count),
-            or None.
+        at_step: ``at_step(t)`` giving the first scalars for step count t (used when the group's tensors share a
+            count), or None.
         fill: ``fill(scalars, steps)`` writing the scalars for per-tensor counts (the general case), or None if the
             scalars do not change between steps (the caller filled them once).
-        kernel_scalars: the kernel's C function computes the scalars from ``hyper`` and the count
-            (``Kernel.step_scalars``): used instead of ``at_step`` when the tensors share a count.
+        kernel_scalars: a kernel's C function computes the first scalars from a hyper block and the count
+            (``Kernel.step_scalars``): used instead of ``at_step`` when the tensors share a count. The kernel and
+            block are ``kernel`` and ``hyper`` unless ``scalars_from`` says otherwise.
+        index: the positions in ``group['params']`` of the table's tensors, in table order (default: all of them,
+            in order). A group whose tensors are split over several tables (by dtype or format) has one plan per
+            table; ``StepPlans`` runs them together.
+        param_pos, grad_pos: the table positions of the parameter and of the gradient (default 0 and 1). The table
+            may hold another view of ``.data`` at ``param_pos`` (16-bit parameters as uint16 bits), of the same
+            bytes; the parameter's ``.data`` must keep its own dtype.
+        grad_dtype: the dtype a gradient must have (default: the table's at ``grad_pos``); the gradient array itself
+            is put in the table (a 16-bit gradient whose table position is uint16 bits: the same bytes).
+        scalars_from: ``(kernel, hyper)`` whose C step scalars ``kernel_scalars`` uses (a low-precision kernel whose
+            scalars are the float32 kernel's).
+        count_col: a column of the scalars that holds each tensor's step count after this step (-1: none).
+    Every other buffer of the table is the parameter's state under its position's name, or a read-only constant
+    the table holds (a code map): each must keep its dtype, size, layout and address.
     """
     cdef TensorTable table
     cdef Kernel kernel
     cdef bytes hyper
-    cdef list params
+    cdef Kernel skernel     # whose C step scalars (kernel_scalars), for the block shyper
+    cdef bytes shyper
+    cdef list params        # the table's parameters (the group's, or those ``index`` picks)
+    cdef list gparams       # the group's params list when the plan was made
+    cdef list _datas        # each parameter's .data array then
     cdef tuple keys
     cdef tuple values
     cdef tuple types
@@ -661,6 +689,11 @@ cdef class StepPlan:
     cdef list _svals
     cdef int64_t *_steppos  # where 'step' sits in tensor i's state dict (-1: no count)
     cdef int64_t *_steps    # the counts read by the last bind
+    cdef int *_types        # per table position: the dtype (type number) its arrays must have
+    cdef int64_t *_rules    # per table position: its size rule (TensorTable's lengths; 0: the parameter's shape)
+    cdef int64_t *_spos     # the positions of the other buffers (state, constants), _nspos of them
+    cdef int64_t _nspos
+    cdef int64_t ppos, gpos, count_col
     cdef bint _bound
     cdef type _ptype        # the parameters' type, and where its .data and .grad slots sit (0: use getattr)
     cdef Py_ssize_t _data_off
@@ -669,18 +702,34 @@ cdef class StepPlan:
     def __cinit__(self, *args, **kwargs):
         self._steppos = NULL
         self._steps = NULL
+        self._types = NULL
+        self._rules = NULL
+        self._spos = NULL
 
     def __init__(self, TensorTable table, Kernel kernel, bytes hyper, dict group, object state, tuple keys,
-                 bint has_step, object at_step, object fill, bint kernel_scalars=False):
+                 bint has_step, object at_step, object fill, bint kernel_scalars=False, *, tuple index=None,
+                 int param_pos=0, int grad_pos=1, object grad_dtype=None, tuple scalars_from=None,
+                 int count_col=-1):
         cdef int64_t i, k, n = table.n_tensors, nb = len(table._names)
-        if kernel_scalars and (not kernel.has_step_scalars or len(hyper) != kernel.hyper_size
-                               or table.scalars.shape[1] < kernel.n_scalars):
-            raise ValueError(f"kernel {kernel.name} cannot compute this table's scalars")
+        cdef Kernel sk = kernel
+        cdef bytes sh = hyper
+        if scalars_from is not None:
+            sk, sh = scalars_from
+        if kernel_scalars and (not sk.has_step_scalars or len(sh) != sk.hyper_size
+                               or table.scalars.shape[1] < sk.n_scalars):
+            raise ValueError(f"kernel {sk.name} cannot compute this table's scalars")
+        if not (0 <= param_pos < nb and 0 <= grad_pos < nb and param_pos != grad_pos and table._readonly[grad_pos]
+                and not table._readonly[param_pos]):
+            raise ValueError(f"positions {param_pos} (param) and {grad_pos} (a read-only grad) do not fit the table")
+        if not -1 <= count_col < table.scalars.shape[1]:
+            raise ValueError(f"count column {count_col} is not a column of the table's scalars")
         self.kernel_scalars = kernel_scalars
-        self.table, self.kernel, self.hyper = table, kernel, hyper
-        self.params = list(group["params"])
+        self.table, self.kernel, self.hyper, self.skernel, self.shyper = table, kernel, hyper, sk, sh
+        self.ppos, self.gpos, self.count_col = param_pos, grad_pos, count_col
+        self.gparams = list(group["params"])
+        self.params = self.gparams if index is None else [self.gparams[j] for j in index]
         if len(self.params) != n:
-            raise ValueError(f"the group has {len(self.params)} params, the table {n} tensors")
+            raise ValueError(f"the plan has {len(self.params)} params, the table {n} tensors")
         self.keys = keys
         self.values = tuple(group[k_] for k_ in keys)
         self.types = tuple(type(v) for v in self.values)
@@ -693,9 +742,26 @@ cdef class StepPlan:
             self._data_off = self._grad_off = 0
         self._steppos = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
         self._steps = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
-        if self._steppos == NULL or self._steps == NULL:
+        self._types = <int *>malloc(nb * sizeof(int))
+        self._rules = <int64_t *>malloc(nb * sizeof(int64_t))
+        self._spos = <int64_t *>malloc(nb * sizeof(int64_t))
+        if (self._steppos == NULL or self._steps == NULL or self._types == NULL or self._rules == NULL
+                or self._spos == NULL):
             raise MemoryError()
-        self._states, self._skeys, self._svals = [], [], []
+        self._nspos = 0
+        for k in range(nb):
+            if k != param_pos and k != grad_pos:
+                self._spos[self._nspos] = k
+                self._nspos += 1
+            self._types[k] = table.type_num
+            if table._dtypes is not None and table._dtypes[k] is not None:
+                self._types[k] = table._dtypes[k]
+            self._rules[k] = table._lengths[k] if table._lengths is not None else 0
+        if self._rules[param_pos] != 0 or self._rules[grad_pos] != 0:
+            raise ValueError("the param and grad positions must have the parameter's size")
+        if grad_dtype is not None:
+            self._types[grad_pos] = np.dtype(grad_dtype).num
+        self._datas, self._states, self._skeys, self._svals = [], [], [], []
         for i in range(n):
             st = state[self.params[i]]
             if type(st) is not dict:
@@ -707,17 +773,31 @@ cdef class StepPlan:
             self._steppos[i] = skeys.index("step") if has_step and "step" in skeys else -1
             if has_step and self._steppos[i] < 0:
                 raise ValueError(f"tensor {i}: state has no 'step'")
-            if table._rows[i][0] is not self.params[i].data:
+            data = self.params[i].data
+            row = table._rows[i]
+            if row[param_pos] is not data and not (isinstance(data, np.ndarray) and (
+                    cnp.PyArray_DATA(<cnp.ndarray>data) == cnp.PyArray_DATA(<cnp.ndarray>row[param_pos])
+                    and cnp.PyArray_NBYTES(<cnp.ndarray>data) == cnp.PyArray_NBYTES(<cnp.ndarray>row[param_pos]))):
                 raise ValueError(f"tensor {i}: the table's param is not the parameter's data")
-            for k in range(2, nb):
-                buf = table._rows[i][k]
-                if buf is not None and (<dict>st).get(table._names[k]) is not buf:
+            if i == 0:
+                self._types[param_pos] = cnp.PyArray_TYPE(<cnp.ndarray>data)
+            elif cnp.PyArray_TYPE(<cnp.ndarray>data) != self._types[param_pos]:
+                raise ValueError(f"tensor {i}: the parameters of one table must share a dtype")
+            self._datas.append(data)
+            for k in range(nb):
+                buf = row[k]
+                if k == param_pos or k == grad_pos or buf is None or (<dict>st).get(table._names[k]) is buf:
+                    continue
+                if not table._readonly[k]:  # a written buffer is always the state's
                     raise ValueError(f"tensor {i}: the table's '{table._names[k]}' is not the state's")
         self._bound = False
 
     def __dealloc__(self):
         free(self._steppos)
         free(self._steps)
+        free(self._types)
+        free(self._rules)
+        free(self._spos)
 
     cdef bint _same_options(self, dict group):
         """The group's options equal (by value and type; tuples by identity) those the plan was made with."""
@@ -748,10 +828,10 @@ cdef class StepPlan:
         if type(g) is not list:
             return False
         n = len(<list>g)
-        if n != len(self.params):
+        if n != len(self.gparams):
             return False
         for i in range(n):
-            if PyList_GET_ITEM(<list>g, i) != PyList_GET_ITEM(self.params, i):
+            if PyList_GET_ITEM(<list>g, i) != PyList_GET_ITEM(self.gparams, i):
                 return False
         return True
 
@@ -781,7 +861,8 @@ cdef class StepPlan:
         """Check the group and its arrays (see the class docstring) and point the table at the gradients: 1, or 0
         with nothing changed."""
         cdef TensorTable t = self.table
-        cdef int64_t i, k, n = t.n_tensors, nb = t.lst.n_bufs
+        cdef int64_t i, k, s, n = t.n_tensors, nb = t.lst.n_bufs, pk = self.ppos, gk = self.gpos
+        cdef int ptype = self._types[pk], gtype = self._types[gk]
         cdef PyObject *st
         cdef PyObject *buf
         cdef list row
@@ -796,38 +877,47 @@ cdef class StepPlan:
             else:
                 data = p.data
                 g = p.grad
-            if data is not <object>PyList_GET_ITEM(row, 0) or not t._same_buffer(<cnp.ndarray>data, i, 0, <cnp.ndarray>data):
-                t.release(1)
+            if (data is not <object>PyList_GET_ITEM(self._datas, i)
+                    or not t._same_buffer(<cnp.ndarray>data, i, pk, <cnp.ndarray>data, ptype, 0, True)):
+                self._unbind()
                 return 0
-            if (type(g) is not _ndarray or not t._same_buffer(<cnp.ndarray>g, i, 1, <cnp.ndarray>data)
+            if (type(g) is not _ndarray
+                    or not t._same_buffer(<cnp.ndarray>g, i, gk, <cnp.ndarray>data, gtype, 0, False)
                     or t._hits_written(<cnp.ndarray>g, t.sizes[i])):
-                t.release(1)
+                self._unbind()
                 return 0
             st = PyDict_GetItemWithError(state, p)  # a defaultdict: a plain lookup never inserts
             if st == NULL or <object>st is not <object>PyList_GET_ITEM(self._states, i) \
                     or not self._same_state(i, <dict>st):
-                t.release(1)
+                self._unbind()
                 return 0
-            for k in range(2, nb):
+            for s in range(self._nspos):
+                k = self._spos[s]
                 buf = PyList_GET_ITEM(row, k)
-                if <object>buf is not None and not t._same_buffer(<cnp.ndarray>buf, i, k, <cnp.ndarray>data):
-                    t.release(1)
+                if <object>buf is not None and not t._same_buffer(<cnp.ndarray>buf, i, k, <cnp.ndarray>data,
+                                                                  self._types[k], self._rules[k], True):
+                    self._unbind()
                     return 0
-            row[1] = g
-            t.bufs[i * nb + 1] = cnp.PyArray_DATA(<cnp.ndarray>g) if t.sizes[i] > 0 else <void *>1
+            row[gk] = g
+            t.bufs[i * nb + gk] = cnp.PyArray_DATA(<cnp.ndarray>g) if t.sizes[i] > 0 else <void *>1
         self._bound = True
         return 1
 
     cdef int _unbind(self) except -1:
-        self.table.release(1)
+        self.table.release(self.gpos)
         self._bound = False
         return 0
+
+    cdef object _grad(self, int64_t i):
+        """The gradient tensor i is bound to (after ``_bind``)."""
+        return <object>PyList_GET_ITEM(<list>PyList_GET_ITEM(self.table._rows, i), self.gpos)
 
     cdef int _run(self) except -1:
         """Advance the step counts, fill the scalars, run the kernel, drop the gradients (after ``_bind``)."""
         cdef Py_ssize_t i, n = self.table.n_tensors
         cdef bint same = True
-        cdef int64_t t0
+        cdef int64_t t0, cols = self.table.lst.n_scalars
+        cdef double *d
         if not self._bound:
             raise RuntimeError("StepPlan run without a successful bind")
         try:
@@ -843,6 +933,10 @@ cdef class StepPlan:
                     PyDict_SetItem(<dict>PyList_GET_ITEM(self._states, i),
                                    <object>PyList_GET_ITEM(<list>PyList_GET_ITEM(self._skeys, i), self._steppos[i]),
                                    count)
+                if self.count_col >= 0:
+                    d = <double *>cnp.PyArray_DATA(<cnp.ndarray>self.table.scalars)
+                    for i in range(n):
+                        d[i * cols + self.count_col] = <double>(self._steps[i] + 1)
                 if same and self.kernel_scalars:
                     self._kernel_scalars(t0)
                 elif same and self.at_step is not None:
@@ -855,14 +949,14 @@ cdef class StepPlan:
         return 1
 
     cdef void _kernel_scalars(self, int64_t t) noexcept:
-        """Every row of the table's scalars from the kernel's C function at count t."""
+        """The first columns of every row of the table's scalars from the C step scalars (``skernel``) at count t."""
         cdef TensorTable tab = self.table
-        cdef int64_t i, j, ns = self.kernel.n_scalars, cols = tab.lst.n_scalars
+        cdef int64_t i, j, ns = self.skernel.n_scalars, cols = tab.lst.n_scalars
         cdef double *d = <double *>cnp.PyArray_DATA(<cnp.ndarray>tab.scalars)
-        cdef const char *h = self.hyper
+        cdef const char *h = self.shyper
         if tab.n_tensors == 0:
             return
-        self.kernel.step_fn(<const void *>h, t, d)
+        self.skernel.step_fn(<const void *>h, t, d)
         for i in range(1, tab.n_tensors):
             for j in range(ns):
                 d[i * cols + j] = d[j]
@@ -880,11 +974,15 @@ cdef class StepPlans:
     group's table writes (the overlap check across groups; each table checked its own), then every plan runs.
 
     Args:
-        plans: one ``StepPlan`` per group, in group order.
+        plans: one ``StepPlan`` per group, in group order (or several per group, see ``group_of``).
         pre_hooks, post_hooks: the optimizer's step hook dicts; the step runs only while both are empty (or from
             inside a hooked step).
+        group_of: the group index of each plan, non-decreasing from 0 with no group left out (default: plan k
+            is group k's). Every tensor of a group must be in one of its plans.
     """
     cdef readonly tuple plans
+    cdef readonly Py_ssize_t n_groups
+    cdef Py_ssize_t *_group_of
     # repeated steps these plans ran (what the fast-path tests assert by)
     cdef readonly int64_t runs
     cdef _interval *written  # every table's written byte ranges, sorted
@@ -892,11 +990,24 @@ cdef class StepPlans:
     cdef object pre_hooks    # the optimizer's step hook dicts (never replaced: Optimizer only mutates them)
     cdef object post_hooks
 
-    def __cinit__(self, list plans, object pre_hooks, object post_hooks):
+    def __cinit__(self, list plans, object pre_hooks, object post_hooks, tuple group_of=None):
         cdef int64_t n = 0, m = 0, j
+        cdef Py_ssize_t k, last = -1
         cdef StepPlan p
         self.written = NULL
+        self._group_of = NULL
         self.plans = tuple(plans)
+        if group_of is not None and len(group_of) != len(self.plans):
+            raise ValueError(f"got {len(self.plans)} plans but {len(group_of)} group indices")
+        self._group_of = <Py_ssize_t *>malloc(max(len(self.plans), 1) * sizeof(Py_ssize_t))
+        if self._group_of == NULL:
+            raise MemoryError()
+        for k in range(len(self.plans)):
+            self._group_of[k] = k if group_of is None else group_of[k]
+            if not last <= self._group_of[k] <= last + 1:
+                raise ValueError(f"group indices must be non-decreasing from 0 without gaps, got {group_of}")
+            last = self._group_of[k]
+        self.n_groups = last + 1
         self.pre_hooks, self.post_hooks = pre_hooks, post_hooks
         for p in self.plans:
             n += p.table.n_written
@@ -912,6 +1023,7 @@ cdef class StepPlans:
 
     def __dealloc__(self):
         free(self.written)
+        free(self._group_of)
 
     def __len__(self):
         return len(self.plans)
@@ -920,22 +1032,20 @@ cdef class StepPlans:
         cdef Py_ssize_t g, k, n = len(self.plans)
         cdef int64_t i
         cdef StepPlan p
-        cdef TensorTable t
-        if len(groups) != n:
+        if len(groups) != self.n_groups:
             return 0
         for g in range(n):
             p = <StepPlan>self.plans[g]
-            grp = groups[g]
+            grp = groups[self._group_of[g]]
             if type(grp) is not dict or not p._bind(<dict>grp, state):
                 for k in range(g):
                     (<StepPlan>self.plans[k])._unbind()
                 return 0
         if n > 1:
             for g in range(n):
-                t = (<StepPlan>self.plans[g]).table
-                for i in range(t.n_tensors):
-                    if _hit(self.written, self.n_written,
-                            <cnp.ndarray>PyList_GET_ITEM(<list>PyList_GET_ITEM(t._rows, i), 1)) >= 0:
+                p = <StepPlan>self.plans[g]
+                for i in range(p.table.n_tensors):
+                    if _hit(self.written, self.n_written, <cnp.ndarray>p._grad(i)) >= 0:
                         for k in range(n):
                             (<StepPlan>self.plans[k])._unbind()
                         return 0  # the full path names the conflict

@@ -33,6 +33,7 @@ import numpy as np
 from . import _kernels as K
 from . import _validate as V
 from ._memory import copy_aligned, zeros_like_aligned
+from ._plan import cacheable
 
 __all__ = ["STATE_DTYPES", "BLOCK", "MIN_8BIT_SIZE", "dynamic_map", "code_levels", "check_state_dtype",
            "Compressed", "quantize", "dequantize"]
@@ -292,28 +293,33 @@ class Compressed:
         return K.TensorTable(rows, _LOWP_NAMES, _LOWP_READONLY, self.kernel.n_scalars, _LOWP_DTYPES, _LOWP_LENGTHS)
 
     def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
+        """The full step (validate, stage, commit, run), then the plans of the next, cached, step."""
         from ._fused import _Rows  # the driver's row builder (scratch copies of strided params)
         loss = closure() if closure is not None else None
+        if cached_step(opt):
+            return loss
         spec = opt._spec
         work = self._check_all(opt)
         launches = []
         for group, items in work:
             plain, packed = _Rows(), _Rows()
-            commits_plain: list[tuple[Any, dict]] = []
-            commits_packed: list[tuple[Any, dict]] = []
-            for p, data, grad, st, layout in items:
+            commits_plain: list[tuple[Any, dict, int]] = []
+            commits_packed: list[tuple[Any, dict, int]] = []
+            for j, p, data, grad, st, layout in items:
                 new = {} if st else self.new_state(layout, data)
                 rows, commits = (plain, commits_plain) if layout == "f32" else (packed, commits_packed)
                 rows.add(data, grad, self.row_buffers(layout, st if st else new))
-                commits.append((p, new))
+                commits.append((p, new, j))
             t_plain = t_packed = None
             if plain.rows:  # int8 mode's small tensors: the float32 kernel
                 t_plain = K.TensorTable(plain.rows, spec.buffer_names, (False, True) + (False,) * (len(
                     spec.buffer_names) - 2), spec.n_scalars)
             if packed.rows:
                 t_packed = self.packed_table(packed.rows)
-            launches.append((group, (t_plain, plain, commits_plain), (t_packed, packed, commits_packed)))
+            launches.append((group, ((t_plain, plain, commits_plain, spec.table_kernel, spec.hyper(group)),
+                                     (t_packed, packed, commits_packed, self.kernel, self.hyper(group)))))
         self._run(opt, launches)
+        self._plan(opt, launches)
         return loss
 
     def check_group(self, gi: int, group: dict[str, Any]) -> None:
@@ -339,7 +345,7 @@ class Compressed:
                 if st:
                     for key, (_, _, written) in self.expected(layout, data).items():
                         arrays.append((st[key], written, place, f"state '{key}'"))
-                items.append((p, data, grad, st, layout))
+                items.append((j, p, data, grad, st, layout))
             work.append((group, items))
         V.no_overlap(arrays)
         return work
@@ -347,22 +353,38 @@ class Compressed:
     def _run(self, opt: Any, launches: list) -> None:
         """Commit new state and step counts, then run the kernels (plain float32 tables, then packed ones)."""
         spec = opt._spec
-        for group, *runs in launches:
-            for which, (table, rows, commits) in enumerate(runs):
+        for group, runs in launches:
+            for table, rows, commits, kernel, hyper in runs:
                 if table is None:
                     continue
                 steps = []
-                for p, new in commits:
+                for p, new, _ in commits:
                     live = opt.state[p]
                     live.update(new)
                     live["step"] = int(live.get("step", 0)) + 1
                     steps.append(live["step"])
-                spec.fill(group, table.scalars, steps, [bool(new) for _, new in commits])
-                if which == 0:
-                    spec.table_kernel(table, spec.hyper(group))
-                else:
-                    self.kernel(table, self.hyper(group))
+                spec.fill(group, table.scalars, steps, [bool(new) for _, new, _ in commits])
+                kernel(table, hyper)
+                table.release(1)
                 rows.finish()
+
+    @staticmethod
+    def _plan(opt: Any, launches: list) -> None:
+        """The next step's plans (``FusedOptimizer._step_plan``, one per table: the float32 kernel's for int8 mode's
+        small tensors, the compressed kernel's), when every group can have them; else none."""
+        plans: list | None = []
+        group_of: list[int] = []
+        for gi, (group, runs) in enumerate(launches):
+            tables = [r for r in runs if r[0] is not None]
+            if (not plannable(opt, group, sum(len(r[2]) for r in tables))
+                    or any(r[1].copy_back for r in tables)):
+                plans = None
+                break
+            for table, _, commits, kernel, hyper in tables:
+                plans.append(opt._step_plan(group, table, hyper, kernel=kernel, counts=True,
+                                            index=tuple(j for _, _, j in commits)))
+                group_of.append(gi)
+        opt._set_plans(plans, tuple(group_of))
 
 
 class CompressedOne(Compressed):
@@ -748,7 +770,11 @@ class LowParams:
         return kernel.pack({f: values[f] for f in kernel.fields})
 
     def step(self, opt: Any, closure: Callable[[], Any] | None) -> Any:
+        """The full step (validate, stage, commit, run: one kernel call per group and format), then the plans of
+        the next, cached, step."""
         loss = closure() if closure is not None else None
+        if cached_step(opt):
+            return loss
         algo = self.algo
         work = []
         arrays: list = []
@@ -770,17 +796,17 @@ class LowParams:
                 arrays.append((grad, False, place, "grad"))
                 if st:
                     arrays.extend((st[k], True, place, f"state '{k}'") for k in keys)
-                items.append((p, data, grad, st, first + j))
+                items.append((p, data, grad, st, j, first + j))
             work.append((group, items))
             first += len(group["params"])
         V.no_overlap(arrays)
         launches = []
         nb = len(algo.names)
         readonly = tuple(k == algo.grad for k in range(nb))
-        for group, items in work:
+        for gi, (group, items) in enumerate(work):
             positions = algo.state(group)
             tables: dict[tuple[bool, bool], list] = {}
-            for p, data, grad, st, index in items:
+            for p, data, grad, st, j, index in items:
                 new = {} if st else self.new_state(data, group)
                 cur = st if st else new
                 target = data if data.flags.c_contiguous and data.flags.aligned else np.array(data, order="C")
@@ -792,19 +818,19 @@ class LowParams:
                 row[algo.grad] = g if g.dtype == _F32 else g.view(_U16)
                 row[algo.master] = cur.get("master")
                 key = (data.dtype.name == "float16", g.dtype == _F32)
-                tables.setdefault(key, []).append((row, p, new, index, data, target))
+                tables.setdefault(key, []).append((row, p, new, index, data, target, j, g.dtype))
             for (f16, gf32), entries in tables.items():
                 dtypes: list = [None] * nb
                 dtypes[algo.param] = _U16
                 dtypes[algo.grad] = None if gf32 else _U16  # None: the table's dtype, float32
                 table = K.TensorTable([e[0] for e in entries], algo.names, readonly, self.kernel.n_scalars,
                                       tuple(dtypes), None)
-                launches.append((group, table, self.hyper(group, f16, gf32), entries))
+                launches.append((gi, group, table, self.hyper(group, f16, gf32), entries))
         # everything checked and staged: commit state and step counts, then run the kernels
-        for group, table, hyper, entries in launches:
+        n32 = self.kernel.n_scalars - 2  # the float32 kernel's scalars, then the step count and the tensor index
+        for _, group, table, hyper, entries in launches:
             at = algo.scalars(opt, group)
-            n32 = self.kernel.n_scalars - 2
-            for i, (_, p, new, index, _, _) in enumerate(entries):
+            for i, (_, p, new, index, _, _, _, _) in enumerate(entries):
                 live = opt.state[p]
                 live.update(new)
                 live["step"] = int(live.get("step", 0)) + 1
@@ -813,8 +839,41 @@ class LowParams:
                 table.scalars[i, n32] = live["step"]
                 table.scalars[i, n32 + 1] = index
             self.kernel(table, hyper)
-            for _, _, _, _, data, target in entries:
+            table.release(algo.grad)
+            for _, _, _, _, data, target, _, _ in entries:
                 if target is not data:
                     np.copyto(data, target)
+        self._plan(opt, work, launches)
         return loss
 
+    def _plan(self, opt: Any, work: list, launches: list) -> None:
+        """The next step's plans (``FusedOptimizer._step_plan``, one per table), when every group can have them (its
+        parameters updated in place, their dtypes one per table) and this kernel's scalars begin with the float32
+        spec's (those the plan fills as the float32 step would); else none."""
+        n32 = self.kernel.n_scalars - 2
+        if n32 != opt._spec.n_scalars or not all(plannable(opt, group, len(items)) for group, items in work):
+            opt._set_plans(None)
+            return
+        plans = []
+        for gi, group, table, hyper, entries in launches:
+            if (any(e[5] is not e[4] for e in entries) or len({e[4].dtype.num for e in entries}) != 1
+                    or len({e[7].num for e in entries}) != 1):
+                opt._set_plans(None)
+                return
+            plans.append(opt._step_plan(group, table, hyper, kernel=self.kernel, counts=True,
+                                        index=tuple(e[6] for e in entries), param_pos=self.algo.param,
+                                        grad_pos=self.algo.grad, grad_dtype=entries[0][7], count_col=n32))
+        opt._set_plans(plans, tuple(launch[0] for launch in launches))
+
+
+def plannable(opt: Any, group: dict[str, Any], n: int) -> bool:
+    """Whether a group whose full step updated ``n`` tensors can have a cached repeated step: every parameter had a
+    gradient, its options compare by value (``_plan.cacheable``) and the optimizer has no scalar state."""
+    return n == len(group["params"]) and n > 0 and cacheable(group) and opt._fast_path_ok()
+
+
+def cached_step(opt: Any) -> bool:
+    """The cached repeated step of a low-precision mode from inside its full step (after the closure, or with step
+    hooks, when ``fastopt._kernels.fused_step`` did not try it): True if it ran."""
+    plans = opt._plans
+    return plans is not None and plans.step(opt.param_groups, opt.state)

@@ -2,9 +2,11 @@
 
 After a full step of every group succeeded, ``_step_plan`` records each as a ``fastopt._kernels.StepPlan`` (its
 pointer table, a snapshot of the group and of its parameters' state, packed hyper block, scalar rule), and the
-optimizer keeps them as one ``StepPlans``; the next ``step`` (``fastopt._kernels.fused_step``) runs them in one
-Cython call, lock and checks included, while nothing they relied on changed. Pointer tables are also cached per (group, dtype) for the
-full path (``_table``), reused while the written arrays are the same objects.
+optimizer keeps them as one ``StepPlans`` (``_set_plans``; the low-precision modes of fastopt/_lowp.py make theirs
+the same way, one plan per table: a group of several formats has several); the next ``step``
+(``fastopt._kernels.fused_step``) runs them in one Cython call, lock and checks included, while nothing they relied
+on changed. Pointer tables are also cached per (group, dtype) for the full path (``_table``), reused while the
+written arrays are the same objects.
 """
 from __future__ import annotations
 
@@ -62,20 +64,37 @@ class PlanCache(_Base):
         state["_cache"], state["_plans"] = {}, None  # pointer tables are rebuilt by the copy's first step
         return state
 
-    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
-        """The repeated step of ``group`` (see ``K.StepPlan``), made after a full step of it succeeded."""
+    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes, *, kernel: K.Kernel | None = None,
+                   counts: bool | None = None, **where: Any) -> K.StepPlan:
+        """The repeated step of ``group``'s ``table`` (see ``K.StepPlan``), made after a full step of it succeeded.
+
+        The table's kernel is the spec's unless ``kernel`` is given (a low-precision kernel whose per-tensor scalars
+        begin with the spec's: they are filled as for the spec's kernel, from its C step scalars if it has them);
+        ``counts`` says whether the state keeps step counts (default ``_has_step``: a compressed mode keeps them
+        even where the float32 optimizer does not, and its scalars still depend on the step only if the float32
+        optimizer's do); ``where`` passes ``StepPlan``'s table layout (index, param_pos, grad_pos, grad_dtype,
+        count_col)."""
         spec = self._spec
         keys = tuple(k for k in group if k not in NOT_OPTIONS)
-        n = len(group["params"])
-        fresh = [False] * n  # a repeated step never creates state
+        fresh = [False] * table.n_tensors  # a repeated step never creates state
         at_step = spec.at_step(group) if spec.at_step is not None and not spec.kernel_scalars else None
         fill = None
         if self._has_step and spec.n_scalars and (spec.at_step is not None or spec._fill is not None):
             fill = lambda scalars, steps: spec.fill(group, scalars, steps, fresh)  # noqa: E731
         else:  # constant scalars: as a repeated step sees them
             spec.fill(group, table.scalars, [], fresh)
-        return K.StepPlan(table, spec.table_kernel, hyper, group, self.state, keys, self._has_step, at_step, fill,
-                          spec.kernel_scalars)
+        if kernel is not None and kernel is not spec.table_kernel and spec.kernel_scalars:
+            where["scalars_from"] = (spec.table_kernel, spec.hyper(group))
+        return K.StepPlan(table, spec.table_kernel if kernel is None else kernel, hyper, group, self.state, keys,
+                          self._has_step if counts is None else counts, at_step, fill, spec.kernel_scalars, **where)
+
+    def _set_plans(self, plans: list[K.StepPlan] | None, group_of: tuple[int, ...] | None = None) -> None:
+        """Keep ``plans`` (``K.StepPlans``: ``group_of`` gives each plan's group, default one plan per group) for the
+        next repeated step, or none (None), counting the repeated steps the plans they replace ran."""
+        if self._plans is not None:
+            self._fast_steps_done += self._plans.runs
+        self._plans = (K.StepPlans(plans, self._step_pre_hooks, self._step_post_hooks, group_of)
+                       if plans is not None else None)
 
     def _table(self, key0: tuple, rows: Any, active: tuple[bool, ...]) -> Any:
         """The pointer table for these rows, reused while the written arrays are the same objects."""
@@ -93,4 +112,4 @@ class PlanCache(_Base):
 
     def _groups_changed(self) -> None:
         self._cache = {}
-        self._plans = None
+        self._set_plans(None)  # (the steps the plans ran still count)
