@@ -13,7 +13,7 @@ kernel's arithmetic) and encoded again in registers; no float32 copy of the stat
   code of ``moment / absmax`` (ties to the lower code). Tensors under 4096 elements keep float32 ``exp_avg`` and
   ``exp_avg_sq`` (bitsandbytes' ``min_8bit_size``). The nearest code is defined by an exact branchless binary
   search over the 255 thresholds between neighbouring codes (8 comparisons per element), never by scanning the
-  codes; on AVX-512 with VBMI it is computed arithmetically (class from the exponent, then the decade's linear
+  codes; on AVX-512 with VBMI and on AVX2 it is computed arithmetically (class from the exponent, then the decade's linear
   grid; lanes near a boundary are redone by the search), giving the same codes.
 
 NaN and Inf gradients propagate as in torch (the block's absmax becomes NaN, so its moments decode to NaN);
