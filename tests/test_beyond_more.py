@@ -342,7 +342,7 @@ def test_lookahead_bad_arguments():
 
 # ---- the benchmark rows of these optimizers (fastopt/bench/step.py) ---------------------------------------------
 
-@pytest.mark.parametrize("key", ["lamb", "prodigy", "lookahead"])
+@pytest.mark.parametrize("key", ["prodigy", "lookahead"])  # LAMB: its own probe kernel (test_lamb_lars_speedpath)
 def test_bench_probe_passes_move_what_their_note_says(key, monkeypatch):
     """A multi-pass probe runs each pass over every tensor (scale 0: values unchanged), never moves more values than
     the algorithm's minimum, and Lookahead's state comes from the wrapped optimizer."""
