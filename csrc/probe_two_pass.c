@@ -19,6 +19,7 @@ FO_KERNEL(probe_two_pass, 4, 0, D(scale))
 
 FO_REDUCE_RANGE(probe_two_pass)
 {
+    (void)keep;
     (void)s;
     (void)acc;
     const FO_T c = (FO_T)h->scale;
@@ -42,6 +43,7 @@ static inline void FO_FN(probe_two_pass_combine)(const fo_probe_two_pass_hyper *
 
 FO_APPLY_RANGE(probe_two_pass)
 {
+    (void)keep;
     (void)s;
     (void)r;
     const FO_T c = (FO_T)h->scale;
