@@ -11,7 +11,8 @@
  *   u  = m / (sqrt(v) + eps) + wd * x     (the decay term only without weight_decouple, wd > 0; one fma)
  *   sums: |x|^2, |u|^2    (in double, fixed lanes and order)
  * Per tensor:  w = min(|x|, 10), a = |u|,  trust = 1 if w == 0 or a == 0 (or adam) else w / (a + eps)
- * Pass 2, per element (u recomputed from the new m, v: the same operations, the same bits):
+ * Pass 2, per element (u as pass 1 kept it in the driver's scratch for a small tensor, fo_reduce.h, else recomputed
+ * from the new m, v: the same operations, the same bits):
  *   p  = x + (-step_size * trust) * u      (one fma; step_size = lr / (1 - beta1^t), or lr under adam_debias)
  */
 #ifndef FO_T /* compiled as a file: instantiate the body below for float and double */
@@ -30,10 +31,12 @@ FO_KERNEL(lamb, 4, 1, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(weight_de
     ((FO_T)(((h)->weight_decay != 0 && (h)->weight_decouple) ? 1 - (h)->weight_decay * ((h)->fixed_decay ? 1.0 : (h)->lr) : 1.0))
 #define FO_LAMB_L2(h) ((h)->weight_decay > 0 && !(h)->weight_decouple)
 
-/* Pass 1 over one work item, element i into lane i % FO_SUM_LANES of both sums (fo_sum.h). */
+/* Pass 1 over one work item, element i into lane i % FO_SUM_LANES of both sums (fo_sum.h); u into keep[i] if
+ * kept. */
 FO_INLINE void FO_FN(lamb_reduce_loop)(FO_T *const *bufs, const int64_t n, const FO_T decay, const FO_T wd,
                                        const FO_T eps, const FO_T b1, const FO_T c, const FO_T b2, const FO_T w2,
-                                       const int l2, const int maximize, double *acc)
+                                       const int l2, const int maximize, double *acc, FO_T *FO_RESTRICT keep,
+                                       const int kept)
 {
     FO_T *FO_RESTRICT p = bufs[0], *FO_RESTRICT m = bufs[2], *FO_RESTRICT v = bufs[3];
     const FO_T *FO_RESTRICT g = bufs[1];
@@ -48,6 +51,8 @@ FO_INLINE void FO_FN(lamb_reduce_loop)(FO_T *const *bufs, const int64_t n, const
             u = FO_FMA(wd, x, u);
         m[i] = mi;
         v[i] = vi;
+        if (kept)
+            keep[i] = u;
         xs[k] += (double)x * (double)x;
         us[k] += (double)u * (double)u;
     });
@@ -62,13 +67,17 @@ FO_REDUCE_RANGE(lamb)
     const FO_T b1 = (FO_T)h->beta1, c = (FO_T)(h->grad_averaging ? 1 - h->beta1 : 1.0);
     const FO_T b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2);
     /* Unswitch the flags so that each combination is its own vectorised loop. */
+#define FO_LAMB_REDUCE_(l2, mx) \
+    (keep != NULL ? FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, l2, mx, acc, keep, 1) \
+                  : FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, l2, mx, acc, keep, 0))
     if (FO_LAMB_L2(h)) {
-        if (h->maximize) FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, 1, 1, acc);
-        else             FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, 1, 0, acc);
+        if (h->maximize) FO_LAMB_REDUCE_(1, 1);
+        else             FO_LAMB_REDUCE_(1, 0);
     } else {
-        if (h->maximize) FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, 0, 1, acc);
-        else             FO_FN(lamb_reduce_loop)(bufs, n, decay, wd, eps, b1, c, b2, w2, 0, 0, acc);
+        if (h->maximize) FO_LAMB_REDUCE_(0, 1);
+        else             FO_LAMB_REDUCE_(0, 0);
     }
+#undef FO_LAMB_REDUCE_
 }
 
 static inline void FO_FN(lamb_combine)(const fo_lamb_hyper *h, const double *s, const double *sums, double *out)
@@ -95,11 +104,22 @@ FO_INLINE void FO_FN(lamb_apply_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRI
     }
 }
 
+/* Pass 2 with u as pass 1 kept it. */
+FO_INLINE void FO_FN(lamb_apply_kept)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT u, const int64_t n,
+                                      const FO_T decay, const FO_T coef)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+        p[i] = FO_FMA(coef, u[i], p[i] * decay);
+}
+
 FO_APPLY_RANGE(lamb)
 {
     (void)s;
     const FO_T decay = FO_LAMB_DECAY(h), wd = (FO_T)h->weight_decay, eps = (FO_T)h->eps, coef = (FO_T)r[0];
-    if (FO_LAMB_L2(h))
+    if (keep != NULL)
+        FO_FN(lamb_apply_kept)(bufs[0], keep, n, decay, coef);
+    else if (FO_LAMB_L2(h))
         FO_FN(lamb_apply_loop)(bufs[0], bufs[2], bufs[3], n, decay, wd, eps, coef, 1);
     else
         FO_FN(lamb_apply_loop)(bufs[0], bufs[2], bufs[3], n, decay, wd, eps, coef, 0);

@@ -27,6 +27,7 @@ FO_KERNEL(lars, 3, 1, D(lr) D(momentum) D(dampening) D(weight_decay) D(trust_coe
 
 FO_REDUCE_RANGE(lars)
 {
+    (void)keep; /* nothing to keep: pass 2 reads its inputs again */
     if (!FO_LARS_ADAPTED(h, s))
         return;
     /* the two sums of squares (fo_sum.h's lanes; one pass reads both) */
@@ -71,6 +72,7 @@ FO_INLINE void FO_FN(lars_loop)(FO_T *FO_RESTRICT p, const FO_T *FO_RESTRICT g, 
 
 FO_APPLY_RANGE(lars)
 {
+    (void)keep; /* nothing to keep: pass 2 reads its inputs again */
     const int adapted = r[1] != 0, use_mom = h->momentum > 0;
     const FO_T wd = (FO_T)h->weight_decay, trust = (FO_T)r[0], mom = (FO_T)h->momentum;
     const FO_T w = (FO_T)(1 - h->dampening), neg_lr = (FO_T)(-h->lr);
