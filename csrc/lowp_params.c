@@ -12,7 +12,9 @@
  * calls their range functions (the loops fo_adam_f32 etc. run) on staged blocks of FO_LP_STAGE elements: the block's
  * parameter widened to float32 (exact) in a local buffer (or the master copy itself), the gradient widened likewise
  * (or read in place when it is float32), the state in place. So an element's float32 result is bit for bit the
- * float32 kernel's on the widened values. Then the parameter = the result rounded to nearest-even (float16 as IEEE's
+ * float32 kernel's on the widened values (SGD and Lion on bfloat16 with round to nearest: one fused loop of the same
+ * operations instead, csrc/fo_bf16.h; Adam on bfloat16: fo_adam_bf16_item below). Then the parameter = the result
+ * rounded to nearest-even (float16 as IEEE's
  * conversion, NaN becoming 0x7E00 with its sign; bfloat16 NaN stays a quiet NaN with its top payload) or, with
  * stochastic rounding (bfloat16 only), (bits(p_new) + r) >> 16 for finite p_new, where r, for element e, is bits
  * [16 (e % 4), 16 (e % 4) + 16) of splitmix64(base + (e / 4 + 1) * golden) (one hash for four elements), base = splitmix64(splitmix64(seed + t * golden) ^ tensor index): a
@@ -328,6 +330,20 @@ FO_INLINE void fo_lp_item(const int algo, const fo_tensor_list *t, const void *h
     const float *gf = gf32 ? (const float *)b[ig] + begin : NULL;
     const uint16_t *gh = gf32 ? NULL : (const uint16_t *)b[ig] + begin;
     float *mw = b[im] != NULL ? (float *)b[im] + begin : NULL;
+    if (!f16 && !stochastic && (algo == FO_LPA_SGD || algo == FO_LPA_LION)) { /* bfloat16: one fused loop */
+        const fo_bf16_bufs fb = {p, NULL, gf, gh, NULL, b[2] != NULL ? (float *)b[2] + begin : NULL, mw};
+#define FO_SL_(gf_, ms_)                                      \
+        do {                                                  \
+            if (algo == FO_LPA_SGD)                           \
+                fo_sgd16_range(&sh, s, fb, n, 1, 0, gf_, ms_); \
+            else                                              \
+                fo_lion16_range(&lh, fb, n, 1, 0, gf_, ms_);  \
+        } while (0)
+        if (gf32) { if (mw != NULL) FO_SL_(1, 1); else FO_SL_(1, 0); }
+        else      { if (mw != NULL) FO_SL_(0, 1); else FO_SL_(0, 0); }
+#undef FO_SL_
+        return;
+    }
     const uint64_t base =
         fo_mix64(fo_mix64((uint64_t)(uint32_t)seed + (uint64_t)s[is] * FO_GOLDEN) ^ (uint64_t)s[is + 1]);
     float pbuf[FO_LP_STAGE] __attribute__((aligned(64)));

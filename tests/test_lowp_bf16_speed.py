@@ -133,3 +133,75 @@ def test_bf16_param_lanes_equal_float32_step_then_rounding(kw, layout, master, g
     _same16(q.data, _bits16(p_ref))
     if master:
         _same32(st["master"], p_ref)
+
+
+# SGD and Lion with bfloat16 storage run one fused loop (csrc/fo_bf16.h) instead of the staged float32 kernel
+SGD_LION = [
+    pytest.param(fo.SGD, dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01), "momentum_buffer", id="sgd"),
+    pytest.param(fo.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True), "momentum_buffer",
+                 id="sgd-nesterov-max"),
+    pytest.param(fo.Lion, dict(lr=1e-3, betas=(0.5, 0.9), weight_decay=0.5, maximize=True), "exp_avg", id="lion"),
+]
+
+
+def _float32_second_step(cls, kw, key, p, g, s):
+    q = fo.Parameter(p.copy())
+    q.grad = g.copy()
+    opt = cls([q], **kw)
+    opt.step()
+    opt.state[q][key][:] = s
+    q.data[:] = p
+    opt.step()
+    return q.data, opt.state[q][key]
+
+
+@pytest.mark.parametrize("cls,kw,key", SGD_LION)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+@pytest.mark.parametrize("master", [False, True], ids=["plain", "master"])
+@pytest.mark.parametrize("grad_f32", [False, True], ids=["grad16", "grad32"])
+def test_sgd_lion_bf16_param_lanes(cls, kw, key, layout, master, grad_f32, rng):
+    off, n = layout
+    p16 = _bits16(_values(rng, n, 1.0))
+    g32 = _values(rng, n, 0.1)
+    base = fo.Parameter(np.zeros(off + n, BF16))
+    q = fo.Parameter(base.data[off:])
+    q.data.view(np.uint16)[:] = p16
+    q.grad = g32 if grad_f32 else _bits16(g32).view(BF16)
+    opt = cls([q], master_weights=master, **kw)
+    opt.step()
+    st = opt.state[q]
+    s = _values(rng, n, 0.01)
+    st[key][:] = s
+    p32 = _values(rng, n, 1.0) if master else _widen(p16)
+    if master:
+        st["master"][:] = p32
+    else:
+        q.data.view(np.uint16)[:] = p16
+    g_ref = g32 if grad_f32 else _widen(_bits16(g32))
+    p_ref, s_ref = _float32_second_step(cls, kw, key, p32, g_ref, s)
+    opt.step()
+    _same32(st[key], s_ref)
+    _same16(q.data, _bits16(p_ref))
+    if master:
+        _same32(st["master"], p_ref)
+
+
+@pytest.mark.parametrize("cls,kw,key", SGD_LION)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+def test_sgd_lion_bf16_state_lanes(cls, kw, key, layout, rng):
+    off, n = layout
+    p = _values(rng, n, 1.0)
+    g = _values(rng, n, 0.1)
+    base = fo.Parameter(np.zeros(off + n, np.float32))
+    q = fo.Parameter(base.data[off:])
+    q.data[:] = p
+    q.grad = g
+    opt = cls([q], state_dtype="bfloat16", **kw)
+    opt.step()
+    s16 = _bits16(_values(rng, n, 0.01))
+    opt.state[q][key][:] = s16
+    q.data[:] = p
+    p_ref, s_ref = _float32_second_step(cls, kw, key, p, g, _widen(s16))
+    opt.step()
+    _same32(q.data, p_ref)
+    _same16(opt.state[q][key], _bits16(s_ref))
