@@ -14,7 +14,7 @@
  * boundary re-done by the search: the same codes, checked exhaustively) and decoded by byte-table permutes; on
  * plain AVX-512 the search and the decoding read their tables from registers; AVX2 has the arithmetic encoder too
  * (fo_q8_encode_avx2, the same codes) with the scalar decoder. On AVX-512 the bf16 kernel is one
- * fused 16-lane loop (fo_adam_bf16_avx512); elsewhere three loops per tile.
+ * fused 16-lane loop (fo_adam_bf16_avx512, csrc/fo_bf16.h); elsewhere three loops per tile.
  *
  * Work items start at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so a block never spans two items and the
  * result does not depend on the thread count. */
@@ -31,6 +31,7 @@ FO_KERNEL(adam_lowp, 10, 2, D(lr) D(beta1) D(beta2) D(eps) D(weight_decay) I(max
     I(state_kind))
 #include "fo_adam_f32.h"
 #include "fo_q8.h"
+#include "fo_bf16.h"
 
 
 FO_INLINE fo_adam_f32c fo_adam_consts(const fo_adam_lowp_hyper *h, const double *s)
@@ -95,28 +96,22 @@ FO_INLINE void fo_adam_bf16_one(const fo_adam_f32c c, float *FO_RESTRICT p, cons
     }
 }
 
-#ifdef FO_HAVE_Q8_AVX512
-/* float32 lanes -> bf16 lanes, nearest-even, NaN quiet (fo_bits_to_bf16 lane by lane). */
-FO_TARGET_AVX512 static inline __m256i fo_bf16_pack16(__m512 x)
+#ifdef FO_HAVE_BF16_AVX512
+/* 16 elements at i: decode the moments, fo_adam_v16, encode. */
+FO_TARGET_AVX512 FO_BF16_INLINE void fo_adam_bf16_v16(const fo_adam_v16c *k, float *FO_RESTRICT p,
+                                                      const float *FO_RESTRICT g, uint16_t *FO_RESTRICT m,
+                                                      uint16_t *FO_RESTRICT v, const int64_t i, const int maximize,
+                                                      const int l2, const int small_w)
 {
-    const __m512i u = _mm512_castps_si512(x);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i nearest = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd),
-                                              16);
-    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, nearest, quiet));
+    __m512 mi = fo_bf16_unpack16(m + i), vi = fo_bf16_unpack16(v + i);
+    _mm512_storeu_ps(p + i, fo_adam_v16(k, _mm512_loadu_ps(p + i), _mm512_loadu_ps(g + i), &mi, &vi, maximize, l2,
+                                        small_w));
+    _mm256_storeu_si256((__m256i *)(m + i), fo_bf16_pack16(mi));
+    _mm256_storeu_si256((__m256i *)(v + i), fo_bf16_pack16(vi));
 }
 
-FO_TARGET_AVX512 static inline __m512 fo_bf16_unpack16(const uint16_t *src)
-{
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
-}
-
-/* The bf16 range in one pass of 16 lanes: decode, FO_ADAM_ELEMENT's operations in its order (each an IEEE
- * operation, so every lane equals the scalar element), encode; the elements before p's first 64-byte boundary
- * and the last n % 16 go through the scalar element. */
+/* The bf16 range in one pass of 16 lanes (fo_bf16.h: each lane equals the scalar element); the elements before p's
+ * first 64-byte boundary and the last n % 16 go through the scalar element. */
 static FO_TARGET_AVX512 void fo_adam_bf16_avx512(const fo_adam_f32c c, float *FO_RESTRICT p,
                                                  const float *FO_RESTRICT g, uint16_t *FO_RESTRICT m,
                                                  uint16_t *FO_RESTRICT v, const int64_t n,
@@ -124,27 +119,10 @@ static FO_TARGET_AVX512 void fo_adam_bf16_avx512(const fo_adam_f32c c, float *FO
 {
     const int64_t head = fo_align_head(p, n, (int64_t)sizeof(float));
     fo_adam_bf16_one(c, p, g, m, v, head, maximize, l2, small_w);
-    const __m512 wd = _mm512_set1_ps(c.wd), decay = _mm512_set1_ps(c.decay), w1 = _mm512_set1_ps(c.w1);
-    const __m512 w1m = _mm512_set1_ps(c.w1 - 1), b2 = _mm512_set1_ps(c.b2), w2 = _mm512_set1_ps(c.w2);
-    const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
-    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    const fo_adam_v16c k = fo_adam_v16_consts(c);
     int64_t i = head;
-    for (; i + 16 <= n; i += 16) {
-        __m512 pi = _mm512_loadu_ps(p + i), gi = _mm512_loadu_ps(g + i);
-        if (maximize)
-            gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
-        if (l2)
-            gi = _mm512_fmadd_ps(wd, pi, gi);
-        pi = _mm512_mul_ps(pi, decay);
-        const __m512 mo = fo_bf16_unpack16(m + i), vo = fo_bf16_unpack16(v + i);
-        const __m512 d = _mm512_sub_ps(gi, mo);
-        const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
-        const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
-        const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
-        _mm512_storeu_ps(p + i, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
-        _mm256_storeu_si256((__m256i *)(m + i), fo_bf16_pack16(mi));
-        _mm256_storeu_si256((__m256i *)(v + i), fo_bf16_pack16(vi));
-    }
+    for (; i + 16 <= n; i += 16)
+        fo_adam_bf16_v16(&k, p, g, m, v, i, maximize, l2, small_w);
     fo_adam_bf16_one(c, p + i, g + i, m + i, v + i, n - i, maximize, l2, small_w);
 }
 #endif
@@ -310,16 +288,7 @@ FO_INLINE void fo_adam_q8_range(const fo_adam_f32c c, float *FO_RESTRICT p, cons
 }
 
 /* The flag combinations, each its own vectorised loop. */
-#define FO_UNSWITCH(call_)                                                       \
-    do {                                                                         \
-        if (maximize_) {                                                         \
-            if (l2_) { if (small_w_) call_(1, 1, 1); else call_(1, 1, 0); }      \
-            else     { if (small_w_) call_(1, 0, 1); else call_(1, 0, 0); }      \
-        } else {                                                                 \
-            if (l2_) { if (small_w_) call_(0, 1, 1); else call_(0, 1, 0); }      \
-            else     { if (small_w_) call_(0, 0, 1); else call_(0, 0, 0); }      \
-        }                                                                        \
-    } while (0)
+#define FO_UNSWITCH(call_) FO_UNSWITCH3(call_, maximize_, l2_, small_w_)
 
 /* What the work items read: the hyper-parameters and, on AVX-512 with VBMI or on AVX2, the arithmetic quantizer's
  * tables of the two maps (NULL: the search and the register-table decoder). */
@@ -342,7 +311,7 @@ FO_INLINE void fo_adam_lowp_item(const fo_tensor_list *t, const fo_lowp_ctx *x_,
     const float *g = (const float *)b[1] + begin;
     if (h->state_kind == FO_LOWP_BF16) {
         uint16_t *m = (uint16_t *)b[2] + begin, *v = (uint16_t *)b[3] + begin;
-#ifdef FO_HAVE_Q8_AVX512
+#ifdef FO_HAVE_BF16_AVX512
         if (isa == 2) {
             fo_adam_bf16_avx512(c, p, g, m, v, n, maximize_, l2_, small_w_);
             return;

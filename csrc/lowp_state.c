@@ -6,8 +6,10 @@
  * FO_QBLOCK elements, decodes the state into a float32 tile in L1 (bf16: exact widening; 8-bit: code[q] * absmax),
  * runs the float32 kernel's range function on (param, grad, tile), then encodes the tile again with csrc/fo_q8.h
  * (bf16 nearest-even; 8-bit: absmax = max |tile| of the block, each element the nearest code of x / absmax). So
- * decode -> float32 step -> encode is the compressed step bit for bit. Work items start at multiples of FO_CHUNK, a
- * multiple of FO_QBLOCK, so blocks never straddle items and the result does not depend on the thread count. */
+ * decode -> float32 step -> encode is the compressed step bit for bit. The bfloat16 state skips the tile: one fused
+ * loop of the same operations (fo_sgd16_range / fo_lion16_range, csrc/fo_bf16.h), the same bits. Work items start
+ * at multiples of FO_CHUNK, a multiple of FO_QBLOCK, so blocks never straddle items and the result does not depend
+ * on the thread count. */
 #include <string.h>
 
 #include "fastopt.h"
@@ -19,6 +21,7 @@ FO_KERNEL(lion_lowp, 6, 0, D(lr) D(beta1) D(beta2) D(weight_decay) I(maximize) I
  * when the buffer is new: set to g); hyper as sgd's + state_kind (momentum must be non-zero) */
 FO_KERNEL(sgd_lowp, 6, 1, D(lr) D(momentum) D(dampening) D(weight_decay) I(nesterov) I(maximize) I(state_kind))
 #include "fo_q8.h"
+#include "fo_bf16.h"
 
 #include "fo_f32_bodies.h" /* lion_range_f32, sgd_range_f32: the arithmetic of the kernels below */
 
@@ -56,6 +59,14 @@ FO_INLINE void fo_ls_item(const int algo, const fo_tensor_list *t, const fo_ls_c
     float *absmax = kind == FO_LOWP_Q8 ? (float *)b[3] + begin / FO_QBLOCK : NULL;
     const float *code = kind == FO_LOWP_Q8 ? (const float *)b[4] : NULL;
     const float *lev = kind == FO_LOWP_Q8 ? (const float *)b[5] : NULL;
+    if (m16 != NULL) { /* bfloat16: one fused loop (fo_bf16.h) */
+        const fo_bf16_bufs fb = {NULL, p, g, NULL, m16, NULL, NULL};
+        if (algo == FO_LS_LION)
+            fo_lion16_range(&lh, fb, n, 0, 1, 1, 0);
+        else
+            fo_sgd16_range(&sh, s, fb, n, 0, 1, 1, 0);
+        return;
+    }
     fo_tile tile;
     for (int64_t k = 0, blk = 0; k < n; k += FO_QBLOCK, ++blk) {
         const int64_t len = n - k < FO_QBLOCK ? n - k : FO_QBLOCK;
