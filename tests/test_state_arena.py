@@ -205,3 +205,19 @@ def test_bench_row_of_the_arena_gain():
                                     "200 tensors, separate state fastopt": [2.3e-3]})
     table = {w.strip(): v for w, v, t in rows([Group("mlp"), m200, Group("big")])}
     assert table["state buffers as separate arrays (no state arena) / 200 tensors (the arena's gain)"] == "1.150×"
+
+
+def test_lookahead_slow_weights_are_views_of_one_allocation_per_dtype():
+    """Lookahead's slow weights follow the same placement: per group and dtype one allocation, each view a copy of
+    its parameter at the parameter's offset within a 64-byte line; a float64 parameter gets its own."""
+    rng = np.random.default_rng(3)
+    ps = [fo.Parameter(rng.standard_normal(n).astype(np.float32)[1:]) for n in (101, 38, 5001)]
+    ps.append(fo.Parameter(rng.standard_normal(7)))
+    la = fo.Lookahead(fo.SGD(ps, lr=0.1), k=2)
+    slows = [la.state[p]["slow_params"] for p in ps]
+    assert slows[0].base is not None and all(s.base is slows[0].base for s in slows[:3])
+    assert slows[3].base is not slows[0].base
+    for p, s in zip(ps, slows):
+        assert s.flags.c_contiguous and s.dtype == p.data.dtype and np.array_equal(s, p.data)
+        assert s.ctypes.data % 64 == p.data.ctypes.data % 64
+        assert not np.shares_memory(s, p.data)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _kernels as K
 from .. import _validate as V
-from .._memory import copy_aligned
+from .._memory import copy_aligned, zeros_aligned_many
 from ..optimizer import Optimizer, RemovableHandle, snapshot_state
 
 __all__ = ["Lookahead"]
@@ -90,9 +90,16 @@ class Lookahead:
         self.defaults: dict[str, Any] = {"lookahead_alpha": alpha, "lookahead_k": self.k, **optimizer.defaults}
 
     def _init_group(self, group: dict[str, Any]) -> None:
+        # the group's new slow weights, per dtype as consecutive views of one allocation (fastopt._memory: contiguous
+        # and huge-page backed when large, each co-aligned with its parameter), then copied from the parameters
+        by_dtype: dict[np.dtype, list] = {}
         for p in group["params"]:
             if "slow_params" not in self.state[p]:
-                self.state[p]["slow_params"] = copy_aligned(np.asarray(p.data), p.data)
+                by_dtype.setdefault(np.asarray(p.data).dtype, []).append(p)
+        for ps in by_dtype.values():
+            for p, slow in zip(ps, zeros_aligned_many([np.asarray(p.data) for p in ps])):
+                np.copyto(slow, p.data)
+                self.state[p]["slow_params"] = slow
         self._counters.append(0)
 
     @property
