@@ -372,14 +372,14 @@ class Compressed:
     def _plan(opt: Any, launches: list) -> None:
         """The next step's plans (``FusedOptimizer._step_plan``, one per table: the float32 kernel's for int8 mode's
         small tensors, the compressed kernel's), when every group can have them; else none."""
-        plans: list | None = []
+        plans: list = []
         group_of: list[int] = []
         for gi, (group, runs) in enumerate(launches):
             tables = [r for r in runs if r[0] is not None]
             if (not plannable(opt, group, sum(len(r[2]) for r in tables))
                     or any(r[1].copy_back for r in tables)):
-                plans = None
-                break
+                opt._set_plans(None)
+                return
             for table, _, commits, kernel, hyper in tables:
                 plans.append(opt._step_plan(group, table, hyper, kernel=kernel, counts=True,
                                             index=tuple(j for _, _, j in commits)))

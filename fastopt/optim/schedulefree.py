@@ -167,7 +167,10 @@ class _ScheduleFree(FusedOptimizer):
     # which change every step; their per-tensor scalars are refilled in step() before the plan runs.
     _PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
 
-    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes) -> K.StepPlan:
+    def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes, *, kernel: K.Kernel | None = None,
+                   counts: bool | None = None, **where: Any) -> K.StepPlan:
+        if kernel is not None or counts is not None or where:  # (no low-precision mode plans a Schedule-Free step)
+            raise TypeError("ScheduleFree._step_plan plans only its own kernel's table")
         keys = tuple(k for k in group if k not in NOT_OPTIONS and k not in self._PER_STEP)
         self._planned.append((group, table))
         return K.StepPlan(table, self._spec.table_kernel, hyper, group, self.state, keys, False, None, None)
