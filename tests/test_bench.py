@@ -100,13 +100,32 @@ def test_core_quick_run_writes_its_table(tmp_path):
     for figure in ("| MLP 1-20-1 Adam, whole opt.step(), reused grads (µs) |", "|   fresh / reused |",
                    "|   flat-buffer NumPy step / fastopt |", "|   200 tensors / one tensor of the same size |",
                    "| Adam, one tensor of 2e6: step (ms) |", "| SGD-momentum, one tensor of 2e6: step (ms) |",
-                   "|   big / in cache |"):
+                   "|   big / in cache |",
+                   "|   200 tensors / one tensor with its param and grad in 4 KiB pages as the 200 tensors' are |"):
         assert figure in md
     assert not (out / "RESULTS.md").exists()  # the main table is never overwritten by --core
     groups = json.loads((out / "results_core.json").read_text())["groups"]
     timed = {k for g in groups for k, v in g["times"].items() if v and all(t > 0 for t in v)}
     assert {"reused fastopt", "fresh fastopt", "flat numpy", "200 tensors fastopt", "one tensor fastopt",
             "adam fastopt", "sgd fastopt", "adam probe", "adam in-cache fastopt"} <= timed
+    pages = next(g for g in groups if g["name"] == "model200")
+    assert "one tensor, 4 KiB pages fastopt" in timed or "one tensor, 4 KiB pages fastopt" in pages["skipped"]
+
+
+def test_precision_bounds_table_is_computed_from_the_medians():
+    """Each state mode's bound: in-cache ns/element against ns/element at size, and the best speed-up the two
+    bounds leave (float32's time over the larger of the mode's in-cache time and the probe scaled to its bytes)."""
+    from fastopt.bench.precision import _regimes
+    big = {"elements": 10**6, "times": {"fastopt float32": [1e-3], "fastopt bfloat16": [0.8e-3],
+                                        "fastopt int8": [2e-3], "probe": [0.9e-3]}}
+    cache = {"elements": 10**4, "times": {"fastopt float32": [0.6e-5], "fastopt bfloat16": [0.7e-5],
+                                          "fastopt int8": [1.9e-5]}, "in_cache": True}
+    body = {ln.split(" | ")[0].strip("| "): ln.strip("|").split(" | ") for ln in _regimes(big, cache)
+            if ln.startswith("| ") and not ln.startswith("| state")}
+    assert body["float32"][1:] == ["0.600", "1.000", "1.67", "memory", "1.11×", "1.00× "]
+    # bfloat16: in cache 0.7 ns against the probe's 0.9 * 20 / 28 = 0.643 ns: its arithmetic bounds it at 1/0.7
+    assert body["bfloat16"][1:] == ["0.700", "0.800", "1.14", "arithmetic", "1.43×", "1.25× "]
+    assert body["int8"][4:6] == ["arithmetic", "0.53×"]
 
 
 def test_core_rows_are_the_ratios_of_the_medians():

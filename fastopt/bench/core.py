@@ -20,7 +20,9 @@ median over rounds, so each ratio compares times measured side by side in one ru
   measured with a C driver of the kernels). fastopt places a step's new state buffers of one key as consecutive
   views of one allocation (the state arena, fastopt._memory.zeros_aligned_many), so only the user's parameter and
   gradient arrays are scattered; "200 tensors, separate state" gives every state buffer its own allocation as
-  before the arena (and as loading a state dict does), and its ratio to "200 tensors" is the arena's gain.
+  before the arena (and as loading a state dict does), and its ratio to "200 tensors" is the arena's gain. "one
+  tensor, 4 KiB pages" is the one tensor with its parameter and gradient in 4 KiB pages, as the 200 tensors' are
+  (NumPy's huge-page advice off while they are made): the same step over memory in the same kind of pages.
 - **big** — one tensor of 2e7 elements (2e6 with ``--quick``), float32, 1 thread: Adam and SGD-momentum against
   torch fused, and the same-traffic probe for each; GB/s counts the minimum traffic (read param, grad, state;
   write param, state) and each step's share of the best GB/s seen in the group; Adam's ns per element against
@@ -173,6 +175,29 @@ def _fresh_torch_fused(shapes, dtype) -> Callable[[], None] | str:
     return fresh
 
 
+def _one_small_pages_fastopt(algo: str, dtype, total: int) -> Callable[[], None] | str:
+    """The one-tensor step with its parameter and gradient arrays in 4 KiB pages, as the 200-tensor model's small
+    heap arrays are, and its state where fastopt puts it (the arena, huge pages as for the 200 tensors): NumPy's
+    huge-page advice for large arrays is switched off while the two arrays are made. So 200 tensors / this step
+    compares the two layouts with their memory in the same kind of pages, and 200 tensors / one tensor also counts
+    the TLB misses of the user's 4 KiB pages (about one page walk per 1024 elements of each of the two arrays)."""
+    mod = getattr(np, "_core", None)
+    advise = getattr(getattr(mod, "multiarray", None), "_set_madvise_hugepage", None)
+    if advise is None:
+        return "this NumPy has no switch for its huge-page advice"
+    a = ALGOS[algo]
+    rng = np.random.default_rng(1)
+    before = advise(False)
+    try:
+        p = fo.Parameter(rng.random(total, dtype=dtype) - 0.5)
+        p.grad = rng.random(total, dtype=dtype) - 0.5
+    finally:
+        advise(before)
+    opt = a.make_fastopt([p])
+    opt.step()
+    return opt.step
+
+
 def _flat_numpy_adam(shapes, dtype) -> Callable[[], None]:
     n = int(sum(int(np.prod(s)) for s in shapes))
     rng = np.random.default_rng(3)
@@ -230,7 +255,12 @@ def run_core(quick: bool = False, rounds: int | None = None, batch_seconds: floa
     _add(m200, "one tensor", "adam", f32, [(total,)], ["fastopt", "torch fused"], steps)
     steps["200 views fastopt"] = _views_fastopt("adam", f32, shapes)
     steps["200 tensors, separate state fastopt"] = _separate_state_fastopt("adam", f32, shapes)
-    for k in ("200 views fastopt", "200 tensors, separate state fastopt"):
+    small_pages = _one_small_pages_fastopt("adam", f32, total)
+    if isinstance(small_pages, str):
+        m200.skipped["one tensor, 4 KiB pages fastopt"] = small_pages
+    else:
+        steps["one tensor, 4 KiB pages fastopt"] = small_pages
+    for k in ("200 views fastopt", "200 tensors, separate state fastopt", "one tensor, 4 KiB pages fastopt"):
         m200.elements[k] = total
     groups.append(_measure(m200, steps, rounds, batch_seconds))
 
@@ -287,6 +317,8 @@ def rows(groups: list[Group]) -> list[tuple[str, str, str]]:
         "{:.3f}×", "")
     add("  200 separate arrays / 200 views (the arrays' placement: heap, 4 KiB pages)", _ratio(t200, tv),
         "{:.3f}×", "")
+    add("  200 tensors / one tensor with its param and grad in 4 KiB pages as the 200 tensors' are",
+        _ratio(t200, m.median("one tensor, 4 KiB pages fastopt")), "{:.3f}×", "")
     add("  state buffers as separate arrays (no state arena) / 200 tensors (the arena's gain)",
         _ratio(m.median("200 tensors, separate state fastopt"), t200), "{:.3f}×", "")
     add("  torch fused for reference: 200 tensors / one tensor", _ratio(m.median("200 tensors torch fused"),
