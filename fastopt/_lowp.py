@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -678,6 +678,21 @@ LP_ALGOS = {
 }
 
 
+class _Staged(NamedTuple):
+    """One parameter of a 16-bit step, staged before anything is written: its kernel row, the parameter, its new
+    state (empty when it had state), its tensor index (stochastic rounding's hash), its data, the contiguous
+    array the kernel updates (data itself, or a copy written back after the kernel), its index in the group and
+    its gradient's dtype."""
+    row: list
+    param: Any
+    new: dict
+    tensor: int
+    data: np.ndarray
+    target: np.ndarray
+    j: int
+    grad_dtype: np.dtype
+
+
 class LowParams:
     """The float16/bfloat16-parameter mode of one optimizer (Adam / AdamW, SGD, RMSprop, Lion): float32 state per
     parameter (the float32 optimizer's buffers for the group's options, ``step``, and ``master`` with master
@@ -690,6 +705,11 @@ class LowParams:
     @property
     def kernel(self) -> K.Kernel:
         return self.algo.kernel
+
+    @property
+    def n32(self) -> int:
+        """The float32 kernel's per-tensor scalars: this kernel's, less the step count and the tensor index."""
+        return self.kernel.n_scalars - 2
 
     def keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The float32 arrays a parameter of this group keeps (besides ``step``)."""
@@ -818,31 +838,31 @@ class LowParams:
                 row[algo.grad] = g if g.dtype == _F32 else g.view(_U16)
                 row[algo.master] = cur.get("master")
                 key = (data.dtype.name == "float16", g.dtype == _F32)
-                tables.setdefault(key, []).append((row, p, new, index, data, target, j, g.dtype))
+                tables.setdefault(key, []).append(_Staged(row, p, new, index, data, target, j, g.dtype))
             for (f16, gf32), entries in tables.items():
                 dtypes: list = [None] * nb
                 dtypes[algo.param] = _U16
                 dtypes[algo.grad] = None if gf32 else _U16  # None: the table's dtype, float32
-                table = K.TensorTable([e[0] for e in entries], algo.names, readonly, self.kernel.n_scalars,
+                table = K.TensorTable([e.row for e in entries], algo.names, readonly, self.kernel.n_scalars,
                                       tuple(dtypes), None)
                 launches.append((gi, group, table, self.hyper(group, f16, gf32), entries))
         # everything checked and staged: commit state and step counts, then run the kernels
-        n32 = self.kernel.n_scalars - 2  # the float32 kernel's scalars, then the step count and the tensor index
+        n32 = self.n32
         for _, group, table, hyper, entries in launches:
             at = algo.scalars(opt, group)
-            for i, (_, p, new, index, _, _, _, _) in enumerate(entries):
-                live = opt.state[p]
-                live.update(new)
+            for i, e in enumerate(entries):
+                live = opt.state[e.param]
+                live.update(e.new)
                 live["step"] = int(live.get("step", 0)) + 1
                 if n32:
-                    table.scalars[i, :n32] = at(live["step"], bool(new))
+                    table.scalars[i, :n32] = at(live["step"], bool(e.new))
                 table.scalars[i, n32] = live["step"]
-                table.scalars[i, n32 + 1] = index
+                table.scalars[i, n32 + 1] = e.tensor
             self.kernel(table, hyper)
             table.release(algo.grad)
-            for _, _, _, _, data, target, _, _ in entries:
-                if target is not data:
-                    np.copyto(data, target)
+            for e in entries:
+                if e.target is not e.data:
+                    np.copyto(e.data, e.target)
         self._plan(opt, work, launches)
         return loss
 
@@ -850,19 +870,19 @@ class LowParams:
         """The next step's plans (``FusedOptimizer._step_plan``, one per table), when every group can have them (its
         parameters updated in place, their dtypes one per table) and this kernel's scalars begin with the float32
         spec's (those the plan fills as the float32 step would); else none."""
-        n32 = self.kernel.n_scalars - 2
+        n32 = self.n32
         if n32 != opt._spec.n_scalars or not all(plannable(opt, group, len(items)) for group, items in work):
             opt._set_plans(None)
             return
         plans = []
         for gi, group, table, hyper, entries in launches:
-            if (any(e[5] is not e[4] for e in entries) or len({e[4].dtype.num for e in entries}) != 1
-                    or len({e[7].num for e in entries}) != 1):
+            if (any(e.target is not e.data for e in entries) or len({e.data.dtype.num for e in entries}) != 1
+                    or len({e.grad_dtype.num for e in entries}) != 1):
                 opt._set_plans(None)
                 return
             plans.append(opt._step_plan(group, table, hyper, kernel=self.kernel, counts=True,
-                                        index=tuple(e[6] for e in entries), param_pos=self.algo.param,
-                                        grad_pos=self.algo.grad, grad_dtype=entries[0][7], count_col=n32))
+                                        index=tuple(e.j for e in entries), param_pos=self.algo.param,
+                                        grad_pos=self.algo.grad, grad_dtype=entries[0].grad_dtype, count_col=n32))
         opt._set_plans(plans, tuple(launch[0] for launch in launches))
 
 
