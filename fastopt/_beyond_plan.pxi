@@ -1,7 +1,10 @@
 # The repeated step of an optimizer that runs Python between its kernel calls (included by _kernels.pyx after
 # StepPlan and StepPlans, whose checks it reuses): Prodigy's two passes with the d estimate between them.
 
+cimport cython
 
+
+@cython.auto_pickle(False)  # holds tables of live arrays: never pickled (Prodigy's __getstate__ drops it)
 cdef class PassPlan:
     """The repeated step of an optimizer whose step is several kernel calls per table with Python between them
     (Prodigy: a reduction, the d estimate, the update), with every per-tensor check in C.
