@@ -154,3 +154,9 @@ class Reducer:
     def __call__(self, t: TensorTable, hyper: Any, partials: Any) -> tuple[Any, ...]: ...
 
 REDUCERS: dict[str, Reducer]
+@disjoint_base
+class PassPlan:
+    def __init__(self, plans: list[Any], groups: list[Any], items: list[Any], pre_hooks: Any, post_hooks: Any) -> None: ...
+    plans: StepPlans
+    runs: int
+    def run(self, groups: list[Any], state: Any, passes: Any) -> bool: ...

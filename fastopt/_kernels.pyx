@@ -1285,3 +1285,4 @@ include "_adafactor.pxi"
 include "_lowp.pxi"
 
 include "_reduce.pxi"
+include "_beyond_plan.pxi"

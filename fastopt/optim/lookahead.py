@@ -16,6 +16,7 @@ from ..optimizer import Optimizer, RemovableHandle, snapshot_state
 __all__ = ["Lookahead"]
 
 _KERNEL = K.KERNELS["lookahead"]
+_NAMES = ("param", "slow_params", "grad")  # the planned update's table: the kernel's two buffers, then the gradient
 
 
 def _contiguous(a: np.ndarray) -> bool:
@@ -85,6 +86,8 @@ class Lookahead:
         # per (group, dtype): the pointer table of the last slow-weight update and the ids of its arrays (reused
         # while they are the same objects, which the table keeps alive, so their memory cannot move)
         self._tables: dict[tuple[int, int], tuple[tuple[int, ...], K.TensorTable]] = {}
+        # per group: (group, alpha, plans) for the repeated update, made after a full one (see _plan_update)
+        self._plans: dict[int, tuple[dict[str, Any], float, K.StepPlans]] = {}
         for group in optimizer.param_groups:
             self._init_group(group)
         self.defaults: dict[str, Any] = {"lookahead_alpha": alpha, "lookahead_k": self.k, **optimizer.defaults}
@@ -151,7 +154,14 @@ class Lookahead:
             return loss
 
     def _update(self, gi: int, group: dict[str, Any]) -> None:
-        """The slow-weight update of one group: every check first, then one kernel call per dtype."""
+        """The slow-weight update of one group: every check first, then one kernel call per dtype. A repeated update
+        (the same parameters, arrays and slow weights as the last, every parameter with a gradient) runs the plan
+        made after the last full one (``_plan_update``), whose checks are in C; anything else the full path."""
+        planned = self._plans.get(gi)
+        if planned is not None and planned[0] is group and planned[1] == self.alpha \
+                and planned[2].step([group], self.state):
+            return
+        self._plans.pop(gi, None)
         by_dtype: dict[np.dtype, tuple[list, list]] = {}
         for j, p in enumerate(group["params"]):
             if p.grad is None:
@@ -177,6 +187,31 @@ class Lookahead:
             _KERNEL(table, hyper)
             for data, scratch in back:
                 np.copyto(data, scratch)
+        planned_all = sum(len(rows) for rows, _ in by_dtype.values()) == len(group["params"])
+        if planned_all and all(not back for _, back in tables):  # every parameter, in place: plan the next update
+            self._plan_update(gi, group, hyper)
+
+    def _plan_update(self, gi: int, group: dict[str, Any], hyper: bytes) -> None:
+        """After a full update of every parameter of ``group`` (all contiguous): its repeated update, one
+        ``StepPlan`` per dtype over (param, slow_params, grad) whose bind checks in C that the group's parameters,
+        their ``.data`` arrays and state dicts are the same objects, every array keeps its dtype, shape, layout
+        and address, and each parameter has a gradient that the table would take (the kernel does not read it;
+        a gradient the table refuses, such as a strided one, leaves the full path on)."""
+        params = group["params"]
+        index: dict[int, list[int]] = {}
+        for j, p in enumerate(params):
+            index.setdefault(p.data.dtype.num, []).append(j)
+        try:
+            plans = []
+            for js in index.values():
+                table = K.TensorTable([[params[j].data, self.state[params[j]]["slow_params"], params[j].grad]
+                                       for j in js], _NAMES, (False, False, True), 0)
+                table.release(2)
+                plans.append(K.StepPlan(table, _KERNEL, hyper, group, self.state, (), False, None, None,
+                                        index=tuple(js), grad_pos=2))
+        except (TypeError, ValueError):
+            return
+        self._plans[gi] = (group, self.alpha, K.StepPlans(plans, {}, {}, (0,) * len(plans)))
 
     def _table(self, gi: int, dtype: np.dtype, rows: list, back: list) -> K.TensorTable:
         """The pointer table over ``rows`` (checked above: writeable, shape, dtype, contiguous): the cached one
@@ -252,6 +287,7 @@ class Lookahead:
                 new_state[p] = {"slow_params": copy_aligned(slow, data)}
             self.optimizer.load_state_dict(state_dict["base_optimizer"])  # checks all, then commits
             self.state = new_state
+            self._plans = {}
             self._counters = counters
             self.k, self.alpha = int(k), alpha
             self.defaults["lookahead_k"], self.defaults["lookahead_alpha"] = self.k, self.alpha

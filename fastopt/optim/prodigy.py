@@ -9,8 +9,6 @@ the old d, as upstream) and the update.
 from __future__ import annotations
 
 import math
-import operator
-from itertools import chain
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -210,113 +208,6 @@ def prodigy(params: list[np.ndarray], grads: list[np.ndarray], exp_avgs: list[np
     return dict(d=d_new, d_max=d_max_new, d_numerator=numerator, d_denom=denom, d_hat=d_hat, k=k + 1)
 
 
-_is = operator.is_
-# the plan's checks iterate in C (map, chain) rather than in Python comprehensions: at 200 parameters with 5 state
-# entries each they were most of the repeated step's Python time
-_chain = chain.from_iterable
-_data, _grad, _shape, _dtype = (operator.attrgetter(a) for a in ("data", "grad", "shape", "dtype"))
-_writeable = operator.attrgetter("flags.writeable")
-_values = operator.methodcaller("values")
-
-
-class _Plan:
-    """Prodigy's repeated step: both passes over the tables of the last full step, skipping its Python validation
-    while nothing it checked changed.
-
-    Made after a full step in which every group was one table (one dtype, contiguous arrays, every parameter with a
-    gradient). ``run`` confirms, before anything is written, that the optimizer still has the same group dicts with
-    the same keys and the very same values (the d estimate, ``k`` and the rest as this optimizer last wrote them),
-    the same parameters, ``.data`` arrays and state dicts (same keys, same values: the step counts as last written),
-    that every written array still has its shape, dtype and writeability, and that each new gradient passes the
-    table's checks (ndarray, dtype, size, C-contiguous, aligned, sharing no byte with a written array) and has its
-    parameter's shape; with several groups also one overlap check of every gradient against every written array
-    of every group (``K.find_overlap``, as the full path). Anything else returns False with nothing changed, and
-    the full path runs (and names the problem).
-    """
-
-    __slots__ = ("groups", "entries", "runs")
-
-    def __init__(self, opt: "Prodigy", launches: list, hypers: list[bytes], parts: list[np.ndarray | None]) -> None:
-        self.groups = opt.param_groups
-        self.entries = []
-        self.runs = 0
-        for (group, active, table, _, _), hyper, part in zip(launches, hypers, parts):
-            params = list(group["params"])
-            datas = [p.data for p in params]
-            states = [opt.state[p] for p in params]
-            keys = [k for k, on in zip(SPEC.buffers, active) if on]
-            written = datas + [st[k] for st in states for k in keys]
-            entry = [group, params, datas, states, written, (list(map(_shape, written)), list(map(_dtype, written))),
-                     None, [d.shape for d in datas], table, hyper, part, None, None, None]
-            self.entries.append(entry)
-            self.snapshot(entry)
-
-    @staticmethod
-    def snapshot(entry: list) -> None:
-        """Record the group's and the states' keys and values as they are now (after a step)."""
-        group, states = entry[0], entry[3]
-        entry[11] = (list(group), list(group.values()))
-        entry[12] = list(_chain(states))
-        entry[13] = list(_chain(map(_values, states)))
-
-    def _holds(self, entry: list, state: Any) -> list | None:
-        """The new gradients if the entry's checks pass (see the class docstring), else None."""
-        group, params = entry[0], entry[1]
-        gkeys, gvals = entry[11]
-        if list(group) != gkeys or not all(map(_is, group.values(), gvals)):
-            return None
-        ps = group["params"]
-        if type(ps) is not list or len(ps) != len(params) or not all(map(_is, ps, params)):
-            return None
-        if not all(map(_is, map(_data, params), entry[2])):
-            return None
-        sts = entry[3]  # (params has entry[3]'s length: one state each)
-        if not all(map(_is, map(state.get, params), sts)):
-            return None
-        # the same dicts: the same keys (so as many values) and the very same values
-        if list(_chain(sts)) != entry[12] or not all(map(_is, _chain(map(_values, sts)), entry[13])):
-            return None
-        written, (shapes, dtypes) = entry[4], entry[5]
-        if list(map(_shape, written)) != shapes or list(map(_dtype, written)) != dtypes \
-                or not all(map(_writeable, written)):
-            return None
-        return list(map(_grad, params))
-
-    def run(self, opt: "Prodigy") -> bool:
-        """The repeated step, or False with nothing changed (see the class docstring)."""
-        groups, state = opt.param_groups, opt.state
-        if groups is not self.groups or len(groups) != len(self.entries):
-            return False
-        bound, all_grads = [], []
-        try:
-            for group, entry in zip(groups, self.entries):
-                if group is not entry[0]:
-                    return False
-                grads = self._holds(entry, state)
-                if grads is None or entry[8].set_grads(grads) >= 0:
-                    return False
-                bound.append(entry[8])
-                if list(map(_shape, grads)) != entry[7]:
-                    return False
-                all_grads += grads
-            if len(self.entries) > 1:  # each table checked its own arrays; across groups:
-                written = [a for e in self.entries for a in e[4]]
-                if K.find_overlap(written + all_grads, [True] * len(written) + [False] * len(all_grads)) is not None:
-                    return False
-            items = [(e[0], e[8], e[9], e[10]) for e in self.entries]
-            if opt._passes(items):
-                for entry in self.entries:
-                    for st in entry[3]:
-                        st["step"] += 1
-            for entry in self.entries:
-                self.snapshot(entry)
-            self.runs += 1
-            return True
-        finally:
-            for table in bound:
-                table.release(1)
-
-
 class Prodigy(FusedOptimizer):
     r"""Prodigy (Mishchenko & Defazio, 2024), as ``prodigyopt.Prodigy`` 1.1.x: Adam whose step size is an
     estimate d of the distance to the solution, grown from :math:`d_0`.
@@ -386,7 +277,7 @@ class Prodigy(FusedOptimizer):
         options = self._spec.options_from(locals())
         options["d"] = options["d_max"] = options["d0"]
         self._scratch: dict[int, tuple[K.TensorTable, np.ndarray]] = {}
-        self._plan: _Plan | None = None
+        self._plan: K.PassPlan | None = None
         self._plan_runs = 0
         super().__init__(params, options)
 
@@ -409,11 +300,11 @@ class Prodigy(FusedOptimizer):
         return super()._load_param_state(pstate, group, p, gi, j)
 
     def _fast_path_ok(self) -> bool:
-        return False  # two passes with Python between them: the generic StepPlans cannot run it (see _Plan)
+        return False  # two passes with Python between them: the generic StepPlans cannot run it (K.PassPlan)
 
     @property
     def _fast_steps(self) -> int:
-        """How many steps the repeated-step plan (``_Plan``) ran, over this optimizer's life."""
+        """How many steps the repeated-step plan (``K.PassPlan``) ran, over this optimizer's life."""
         return self._plan_runs + (self._plan.runs if self._plan is not None else 0)
 
     def _drop_plan(self) -> None:
@@ -435,9 +326,10 @@ class Prodigy(FusedOptimizer):
         r"""Perform one step over every group (the two passes); returns the closure's loss.
 
         A repeated step (no closure; groups, parameters, state and the gradients' dtype, shape and layout as in the
-        last step) skips the per-parameter validation (``_Plan``); anything else takes the full, checking path."""
+        last step) is checked in C (``K.PassPlan``: one ``StepPlan`` per group) instead of by the per-parameter
+        validation; anything else takes the full, checking path."""
         plan = getattr(self, "_plan", None)
-        if closure is None and plan is not None and plan.run(self):
+        if closure is None and plan is not None and plan.run(self.param_groups, self.state, self._passes):
             return None
         for gi, group in enumerate(self.param_groups):
             self._check_group_at(gi, group)
@@ -503,4 +395,7 @@ class Prodigy(FusedOptimizer):
         if (len(launches) == len(groups) and all(launch[0] is g for launch, g in zip(launches, groups))
                 and all(not rows.copy_back and len(commits) == len(group["params"]) and cacheable(group)
                         for group, _, _, rows, commits in launches)):
-            self._plan = _Plan(self, launches, [it[2] for it in items], [it[3] for it in items])
+            # every group's checks in C (its StepPlan's bind; the group dicts by identity), then _passes in Python
+            plans = [K.StepPlan(table, self._spec.table_kernel, hyper, group, self.state, (), True, None, None)
+                     for group, table, hyper, _ in items]
+            self._plan = K.PassPlan(plans, groups, items, self._step_pre_hooks, self._step_post_hooks)
