@@ -698,23 +698,8 @@ cdef class StepPlan:
     cdef type _ptype        # the parameters' type, and where its .data and .grad slots sit (0: use getattr)
     cdef Py_ssize_t _data_off
     cdef Py_ssize_t _grad_off
-    # What the repeated step compares, as borrowed pointers in one block (the lists above hold the references and
-    # never change): read from a few cache lines, where the lists and the lists in them took two or more per list
-    # (a fresh gradient's step runs after the caller's own loop has evicted part of what the last step read).
-    # Tensor i's record starts at _snap[_soff[i]]: its param, its .data, its state dict, then the state's keys and
-    # values in pairs (_slen[i] pairs, in order). _gsnap: the group dict's keys and values in pairs (_glen pairs),
-    # then the group's params (_gnp of them).
-    cdef PyObject **_snap
-    cdef int64_t *_soff
-    cdef int64_t *_slen
-    cdef PyObject **_gsnap
-    cdef Py_ssize_t _glen, _gnp
 
     def __cinit__(self, *args, **kwargs):
-        self._snap = NULL
-        self._soff = NULL
-        self._slen = NULL
-        self._gsnap = NULL
         self._steppos = NULL
         self._steps = NULL
         self._types = NULL
@@ -805,40 +790,7 @@ cdef class StepPlan:
                     continue
                 if not table._readonly[k]:  # a written buffer is always the state's
                     raise ValueError(f"tensor {i}: the table's '{table._names[k]}' is not the state's")
-        self._snapshot()
         self._bound = False
-
-    cdef int _snapshot(self) except -1:
-        """Fill _snap and _gsnap (see their declaration) from the lists __init__ made."""
-        cdef int64_t i, j, n = self.table.n_tensors, total = 0
-        cdef PyObject **r
-        self._soff = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
-        self._slen = <int64_t *>malloc(max(n, 1) * sizeof(int64_t))
-        if self._soff == NULL or self._slen == NULL:
-            raise MemoryError()
-        for i in range(n):
-            self._soff[i] = total
-            self._slen[i] = len(<list>PyList_GET_ITEM(self._skeys, i))
-            total += 3 + 2 * self._slen[i]
-        self._glen, self._gnp = len(self._gkeys), len(self.gparams)
-        self._snap = <PyObject **>malloc(max(total, 1) * sizeof(PyObject *))
-        self._gsnap = <PyObject **>malloc(max(2 * self._glen + self._gnp, 1) * sizeof(PyObject *))
-        if self._snap == NULL or self._gsnap == NULL:
-            raise MemoryError()
-        for i in range(n):
-            r = self._snap + self._soff[i]
-            r[0] = PyList_GET_ITEM(self.params, i)
-            r[1] = PyList_GET_ITEM(self._datas, i)
-            r[2] = PyList_GET_ITEM(self._states, i)
-            for j in range(self._slen[i]):
-                r[3 + 2 * j] = PyList_GET_ITEM(<list>PyList_GET_ITEM(self._skeys, i), j)
-                r[4 + 2 * j] = PyList_GET_ITEM(<list>PyList_GET_ITEM(self._svals, i), j)
-        for j in range(self._glen):
-            self._gsnap[2 * j] = PyList_GET_ITEM(self._gkeys, j)
-            self._gsnap[2 * j + 1] = PyList_GET_ITEM(self._gvals, j)
-        for j in range(self._gnp):
-            self._gsnap[2 * self._glen + j] = PyList_GET_ITEM(self.gparams, j)
-        return 0
 
     def __dealloc__(self):
         free(self._steppos)
@@ -846,10 +798,6 @@ cdef class StepPlan:
         free(self._types)
         free(self._rules)
         free(self._spos)
-        free(self._snap)
-        free(self._soff)
-        free(self._slen)
-        free(self._gsnap)
 
     cdef bint _same_options(self, dict group):
         """The group's options equal (by value and type; tuples by identity) those the plan was made with."""
@@ -869,10 +817,9 @@ cdef class StepPlan:
         cdef Py_ssize_t pos = 0, j = 0, i, n
         cdef PyObject *key
         cdef PyObject *val
-        cdef PyObject **snap = self._gsnap
-        cdef bint same = len(group) == self._glen
+        cdef bint same = len(group) == len(self._gkeys)
         while same and PyDict_Next(group, &pos, &key, &val):
-            if key != snap[2 * j] or val != snap[2 * j + 1]:
+            if key != PyList_GET_ITEM(self._gkeys, j) or val != PyList_GET_ITEM(self._gvals, j):
                 same = False
             j += 1
         if not same and not self._same_options(group):
@@ -881,11 +828,10 @@ cdef class StepPlan:
         if type(g) is not list:
             return False
         n = len(<list>g)
-        if n != self._gnp:
+        if n != len(self.gparams):
             return False
-        snap += 2 * self._glen
         for i in range(n):
-            if PyList_GET_ITEM(<list>g, i) != snap[i]:
+            if PyList_GET_ITEM(<list>g, i) != PyList_GET_ITEM(self.gparams, i):
                 return False
         return True
 
@@ -895,17 +841,18 @@ cdef class StepPlan:
         cdef Py_ssize_t pos = 0, j = 0
         cdef PyObject *key
         cdef PyObject *val
-        cdef PyObject **pairs = self._snap + self._soff[i] + 3
+        cdef list keys = <list>PyList_GET_ITEM(self._skeys, i)
+        cdef list vals = <list>PyList_GET_ITEM(self._svals, i)
         cdef int64_t at = self._steppos[i]
-        if len(st) != self._slen[i]:
+        if len(st) != len(keys):
             return False
         while PyDict_Next(st, &pos, &key, &val):
-            if key != pairs[2 * j]:
+            if key != PyList_GET_ITEM(keys, j):
                 return False
             if j == at:
                 if not _exact_count(<object>val, &self._steps[i]):
                     return False
-            elif val != pairs[2 * j + 1]:
+            elif val != PyList_GET_ITEM(vals, j):
                 return False
             j += 1
         return True
@@ -918,13 +865,11 @@ cdef class StepPlan:
         cdef int ptype = self._types[pk], gtype = self._types[gk]
         cdef PyObject *st
         cdef PyObject *buf
-        cdef PyObject **rec
         cdef list row
         if not self._same_group(group):
             return 0
         for i in range(n):
-            rec = self._snap + self._soff[i]
-            p = <object>rec[0]
+            p = <object>PyList_GET_ITEM(self.params, i)
             row = <list>PyList_GET_ITEM(t._rows, i)
             if self._data_off and type(p) is self._ptype:
                 data = _slot(p, self._data_off)
@@ -932,7 +877,7 @@ cdef class StepPlan:
             else:
                 data = p.data
                 g = p.grad
-            if (data is not <object>rec[1]
+            if (data is not <object>PyList_GET_ITEM(self._datas, i)
                     or not t._same_buffer(<cnp.ndarray>data, i, pk, <cnp.ndarray>data, ptype, 0, True)):
                 self._unbind()
                 return 0
@@ -942,7 +887,7 @@ cdef class StepPlan:
                 self._unbind()
                 return 0
             st = PyDict_GetItemWithError(state, p)  # a defaultdict: a plain lookup never inserts
-            if st == NULL or st != rec[2] \
+            if st == NULL or <object>st is not <object>PyList_GET_ITEM(self._states, i) \
                     or not self._same_state(i, <dict>st):
                 self._unbind()
                 return 0
@@ -985,8 +930,9 @@ cdef class StepPlan:
                     else:
                         same = False
                         count = self._steps[i] + 1
-                    PyDict_SetItem(<dict>self._snap[self._soff[i] + 2],
-                                   <object>self._snap[self._soff[i] + 3 + 2 * self._steppos[i]], count)
+                    PyDict_SetItem(<dict>PyList_GET_ITEM(self._states, i),
+                                   <object>PyList_GET_ITEM(<list>PyList_GET_ITEM(self._skeys, i), self._steppos[i]),
+                                   count)
                 if self.count_col >= 0:
                     d = <double *>cnp.PyArray_DATA(<cnp.ndarray>self.table.scalars)
                     for i in range(n):
