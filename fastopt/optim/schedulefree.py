@@ -231,20 +231,25 @@ class _ScheduleFree(FusedOptimizer):
         else:
             self._valid.pop(gi, None)
 
-    def _check_options(self, gi: int, group: dict[str, Any]) -> None:
+    def _check_options(self, gi: int, group: dict[str, Any]) -> bool:
         """The group check (``_check_group_at``), skipped while the group's values are the objects it accepted
         last: the schedule keys change every step, so the plain check (which skips only the constructor's very
-        objects) would run the whole spec check on every step, ~20 us of a 1e4-element step's 25."""
+        objects) would run the whole spec check on every step, ~20 us of a 1e4-element step's 25. Returns whether
+        the group's values are recorded (``_valid``) now."""
         if not self._options_seen(gi, group):
             self._check_group_at(gi, group)
             self._record(gi, group)
+        return gi in self._valid
 
-    def _advance(self, gi: int, group: dict[str, Any], sched: tuple[float, float, float, float]) -> None:
+    def _advance(self, gi: int, group: dict[str, Any], sched: tuple[float, float, float, float] | None,
+                 unchanged: bool) -> None:
         """After a step: write the group's next schedule keys (from ``sched``, the schedule computed before the
-        step, if the group still holds the values it came from, else computed again) and record them as checked
-        when they are valid, so that the next step need not check the group again."""
-        seen = self._options_seen(gi, group)
-        if not seen:
+        step, if given and the group still holds the values it came from, else computed again) and record them as
+        checked when they are valid, so that the next step need not check the group again. ``unchanged``: the
+        group held its recorded values when the step began and no closure ran (then nothing in the step changed
+        them: the step pre-hooks ran before, under the same lock)."""
+        seen = sched is not None and (unchanged or self._options_seen(gi, group))
+        if not seen or sched is None:
             sched = schedule(group)
         lr, lr_max, weight_sum, _ = sched
         group.update(scheduled_lr=lr, lr_max=lr_max, weight_sum=weight_sum, k=group["k"] + 1)
@@ -260,21 +265,25 @@ class _ScheduleFree(FusedOptimizer):
         r"""Perform one step over every group (one kernel call per group); returns the closure's loss.
 
         Raises RuntimeError, with nothing changed, if a group is in eval mode: call ``train()`` first."""
-        for gi, group in enumerate(self.param_groups):
+        groups = self.param_groups
+        recorded = []
+        for gi, group in enumerate(groups):
             mode = group.get("train_mode")
-            if isinstance(mode, (bool, np.bool_)) and not mode:  # (any other value: the group check names it)
+            if mode is not True and isinstance(mode, (bool, np.bool_)) and not mode:  # (another value: the check)
                 raise RuntimeError(f"param_groups[{gi}]: {type(self).__name__} is in eval mode (train_mode is "
                                    "False): call optimizer.train() before optimizer.step() (eval() moved the "
                                    "parameters to the averaged point x; a checkpoint saved after eval() loads "
                                    "in eval mode too)")
-            self._check_options(gi, group)  # the schedule keys are read below, before the kernel
-        scheds = [schedule(group) for group in self.param_groups]
-        at = {id(group): s for group, s in zip(self.param_groups, scheds)}
+            # the schedule keys are read below, before the kernel
+            recorded.append(self._check_options(gi, group) and closure is None)
+        scheds = [schedule(group) for group in groups]
+        at = {id(group): s for group, s in zip(groups, scheds)}
         for group, table in self._planned:  # the cached plans' scalars for this step (unused if they are stale)
             K.fill_columns(table.scalars, step_scalars(group, at.get(id(group))))
         loss = super().step(closure)
-        for gi, (group, sched) in enumerate(zip(self.param_groups, scheds)):  # every group advances, as upstream,
-            self._advance(gi, group, sched)                                  # also without gradients
+        for gi, group in enumerate(self.param_groups):  # every group advances, as upstream, also without gradients
+            same = gi < len(groups) and groups[gi] is group  # (not a group the closure added or replaced)
+            self._advance(gi, group, scheds[gi] if same else None, same and recorded[gi])
         return loss
 
     @_locked
