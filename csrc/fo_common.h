@@ -244,7 +244,7 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
  * 2^(b - 150) (x is a multiple of 2^-149, (2K + 1) C 2^(b - 150) is not), so |q - m| > 2^-174 > 2^-51 |q|. Either way
  * the boundary is farther from q than p is. (Also under DAZ, as torch.set_flush_denormal sets it with FTZ: a subnormal
  * x reads as 0 on both sides and a normal x gives q >= FLT_MIN. FTZ without DAZ could differ for subnormal x.)
- * Checked exhaustively over all 2^32 x for sample c (the note in csrc/schedulefree.c).
+ * Checked over all 2^32 x for sample constants c: `sh bench/sf_micro.sh check` (bench/sf_div_check.c).
  *
  * A division costs what 16 multiplications do on the divider of current x86 cores (AVX-512: one vdivps per 16 lanes
  * against two conversions each way and two vmulpd): fo_div_exact_ok(c) says whether the rewrite is exact for the
