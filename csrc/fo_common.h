@@ -230,4 +230,27 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
     const FO_T mi = FO_LERP(m[i], gi, w1, small_w);                                                          \
     const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2)
 
+/* ---- Division by a per-call constant without a divide instruction (float32, bit-exact) --------------------
+ *
+ * For float x and a float constant c with FLT_MIN <= c <= 1, the correctly rounded x / c equals
+ * (float)((double)x * (1.0 / (double)c)), for every x: NaN (same payload), +-inf, +-0, subnormals, overflow to inf.
+ * Proof: with q = x / c exactly, r = RN64(1 / c) and p = RN64(x * r) (neither over- nor underflows in double here),
+ * |p - q| < 2^-51 |q|, so RN32(p) = RN32(q) unless a float32 rounding boundary (a midpoint between adjacent floats,
+ * the overflow threshold included) lies between p and q, or on p. Write x = X 2^a, c = C 2^b (X, C integers,
+ * 2^23 <= C < 2^24 as c is normal) and a midpoint m = (2K + 1) 2^(e - 1) of q's binade (ulp 2^e). If q is normal,
+ * x < 2^(a + 24) and x = q c >= 2^(e + 23) 2^(b + 23) give a >= e + b + 23, so x - m c is a multiple of
+ * 2^(e - 1 + b), and not 0 (x / 2^(e - 1 + b) has at least 24 factors of 2, (2K + 1) C at most 23): |q - m| >=
+ * 2^(e - 1) / C > 2^-49 |q|. If q is subnormal (e = -149; c <= 1 so b <= -23), x - m c is a nonzero multiple of
+ * 2^(b - 150) (x is a multiple of 2^-149, (2K + 1) C 2^(b - 150) is not), so |q - m| > 2^-174 > 2^-51 |q|. Either way
+ * the boundary is farther from q than p is. (Also under DAZ, as torch.set_flush_denormal sets it with FTZ: a subnormal
+ * x reads as 0 on both sides and a normal x gives q >= FLT_MIN. FTZ without DAZ could differ for subnormal x.)
+ * Checked over all 2^32 x for sample constants c: `sh bench/sf_micro.sh check` (bench/sf_div_check.c).
+ *
+ * A division costs what 16 multiplications do on the divider of current x86 cores (AVX-512: one vdivps per 16 lanes
+ * against two conversions each way and two vmulpd): fo_div_exact_ok(c) says whether the rewrite is exact for the
+ * element type (float, and c in range; never for double: there is no wider type), FO_DIV_BY_INV(x, c, inv) is x / c
+ * computed so, with inv = 1.0 / (double)c hoisted per call (for a double x it is x / c). */
+#define fo_div_exact_ok(c) (sizeof(c) == sizeof(float) && (c) >= 0x1p-126f && (c) <= 1)
+#define FO_DIV_BY_INV(x, c, inv) _Generic((x), float: (float)((double)(x) * (inv)), default: (x) / (c))
+
 #endif /* FO_COMMON_H */

@@ -8,6 +8,9 @@ once per group (``schedule``); the update of every tensor of the group is then o
 """
 from __future__ import annotations
 
+import functools
+import math
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,7 +19,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, _Rows, run_functional
-from .._plan import NOT_OPTIONS
+from .._plan import NOT_OPTIONS, immutable
 from .._memory import copy_aligned
 from .._spec import Buffer, Option, Spec
 from ._checks import finite, whole
@@ -72,6 +75,19 @@ ADAMW_SPEC = Spec(
 )
 
 
+_is = operator.is_
+# The group keys a step writes: new objects every step.
+_PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
+
+
+@functools.cache
+def _values(spec: Spec) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A group's values of every option of ``spec`` (KeyError if one is missing), as one tuple."""
+    names = spec.names
+    get = operator.itemgetter(*names)
+    return get if len(names) > 1 else lambda group: (get(group),)
+
+
 def _beta(group: Mapping[str, Any]) -> float:
     return float(group["momentum"] if "momentum" in group else group["betas"][0])
 
@@ -94,9 +110,10 @@ def schedule(group: Mapping[str, Any]) -> tuple[float, float, float, float]:
     return lr, lr_max, weight_sum, c
 
 
-def step_scalars(group: Mapping[str, Any]) -> tuple[float, ...]:
-    """The kernel's per-tensor scalars for the group's next step: lr, c, adj (and 1 - beta2^(k+1) for AdamW)."""
-    lr, _, _, c = schedule(group)
+def step_scalars(group: Mapping[str, Any], sched: tuple[float, float, float, float] | None = None) -> tuple[float, ...]:
+    """The kernel's per-tensor scalars for the group's next step: lr, c, adj (and 1 - beta2^(k+1) for AdamW);
+    ``sched`` is ``schedule(group)`` if the caller has it already."""
+    lr, _, _, c = schedule(group) if sched is None else sched
     out: tuple[float, ...] = (lr, c, lr * (_beta(group) * (1 - c) - 1))
     if "betas" in group:
         out += (1 - group["betas"][1] ** (group["k"] + 1),)
@@ -157,6 +174,12 @@ class _ScheduleFree(FusedOptimizer):
 
     _has_step = False
     _planned: list[tuple[dict[str, Any], Any]] = []  # (group, its table) of the current plans
+    # per group index: (group, _values(spec), the values it returned) last found valid (_check_options)
+    _valid: dict[int, tuple[dict[str, Any], Callable[[Mapping[str, Any]], tuple[Any, ...]], tuple[Any, ...]]]
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self._valid = {}
+        super().__init__(params, defaults)
 
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
         if key == "z":
@@ -165,7 +188,7 @@ class _ScheduleFree(FusedOptimizer):
 
     # The repeated step (a cached StepPlan per group, fastopt._plan) compares the options, not these group keys,
     # which change every step; their per-tensor scalars are refilled in step() before the plan runs.
-    _PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
+    _PER_STEP = _PER_STEP
 
     def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes, *, kernel: K.Kernel | None = None,
                    counts: bool | None = None, **where: Any) -> K.StepPlan:
@@ -175,6 +198,10 @@ class _ScheduleFree(FusedOptimizer):
         self._planned.append((group, table))
         return K.StepPlan(table, self._spec.table_kernel, hyper, group, self.state, keys, False, None, None)
 
+    def _groups_changed(self) -> None:
+        super()._groups_changed()
+        self._valid = {}
+
     def _run_launches(self, launches: list) -> None:
         self._planned = []
         super()._run_launches(launches)
@@ -182,26 +209,81 @@ class _ScheduleFree(FusedOptimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["_planned"] = []  # (with the plans: rebuilt by the copy's first step)
+        state["_valid"] = {}  # (the copy's groups are other dicts: checked again by its first step)
         return state
+
+    def _options_seen(self, gi: int, group: dict[str, Any]) -> bool:
+        """Whether every option and schedule key of group ``gi`` is the very object ``_valid`` recorded for it."""
+        seen = self._valid.get(gi)
+        if seen is None or seen[0] is not group:
+            return False
+        try:
+            now = seen[1](group)
+        except KeyError:
+            return False
+        return all(map(_is, now, seen[2]))
+
+    def _record(self, gi: int, group: dict[str, Any]) -> None:
+        """Record the group's values, all checked, as the ones ``_options_seen`` compares the next step's against."""
+        values = _values(self._spec)(group)
+        if all(map(immutable, values)):  # (always, after the check normalised them: plain values)
+            self._valid[gi] = (group, _values(self._spec), values)
+        else:
+            self._valid.pop(gi, None)
+
+    def _check_options(self, gi: int, group: dict[str, Any]) -> bool:
+        """The group check (``_check_group_at``), skipped while the group's values are the objects it accepted
+        last: the schedule keys change every step, so the plain check (which skips only the constructor's very
+        objects) would run the whole spec check on every step, ~20 us of a 1e4-element step's 25. Returns whether
+        the group's values are recorded (``_valid``) now."""
+        if not self._options_seen(gi, group):
+            self._check_group_at(gi, group)
+            self._record(gi, group)
+        return gi in self._valid
+
+    def _advance(self, gi: int, group: dict[str, Any], sched: tuple[float, float, float, float] | None,
+                 unchanged: bool) -> None:
+        """After a step: write the group's next schedule keys (from ``sched``, the schedule computed before the
+        step, if given and the group still holds the values it came from, else computed again) and record them as
+        checked when they are valid, so that the next step need not check the group again. ``unchanged``: the
+        group held its recorded values when the step began and no closure ran (then nothing in the step changed
+        them: the step pre-hooks ran before, under the same lock)."""
+        seen = sched is not None and (unchanged or self._options_seen(gi, group))
+        if not seen or sched is None:
+            sched = schedule(group)
+        lr, lr_max, weight_sum, _ = sched
+        group.update(scheduled_lr=lr, lr_max=lr_max, weight_sum=weight_sum, k=group["k"] + 1)
+        # From checked values, k + 1 is a non-negative int and lr, lr_max finite floats; only the weight sum can
+        # fail its check (a weight that overflowed to inf): then the next step checks the group and raises.
+        if seen and type(weight_sum) is float and math.isfinite(weight_sum) and weight_sum >= 0:
+            get = self._valid[gi][1]
+            self._valid[gi] = (group, get, get(group))  # (the recorded options, plain, with the new schedule keys)
+        else:
+            self._valid.pop(gi, None)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         r"""Perform one step over every group (one kernel call per group); returns the closure's loss.
 
         Raises RuntimeError, with nothing changed, if a group is in eval mode: call ``train()`` first."""
-        for gi, group in enumerate(self.param_groups):
+        groups = self.param_groups
+        recorded = []
+        for gi, group in enumerate(groups):
             mode = group.get("train_mode")
-            if isinstance(mode, (bool, np.bool_)) and not mode:  # (any other value: the group check names it)
+            if mode is not True and isinstance(mode, (bool, np.bool_)) and not mode:  # (another value: the check)
                 raise RuntimeError(f"param_groups[{gi}]: {type(self).__name__} is in eval mode (train_mode is "
                                    "False): call optimizer.train() before optimizer.step() (eval() moved the "
                                    "parameters to the averaged point x; a checkpoint saved after eval() loads "
                                    "in eval mode too)")
-            self._check_group_at(gi, group)  # the schedule keys are read below, before the kernel
+            # the schedule keys are read below, before the kernel
+            recorded.append(self._check_options(gi, group) and closure is None)
+        scheds = [schedule(group) for group in groups]
+        at = {id(group): s for group, s in zip(groups, scheds)}
         for group, table in self._planned:  # the cached plans' scalars for this step (unused if they are stale)
-            K.fill_columns(table.scalars, step_scalars(group))
+            K.fill_columns(table.scalars, step_scalars(group, at.get(id(group))))
         loss = super().step(closure)
-        for group in self.param_groups:  # every group advances, as upstream, also without gradients
-            lr, lr_max, weight_sum, _ = schedule(group)
-            group.update(scheduled_lr=lr, lr_max=lr_max, weight_sum=weight_sum, k=group["k"] + 1)
+        for gi, group in enumerate(self.param_groups):  # every group advances, as upstream, also without gradients
+            same = gi < len(groups) and groups[gi] is group  # (not a group the closure added or replaced)
+            self._advance(gi, group, scheds[gi] if same else None, same and recorded[gi])
         return loss
 
     @_locked
