@@ -28,8 +28,9 @@ void fo_adam_step_scalars(const fo_adam_hyper *h, int64_t t, double *out)
     out[1] = pow(1 - pow(h->beta2, (double)t), 0.5);
 }
 #else /* included by fo_instantiate.h with FO_T set: the body */
-FO_INLINE void FO_FN(adam_loop)(FO_ADAM_PARAMS, FO_T *FO_RESTRICT vmax, const FO_T bc2s, const FO_T neg_step,
-                                const int maximize, const int l2, const int amsgrad, const int small_w)
+FO_INLINE void FO_FN(adam_loop)(FO_ADAM_PARAMS, FO_T *FO_RESTRICT vmax, const FO_T bc2s, const double inv_bc2s,
+                                const int by_inv, const FO_T neg_step, const int maximize, const int l2,
+                                const int amsgrad, const int small_w)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
@@ -39,7 +40,9 @@ FO_INLINE void FO_FN(adam_loop)(FO_ADAM_PARAMS, FO_T *FO_RESTRICT vmax, const FO
             vh = FO_MAX_NAN(vmax[i], vi);
             vmax[i] = vh;
         }
-        const FO_T denom = FO_SQRT(vh) / bc2s + eps;
+        const FO_T r = FO_SQRT(vh);
+        /* r / bc2s, the same bits either way (FO_DIV_BY_INV, fo_common.h): no divide instruction in float */
+        const FO_T denom = (by_inv ? FO_DIV_BY_INV(r, bc2s, inv_bc2s) : r / bc2s) + eps;
         m[i] = mi;
         v[i] = vi;
         p[i] = pi + (neg_step * mi) / denom;
@@ -52,16 +55,29 @@ FO_RANGE(adam)
     FO_T *vmax = h->amsgrad ? bufs[4] : NULL;
     const FO_T bc2s = (FO_T)s[1], neg_step = (FO_T)(-s[0]);
     const int mx = h->maximize;
-    /* Unswitch the flags so that each combination is its own vectorised loop. */
-    if (h->amsgrad) {
-        if (l2) FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, neg_step, mx, 1, 1, small_w);
-        else    FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, neg_step, mx, 0, 1, small_w);
-    } else if (small_w) {
-        if (l2) FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, neg_step, mx, 1, 0, 1);
-        else    FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, neg_step, mx, 0, 0, 1);
-    } else {
-        FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, neg_step, mx, l2, 0, 0);
-    }
+    const double inv = 1.0 / (double)bc2s;
+    /* Unswitch the flags so that each combination is its own vectorised loop (the division by bc2s as a product
+     * whenever that is exact: always in float, bc2s = (1 - beta2^t)^0.5 is in (0, 1]). */
+#define FO_ADAM_LOOP_(by_inv_, l2_, ams_, small_) \
+    FO_FN(adam_loop)(FO_ADAM_ARGS, vmax, bc2s, inv, by_inv_, neg_step, mx, l2_, ams_, small_)
+#define FO_ADAM_SWITCH_(by_inv_)                                              \
+    do {                                                                      \
+        if (h->amsgrad) {                                                     \
+            if (l2) FO_ADAM_LOOP_(by_inv_, 1, 1, small_w);                    \
+            else    FO_ADAM_LOOP_(by_inv_, 0, 1, small_w);                    \
+        } else if (small_w) {                                                 \
+            if (l2) FO_ADAM_LOOP_(by_inv_, 1, 0, 1);                          \
+            else    FO_ADAM_LOOP_(by_inv_, 0, 0, 1);                          \
+        } else {                                                              \
+            FO_ADAM_LOOP_(by_inv_, l2, 0, 0);                                 \
+        }                                                                     \
+    } while (0)
+    if (fo_div_exact_ok(bc2s))
+        FO_ADAM_SWITCH_(1);
+    else
+        FO_ADAM_SWITCH_(0);
+#undef FO_ADAM_SWITCH_
+#undef FO_ADAM_LOOP_
 }
 
 static inline int64_t FO_FN(adam_needs)(const fo_adam_hyper *h)
