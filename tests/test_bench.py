@@ -116,12 +116,13 @@ def test_core_quick_run_writes_its_table(tmp_path):
 def test_precision_bounds_table_is_computed_from_the_medians():
     """Each state mode's bound: in-cache ns/element against ns/element at size, and the best speed-up the two
     bounds leave (float32's time over the larger of the mode's in-cache time and the probe scaled to its bytes)."""
-    from fastopt.bench.precision import _regimes
+    from fastopt.bench.precision import IN_CACHE, _regimes
+    c = IN_CACHE * 1e-9  # seconds per ns per element in cache
     big = {"elements": 10**6, "times": {"fastopt float32": [1e-3], "fastopt bfloat16": [0.8e-3],
-                                        "fastopt int8": [2e-3], "probe": [0.9e-3]}}
-    cache = {"elements": 10**4, "times": {"fastopt float32": [0.6e-5], "fastopt bfloat16": [0.7e-5],
-                                          "fastopt int8": [1.9e-5]}, "in_cache": True}
-    body = {ln.split(" | ")[0].strip("| "): ln.strip("|").split(" | ") for ln in _regimes(big, cache)
+                                        "fastopt int8": [2e-3], "probe": [0.9e-3],
+                                        "in cache: fastopt float32": [0.6 * c], "in cache: fastopt bfloat16": [0.7 * c],
+                                        "in cache: fastopt int8": [1.9 * c]}}
+    body = {ln.split(" | ")[0].strip("| "): ln.strip("|").split(" | ") for ln in _regimes(big)
             if ln.startswith("| ") and not ln.startswith("| state")}
     assert body["float32"][1:] == ["0.600", "1.000", "1.67", "memory", "1.11×", "1.00× "]
     # bfloat16: in cache 0.7 ns against the probe's 0.9 * 20 / 28 = 0.643 ns: its arithmetic bounds it at 1/0.7

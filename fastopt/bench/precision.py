@@ -15,9 +15,10 @@ and every figure is a median over rounds, so each ratio compares times measured 
   ``master_weights=True`` and with ``rounding="stochastic"``; bfloat16 needs ml_dtypes, skipped otherwise), whose
   speed-up is over the same float32-param step.
 
-A last group runs the three state modes on one 65536-element tensor (in cache): each mode's time per element there
-is its arithmetic, and the table of bounds below the 2e7 group compares it with the mode's time beyond the cache
-(the bound that holds for each mode) and gives the best speed-up over float32 state that the two bounds allow.
+The 2e7 group's rounds also run the three state modes on one 65536-element tensor (in cache), interleaved with the
+big rows: each mode's time per element there is its arithmetic, and the table of bounds below the 2e7 group compares
+it with the mode's time beyond the cache (the bound that holds for each mode) and gives the best speed-up over
+float32 state that the two bounds allow.
 
 Bytes of optimizer state per parameter are measured from the state arrays (every array in ``opt.state``, the
 per-block absmax and the code maps included). Written to ``OUT/RESULTS_precision.md``.
@@ -115,6 +116,7 @@ def _group(n: int, with_fastopt: bool) -> tuple[dict[str, Callable[[], None]], d
 
 
 IN_CACHE = 65536  # elements: float32 Adam's four arrays fill 1 MiB, one core's L2 here
+CACHED = "in cache: "  # the prefix of the in-cache rows, timed in the big group's rounds but not in its table
 
 
 def _in_cache_group() -> dict[str, Callable[[], None]]:
@@ -126,25 +128,25 @@ def _in_cache_group() -> dict[str, Callable[[], None]]:
         p.grad = (rng.standard_normal(IN_CACHE) * 0.01).astype(np.float32)
         opt = fo.Adam([p], lr=1e-3, state_dtype=mode)
         opt.step()
-        steps[f"fastopt {mode}"] = opt.step
+        steps[f"{CACHED}fastopt {mode}"] = opt.step
     return steps
 
 
 def run_precision(quick: bool = False, rounds: int | None = None,
                   batch_seconds: float | None = None) -> list[dict]:
-    """Measure the groups; returns one dict per group: elements, per-round times, state bytes, skipped; the last
-    group is each state mode in cache (``in_cache``: True), for the per-mode regime."""
+    """Measure the groups; returns one dict per group: elements, per-round times, state bytes, skipped. The big
+    group's rounds also time each state mode on IN_CACHE elements (keys "in cache: fastopt <mode>"), interleaved
+    with the big rows, for each mode's bound."""
     set_threads(1)
     big = 2_000_000 if quick else 20_000_000
     out = []
     for n, full in ((big, True), (1_000_000, False)):
         steps, sizes, skipped = _group(n, full)
+        if full:
+            steps.update(_in_cache_group())
         r = rounds if rounds is not None else (3 if quick else 5)
         times = interleave(steps, r, batch_seconds if batch_seconds is not None else 0.05, 0.002)
         out.append({"elements": n, "times": times, "state_bytes": sizes, "skipped": skipped})
-    r = rounds if rounds is not None else (3 if quick else 5)
-    times = interleave(_in_cache_group(), r, batch_seconds if batch_seconds is not None else 0.05, 0.002)
-    out.append({"elements": IN_CACHE, "times": times, "state_bytes": {}, "skipped": {}, "in_cache": True})
     return out
 
 
@@ -154,20 +156,19 @@ MODE_BYTES = {"float32": 4 + 4 + 4 + 2 * 4 * 2, "bfloat16": 4 + 4 + 4 + 2 * 2 * 
               "int8": 4 + 4 + 4 + 2 * (1 + 4 / 256) * 2}
 
 
-def _regimes(big: dict, cache: dict) -> list[str]:
+def _regimes(big: dict) -> list[str]:
     """Per state mode: its time per element in cache (its arithmetic) against beyond it, which bound holds, and the
     best speed-up over float32 state that the two bounds leave: float32's time / max(the mode's in-cache time, the
     probe's time scaled to the mode's bytes)."""
-    n, nc = big["elements"], cache["elements"]
-    t, tc = big["times"], cache["times"]
+    n, nc, t = big["elements"], IN_CACHE, big["times"]
     f32, probe = _med(t, "fastopt float32"), _med(t, "probe")
     if f32 is None or probe is None:
         return []
-    lines = ["", f"### Each mode's bound (its step on {nc} elements, in cache, measured in the same run)", "",
+    lines = ["", f"### Each mode's bound (its step on {nc} elements, in cache, timed in the same rounds)", "",
              "| state | ns/element in cache | ns/element here | here / in cache | bound | best speed-up the "
              "bounds allow | measured |", "|---|---|---|---|---|---|---|"]
     for mode in MODES:
-        big_t, small_t = _med(t, f"fastopt {mode}"), _med(tc, f"fastopt {mode}")
+        big_t, small_t = _med(t, f"fastopt {mode}"), _med(t, f"{CACHED}fastopt {mode}")
         if big_t is None or small_t is None:
             continue
         a, b = small_t / nc, big_t / n
@@ -203,16 +204,13 @@ def write_precision(out_dir: str, groups: list[dict], command: str, note: str = 
              "implementations interleaved round by round"]
     if note:
         lines.append(f"- {note}")
-    cache = next((g for g in groups if g.get("in_cache")), None)
     for grp in groups:
-        if grp.get("in_cache"):
-            continue
         n, t = grp["elements"], grp["times"]
         f32 = _med(t, "fastopt float32")
         lines += ["", f"## {n:.0e} elements".replace("e+0", "e"), "",
                   "| implementation | time per step | speed-up vs fastopt float32 state | state bytes / param |",
                   "|---|---|---|---|"]
-        for key in list(t):
+        for key in (k for k in t if not k.startswith(CACHED)):
             s = _med(t, key)
             b = grp["state_bytes"].get(key)
             lines.append(f"| {key} | {_ms(s)} | {_x(f32, s) if f32 else '–'} | {'' if b is None else f'{b:.2f}'} |")
@@ -231,8 +229,8 @@ def write_precision(out_dir: str, groups: list[dict], command: str, note: str = 
             lines.append(f"- float32-param Adam / bfloat16-param Adam (float32 state) = {f32 / bfp:.2f}× "
                          "(target ≥ 1.2× where the float32 step is memory-bound); the params rows' speed-up column "
                          "is over the same float32-param step, their state bytes include the master copy")
-        if cache is not None and _med(t, "probe") is not None:
-            lines += _regimes(grp, cache)
+        if _med(t, "probe") is not None and any(k.startswith(CACHED) for k in t):
+            lines += _regimes(grp)
         q8, bnb = _med(t, "fastopt int8"), _med(t, "bitsandbytes Adam8bit")
         if q8 is not None and bnb is not None:
             lines.append(f"- bitsandbytes Adam8bit / fastopt int8 = {bnb / q8:.1f}× (target ≥ 30×)")
