@@ -200,9 +200,10 @@ def test_lookahead_matches_reference(dtype, k, alpha, rng):
         assert_close(la.state[p]["slow_params"], s, dtype, "slow weights")
 
 
-def test_lookahead_reuses_its_update_table_only_while_the_arrays_are_the_same(rng):
-    """The slow-weight update's pointer table is cached per group and dtype: reused while the parameter and slow
-    arrays are the same objects, rebuilt (every check again) when one is replaced."""
+def test_lookahead_reuses_its_update_plan_only_while_the_arrays_are_the_same(rng):
+    """After a full slow-weight update the next ones run the group's plan (checked in C) while the parameter and
+    slow arrays are the same objects; a replaced array sends the update to the full path, which checks everything
+    again and plans anew."""
     params = [fo.Parameter(rng.standard_normal(s)) for s in [(6,), (3, 4)]]
     la = fo.Lookahead(fo.SGD(params, lr=0.1), k=1, alpha=0.5)
     expect = [p.data.copy() for p in params]
@@ -221,16 +222,17 @@ def test_lookahead_reuses_its_update_table_only_while_the_arrays_are_the_same(rn
             np.testing.assert_allclose(la.state[p]["slow_params"], s, rtol=1e-12, atol=1e-15)
 
     step()
-    table = la._tables[(0, np.dtype(np.float64).num)][1]
+    plans = la._plans[0][2]
+    assert plans.runs == 0  # the first update ran the full path and made the plan
     step()
-    assert la._tables[(0, np.dtype(np.float64).num)][1] is table  # the same arrays: reused
+    assert la._plans[0][2] is plans and plans.runs == 1  # the same arrays: the plan ran
     la.state[params[1]]["slow_params"] = la.state[params[1]]["slow_params"].copy()
     step()
-    assert la._tables[(0, np.dtype(np.float64).num)][1] is not table  # a new slow array: rebuilt
+    assert la._plans[0][2] is not plans  # a new slow array: the full path, then a new plan
+    plans = la._plans[0][2]
     params[0].data = params[0].data.copy()
-    table = la._tables[(0, np.dtype(np.float64).num)][1]
     step()
-    assert la._tables[(0, np.dtype(np.float64).num)][1] is not table  # a new parameter array: rebuilt
+    assert la._plans[0][2] is not plans and plans.runs == 0  # a new parameter array: the same
     # a slow array that overlaps another parameter is refused by the new table, before anything is written
     la.state[params[0]]["slow_params"] = params[1].data.reshape(-1)[:6]
     before = [p.data.copy() for p in params]

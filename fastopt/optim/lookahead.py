@@ -83,9 +83,6 @@ class Lookahead:
         self.alpha = alpha
         self.state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
         self._counters: list[int] = []
-        # per (group, dtype): the pointer table of the last slow-weight update and the ids of its arrays (reused
-        # while they are the same objects, which the table keeps alive, so their memory cannot move)
-        self._tables: dict[tuple[int, int], tuple[tuple[int, ...], K.TensorTable]] = {}
         # per group: (group, alpha, plans) for the repeated update, made after a full one (see _plan_update)
         self._plans: dict[int, tuple[dict[str, Any], float, K.StepPlans]] = {}
         for group in optimizer.param_groups:
@@ -181,8 +178,8 @@ class Lookahead:
                 rows.append([scratch, slow])
                 back.append((data, scratch))
         hyper = _KERNEL.pack({"weight": 1.0 - self.alpha})
-        tables = [(self._table(gi, dtype, rows, back), back)
-                  for dtype, (rows, back) in by_dtype.items()]  # every buffer checked (overlaps too) before any write
+        tables = [(K.TensorTable(rows, ("param", "slow_params"), (False, False), 0), back)
+                  for rows, back in by_dtype.values()]  # every buffer checked (overlaps too) before any write
         for table, back in tables:
             _KERNEL(table, hyper)
             for data, scratch in back:
@@ -212,19 +209,6 @@ class Lookahead:
         except (TypeError, ValueError):
             return
         self._plans[gi] = (group, self.alpha, K.StepPlans(plans, {}, {}, (0,) * len(plans)))
-
-    def _table(self, gi: int, dtype: np.dtype, rows: list, back: list) -> K.TensorTable:
-        """The pointer table over ``rows`` (checked above: writeable, shape, dtype, contiguous): the cached one
-        while every array is the same object as when it was built (then its overlap and alignment checks still
-        hold), else a new one, which checks everything again."""
-        key = tuple(id(a) for row in rows for a in row)
-        cached = self._tables.get((gi, dtype.num))
-        if not back and cached is not None and cached[0] == key:
-            return cached[1]
-        table = K.TensorTable(rows, ("param", "slow_params"), (False, False), 0)
-        if not back:  # (scratch copies are new arrays every update)
-            self._tables[(gi, dtype.num)] = (key, table)
-        return table
 
     def state_dict(self, copy: bool = True) -> dict[str, Any]:
         """The slow weights, counters and options, and the wrapped optimizer's ``state_dict(copy=copy)``.
