@@ -12,18 +12,6 @@
 #include "fastopt.h"
 #include "fo_adam_f32.h"
 
-/* call_(x, y, z) with the run-time flags a, b, c as compile-time constants: each combination its own loop. */
-#define FO_UNSWITCH3(call_, a, b, c)                                             \
-    do {                                                                         \
-        if (a) {                                                                 \
-            if (b) { if (c) call_(1, 1, 1); else call_(1, 1, 0); }               \
-            else   { if (c) call_(1, 0, 1); else call_(1, 0, 0); }               \
-        } else {                                                                 \
-            if (b) { if (c) call_(0, 1, 1); else call_(0, 1, 0); }               \
-            else   { if (c) call_(0, 0, 1); else call_(0, 0, 0); }               \
-        }                                                                        \
-    } while (0)
-
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FO_NO_DISPATCH)
 #include <immintrin.h>
 #define FO_HAVE_BF16_AVX512 1

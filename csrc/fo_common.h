@@ -230,6 +230,18 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
     const FO_T mi = FO_LERP(m[i], gi, w1, small_w);                                                          \
     const FO_T vi = FO_FMA(w2 * gi, gi, v[i] * b2)
 
+/* call_(x, y, z) with the run-time flags a, b, c as compile-time constants: each combination its own loop. */
+#define FO_UNSWITCH3(call_, a, b, c)                                             \
+    do {                                                                         \
+        if (a) {                                                                 \
+            if (b) { if (c) call_(1, 1, 1); else call_(1, 1, 0); }               \
+            else   { if (c) call_(1, 0, 1); else call_(1, 0, 0); }               \
+        } else {                                                                 \
+            if (b) { if (c) call_(0, 1, 1); else call_(0, 1, 0); }               \
+            else   { if (c) call_(0, 0, 1); else call_(0, 0, 0); }               \
+        }                                                                        \
+    } while (0)
+
 /* ---- Division by a per-call constant without a divide instruction (float32, bit-exact) --------------------
  *
  * For float x and a float constant c with FLT_MIN <= c <= 1, the correctly rounded x / c equals

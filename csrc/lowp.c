@@ -247,13 +247,7 @@ fo_adam_q8_x(const fo_adam_f32c c, float *p, const float *g, uint8_t *q1, uint8_
              const fo_q8_map *mp2, const int64_t nb, const int maximize_, const int l2_, const int small_w_)
 {
 #define FO_CALL_(x, y, z) fo_adam_q8_pipe(c, p, g, q1, q2, a1, a2, code1, code2, lev1, lev2, mp1, mp2, nb, x, y, z)
-    if (maximize_) {
-        if (l2_) { if (small_w_) FO_CALL_(1, 1, 1); else FO_CALL_(1, 1, 0); }
-        else     { if (small_w_) FO_CALL_(1, 0, 1); else FO_CALL_(1, 0, 0); }
-    } else {
-        if (l2_) { if (small_w_) FO_CALL_(0, 1, 1); else FO_CALL_(0, 1, 0); }
-        else     { if (small_w_) FO_CALL_(0, 0, 1); else FO_CALL_(0, 0, 0); }
-    }
+    FO_UNSWITCH3(FO_CALL_, maximize_, l2_, small_w_);
 #undef FO_CALL_
 }
 #endif

@@ -105,21 +105,8 @@ FO_RANGE(sf_adamw)
     const FO_T wd = (FO_T)h->weight_decay, adj = (FO_T)s[2], neg_lr = (FO_T)(-s[0]), bc2 = (FO_T)s[3];
     const FO_T b2 = (FO_T)h->beta2, w2 = (FO_T)(1 - h->beta2), eps = (FO_T)h->eps;
     const double inv_bc2 = 1.0 / (double)bc2;
-    if (fo_div_exact_ok(bc2)) { /* always, in float: bc2 = 1 - beta2^(k+1) is in (0, 1] */
-        if (decay) {
-            if (small_c) FO_SF_ADAMW_LOOP(1, 1, 1);
-            else         FO_SF_ADAMW_LOOP(1, 1, 0);
-        } else {
-            if (small_c) FO_SF_ADAMW_LOOP(1, 0, 1);
-            else         FO_SF_ADAMW_LOOP(1, 0, 0);
-        }
-    } else if (decay) {
-        if (small_c) FO_SF_ADAMW_LOOP(0, 1, 1);
-        else         FO_SF_ADAMW_LOOP(0, 1, 0);
-    } else {
-        if (small_c) FO_SF_ADAMW_LOOP(0, 0, 1);
-        else         FO_SF_ADAMW_LOOP(0, 0, 0);
-    }
+    const int by_inv = fo_div_exact_ok(bc2); /* always, in float: bc2 = 1 - beta2^(k+1) is in (0, 1] */
+    FO_UNSWITCH3(FO_SF_ADAMW_LOOP, by_inv, decay, small_c);
 }
 #undef FO_SF_ADAMW_LOOP
 
