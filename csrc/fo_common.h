@@ -118,52 +118,16 @@ int fo_isa(void); /* 2: AVX-512F + FMA, 1: AVX2 + FMA, 0: baseline (table.c) */
 /* The buffer count a driver unpacks for table t (at most FO_MAX_BUFS). */
 #define FO_ITEM_NB(t) ((t)->n_bufs < FO_MAX_BUFS ? (t)->n_bufs : FO_MAX_BUFS)
 
-/* ---- Software prefetch: how the driver streams over the user's memory ------------------------------------
- *
- * A parameter or gradient array of a model of many tensors is a small heap allocation in 4 KiB pages: the hardware
- * prefetchers stop at every page boundary (and every page is a TLB miss once the working set exceeds the TLB's
- * reach), and at every tensor boundary each of the kernel's streams starts cold. So, when a call's buffers do not
- * fit in cache, the driver runs an item's range function in chunks of fo_pf_chunk bytes of the element type and,
- * before each chunk, prefetches the lines fo_pf_ahead bytes further on in every buffer of the tensor (within the
- * tensor: the next item of the same tensor is covered so), and before an item whose successor is another tensor,
- * the first fo_pf_ahead bytes of that tensor's buffers. A prefetch only moves lines into the cache and the chunks
- * split the elements between range calls as the peel does, so no result changes (tests/test_prefetch_driver.py).
- * The settings are globals of table.c, read once per item, so that a benchmark can A/B them in one process
- * (bench/prefetch_ab.py); fo_pf_ahead = 0 (the default: no variant measured faster, see table.c) switches the
- * prefetch off and runs every item in one call, as before. */
-extern int64_t fo_pf_ahead;  /* bytes ahead of the running position (0: no prefetch) */
-extern int64_t fo_pf_chunk;  /* bytes of each buffer per range call between two prefetch rounds (a multiple of 64) */
-extern int64_t fo_pf_stride; /* bytes between two prefetched lines of a buffer (64: every line) */
-extern int64_t fo_pf_min;    /* a call whose buffers take fewer bytes in all is taken to be in cache: no prefetch */
-extern int64_t fo_pf_hint;   /* 0: prefetch into L1 (prefetcht0), 1: into L2 (prefetcht1), 2: for writing (prefetchw) */
-/* Item w's chunk length in elements of elem bytes (n_bufs buffers per tensor), after prefetching the start of the
- * next item's tensor when that is another one: INT64_MAX (one call) when the prefetch is off for this call. */
-int64_t fo_pf_item(const void *t, int64_t w, int64_t elem);
-/* Prefetch elements [from, to) (clamped to the tensor) of every buffer of item w's tensor. */
-void fo_pf_lines(const void *t, int64_t w, int64_t from, int64_t to, int64_t elem);
-
-/* Run range_fn(args..., length) over an item w of n elements whose buffers b (nb of them) start at the item: first
- * up to the 64-byte boundary of b[0] (the peel), then the rest, so that the body's vector loop runs aligned; the
- * rest in chunks of fo_pf_item's length, each after prefetching the lines fo_pf_ahead bytes on (see above). */
-#define FO_PEELED(t, it, w, b, nb, n, range_fn, ...)                                                         \
+/* Run range_fn(args..., length) over an item of n elements whose buffers b (nb of them) start at the item: first
+ * up to the 64-byte boundary of b[0] (the peel), then the rest, so that the body's vector loop runs aligned. */
+#define FO_PEELED(t, it, b, nb, n, range_fn, ...)                                                            \
     do {                                                                                                     \
         const int64_t fo_head_ = fo_align_head((b)[0], (n), (int64_t)sizeof(FO_T));                          \
-        const int64_t fo_step_ = fo_pf_item((t), (w), (int64_t)sizeof(FO_T));                                \
-        const int64_t fo_ahead_ = fo_pf_ahead / (int64_t)sizeof(FO_T);                                       \
         if (fo_head_ > 0) {                                                                                  \
             range_fn(__VA_ARGS__, fo_head_);                                                                 \
             FO_ITEM_BUFS(t, it, b, nb, fo_head_);                                                            \
         }                                                                                                    \
-        for (int64_t fo_c_ = fo_head_;;) {                                                                   \
-            const int64_t fo_len_ = (n) - fo_c_ < fo_step_ ? (n) - fo_c_ : fo_step_;                         \
-            if (fo_len_ < (n) - fo_head_) /* chunked: prefetch what comes fo_pf_ahead bytes after the chunk */ \
-                fo_pf_lines((t), (w), fo_c_ + fo_ahead_, fo_c_ + fo_ahead_ + fo_len_, (int64_t)sizeof(FO_T)); \
-            range_fn(__VA_ARGS__, fo_len_);                                                                  \
-            fo_c_ += fo_len_;                                                                                \
-            if (fo_c_ >= (n))                                                                                \
-                break;                                                                                       \
-            FO_ITEM_BUFS(t, it, b, nb, fo_c_);                                                               \
-        }                                                                                                    \
+        range_fn(__VA_ARGS__, (n) - fo_head_);                                                               \
     } while (0)
 
 /* The entry point's checks, before anything is written: arguments, the buffers the kernel needs (needs_fn(h):
@@ -188,7 +152,7 @@ void fo_pf_lines(const void *t, int64_t w, int64_t from, int64_t to, int64_t ele
         const double *s = t->scalars + it->tensor * t->n_scalars;                                            \
         FO_T *b[FO_MAX_BUFS] = {NULL};                                                                       \
         FO_ITEM_BUFS(t, it, b, nb, 0);                                                                       \
-        FO_PEELED(t, it, w, b, nb, n, FO_FN(name##_range), h, b, s);                                         \
+        FO_PEELED(t, it, b, nb, n, FO_FN(name##_range), h, b, s);                                            \
     }                                                                                                        \
     FO_DEFINE_VARIANTS(name##_item, fo_##name##_hyper)                                                       \
     int FO_FN(fo_##name)(const fo_tensor_list *t, const fo_##name##_hyper *h)                                \
