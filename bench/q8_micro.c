@@ -3,7 +3,10 @@
  * included here so its static phases can be timed one by one).
  *   q8_micro maps.bin prof [n reps]   cycles (rdtsc) per element of: decode both moments, the Adam arithmetic,
  *                                     absmax + encode both moments, and the fused kernel (median of reps)
- *   q8_micro maps.bin check           every float32 in [-1, 1], both maps: the encoder's codes vs fo_q8_nearest */
+ *   q8_micro maps.bin check [scale..]  every float32 x in [-scale, scale] (scale 1 if none given), both maps: the
+ *                                     codes of x / scale by the AVX-512 encoder (and its non-negative variant for
+ *                                     x >= 0) and the AVX2 encoder vs fo_q8_nearest (the exact search); exit 1 if any
+ *                                     differs. A scale that is not a power of two exercises the re-done bands. */
 #include "../csrc/lowp.c"
 #include <stdio.h>
 #include <x86intrin.h>
@@ -39,6 +42,14 @@ range_2(const fo_adam_f32c c, float *p, const float *g, uint8_t *q1, uint8_t *q2
 static FO_TARGET_AVX2 __attribute__((noinline)) void decode_2(const uint8_t *q, const float *code, float s, float *out)
 { FO_Q8_DECODE(1, (const fo_q8_map *)NULL, q, FO_QBLOCK, code, s, out); }
 static volatile uint64_t sink;
+/* fo_q8_enc64 with nonneg = 1 over the whole 64-lane groups of x (the rest of q is left alone). */
+static FO_TARGET_Q8X __attribute__((noinline)) void enc_nonneg(const fo_tile *x, int64_t n, float scale,
+                                                               const fo_q8_map *mp, const float *lev, uint8_t *q)
+{
+    const __m512 r = _mm512_set1_ps(1.0f / scale);
+    for (int64_t i = 0; i + 64 <= n; i += 64)
+        fo_q8_enc64(x->f + i, r, scale, mp, lev, q + i, 1);
+}
 
 int main(int argc, char **argv)
 {
@@ -54,33 +65,49 @@ int main(int argc, char **argv)
     mp2 = &m2;
     if (strcmp(argv[2], "check") == 0) {
         int bad = 0;
-        for (int w = 0; w < 2; ++w) {
-            const fo_q8_map *mp = w ? mp2 : mp1;
-            const float *lev = MAP[2 * w + 1];
-            long long diff = 0, total = 0;
-            static fo_tile x;
-            static uint8_t q[FO_QBLOCK], q2[FO_QBLOCK];
-            for (uint64_t u0 = 0; u0 <= 0x3F800000u; u0 += 128) {
-                for (int sgn = 0; sgn < 2; ++sgn) {
-                    for (int i = 0; i < 128; ++i)
-                        x.u[i] = (uint32_t)(u0 + i) | (sgn ? 0x80000000u : 0);
-                    const int64_t n = u0 + 128 > 0x3F800001u ? (int64_t)(0x3F800001u - u0) : 128;
-                    fo_q8_encode_x(&x, n, 1.0f, mp, lev, q);
-                    fo_q8_encode_avx2(&x, n, 1.0f, mp, lev, q2);
-                    for (int64_t i = 0; i < n; ++i) {
-                        const uint8_t r = fo_q8_nearest(x.f[i], lev);
-                        if (q[i] != r || q2[i] != r) {
-                            if (diff < 5)
-                                printf("map %d x=%a got %d (avx2 %d) want %d\n", w + 1, (double)x.f[i], q[i], q2[i], r);
-                            ++diff;
-                        }
-                    }
-                    total += n;
-                }
+        const int nscale = argc > 3 ? argc - 3 : 1;
+        for (int si = 0; si < nscale; ++si) {
+            const float scale = argc > 3 ? strtof(argv[3 + si], NULL) : 1.0f;
+            fo_bits32 sb;
+            sb.f = scale;
+            if (!(scale >= 0x1p-125f && scale <= 0x1p125f)) {
+                printf("scale %s: not a normal float within [2^-125, 2^125]\n", argv[3 + si]);
+                return 2;
             }
-            printf("map %d (%s): %lld floats in [-1, 1], %lld codes of the AVX-512 or AVX2 encoder differ\n", w + 1, w ? "unsigned" : "signed",
-                   total, diff);
-            bad |= diff != 0;
+            for (int w = 0; w < 2; ++w) {
+                const fo_q8_map *mp = w ? mp2 : mp1;
+                const float *lev = MAP[2 * w + 1];
+                long long diff = 0, total = 0;
+                static fo_tile x;
+                static uint8_t q[FO_QBLOCK], q2[FO_QBLOCK], q3[FO_QBLOCK];
+                for (uint64_t u0 = 0; u0 <= sb.u; u0 += 128) {
+                    for (int sgn = 0; sgn < 2; ++sgn) {
+                        for (int i = 0; i < 128; ++i)
+                            x.u[i] = (uint32_t)(u0 + i) | (sgn ? 0x80000000u : 0);
+                        const int64_t n = u0 + 128 > sb.u + 1 ? (int64_t)(sb.u + 1 - u0) : 128;
+                        fo_q8_encode_x(&x, n, scale, mp, lev, q);
+                        fo_q8_encode_avx2(&x, n, scale, mp, lev, q2);
+                        if (!sgn) /* the Adam pipe's second-moment variant: every x known to be +0 or more */
+                            enc_nonneg(&x, n, scale, mp, lev, q3);
+                        for (int64_t i = 0; i < n; ++i) {
+                            const uint8_t r = fo_q8_nearest(x.f[i] / scale, lev);
+                            const int nn_bad = !sgn && i < (n & ~63) && q3[i] != r;
+                            if (q[i] != r || q2[i] != r || nn_bad) {
+                                if (diff < 5)
+                                    printf("map %d scale %a x=%a got %d (avx2 %d, nonneg %d) want %d\n", w + 1,
+                                           (double)scale, (double)x.f[i], q[i], q2[i], sgn ? -1 : q3[i], r);
+                                ++diff;
+                            }
+                        }
+                        total += n;
+                    }
+                }
+                printf("map %d (%s), scale %a: %lld floats in [-scale, scale], %lld codes of the AVX-512 (both "
+                       "variants) or AVX2 encoder differ from the search's\n", w + 1, w ? "unsigned" : "signed",
+                       (double)scale, total, diff);
+                fflush(stdout);
+                bad |= diff != 0;
+            }
         }
         return bad;
     }

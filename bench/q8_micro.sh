@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build and run bench/q8_micro.c (per-phase profile / exhaustive check of the 8-bit quantizer) from the worktree
 # root after `python setup.py build_ext --inplace`: links the in-place build's objects except lowp.o.
-#   sh bench/q8_micro.sh prof [n reps]  |  sh bench/q8_micro.sh check
+#   sh bench/q8_micro.sh prof [n reps]  |  sh bench/q8_micro.sh check [scale ...]  (~1 min per scale)
 set -e
 out=${TMPDIR:-/tmp}/q8_micro.$$
 PY=${PYTHON:-python}

@@ -139,7 +139,11 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
  * y is x times 1/scale, which is within 3 units in the last place of x / scale (what the search rounds): so a lane
  * whose |y| lies within FO_Q8_EPS (relative) of its octave's boundary, or whose t lies within FO_Q8_M of an integer,
  * is re-done exactly (x / scale, then the search) — about 2 lanes in 1000 — and every other lane's code is the
- * search's. No division, no gather, no dependent chain of table lookups: ~25 vector operations per 16 lanes.
+ * search's. No division, no gather, no dependent chain of table lookups. The AVX-512 encoder (fo_q8_code16, round 7)
+ * reads the octave's class and boundary from one packed record, tests the re-done bands on integer bits (the
+ * boundary's by one subtraction, t's by the fraction bits of t + 512 + FO_Q8_M2) and narrows 64 codes at a time by
+ * saturating packs: ~19 vector operations per 16 lanes instead of ~25 (17 for the Adam pipe's second moment, known
+ * to be >= +0); its bands differ from the AVX2 encoder's, its codes do not (bench/q8_micro.sh check).
  * Blocks whose absmax is not 0 or a normal float within [2^-125, 2^125] (NaN, Inf, subnormal) take the search.
  *
  * Decode. The 256 codes' float32 bits as four byte planes of 256 bytes (16 registers); 64 codes at a time: each plane
@@ -148,11 +152,18 @@ static FO_TARGET_AVX512 void fo_q8_decode_avx512(const uint8_t *FO_RESTRICT q, i
 #define FO_TARGET_Q8X __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vbmi,avx2,fma")))
 #define FO_Q8_M 0x1p-13 /* a lane whose t is this near an integer is re-done exactly */
 #define FO_Q8_EPS 0x1p-20 /* relative half-width of the band re-done around each class boundary */
+#define FO_Q8_M2 0x1p-12 /* fo_q8_code16: a lane whose t is this near an integer is re-done exactly */
 typedef struct {
     int32_t cg[32];         /* the class of an octave's lowest value, by biased exponent mod 32 (octaves 2^-31..1) */
     float tlo[32], thi[32]; /* the class boundary inside the octave, minus and plus FO_Q8_EPS (both +Inf: none) */
     float s[16], o[16];     /* per class: t = |y| s - o */
     int32_t hi[16];         /* per class: its last code */
+    /* fo_q8_code16's tables: rec[e]: the boundary's bits less 16..31 ulps, rounded down to a multiple of 16, plus the
+     * octave's class cg (0x7F000000 + cg: no boundary); per class o3 = o - FO_Q8_M2 - 512 (t2 = |y| s - o3 =
+     * t + FO_Q8_M2 + 512) and hi3 = hi + 512 */
+    int32_t rec[32];
+    float o3[16];
+    int32_t hi3[16];
     int sgn;                /* 1: the signed map (negative values mirror), 0: unsigned (negative values: code 0) */
     uint8_t plane[4][256];  /* byte k of code c's float32 bits at plane[k][c] */
 } fo_q8_map;
@@ -222,6 +233,18 @@ static int fo_q8_map_build(const float *FO_RESTRICT lev, const float *FO_RESTRIC
         }
         if (k >= 1 && !(bound[k] * (1 - 2 * FO_Q8_EPS) * fs - fo > b + FO_Q8_M)) /* lowest values truncate to b */
             return 0;
+        /* the same for t2 = |y| s - o3 = t + FO_Q8_M2 + 512 (fo_q8_code16): the inner thresholds within FO_Q8_M2 / 4
+         * of an integer plus FO_Q8_M2 (o3 rounded as stored), the lowest values above 512 + b + FO_Q8_M2 */
+        mp->o3[k] = (float)(o - FO_Q8_M2 - 512);
+        mp->hi3[k] = b + n - 1 + 512;
+        const double fo3 = mp->o3[k];
+        for (int j = 1; j < n; ++j) {
+            const double t = thr[b + j - 1] * fs - fo3 - FO_Q8_M2 - 512;
+            if (!(t > b + j - FO_Q8_M2 / 4 && t < b + j + FO_Q8_M2 / 4))
+                return 0;
+        }
+        if (k >= 1 && !(bound[k] * (1 - 2 * FO_Q8_EPS) * fs - fo3 > 512 + b + FO_Q8_M2))
+            return 0;
     }
     for (int e = 96; e < 128; ++e) {
         const double lo = ldexp(1.0, e - 127), hi = 2 * lo;
@@ -243,11 +266,19 @@ static int fo_q8_map_build(const float *FO_RESTRICT lev, const float *FO_RESTRIC
         mp->cg[e & 31] = cls;
         mp->tlo[e & 31] = inside ? (float)(b_in * (1 - FO_Q8_EPS)) : INFINITY;
         mp->thi[e & 31] = inside ? (float)(b_in * (1 + FO_Q8_EPS)) : INFINITY;
+        fo_bits32 bb;
+        bb.f = (float)b_in; /* b_in is a float32 threshold */
+        mp->rec[e & 31] = inside ? (int32_t)(((bb.u - 16u) & ~15u) | (uint32_t)cls) : 0x7F000000 | cls;
     }
-    if (sgn) /* the negative side mirrors the positive one (up to the tie rule, inside the re-done bands) */
-        for (int c = 127; c < 254; ++c)
-            if (fabs((double)thr[253 - c] + thr[c]) > 1e-6 * thr[c])
+    if (sgn) /* the negative side mirrors the positive one up to the tie rule: at most 2 ulps apart */
+        for (int c = 127; c < 254; ++c) {
+            fo_bits32 pos, neg;
+            pos.f = thr[c];
+            neg.f = -thr[253 - c];
+            if (fabs((double)thr[253 - c] + thr[c]) > 1e-6 * thr[c]
+                || (pos.u > neg.u ? pos.u - neg.u : neg.u - pos.u) > 2u)
                 return 0;
+        }
     mp->sgn = sgn;
     if (code != NULL)
         for (int c = 0; c < 256; ++c) {
@@ -292,39 +323,83 @@ static const fo_q8_map *fo_q8_map_get(const float *lev, const float *code)
     return c->ok ? &c->m : NULL;
 }
 
-/* 16 lanes of the arithmetic quantizer: q[0..15] = nearest(code, x[0..15] / scale), r = 1 / scale in every lane. */
+/* 16 lanes of the arithmetic quantizer: the codes of x[0..15] / scale as int32 biased by 512 (a value below 512
+ * meaning code 0: fo_q8_enc64 and fo_q8_enc16 clamp it), r = 1 / scale in every lane; *redo gets the lanes to re-do
+ * exactly. 4 table permutes. The class and the boundary test come from one 32-entry permute of records rec[e] (the
+ * boundary's bits B rounded to R = (B - 16..31) & ~15, plus the class cg in the 4 low bits, which are all vpermps
+ * reads of the index): d = |y|'s bits - rec[e]; d < 0 is below B, d >= 48 above B (R + cg + 48 > B + 16), and
+ * 0 <= d < 48 — 8 ulps or more each side of B, which y's 3 ulps of error and the mirror's 2 cannot cross — is re-done.
+ * t2 = |y| s - o3 = t + FO_Q8_M2 + 512 lies in [512, 1024), where a float's fraction is its 14 low bits: t2 within
+ * 2 FO_Q8_M2 above an integer (bits 3..13 zero: one vptestnmd) marks the lanes whose t is within FO_Q8_M2 of an
+ * integer; elsewhere trunc(t2) = trunc(t) + 512 is the search's code + 512. The errors in t: the thresholds' placement
+ * (within FO_Q8_M2 / 4, checked), y's 3 ulps (at most 142 x 3 x 2^-23), the mirror's 2 ulps, the rounding of t2
+ * (2^-15): below 0.7 FO_Q8_M2. `nonneg`: every x is known to be +0 or more (no sign to clear or mirror). */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) __m512i
+fo_q8_code16(const __m512 xv, const __m512 r, const fo_q8_map *FO_RESTRICT mp, __mmask16 *redo, const int nonneg)
+{
+    const __m512i floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
+    const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(xv, r));
+    const __m512i ab = nonneg ? yb : _mm512_and_si512(yb, _mm512_set1_epi32(0x7FFFFFFF));
+    const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
+    const __m512i rec = _mm512_permutex2var_epi32(_mm512_loadu_si512(mp->rec), e, _mm512_loadu_si512(mp->rec + 16));
+    const __m512i d = _mm512_sub_epi32(ab, rec);
+    const __mmask16 band = _mm512_cmplt_epu32_mask(d, _mm512_set1_epi32(48));
+    const __m512i cls = _mm512_mask_add_epi32(rec, _mm512_cmpge_epi32_mask(d, _mm512_set1_epi32(24)), rec,
+                                              _mm512_set1_epi32(1)); /* the class in bits 0..3 */
+    const __m512 t = _mm512_fmsub_ps(_mm512_castsi512_ps(ab), _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->s)),
+                                     _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->o3)));
+    *redo = band | _mm512_testn_epi32_mask(_mm512_castps_si512(t), _mm512_set1_epi32(0x3FF8));
+    const __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, _mm512_loadu_si512(mp->hi3)));
+    if (nonneg)
+        return c;
+    if (mp->sgn) /* the mirror: 512 + 254 - (c - 512) (511 for the code 255 of -1.0's side: code 0) */
+        return _mm512_mask_sub_epi32(c, _mm512_movepi32_mask(yb), _mm512_set1_epi32(1278), c);
+    return _mm512_min_epi32(c, yb); /* negative y (int32 bits < 0): code 0; c <= yb for y >= 0 (c = 512 below 2^-30) */
+}
+
+/* Re-do the lanes of mask `redo` exactly: q[b] = the search's code of x[b] / scale. */
+FO_INLINE void fo_q8_redo(uint64_t redo, const float *FO_RESTRICT x, const float scale, const float *FO_RESTRICT lev,
+                          uint8_t *FO_RESTRICT q)
+{
+    while (redo) {
+        const int b = __builtin_ctzll(redo);
+        redo &= redo - 1;
+        q[b] = fo_q8_nearest(x[b] / scale, lev);
+    }
+}
+
+/* 16 lanes: q[0..15] = nearest(code, x[0..15] / scale). */
 FO_TARGET_Q8X static inline __attribute__((always_inline)) void
 fo_q8_enc16(const float *FO_RESTRICT x, const __m512 r, const float scale, const fo_q8_map *FO_RESTRICT mp,
             const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q)
 {
-    const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), floor31 = _mm512_set1_epi32(0x30000000); /* 2^-31 */
-    const __m512i yb = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x), r));
-    const __m512i ab = _mm512_and_si512(yb, mag);
-    const __m512 a = _mm512_castsi512_ps(ab);
-    const __m512i e = _mm512_srli_epi32(_mm512_max_epu32(ab, floor31), 23); /* vpermi2 reads e mod 32 */
-    const __mmask16 ge = _mm512_cmp_ps_mask(
-        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->tlo), e, _mm512_loadu_ps(mp->tlo + 16)), _CMP_GE_OQ);
-    const __mmask16 lt = _mm512_cmp_ps_mask(
-        a, _mm512_permutex2var_ps(_mm512_loadu_ps(mp->thi), e, _mm512_loadu_ps(mp->thi + 16)), _CMP_LT_OQ);
-    __m512i cls = _mm512_permutex2var_epi32(_mm512_loadu_si512(mp->cg), e, _mm512_loadu_si512(mp->cg + 16));
-    cls = _mm512_mask_add_epi32(cls, ge, cls, _mm512_set1_epi32(1));
-    const __m512 t = _mm512_fmsub_ps(a, _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->s)),
-                                     _mm512_permutexvar_ps(cls, _mm512_loadu_ps(mp->o)));
-    const __m512 fr = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); /* t - round(t) */
-    const __mmask16 near = _mm512_cmp_ps_mask(_mm512_abs_ps(fr), _mm512_set1_ps((float)FO_Q8_M), _CMP_LT_OQ);
-    __m512i c = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(cls, _mm512_loadu_si512(mp->hi)));
-    const __mmask16 neg = _mm512_movepi32_mask(yb);
-    if (mp->sgn)
-        c = _mm512_max_epi32(_mm512_mask_sub_epi32(c, neg, _mm512_set1_epi32(254), c), _mm512_setzero_si512());
-    else
-        c = _mm512_maskz_mov_epi32((__mmask16)~neg, c);
-    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(c));
-    unsigned redo = (unsigned)((ge & lt) | near);
-    while (redo) {
-        const int b = __builtin_ctz(redo);
-        redo &= redo - 1;
-        q[b] = fo_q8_nearest(x[b] / scale, lev);
-    }
+    __mmask16 redo;
+    const __m512i c = fo_q8_code16(_mm512_loadu_ps(x), r, mp, &redo, 0);
+    const __m512i c0 = _mm512_max_epi32(_mm512_sub_epi32(c, _mm512_set1_epi32(512)), _mm512_setzero_si512());
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(c0));
+    fo_q8_redo(redo, x, scale, lev, q);
+}
+
+/* 64 lanes: q[0..63] = nearest(code, x[0..63] / scale); `nonneg` as fo_q8_code16's. The four biased code vectors are
+ * narrowed to words (they are in [0, 767]), unbiased there (32 lanes an operation), narrowed to bytes with unsigned
+ * saturation (the values below 0 become code 0) and put back in order by one dword permute. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_q8_enc64(const float *FO_RESTRICT x, const __m512 r, const float scale, const fo_q8_map *FO_RESTRICT mp,
+            const float *FO_RESTRICT lev, uint8_t *FO_RESTRICT q, const int nonneg)
+{
+    __mmask16 k0, k1, k2, k3;
+    const __m512i c0 = fo_q8_code16(_mm512_loadu_ps(x), r, mp, &k0, nonneg);
+    const __m512i c1 = fo_q8_code16(_mm512_loadu_ps(x + 16), r, mp, &k1, nonneg);
+    const __m512i c2 = fo_q8_code16(_mm512_loadu_ps(x + 32), r, mp, &k2, nonneg);
+    const __m512i c3 = fo_q8_code16(_mm512_loadu_ps(x + 48), r, mp, &k3, nonneg);
+    const __m512i bias = _mm512_set1_epi16(512);
+    const __m512i w01 = _mm512_sub_epi16(_mm512_packus_epi32(c0, c1), bias);
+    const __m512i w23 = _mm512_sub_epi16(_mm512_packus_epi32(c2, c3), bias);
+    /* per 128-bit lane L: dword 4 L + k of the packed bytes holds codes 16 k + 4 L .. + 3 */
+    const __m512i b = _mm512_packus_epi16(w01, w23);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(q, _mm512_permutexvar_epi32(perm, b));
+    fo_q8_redo((uint64_t)k0 | (uint64_t)k1 << 16 | (uint64_t)k2 << 32 | (uint64_t)k3 << 48, x, scale, lev, q);
 }
 
 /* q = nearest(code, x / scale) for the n values of tile x (see above); absmax 0 or normal within [2^-125, 2^125]. */
@@ -334,15 +409,18 @@ static FO_TARGET_Q8X void fo_q8_encode_x(const fo_tile *FO_RESTRICT x, int64_t n
 {
     const __m512 r = _mm512_set1_ps(1.0f / scale);
     int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        fo_q8_enc64(x->f + i, r, scale, mp, lev, q + i, 0);
     for (; i + 16 <= n; i += 16)
         fo_q8_enc16(x->f + i, r, scale, mp, lev, q + i);
     for (; i < n; ++i)
         q[i] = fo_q8_nearest(x->f[i] / scale, lev);
 }
 
-/* ---- The arithmetic quantizer on AVX2 + FMA: fo_q8_enc16's operations lane for lane on 8 lanes (the same floats,
- * so the same codes and the same lanes re-done), its 32-entry tables read by four vpermps and three blends on bits 3
- * and 4 of the index, the 16-entry ones by two vpermps and a blend; codes narrowed 32 at a time by saturating packs. */
+/* ---- The arithmetic quantizer on AVX2 + FMA: the round-6 AVX-512 encoder's operations lane for lane on 8 lanes
+ * (tables tlo, thi, cg, s, o, hi; the same codes as fo_q8_code16's, other lanes re-done), its 32-entry tables read by
+ * four vpermps and three blends on bits 3 and 4 of the index, the 16-entry ones by two vpermps and a blend; codes
+ * narrowed 32 at a time by saturating packs. */
 FO_TARGET_AVX2 static inline __attribute__((always_inline)) __m256
 fo_lut32_avx2(const float *FO_RESTRICT t, const __m256i i, const __m256 b3, const __m256 b4)
 {
@@ -420,6 +498,35 @@ static FO_TARGET_AVX2 void fo_q8_encode_avx2(const fo_tile *FO_RESTRICT x, int64
 #else
 #define FO_NOCLONE __attribute__((noinline, noclone)) /* no constant-n clone: its dead tail loop would warn */
 #endif
+/* The decoder's permute of 64 codes: byte p = 16 L + 4 r + j of the permuted codes is code 16 r + 4 L + j, so that after
+ * the two unpack stages of fo_q8_dec64 register r holds codes 16 r .. 16 r + 15 in order. */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) __m512i fo_q8_dec_perm(void)
+{
+    uint8_t perm_b[64];
+    for (int p = 0; p < 64; ++p)
+        perm_b[p] = (uint8_t)(16 * ((p & 15) >> 2) + 4 * (p >> 4) + (p & 3));
+    return _mm512_loadu_si512(perm_b);
+}
+
+/* out[r] = code[q[16 r .. 16 r + 15]] * s (vs = s in every lane) for 64 codes, from the byte planes P (P[k][j]: bytes
+ * 64 j .. 64 j + 63 of mp->plane[k]). */
+FO_TARGET_Q8X static inline __attribute__((always_inline)) void
+fo_q8_dec64(const uint8_t *FO_RESTRICT q, const __m512i P[4][4], const __m512i perm, const __m512 vs, __m512 out[4])
+{
+    const __m512i idx = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(q));
+    const __mmask64 top = _mm512_movepi8_mask(idx);
+    __m512i b[4];
+    for (int k = 0; k < 4; ++k)
+        b[k] = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(P[k][0], idx, P[k][1]),
+                                      _mm512_permutex2var_epi8(P[k][2], idx, P[k][3]));
+    const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+    const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+    out[0] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(lo01, lo23)), vs);
+    out[1] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(lo01, lo23)), vs);
+    out[2] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(hi01, hi23)), vs);
+    out[3] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(hi01, hi23)), vs);
+}
+
 static FO_TARGET_Q8X FO_NOCLONE void
 fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_RESTRICT mp,
                const float *FO_RESTRICT code, float s, float *FO_RESTRICT out)
@@ -428,27 +535,14 @@ fo_q8_decode_x(const uint8_t *FO_RESTRICT q, int64_t n, const fo_q8_map *FO_REST
     for (int k = 0; k < 4; ++k)
         for (int j = 0; j < 4; ++j)
             P[k][j] = _mm512_loadu_si512(mp->plane[k] + 64 * j);
-    /* byte p = 16 L + 4 r + j of the permuted codes is code 16 r + 4 L + j: after the two unpack stages register r
-     * holds codes 16 r .. 16 r + 15 in order */
-    uint8_t perm_b[64];
-    for (int p = 0; p < 64; ++p)
-        perm_b[p] = (uint8_t)(16 * ((p & 15) >> 2) + 4 * (p >> 4) + (p & 3));
-    const __m512i perm = _mm512_loadu_si512(perm_b);
+    const __m512i perm = fo_q8_dec_perm();
     const __m512 vs = _mm512_set1_ps(s);
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        const __m512i idx = _mm512_permutexvar_epi8(perm, _mm512_loadu_si512(q + i));
-        const __mmask64 top = _mm512_movepi8_mask(idx);
-        __m512i b[4];
-        for (int k = 0; k < 4; ++k)
-            b[k] = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(P[k][0], idx, P[k][1]),
-                                          _mm512_permutex2var_epi8(P[k][2], idx, P[k][3]));
-        const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
-        const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(lo01, lo23)), vs));
-        _mm512_storeu_ps(out + i + 16, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(lo01, lo23)), vs));
-        _mm512_storeu_ps(out + i + 32, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(hi01, hi23)), vs));
-        _mm512_storeu_ps(out + i + 48, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(hi01, hi23)), vs));
+        __m512 o[4];
+        fo_q8_dec64(q + i, P, perm, vs, o);
+        for (int r = 0; r < 4; ++r)
+            _mm512_storeu_ps(out + i + 16 * r, o[r]);
     }
     for (; i < n; ++i)
         out[i] = code[q[i]] * s;

@@ -163,9 +163,11 @@ static FO_TARGET_AVX512 void fo_q8_exact_tile(fo_tile *FO_RESTRICT x, int64_t n,
     fo_q8_nearest_avx512(x, n, lev, q);
 }
 
-/* nb full blocks on AVX-512 with VBMI, software-pipelined: one 16-lane loop runs Adam on block b (decoded moments
- * in, new moments to a tile, their absmax accumulated) and encodes block b - 1's tile, so the divider-bound Adam
- * lanes and the permute-bound encoder lanes overlap. Each lane's arithmetic is FO_ADAM_ELEMENT's, operation for
+/* nb full blocks on AVX-512 with VBMI, software-pipelined: one loop runs Adam on block b, 16 lanes at a time
+ * (decoded moments in, new moments to a tile, their absmax accumulated), and encodes 64 lanes of block b - 1's tiles
+ * after every 64 lanes of Adam, so the divider-bound Adam lanes and the permute-bound encoder lanes overlap. (Decoding
+ * inside that loop, straight to registers, was measured slower: the 32 byte-plane registers of the two maps do not
+ * fit beside the encoder's tables.) Each lane's arithmetic is FO_ADAM_ELEMENT's, operation for
  * operation (IEEE, so bit for bit); each block's codes and absmax are fo_q8_store's. */
 FO_TARGET_Q8X static inline __attribute__((always_inline)) void
 fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_RESTRICT g, uint8_t *FO_RESTRICT q1,
@@ -180,7 +182,7 @@ fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_REST
     const __m512 bc2s = _mm512_set1_ps(c.bc2s), eps = _mm512_set1_ps(c.eps), ns = _mm512_set1_ps(c.neg_step);
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u), mag = _mm512_set1_epi32(0x7FFFFFFF);
     float sc1 = 1.0f, sc2 = 1.0f;
-    int ok1 = 0, ok2 = 0;
+    int ok1 = 0, ok2 = 0, nn2 = 0; /* nn2: every new v of the previous block is +0 or more (the usual case) */
     for (int64_t blk = 0; blk <= nb; ++blk) {
         const int cur = (int)(blk & 1), prv = cur ^ 1;
         const int64_t k = blk * FO_QBLOCK;
@@ -196,14 +198,15 @@ fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_REST
                 fo_q8_exact_tile(&V[prv], FO_QBLOCK, sc2, lev2, pq2);
             break;
         }
+        const int enc1 = blk > 0 && ok1, enc2 = blk > 0 && ok2;
         fo_q8_decode_x(q1 + k, FO_QBLOCK, mp1, code1, a1[blk], M[cur].f);
         fo_q8_decode_x(q2 + k, FO_QBLOCK, mp2, code2, a2[blk], V[cur].f);
-        const int enc1 = blk > 0 && ok1, enc2 = blk > 0 && ok2;
         const __m512 r1 = _mm512_set1_ps(1.0f / sc1), r2 = _mm512_set1_ps(1.0f / sc2);
         __m512i top1 = _mm512_setzero_si512(), top2 = _mm512_setzero_si512();
         float *FO_RESTRICT pk = p + k;
         const float *FO_RESTRICT gk = g + k;
-        for (int j = 0; j < FO_QBLOCK; j += 16) {
+        for (int j0 = 0; j0 < FO_QBLOCK; j0 += 64) {
+          for (int j = j0; j < j0 + 64; j += 16) {
             __m512 pi = _mm512_loadu_ps(pk + j), gi = _mm512_loadu_ps(gk + j);
             if (maximize)
                 gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
@@ -219,11 +222,14 @@ fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_REST
             _mm512_store_ps(M[cur].f + j, mi);
             _mm512_store_ps(V[cur].f + j, vi);
             top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(mi), mag));
-            top2 = _mm512_max_epu32(top2, _mm512_and_si512(_mm512_castps_si512(vi), mag));
-            if (enc1)
-                fo_q8_enc16(M[prv].f + j, r1, sc1, mp1, lev1, pq1 + j);
-            if (enc2)
-                fo_q8_enc16(V[prv].f + j, r2, sc2, mp2, lev2, pq2 + j);
+            top2 = _mm512_max_epu32(top2, _mm512_castps_si512(vi)); /* the raw bits: see below */
+          }
+          if (enc1)
+              fo_q8_enc64(M[prv].f + j0, r1, sc1, mp1, lev1, pq1 + j0, 0);
+          if (enc2 && nn2)
+              fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 1);
+          else if (enc2)
+              fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 0);
         }
         if (blk > 0 && !ok1)
             fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);
@@ -232,6 +238,15 @@ fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_REST
         fo_bits32 u1, u2;
         u1.u = (uint32_t)_mm512_reduce_max_epu32(top1);
         u2.u = (uint32_t)_mm512_reduce_max_epu32(top2);
+        /* v = (1 - beta2) g^2 + beta2 v_old is +0 or more unless v_old or g is odd (a NaN; a negative absmax loaded):
+         * then the raw bits' maximum is the magnitudes' maximum, and the encoder skips the sign (nonneg) */
+        nn2 = u2.u < 0x80000000u;
+        if (!nn2) {
+            __m512i t2 = _mm512_setzero_si512();
+            for (int j = 0; j < FO_QBLOCK; j += 16)
+                t2 = _mm512_max_epu32(t2, _mm512_and_si512(_mm512_load_si512(V[cur].u + j), mag));
+            u2.u = (uint32_t)_mm512_reduce_max_epu32(t2);
+        }
         a1[blk] = u1.f;
         a2[blk] = u2.f;
         sc1 = u1.f > 0.0f ? u1.f : 1.0f;
