@@ -17,7 +17,6 @@ import numpy as np
 from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, run_functional
-from .._memory import copy_aligned
 from .._plan import cacheable
 from .._spec import Buffer, Option, Spec, flag
 from ._checks import finite, whole
@@ -281,10 +280,14 @@ class Prodigy(FusedOptimizer):
         self._plan_runs = 0
         super().__init__(params, options)
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
+    def _initial_buffers(self, group: dict[str, Any], key: str, datas: list[np.ndarray]) -> list[np.ndarray]:
+        # every key's new buffers as consecutive views of one allocation (the state arena, fastopt._memory: a
+        # 200-tensor model's streams then run as one tensor's); p0 starts as a copy of the parameter
+        bufs = super()._initial_buffers(group, key, datas)
         if key == "p0":
-            return copy_aligned(data, data)
-        return super()._initial_buffer(group, key, data)
+            for buf, data in zip(bufs, datas):
+                np.copyto(buf, data)
+        return bufs
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if isinstance(pstate, dict):  # prodigyopt's layout: s and p0 flattened, p0 0-d for an all-zero param
