@@ -50,19 +50,28 @@ class StateMixin(_Base):
         def _active(self, group: dict[str, Any]) -> tuple[bool, ...]:
             """Which state buffers the group's options use (FusedOptimizer's, from its spec)."""
 
+    def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
+        """Give a new state buffer ``key`` (zeros, shaped and typed as the parameter's array ``data``) its starting
+        contents in place; the default leaves it zero (Adagrad fills its start value, Rprop its step size,
+        Schedule-Free and Prodigy copy the parameter)."""
+
     def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        """A new state buffer ``key`` for a parameter whose array is ``data`` (zeros unless overridden), placed at
-        the same offset within a cache line as ``data`` so that the kernels' aligned loops suit both."""
-        return zeros_like_aligned(data)
+        """A new state buffer ``key`` for a parameter whose array is ``data``, placed at the same offset within a
+        cache line as ``data`` so that the kernels' aligned loops suit both; its contents from ``_fill_buffer``."""
+        buf = zeros_like_aligned(data)
+        self._fill_buffer(group, key, buf, data)
+        return buf
 
     def _initial_buffers(self, group: dict[str, Any], key: str, datas: list[np.ndarray]) -> list[np.ndarray]:
-        """The new state buffers ``key`` of one step's parameters of a group (arrays ``datas``, one dtype), in order.
-        Zeros: consecutive views of one allocation per key (``fastopt._memory.zeros_aligned_many``: contiguous,
-        huge-page backed when large, each co-aligned with its parameter), unless ``_initial_buffer`` is overridden,
-        which then makes each buffer."""
-        if type(self)._initial_buffer is not StateMixin._initial_buffer:
-            return [self._initial_buffer(group, key, d) for d in datas]
-        return zeros_aligned_many(datas)
+        """The new state buffers ``key`` of one step's parameters of a group (arrays ``datas``, one dtype), in order:
+        consecutive views of one allocation per key (the state arena, ``fastopt._memory.zeros_aligned_many``:
+        contiguous, huge-page backed when large, each co-aligned with its parameter), their contents from
+        ``_fill_buffer``. So a model's many small tensors stream their state as one tensor's, whatever its start."""
+        bufs = zeros_aligned_many(datas)
+        if type(self)._fill_buffer is not StateMixin._fill_buffer:
+            for buf, data in zip(bufs, datas):
+                self._fill_buffer(group, key, buf, data)
+        return bufs
 
     def _initial_scalar(self, group: dict[str, Any], init: Any, data: np.ndarray) -> np.ndarray:
         """A new scalar state value (``init``: a number or a function of the group) for a parameter whose array is

@@ -171,7 +171,7 @@ def test_arena_is_freed_with_the_optimizer():
     assert ref() is None
 
 
-def test_params_added_later_get_their_own_arena_and_overridden_initial_buffer_is_kept():
+def test_params_added_later_get_their_own_arena_and_filled_buffers_are_in_an_arena():
     ps = _params()
     opt = fo.Adam(ps[:3], lr=1e-2)
     opt.step()
@@ -181,9 +181,15 @@ def test_params_added_later_get_their_own_arena_and_overridden_initial_buffer_is
     later = {id(_owner(opt.state[p]["exp_avg"])) for p in ps[3:]}
     assert len(first) == 1 and len(later) == 1 and first != later
     ada = fo.Adagrad(_params(), lr=1e-2, initial_accumulator_value=0.25)
-    ada.step()  # Adagrad's own _initial_buffer (its start value) still makes its buffers
-    for p in ada.param_groups[0]["params"]:
+    ada.step()  # Adagrad's start value (_fill_buffer) is written into one arena, made in its constructor
+    ps = ada.param_groups[0]["params"]
+    assert len({id(_owner(ada.state[p]["sum"])) for p in ps}) == 1
+    for p in ps:
         assert ada.state[p]["sum"].ctypes.data % 64 == p.data.ctypes.data % 64
+    for opt, key in ((fo.Rprop(_params(), lr=0.01), "step_size"), (fo.ScheduleFreeSGD(_params(), lr=0.01), "z")):
+        opt.step()  # Rprop's step sizes start at lr, Schedule-Free's z at the parameter: in one arena too
+        ps = opt.param_groups[0]["params"]
+        assert len({id(_owner(opt.state[p][key])) for p in ps}) == 1, key
 
 
 def test_zeros_like_aligned_unchanged():

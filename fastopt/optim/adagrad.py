@@ -112,13 +112,11 @@ class Adagrad(FusedOptimizer):
                  initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
         super().__init__(params, self._spec.options_from(locals()))
         for group in self.param_groups:
-            for p in group["params"]:
-                data = np.asarray(p.data)
-                if isinstance(p.data, np.ndarray) and data.dtype in V.FLOAT_DTYPES:
-                    self.state[p] = {"step": 0, "sum": self._initial_buffer(group, "sum", data)}
+            for dtype in V.FLOAT_DTYPES:  # one arena per dtype (the state is made eagerly, as torch's)
+                ps = [p for p in group["params"] if isinstance(p.data, np.ndarray) and p.data.dtype == dtype]
+                for p, buf in zip(ps, self._initial_buffers(group, "sum", [p.data for p in ps])):
+                    self.state[p] = {"step": 0, "sum": buf}
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        buf = super()._initial_buffer(group, key, data)  # co-aligned with the parameter
+    def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
         buf.fill(group["initial_accumulator_value"])
-        return buf
 

@@ -280,14 +280,9 @@ class Prodigy(FusedOptimizer):
         self._plan_runs = 0
         super().__init__(params, options)
 
-    def _initial_buffers(self, group: dict[str, Any], key: str, datas: list[np.ndarray]) -> list[np.ndarray]:
-        # every key's new buffers as consecutive views of one allocation (the state arena, fastopt._memory: a
-        # 200-tensor model's streams then run as one tensor's); p0 starts as a copy of the parameter
-        bufs = super()._initial_buffers(group, key, datas)
+    def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
         if key == "p0":
-            for buf, data in zip(bufs, datas):
-                np.copyto(buf, data)
-        return bufs
+            np.copyto(buf, data)  # p0 starts as a copy of the parameter
 
     def _load_param_state(self, pstate: Any, group: dict[str, Any], p: Any, gi: int, j: int) -> dict:
         if isinstance(pstate, dict):  # prodigyopt's layout: s and p0 flattened, p0 0-d for an all-zero param

@@ -111,8 +111,6 @@ class Rprop(FusedOptimizer):
                  step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False) -> None:
         super().__init__(params, self._spec.options_from(locals()))
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        buf = super()._initial_buffer(group, key, data)
+    def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
         if key == "step_size":  # torch starts every step size at the learning rate
             buf.fill(float(group["lr"]))
-        return buf

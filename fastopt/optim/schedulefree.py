@@ -20,7 +20,6 @@ from .. import _kernels as K
 from .. import _validate as V
 from .._fused import FusedOptimizer, _Rows, run_functional
 from .._plan import NOT_OPTIONS, immutable
-from .._memory import copy_aligned
 from .._spec import Buffer, Option, Spec
 from ._checks import finite, whole
 from ..optimizer import _locked
@@ -181,10 +180,9 @@ class _ScheduleFree(FusedOptimizer):
         self._valid = {}
         super().__init__(params, defaults)
 
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
+    def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
         if key == "z":
-            return copy_aligned(data, data)  # z starts at the parameter (torch.clone)
-        return super()._initial_buffer(group, key, data)
+            np.copyto(buf, data)  # z starts at the parameter (torch.clone)
 
     # The repeated step (a cached StepPlan per group, fastopt._plan) compares the options, not these group keys,
     # which change every step; their per-tensor scalars are refilled in step() before the plan runs.
