@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _validate as V
-from ._memory import zeros_aligned_many, zeros_like_aligned
+from ._memory import zeros_aligned_many
 
 if TYPE_CHECKING:  # the mixin is only ever a base of FusedOptimizer, next to Optimizer (no import cycle at run time)
     from .optimizer import Optimizer as _Base
@@ -54,13 +54,6 @@ class StateMixin(_Base):
         """Give a new state buffer ``key`` (zeros, shaped and typed as the parameter's array ``data``) its starting
         contents in place; the default leaves it zero (Adagrad fills its start value, Rprop its step size,
         Schedule-Free and Prodigy copy the parameter)."""
-
-    def _initial_buffer(self, group: dict[str, Any], key: str, data: np.ndarray) -> np.ndarray:
-        """A new state buffer ``key`` for a parameter whose array is ``data``, placed at the same offset within a
-        cache line as ``data`` so that the kernels' aligned loops suit both; its contents from ``_fill_buffer``."""
-        buf = zeros_like_aligned(data)
-        self._fill_buffer(group, key, buf, data)
-        return buf
 
     def _initial_buffers(self, group: dict[str, Any], key: str, datas: list[np.ndarray]) -> list[np.ndarray]:
         """The new state buffers ``key`` of one step's parameters of a group (arrays ``datas``, one dtype), in order:

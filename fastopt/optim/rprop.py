@@ -37,7 +37,7 @@ def _step_sizes(value: Any) -> tuple[float, float]:
 
 SPEC = Spec(
     "rprop",
-    options=(Option("lr", 1e-2, V.lr, None),  # the initial step size (_initial_buffer)
+    options=(Option("lr", 1e-2, V.lr, None),  # the initial step size (_fill_buffer)
              Option("etas", (0.5, 1.2), _etas, ("etaminus", "etaplus"), normalize=tuple),
              Option("step_sizes", (1e-6, 50), _step_sizes, ("step_size_min", "step_size_max"),
                     normalize=tuple),
