@@ -111,11 +111,14 @@ class Adagrad(FusedOptimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
         super().__init__(params, self._spec.options_from(locals()))
-        for group in self.param_groups:
-            for dtype in V.FLOAT_DTYPES:  # one arena per dtype (the state is made eagerly, as torch's)
+        for group in self.param_groups:  # the state is made eagerly, as torch's: one arena per dtype
+            bufs = {}
+            for dtype in V.FLOAT_DTYPES:
                 ps = [p for p in group["params"] if isinstance(p.data, np.ndarray) and p.data.dtype == dtype]
-                for p, buf in zip(ps, self._initial_buffers(group, "sum", [p.data for p in ps])):
-                    self.state[p] = {"step": 0, "sum": buf}
+                bufs.update(zip(ps, self._initial_buffers(group, "sum", [p.data for p in ps])))
+            for p in group["params"]:  # in the parameters' order
+                if p in bufs:
+                    self.state[p] = {"step": 0, "sum": bufs[p]}
 
     def _fill_buffer(self, group: dict[str, Any], key: str, buf: np.ndarray, data: np.ndarray) -> None:
         buf.fill(group["initial_accumulator_value"])
