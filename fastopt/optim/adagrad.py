@@ -112,7 +112,7 @@ class Adagrad(FusedOptimizer):
                  initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
         super().__init__(params, self._spec.options_from(locals()))
         for group in self.param_groups:  # the state is made eagerly, as torch's: one arena per dtype
-            bufs = {}
+            bufs: dict[Any, np.ndarray] = {}
             for dtype in V.FLOAT_DTYPES:
                 ps = [p for p in group["params"] if isinstance(p.data, np.ndarray) and p.data.dtype == dtype]
                 bufs.update(zip(ps, self._initial_buffers(group, "sum", [p.data for p in ps])))
