@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import fastopt as fo
-from fastopt.bench.core import _one_small_pages_fastopt, _views_fastopt
+from fastopt.bench.core import _one_small_pages_fastopt, _views_fastopt, huge_page_advice
 from fastopt.bench.step import ALGOS, build, case_shapes, set_threads
 
 GAP = 1 << 20
@@ -33,15 +33,11 @@ GAP = 1 << 20
 def _gapped(algo: str, dtype, shapes, huge: bool):
     """The step over tensors placed GAP bytes apart in one buffer per array (param, grad; the state where the
     optimizer puts it), in huge pages or, with NumPy's huge-page advice off, 4 KiB pages."""
-    advise = np._core.multiarray._set_madvise_hugepage
     sizes = [int(np.prod(s)) for s in shapes]
     rng = np.random.default_rng(1)
     gap = GAP // dtype.itemsize
-    before = advise(huge)
-    try:
+    with huge_page_advice(huge):
         bufs = [np.empty(sum(sizes) + gap * len(sizes), dtype) for _ in range(2)]
-    finally:
-        advise(before)
     starts = np.arange(len(sizes)) * gap + np.concatenate([[0], np.cumsum(sizes)[:-1]])
     params = []
     for s, n, at in zip(shapes, sizes, starts):

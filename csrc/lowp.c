@@ -206,30 +206,30 @@ fo_adam_q8_pipe(const fo_adam_f32c c, float *FO_RESTRICT p, const float *FO_REST
         float *FO_RESTRICT pk = p + k;
         const float *FO_RESTRICT gk = g + k;
         for (int j0 = 0; j0 < FO_QBLOCK; j0 += 64) {
-          for (int j = j0; j < j0 + 64; j += 16) {
-            __m512 pi = _mm512_loadu_ps(pk + j), gi = _mm512_loadu_ps(gk + j);
-            if (maximize)
-                gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
-            if (l2)
-                gi = _mm512_fmadd_ps(wd, pi, gi);
-            pi = _mm512_mul_ps(pi, decay);
-            const __m512 mo = _mm512_load_ps(M[cur].f + j), vo = _mm512_load_ps(V[cur].f + j);
-            const __m512 d = _mm512_sub_ps(gi, mo);
-            const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
-            const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
-            const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
-            _mm512_storeu_ps(pk + j, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
-            _mm512_store_ps(M[cur].f + j, mi);
-            _mm512_store_ps(V[cur].f + j, vi);
-            top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(mi), mag));
-            top2 = _mm512_max_epu32(top2, _mm512_castps_si512(vi)); /* the raw bits: see below */
-          }
-          if (enc1)
-              fo_q8_enc64(M[prv].f + j0, r1, sc1, mp1, lev1, pq1 + j0, 0);
-          if (enc2 && nn2)
-              fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 1);
-          else if (enc2)
-              fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 0);
+            for (int j = j0; j < j0 + 64; j += 16) {
+                __m512 pi = _mm512_loadu_ps(pk + j), gi = _mm512_loadu_ps(gk + j);
+                if (maximize)
+                    gi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gi), sign));
+                if (l2)
+                    gi = _mm512_fmadd_ps(wd, pi, gi);
+                pi = _mm512_mul_ps(pi, decay);
+                const __m512 mo = _mm512_load_ps(M[cur].f + j), vo = _mm512_load_ps(V[cur].f + j);
+                const __m512 d = _mm512_sub_ps(gi, mo);
+                const __m512 mi = small_w ? _mm512_fmadd_ps(w1, d, mo) : _mm512_fmadd_ps(w1m, d, gi);
+                const __m512 vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vo, b2));
+                const __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+                _mm512_storeu_ps(pk + j, _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den)));
+                _mm512_store_ps(M[cur].f + j, mi);
+                _mm512_store_ps(V[cur].f + j, vi);
+                top1 = _mm512_max_epu32(top1, _mm512_and_si512(_mm512_castps_si512(mi), mag));
+                top2 = _mm512_max_epu32(top2, _mm512_castps_si512(vi)); /* the raw bits: see below */
+            }
+            if (enc1)
+                fo_q8_enc64(M[prv].f + j0, r1, sc1, mp1, lev1, pq1 + j0, 0);
+            if (enc2 && nn2) /* nonneg a constant in each call: each its own inlined encoder */
+                fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 1);
+            else if (enc2)
+                fo_q8_enc64(V[prv].f + j0, r2, sc2, mp2, lev2, pq2 + j0, 0);
         }
         if (blk > 0 && !ok1)
             fo_q8_exact_tile(&M[prv], FO_QBLOCK, sc1, lev1, pq1);

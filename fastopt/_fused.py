@@ -131,11 +131,11 @@ class FusedOptimizer(PlanCache, StateMixin, Optimizer):
     a ``step`` count.
 
     Optional hooks: ``_fill_buffer`` (a new state buffer's contents, set in place in the state arena; zeros by
-    default, Adagrad's start at ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such as NAdam's ``mu_product``,
-    ASGD's ``eta`` and ``mu``: ``(key, initial value or function of the group)`` pairs; 0-d arrays checked in the
-    validation pass, created with the new state and loadable from a state dict) and ``_fill_scalars_from_state``
-    (like ``_fill_scalars`` but also given the live per-parameter state dicts, to advance such scalars as the step
-    is committed).
+    default, Adagrad's start at ``initial_accumulator_value``), ``_scalar_state`` (per-parameter float state such
+    as NAdam's ``mu_product``, ASGD's ``eta`` and ``mu``: ``(key, initial value or function of the group)`` pairs;
+    0-d arrays checked in the validation pass, created with the new state and loadable from a state dict) and
+    ``_fill_scalars_from_state`` (like ``_fill_scalars`` but also given the live per-parameter state dicts, to
+    advance such scalars as the step is committed).
     """
 
     _spec: Spec

@@ -33,10 +33,11 @@ The table goes to ``OUT/RESULTS_core.md`` and the per-round times to ``OUT/resul
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from typing import Any
@@ -175,24 +176,36 @@ def _fresh_torch_fused(shapes, dtype) -> Callable[[], None] | str:
     return fresh
 
 
+# NumPy's switch for the transparent-huge-page advice it gives large allocations (None in a NumPy without it)
+_HUGE_PAGE_ADVICE = getattr(getattr(getattr(np, "_core", None), "multiarray", None), "_set_madvise_hugepage", None)
+NO_HUGE_PAGE_SWITCH = "this NumPy has no switch for its huge-page advice"
+
+
+@contextlib.contextmanager
+def huge_page_advice(on: bool) -> Iterator[None]:
+    """Arrays made inside get NumPy's huge-page advice (``on``) or not (4 KiB pages); the old setting after."""
+    if _HUGE_PAGE_ADVICE is None:
+        raise RuntimeError(NO_HUGE_PAGE_SWITCH)
+    before = _HUGE_PAGE_ADVICE(on)
+    try:
+        yield
+    finally:
+        _HUGE_PAGE_ADVICE(before)
+
+
 def _one_small_pages_fastopt(algo: str, dtype, total: int) -> Callable[[], None] | str:
     """The one-tensor step with its parameter and gradient arrays in 4 KiB pages, as the 200-tensor model's small
     heap arrays are, and its state where fastopt puts it (the arena, huge pages as for the 200 tensors): NumPy's
     huge-page advice for large arrays is switched off while the two arrays are made. So 200 tensors / this step
     compares the two layouts with their memory in the same kind of pages, and 200 tensors / one tensor also counts
     the TLB misses of the user's 4 KiB pages (about one page walk per 1024 elements of each of the two arrays)."""
-    mod = getattr(np, "_core", None)
-    advise = getattr(getattr(mod, "multiarray", None), "_set_madvise_hugepage", None)
-    if advise is None:
-        return "this NumPy has no switch for its huge-page advice"
+    if _HUGE_PAGE_ADVICE is None:
+        return NO_HUGE_PAGE_SWITCH
     a = ALGOS[algo]
     rng = np.random.default_rng(1)
-    before = advise(False)
-    try:
+    with huge_page_advice(False):
         p = fo.Parameter(rng.random(total, dtype=dtype) - 0.5)
         p.grad = rng.random(total, dtype=dtype) - 0.5
-    finally:
-        advise(before)
     opt = a.make_fastopt([p])
     opt.step()
     return opt.step

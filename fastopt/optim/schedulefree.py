@@ -75,8 +75,6 @@ ADAMW_SPEC = Spec(
 
 
 _is = operator.is_
-# The group keys a step writes: new objects every step.
-_PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
 
 
 @functools.cache
@@ -185,8 +183,9 @@ class _ScheduleFree(FusedOptimizer):
             np.copyto(buf, data)  # z starts at the parameter (torch.clone)
 
     # The repeated step (a cached StepPlan per group, fastopt._plan) compares the options, not these group keys,
-    # which change every step; their per-tensor scalars are refilled in step() before the plan runs.
-    _PER_STEP = _PER_STEP
+    # which change every step (a step writes them: new objects every step); their per-tensor scalars are refilled
+    # in step() before the plan runs.
+    _PER_STEP = ("k", "weight_sum", "lr_max", "scheduled_lr")
 
     def _step_plan(self, group: dict[str, Any], table: Any, hyper: bytes, *, kernel: K.Kernel | None = None,
                    counts: bool | None = None, **where: Any) -> K.StepPlan:
